@@ -1,0 +1,16 @@
+"""Test configuration: float64 on, strict dtype promotion, 8 fake CPU devices.
+
+Set before JAX initialises its backends, so every test sees the same environment. float32 paths
+request float32 explicitly and have their own tests.
+"""
+
+import os
+
+os.environ.setdefault("UFM_FAST", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_num_cpu_devices", 8)
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_dtype_promotion", "strict")
