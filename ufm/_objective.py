@@ -101,18 +101,22 @@ def objective(spec):
 
 
 @functools.singledispatch
-def init_params(spec, key, scale: float = 0.1):
-    """Random initial parameters for ``spec`` (one seed); vmap over keys for many seeds."""
+def init_params(spec, key, scale=None):
+    """Random initial parameters for ``spec`` (one seed); vmap over keys for many seeds.
+
+    ``scale=None`` takes the model's documented default.
+    """
     raise TypeError(f"no initialisation registered for {type(spec).__name__}")
 
 
 @init_params.register
-def _(spec: UFMSpec, key, scale: float = 0.1):
+def _(spec: UFMSpec, key, scale=None):
     """UFM initialisation: ``W, H`` i.i.d. ``N(0, scale^2)``, bias zero (recommended ``scale`` 0.1).
 
     ``scale`` may be a pair ``(scale_W, scale_H)``. Small scales start near the origin, a saddle
     when ``s < 1/K``; the optimiser leaves it along the top singular direction of ``grad_Z g``.
     """
+    scale = 0.1 if scale is None else scale
     sw, sh = (scale, scale) if np.ndim(scale) == 0 else scale
     dtype = spec.jnp_dtype
     kw, kh = jax.random.split(key)
@@ -122,13 +126,15 @@ def _(spec: UFMSpec, key, scale: float = 0.1):
     return UFMParams(W, H, b)
 
 
-def init_batch(spec, key, num_seeds: int, scale=0.1, seeds=None):
+def init_batch(spec, key, num_seeds: int | None = None, scale=None, seeds=None):
     """Initial parameters for many seeds, stacked along a leading axis.
 
     Seed ``i`` uses ``jax.random.fold_in(key, seeds[i])`` (default ``seeds = arange(num_seeds)``), so
     a seed's start does not depend on how many seeds are run or on how they are sharded.
     """
     if seeds is None:
+        if num_seeds is None:
+            raise ValueError("init_batch needs num_seeds or seeds")
         seeds = np.arange(num_seeds)
     keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.asarray(seeds, dtype=jnp.uint32))
     return jax.vmap(lambda k: init_params(spec, k, scale))(keys)
