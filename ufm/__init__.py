@@ -24,6 +24,15 @@ from ._objective import one_hot_targets as one_hot_targets
 # -- theory oracles --------------------------------------------------------------------------
 
 # -- optimisation ----------------------------------------------------------------------------
+from ._optimize import OptimizeResult as OptimizeResult
+from ._optimize import Status as Status
+from ._optimize import gd as gd
+from ._optimize import make_optimizer as make_optimizer
+from ._optimize import momentum as momentum
+from ._optimize import optimize as optimize
+from ._optimize import tree_norm as tree_norm
+from ._polish import PolishResult as PolishResult
+from ._polish import polish as polish
 
 # -- neural-collapse metrics -----------------------------------------------------------------
 
