@@ -76,9 +76,13 @@ def _merit_step(grad_fn, x, g, direction):
     return jnp.where(jnp.any(ok), cand[idx], x)
 
 
-@functools.partial(jax.jit, static_argnames=("max_iter",))
-def _newton_dense(spec, params, tol, rtol, max_iter):
-    def one(p):
+#: Newton iterations per compiled call; the host stops once every seed has converged.
+NEWTON_CHUNK = 3
+
+
+@functools.partial(jax.jit, static_argnames=("length",))
+def _newton_dense_chunk(spec, params, done, tol, rtol, length):
+    def one(p, done):
         x0, unravel, f = _flat_fns(spec, p)
         grad_fn = jax.grad(f)
 
@@ -90,11 +94,23 @@ def _newton_dense(spec, params, tol, rtol, max_iter):
             x_new = _merit_step(grad_fn, x, g, direction)
             return (jnp.where(stop, x, x_new), stop), stop
 
-        (x, _), stops = jax.lax.scan(body, (x0, jnp.asarray(False)), None, length=max_iter)
-        iters = jnp.sum(~stops)
-        return unravel(x), iters
+        (x, _), stops = jax.lax.scan(body, (x0, done), None, length=length)
+        done = stops[-1] | (jnp.linalg.norm(grad_fn(x)) <= tol)
+        return unravel(x), done, jnp.sum(~stops)
 
-    return jax.vmap(one)(params)
+    return jax.vmap(one)(params, done)
+
+
+def _newton_dense(spec, params, tol, rtol, max_iter):
+    num = jax.tree_util.tree_leaves(params)[0].shape[0]
+    done = jnp.zeros((num,), bool)
+    iters = jnp.zeros((num,), jnp.int32)
+    for _ in range(-(-max_iter // NEWTON_CHUNK)):
+        params, done, k = _newton_dense_chunk(spec, params, done, tol, rtol, NEWTON_CHUNK)
+        iters = iters + k.astype(jnp.int32)
+        if bool(jnp.all(done)):
+            break
+    return params, iters
 
 
 @functools.partial(jax.jit, static_argnames=("max_iter",))
