@@ -158,13 +158,15 @@ def _records(spec, params, value, gnorm, record):
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("optimizer",))
-def _init_state(spec, params, optimizer):
+@functools.partial(jax.jit, static_argnames=("optimizer", "record"))
+def _init_state(spec, params, optimizer, record):
+    """Initial state and the step-0 trace row of every seed."""
+
     def one(p):
         value, _, gnorm = _value_and_grad_norm(spec, p)
         with jax.numpy_dtype_promotion("standard"):
             opt_state = optimizer.init(p)
-        return _State(
+        state = _State(
             p,
             opt_state,
             value,
@@ -172,15 +174,7 @@ def _init_state(spec, params, optimizer):
             jnp.asarray(Status.RUNNING, jnp.int8),
             jnp.asarray(0, jnp.int32),
         )
-
-    return jax.vmap(one)(params)
-
-
-@functools.partial(jax.jit, static_argnames=("record",))
-def _evaluate(spec, params, record):
-    def one(p):
-        value, _, gnorm = _value_and_grad_norm(spec, p)
-        return _records(spec, p, value, gnorm, record)
+        return state, _records(spec, p, value, gnorm, record)
 
     return jax.vmap(one)(params)
 
@@ -287,13 +281,13 @@ def optimize(
 
     start = time.perf_counter()
     dtype = jax.tree_util.tree_leaves(params0)[0].dtype
-    state = _init_state(spec, params0, optimizer)
+    state, rec0 = _init_state(spec, params0, optimizer, record)
     limits = (
         jnp.asarray(tol, dtype),
         jnp.asarray(divergence_threshold, dtype),
         jnp.asarray(max_steps, jnp.int32),
     )
-    trace = [jax.tree_util.tree_map(lambda x: x[None], _evaluate(spec, params0, record))]
+    trace = [jax.tree_util.tree_map(lambda x: x[None], rec0)]
     trace_steps = [np.zeros(1, np.int64)]
     bar = _make_progress(progress, max_steps)
     done = 0
@@ -317,14 +311,14 @@ def optimize(
             break
     if bar is not None and hasattr(bar, "close"):
         bar.close()
-    final = _evaluate(spec, state.params, None)
     trace = {k: np.concatenate([np.asarray(t[k]) for t in trace], axis=0) for k in trace[0]}
+    # the last trace row is evaluated at the final parameters (no extra compiled function)
     steps = np.minimum(np.concatenate(trace_steps), max_steps)
     keep = np.concatenate([[True], np.diff(steps) > 0])  # drop rows past the step budget
     return OptimizeResult(
         params=state.params,
-        loss=final["loss"],
-        grad_norm=final["grad_norm"],
+        loss=trace["loss"][-1],
+        grad_norm=trace["grad_norm"][-1],
         status=state.status,
         steps=state.steps,
         trace={k: v[keep] for k, v in trace.items()},

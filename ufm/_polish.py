@@ -95,8 +95,9 @@ def _newton_dense_chunk(spec, params, done, tol, rtol, length):
             return (jnp.where(stop, x, x_new), stop), stop
 
         (x, _), stops = jax.lax.scan(body, (x0, done), None, length=length)
-        done = stops[-1] | (jnp.linalg.norm(grad_fn(x)) <= tol)
-        return unravel(x), done, jnp.sum(~stops)
+        value, g = jax.value_and_grad(f)(x)
+        gnorm = jnp.linalg.norm(g)
+        return unravel(x), stops[-1] | (gnorm <= tol), jnp.sum(~stops), value, gnorm
 
     return jax.vmap(one)(params, done)
 
@@ -106,11 +107,11 @@ def _newton_dense(spec, params, tol, rtol, max_iter):
     done = jnp.zeros((num,), bool)
     iters = jnp.zeros((num,), jnp.int32)
     for _ in range(-(-max_iter // NEWTON_CHUNK)):
-        params, done, k = _newton_dense_chunk(spec, params, done, tol, rtol, NEWTON_CHUNK)
+        params, done, k, value, gnorm = _newton_dense_chunk(spec, params, done, tol, rtol, NEWTON_CHUNK)
         iters = iters + k.astype(jnp.int32)
         if bool(jnp.all(done)):
             break
-    return params, iters
+    return params, iters, value, gnorm
 
 
 @functools.partial(jax.jit, static_argnames=("max_iter",))
@@ -182,12 +183,12 @@ def polish(
         method = "newton" if per_seed <= DENSE_NEWTON_MAX_PARAMS else "lbfgs"
     dtype = leaves[0].dtype
     if method == "newton":
-        new, iters = _newton_dense(
+        new, iters, value, gnorm = _newton_dense(
             spec, params, jnp.asarray(tol, dtype), jnp.asarray(rtol, dtype), max_iter or 30
         )
     elif method == "lbfgs":
         new, iters = _lbfgs(spec, params, jnp.asarray(tol, dtype), max_iter or 500)
+        value, gnorm = _final(spec, new)
     else:
         raise ValueError(f"method must be auto, newton or lbfgs; got {method!r}")
-    value, gnorm = _final(spec, new)
     return PolishResult(new, value, gnorm, gnorm <= tol, iters)

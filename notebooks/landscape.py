@@ -1,0 +1,86 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The UFM landscape at d = K
+#
+# Shen & Gu (2024, arXiv 2407.10702) prove that at `d = K` the cross-entropy and MSE unconstrained
+# feature models have no spurious local minima: every critical point is a global minimum or a strict
+# saddle. This notebook checks it numerically over many seeds and draws the figures of
+# `../shared/spec/theory.md` section 6:
+#
+# 1. the closed-form optimum `f*` against `s = sqrt(n lW lH)`, with the collapse threshold `s = 1/K`
+#    and the MSE bias phase boundary;
+# 2. the distribution of `f - f*` after optimisation and polishing, per variant;
+# 3. neural-collapse metrics against the iteration.
+#
+# Set `UFM_FAST=1` for the quick version that CI runs (seconds); the full version runs the
+# embedded default of `ufm landscape` (1008 runs).
+
+# %%
+import os
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import numpy as np
+
+import ufm
+
+FAST = os.environ.get("UFM_FAST", "0") == "1"
+
+# %% [markdown]
+# ## 1. The closed-form optimum against s
+#
+# CE: `f* = log K` once `s >= 1/K` (collapse to zero). MSE without bias: `K s (1 - K s / 2)`;
+# with a free bias `(K-1) s (1 - K s / 2)`; with a regularised bias the optimum changes phase at
+# `lambda_b* = K s / (1 - K s)`.
+
+# %%
+fig = ufm.plot_optimal_value_vs_s(K=4, n=5, lambda_b=0.05)
+
+# %% [markdown]
+# ## 2. Many seeds against the closed form
+#
+# Every seed is optimised by gradient descent (`jit(vmap(scan))` over seeds), polished by Newton's
+# method in float64 to `||grad f|| <= 1e-10`, and compared with `ufm.optimal_value`.
+
+# %%
+if FAST:
+    config = ufm.LandscapeConfig(K=(3,), lambda_W=(5e-3,), seeds=6, max_steps=3000)
+else:
+    config = ufm.LandscapeConfig()  # the embedded default of `ufm landscape`
+rows, traces = ufm.run_landscape(config)
+summary = ufm.summarize(rows)
+print(ufm.format_table(summary))
+
+# %%
+converged = rows["status"] == "converged"
+print(f"{converged.sum()} of {converged.size} runs converged; "
+      f"{(converged & rows['at_optimum']).sum()} reached f* to 1e-8")
+assert (rows["at_optimum"] | ~converged).all(), "a converged seed missed the closed-form optimum"
+
+# %%
+fig = ufm.plot_gap_distribution(rows)
+
+# %% [markdown]
+# ## 3. Neural collapse along the way
+#
+# Median over seeds (band: 10%-90% quantiles) of NC1 (`Tr(Sigma_W Sigma_B^+)/K`), the simplex-ETF
+# error of the centred classifier, the Zhu et al. NC3 (`W M` against the ETF) and the gradient norm.
+# For MSE without bias the optimum is an orthogonal frame, not an ETF: its `nc2_etf_W` still
+# vanishes because the ETF error is measured on the centred classifier.
+
+# %%
+fig = ufm.plot_nc_traces(traces)
