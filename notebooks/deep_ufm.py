@@ -1,0 +1,161 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Deep neural collapse versus low-rank solutions in the deep UFM
+#
+# The deep unconstrained feature model (`ufm.DeepUFMSpec`): free features `H_1`, then
+# `H_{l+1} = ReLU(W_l H_l)` and the output `W_L H_L`, MSE loss and weight decay on `H_1` and every
+# `W_l` (Sukenik, Mondelli, Lampert 2023, arXiv 2305.13165; Sukenik, Lampert, Mondelli 2024,
+# arXiv 2405.14468). Deep neural collapse (DNC: orthogonal class means of equal norm in every
+# layer) has the closed-form loss `ufm.dnc_loss`. For `L >= 3` layers and enough classes, rank-`r`
+# solutions built on the edges of the complete graph `K_r` (`K = r(r-1)/2`, `ufm.srg_construction`)
+# cost less, and gradient descent finds low-rank solutions too.
+#
+# This notebook: (1) the two constructions and their losses, (2) Fig. 2 of the 2024 paper (K = 10,
+# L = 4), (3) the binary case where DNC is optimal, (4) small K. `UFM_FAST=1` runs a short
+# version (CI); the full runs and the other figures are in `experiments/deep_ufm.py`.
+
+# %%
+import os
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+import ufm
+
+FAST = os.environ.get("UFM_FAST", "0") == "1"
+SEEDS, STEPS = (3, 6_000) if FAST else (10, 200_000)
+LAM, N_PER_CLASS, WIDTH, LR, TAU = 4e-3, 5, 30, 0.5, 1e-3
+
+# %% [markdown]
+# ## 1. DNC and the SRG construction
+#
+# Both constructions have a fixed shape and free per-layer scales; balancing the scales (AM-GM)
+# leaves `min_t (1-t)^2/2 + c t^{2/(L+1)}`, with `c_DNC = ((L+1)K/2)(n lambda^{L+1})^{1/(L+1)}`.
+# The SRG construction has class means of rank `r` in layers `1..L-1`; its last pre-activation is
+# `B^T B - J` (`B` the vertex-edge incidence of `K_r`), which the ReLU maps to the identity.
+
+# %%
+B = ufm.edge_incidence(5)
+M = B.T @ B - 1.0
+fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
+ax[0].imshow(B, cmap="Greys")
+ax[0].set(title="incidence B (r = 5, K = 10)", xlabel="class = edge", ylabel="vertex")
+ax[1].imshow(M, cmap="RdBu_r", vmin=-1, vmax=1)
+ax[1].set(title=f"$B^T B - J$: rank {np.linalg.matrix_rank(M)}, ReLU -> I")
+rs = np.arange(3, 16)
+for L in (2, 3, 4, 5):
+    ax[2].plot(rs, [ufm.srg_ratio(int(r), L) for r in rs], "o-", ms=3, label=f"L = {L}")
+ax[2].axhline(1, color="k", lw=0.8)
+ax[2].set(xlabel="r", ylabel="$c_{SRG} / c_{DNC}$", title="SRG beats DNC below 1")
+ax[2].legend()
+plt.show()
+
+spec = ufm.DeepUFMSpec(K=10, n=N_PER_CLASS, L=4, widths=WIDTH, lambda_H1=LAM, lambda_W=LAM)
+L_DNC, L_SRG = float(ufm.dnc_loss(spec)), float(ufm.srg_loss(spec))
+srg = ufm.srg_construction(spec)
+print(f"L_DNC = {L_DNC:.6f}   L_SRG = {L_SRG:.6f} (upper bound)   ranks of the SRG class means: {srg.ranks}")
+print("loss at the DNC point:", float(ufm.loss(spec, ufm.dnc_point(spec))),
+      " grad norm:", float(ufm.grad_norm(spec, ufm.dnc_point(spec))))
+
+# %% [markdown]
+# ## 2. Gradient descent at K = 10, L = 4 (Fig. 2 of arXiv 2405.14468)
+#
+# Full-batch GD with learning rate 0.5 from `O(1)` random starts (the origin is a strict local
+# minimum for `L >= 2`). We record the loss and the per-layer DNC1 along the way, and the singular
+# values of the class-mean matrices at the end.
+
+
+# %%
+def record(spec, params):
+    m = ufm.deep_metrics(spec, params, tau=TAU)
+    return {k: v for k, v in m.items() if k.startswith("dnc1_pinv_H")}
+
+
+p0 = ufm.init_batch(spec, jax.random.key(0), SEEDS)
+res = ufm.optimize(spec, p0, optimizer=ufm.gd(LR), max_steps=STEPS, tol=1e-10,
+                   chunk=min(STEPS, 10_000), record_every=min(STEPS, 1000) // 2, record=record)
+final = jax.vmap(lambda p: ufm.deep_metrics(spec, p, tau=TAU))(res.params)
+loss = np.asarray(res.loss)
+print(f"{res.wall_time:.1f} s; final losses {np.round(loss, 4)}")
+print(f"below L_DNC: {np.sum(loss < L_DNC)}/{SEEDS}, below L_SRG: {np.sum(loss < L_SRG)}/{SEEDS}")
+for l in range(1, 5):
+    print(f"rank of the class means of H_{l} (tau = {TAU}):", np.asarray(final[f"rank_H{l}"]))
+
+# %%
+fig, ax = plt.subplots(1, 3, figsize=(15, 4))
+t, tr = res.trace_steps, res.trace["loss"]
+ax[0].plot(t, tr, color="0.6", lw=0.7)
+ax[0].plot(t, tr.mean(1), color="C0", label="mean")
+ax[0].fill_between(t, tr.mean(1) - tr.std(1), tr.mean(1) + tr.std(1), alpha=0.25)
+ax[0].axhline(L_DNC, color="C3", ls="--", label="$L_{DNC}$")
+ax[0].axhline(L_SRG, color="C2", ls=":", label="$L_{SRG}$")
+ax[0].set(ylim=(0.9 * min(L_SRG, tr[-1].min()), 1.3 * L_DNC), xlabel="iteration", ylabel="loss")
+ax[0].legend()
+for l in range(1, 5):
+    ax[1].semilogy(t, np.median(res.trace[f"dnc1_pinv_H{l}"], 1), label=f"$H_{l}$")
+ax[1].set(xlabel="iteration", ylabel="DNC1 (median over seeds)")
+ax[1].legend()
+cm = jax.vmap(lambda p: ufm.deep_class_means(spec, p))(res.params)
+for l, Mh in enumerate(cm.H):
+    s = np.linalg.svd(np.asarray(Mh), compute_uv=False)
+    ax[2].semilogy(np.arange(1, 11) + 0.1 * l, (s / s[:, :1]).T, "o-", ms=3, lw=0.5, color=f"C{l}")
+ax[2].axhline(TAU, color="k", ls=":")
+ax[2].set(xlabel="i", ylabel="$\\sigma_i/\\sigma_1$", title="class-mean spectra (colour = layer)", ylim=(1e-8, 2))
+plt.show()
+
+# %% [markdown]
+# ## 3. The binary case: DNC is optimal (Sukenik et al. 2023)
+#
+# With `K = 2` gradient descent reaches `L_DNC` and nothing goes below it.
+
+# %%
+spec2 = spec.replace(K=2)
+res2 = ufm.optimize(spec2, ufm.init_batch(spec2, jax.random.key(1), SEEDS), optimizer=ufm.gd(LR),
+                    max_steps=STEPS // 2, tol=1e-10, chunk=min(STEPS // 2, 10_000))
+gap = np.asarray(res2.loss) - float(ufm.dnc_loss(spec2))
+print("loss - L_DNC per seed:", gap)
+assert (gap > -1e-9).all()
+
+# %% [markdown]
+# ## 4. Few classes (Fig. 5 of arXiv 2405.14468): fit and regularisation, class-mean Grams
+#
+# The balance between the fit term and the regularisation along the run, and the Gram matrices
+# `M_l^T M_l` of the class means of each layer for the best seed.
+
+# %%
+Ks = (3,) if FAST else (3, 4, 5)
+fig, ax = plt.subplots(len(Ks), 5, figsize=(16, 3.2 * len(Ks)), squeeze=False)
+for i, K in enumerate(Ks):
+    sK = spec.replace(K=K)
+    rK = ufm.optimize(sK, ufm.init_batch(sK, jax.random.key(2), SEEDS), optimizer=ufm.gd(LR),
+                      max_steps=STEPS // 2, tol=1e-10, chunk=min(STEPS // 2, 10_000),
+                      record=ufm.deep_loss_terms)
+    best = int(np.argmin(rK.loss))
+    ax[i, 0].semilogy(rK.trace_steps, rK.trace["fit"][:, best], label="fit")
+    ax[i, 0].semilogy(rK.trace_steps, rK.trace["reg"][:, best], label="regularisation")
+    ax[i, 0].axhline(float(ufm.dnc_loss(sK)), color="C3", ls="--", lw=0.8, label="$L_{DNC}$")
+    ax[i, 0].set(title=f"K = {K}", xlabel="iteration")
+    ax[i, 0].legend(fontsize=7)
+    cmK = ufm.deep_class_means(sK, jax.tree_util.tree_map(lambda x: x[best], rK.params))
+    for l, Mh in enumerate(cmK.H):
+        G = np.asarray(Mh).T @ np.asarray(Mh)
+        ax[i, 1 + l].imshow(G / np.abs(G).max(), cmap="RdBu_r", vmin=-1, vmax=1)
+        ax[i, 1 + l].set(title=f"layer {l + 1}: rank {int(ufm.numerical_rank(Mh, TAU))}", xticks=[], yticks=[])
+    print(f"K = {K}: final loss - L_DNC = {np.asarray(rK.loss) - float(ufm.dnc_loss(sK))}")
+plt.show()
