@@ -116,6 +116,7 @@ def _(spec: UFMSpec, key, scale=None):
     ``scale`` may be a pair ``(scale_W, scale_H)``. Small scales start near the origin, a saddle
     when ``s < 1/K``; the optimiser leaves it along the top singular direction of ``grad_Z g``.
     """
+    require_x64(spec)
     scale = 0.1 if scale is None else scale
     sw, sh = (scale, scale) if np.ndim(scale) == 0 else scale
     dtype = spec.jnp_dtype
@@ -136,8 +137,24 @@ def init_batch(spec, key, num_seeds: int | None = None, scale=None, seeds=None):
         if num_seeds is None:
             raise ValueError("init_batch needs num_seeds or seeds")
         seeds = np.arange(num_seeds)
-    keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.asarray(seeds, dtype=jnp.uint32))
+    require_x64(spec)
+    scale = tuple(scale) if isinstance(scale, list) else scale
+    return _init_batch(spec, key, jnp.asarray(seeds, dtype=jnp.uint32), scale)
+
+
+@functools.partial(jax.jit, static_argnames=("scale",))
+def _init_batch(spec, key, seeds, scale):
+    keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(seeds)
     return jax.vmap(lambda k: init_params(spec, k, scale))(keys)
+
+
+def require_x64(spec) -> None:
+    """Raise a clear error when ``spec.dtype`` is float64 but JAX runs in 32-bit mode."""
+    if getattr(spec, "dtype", None) == "float64" and not jax.config.jax_enable_x64:
+        raise SpecError(
+            "dtype='float64' needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) "
+            "before creating arrays, or use dtype='float32'"
+        )
 
 
 def grad_norm(spec, params) -> jax.Array:
