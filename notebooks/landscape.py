@@ -22,7 +22,9 @@
 # 1. the closed-form optimum `f*` against `s = sqrt(n lW lH)`, with the collapse threshold `s = 1/K`
 #    and the MSE bias phase boundary;
 # 2. the distribution of `f - f*` after optimisation and polishing, per variant;
-# 3. neural-collapse metrics against the iteration.
+# 3. `lambda_min` against `f - f*` for every classified critical point, and the planted saddles
+#    against the curvature bound;
+# 4. neural-collapse metrics against the iteration.
 #
 # Set `UFM_FAST=1` for the quick version that CI runs (seconds); the full version runs the
 # embedded default of `ufm landscape` (1008 runs).
@@ -62,20 +64,38 @@ if FAST:
 else:
     config = ufm.LandscapeConfig()  # the embedded default of `ufm landscape`
 rows, traces = ufm.run_landscape(config)
-summary = ufm.summarize(rows)
-print(ufm.format_table(summary))
+print(ufm.format_landscape_table(ufm.summarize_landscape(rows)))
+print()
+print(ufm.format_class_table(ufm.summarize_classes(rows)))
+print(ufm.verdict(rows, config))
 
 # %%
-converged = rows["status"] == "converged"
+converged = (rows["status"] == "converged") & (rows["source"] == "random")
 print(f"{converged.sum()} of {converged.size} runs converged; "
       f"{(converged & rows['at_optimum']).sum()} reached f* to 1e-8")
 assert (rows["at_optimum"] | ~converged).all(), "a converged seed missed the closed-form optimum"
+assert not set(rows["class"]) & {"spurious_min", "degenerate"}, "candidate counterexample"
 
 # %%
 fig = ufm.plot_gap_distribution(rows)
 
 # %% [markdown]
-# ## 3. Neural collapse along the way
+# ## 3. Every critical point is a global minimum or a strict saddle
+#
+# Besides the random starts, every configuration plants saddles: gradient descent started inside a
+# coordinate subspace `R^{d'}` (`d' < K - 1`, or `< K` for MSE without bias) stays there and ends
+# at the zero-padded `d'`-dimensional optimum, a non-global critical point; the origin is another.
+# Each polished point is classified from its float64 Hessian. Left: `lambda_min` against
+# `f - f*`; right: the planted saddles against the curvature bound
+# `2 (sqrt(lW lH) - sigma_1) / (sqrt(lH/lW) + sqrt(lW/lH))` (tight when `lW = lH`).
+
+# %%
+fig = ufm.plot_lambda_min_vs_gap(rows)
+fig = ufm.plot_saddle_bound(rows)
+fig = ufm.plot_negative_counts(rows)
+
+# %% [markdown]
+# ## 4. Neural collapse along the way
 #
 # Median over seeds (band: 10%-90% quantiles) of NC1 (`Tr(Sigma_W Sigma_B^+)/K`), the simplex-ETF
 # error of the centred classifier, the Zhu et al. NC3 (`W M` against the ETF) and the gradient norm.

@@ -17,14 +17,21 @@ def test_landscape_small_run(tmp_path, capsys):
     assert "mse-none" in text and "mse-free" in text
     import pyarrow.parquet as pq
 
-    rows = pq.read_table(out / "rows.parquet").to_pydict()
-    assert len(rows["seed"]) == 8
-    assert all(rows["at_optimum"])
-    assert max(abs(x) for x in rows["f_gap"]) < 1e-8
+    rows = pq.read_table(out / "rows.parquet").to_pandas()
+    random = rows[rows.source == "random"]
+    assert len(random) == 8 and random.at_optimum.all() and random.f_gap.abs().max() < 1e-8
+    assert (random["class"] == "global_min").all()
+    # planted saddles: d' in {1, 2} (MSE no bias, K = 3) and {1} (free bias), 2 starts each, + origin
+    planted = rows[rows.source != "random"]
+    assert len(planted) == (2 * 2 + 1) + (1 * 2 + 1)
+    assert (planted["class"] == "strict_saddle").all()
+    assert (planted.lambda_min <= planted.curvature_bound + 1e-12).all()
+    assert "strict saddles" in text and "0 spurious or degenerate" in text
     meta = json.loads((out / "run.json").read_text())
     assert meta["config"]["seeds"] == 4 and "jax_version" in meta
     assert (out / "figures" / "gap_distribution.png").stat().st_size > 1000
-    assert (out / "figures" / "nc_vs_iteration.png").exists()
+    for name in ("nc_vs_iteration", "lambda_min_vs_gap", "negative_counts", "saddle_bound"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1000
     from ufm import load_traces
 
     tr = load_traces(out)

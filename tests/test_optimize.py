@@ -134,3 +134,16 @@ def test_polish_newton_and_lbfgs_agree_at_minima(loss, bias):
     np.testing.assert_allclose(newton.loss, lbfgs.loss, rtol=1e-12)
     with pytest.raises(ValueError, match="method"):
         ufm.polish(spec, res.params, method="bfgs")
+
+
+def test_seed_blocks_give_identical_results():
+    spec = _spec(K=4, n=3, d=4, bias="none")
+    p0 = ufm.init_batch(spec, jax.random.key(4), 7)
+    kw = dict(optimizer=ufm.momentum(0.3), max_steps=120, tol=1e-9, chunk=40)
+    plain = ufm.optimize(spec, p0, seed_block=None, **kw)
+    blocked = ufm.optimize(spec, p0, seed_block=3, **kw)  # 7 = 3 + 3 + 1: a remainder block
+    np.testing.assert_allclose(blocked.params.W, plain.params.W, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(blocked.trace["loss"], plain.trace["loss"], rtol=1e-13)
+    assert blocked.steps.tolist() == plain.steps.tolist()
+    with pytest.raises(ValueError, match="seed_block"):
+        ufm.optimize(spec, p0, seed_block=0, **kw)

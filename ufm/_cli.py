@@ -59,7 +59,15 @@ def _add_landscape(sub):
     p.add_argument("--lambda-W", type=_floats, default=d.lambda_W, help="comma-separated lambda_W values")
     p.add_argument("--lambda-H", type=_floats, default=d.lambda_H, help="comma-separated lambda_H values")
     p.add_argument("--lambda-b", type=float, default=d.lambda_b, help="lambda_b of the regularized bias")
-    p.add_argument("--seeds", type=int, default=d.seeds, help="seeds per configuration (default %(default)s)")
+    p.add_argument("--seeds", type=int, default=d.seeds, help="random starts per configuration (default %(default)s)")
+    p.add_argument("--saddle-seeds", type=int, default=d.saddle_seeds,
+                   help="planted-saddle starts per saddle dimension d' (default %(default)s)")
+    p.add_argument("--generic-seeds", type=int, default=d.generic_seeds,
+                   help="starts of the generic Newton critical-point finder (default %(default)s)")
+    p.add_argument("--no-origin", action="store_true", help="do not add the origin as a start")
+    p.add_argument("--no-hessian", action="store_true", help="skip the Hessian classification")
+    p.add_argument("--hessian-method", default=d.hessian_method,
+                   help="auto, dense, block_arrow or lanczos (default %(default)s)")
     p.add_argument("--base-seed", type=int, default=d.base_seed, help="PRNG key of the initialisations")
     p.add_argument("--steps", type=int, default=d.max_steps, help="first-order step budget per seed")
     p.add_argument("--optimizer", default=d.optimizer, help="gd, momentum, nesterov or an optax name")
@@ -81,6 +89,9 @@ def _landscape_config(args):
     return LandscapeConfig(
         K=args.K, n=args.n, d=args.d, d_offset=args.d_offset, variants=variants,
         lambda_W=args.lambda_W, lambda_H=args.lambda_H, lambda_b=args.lambda_b, seeds=args.seeds,
+        saddle_seeds=args.saddle_seeds, generic_seeds=args.generic_seeds,
+        include_origin=not args.no_origin, hessian=not args.no_hessian,
+        hessian_method=args.hessian_method,
         base_seed=args.base_seed, optimizer=args.optimizer, learning_rate=args.lr,
         max_steps=args.steps, tol=args.tol, init_scale=args.init_scale, dtype=args.dtype,
     )
@@ -105,9 +116,17 @@ def _run_landscape(args) -> int:
     t0 = time.perf_counter()
     with Progress(config.total_seeds, "landscape", unit="seeds", quiet=args.quiet) as bar:
         rows, traces = L.run_landscape(config, progress=bar.update)
-    summary = L.summarize(rows)
-    table = L.format_table(summary)
+    summary = L.summarize_landscape(rows)
+    table = L.format_landscape_table(summary)
+    print("Random starts against the closed-form optimum:")
     print(table)
+    if config.hessian:
+        classes = L.summarize_classes(rows)
+        class_table = L.format_class_table(classes)
+        print("\nHessian classification of every point (random, planted, origin"
+              + (", generic finder" if config.generic_seeds else "") + "):")
+        print(class_table)
+        table = table + "\n\n" + class_table
     R.write_rows(out / "rows.parquet", rows)
     R.write_summary(out, summary, table)
     R.write_traces(out, traces)
@@ -118,12 +137,11 @@ def _run_landscape(args) -> int:
 
         R.save_figure(P.plot_gap_distribution(rows), out / "figures" / "gap_distribution.png")
         R.save_figure(P.plot_nc_traces(traces), out / "figures" / "nc_vs_iteration.png")
-    runs = len(rows["seed"])
-    conv = int((rows["status"] == "converged").sum())
-    at = int(((rows["status"] == "converged") & rows["at_optimum"]).sum())
-    print(f"\n{runs} runs, {conv} converged, {at} of the converged at the closed-form optimum "
-          f"(|f - f*| <= {L.AT_OPTIMUM_RTOL:g} max(1, |f*|)); {time.perf_counter() - t0:.0f} s; "
-          f"results in {out}")
+        if config.hessian:
+            R.save_figure(P.plot_lambda_min_vs_gap(rows), out / "figures" / "lambda_min_vs_gap.png")
+            R.save_figure(P.plot_negative_counts(rows), out / "figures" / "negative_counts.png")
+            R.save_figure(P.plot_saddle_bound(rows), out / "figures" / "saddle_bound.png")
+    print("\n" + L.verdict(rows, config) + f"\n{time.perf_counter() - t0:.0f} s; results in {out}")
     return 0
 
 
