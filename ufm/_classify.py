@@ -1,0 +1,443 @@
+"""Second-order classification of UFM critical points (theory.md section 3).
+
+:func:`classify` examines one point: gradient norm, loss and ``f - f*`` (closed form,
+:func:`ufm.optimal_value`), the global-optimality certificate ``sigma_1(grad_Z g) - sqrt(lW lH)``
+(:func:`ufm.certificate`), the Hessian inertia and extreme eigenvalues, the numerical rank of ``W``
+and the predicted number of symmetry zero modes (:func:`ufm.zero_mode_count`), and returns a
+:class:`CriticalPointRecord` with a class code (:class:`PointClass`). It is a pure jax function
+(jit-compiled, vmappable over points). :func:`classify_batch` runs it over a batch of points and
+returns numpy columns for a table or Parquet file, warning loudly about candidate counterexamples
+to the strict-saddle theorems (Shen & Gu 2024, arXiv 2407.10702 for ``d = K``; Zhu et al. 2021,
+arXiv 2105.02375 and Zhou et al. 2022, arXiv 2203.01238 for ``d > K``).
+
+Tolerances (float64 defaults; float32 in brackets), all recorded in the output:
+
+* ``grad_tol = 1e-8`` [``1e-4``]: absolute. Points come from :func:`ufm.polish` at ``1e-10``.
+* ``zero_tol = max(zero_rtol ||Hess||_2, zero_gtol ||grad f||)`` with ``zero_rtol = 1e-8``
+  [``1e-3``] and ``zero_gtol = 100``. Justification: (i) round-off: ``eigh`` of an autodiff
+  Hessian is accurate to a few ``p eps ||Hess||_2`` (``<= 1e-11 ||Hess||`` for ``p <= 1e4``);
+  ``1e-8 ~ sqrt(eps)`` leaves a margin of ``10^3`` over that, while the smallest non-zero curvature
+  at the closed-form optima is ``>= 6e-5 ||Hess||_2`` (measured over all six variants, ``K`` in
+  ``{3, 4, 5}``, ``d`` in ``{K, K + 2}``, ``lambda`` in ``[1e-4, 3e-2]``: zero modes ``<= 8e-16``,
+  smallest positive ``>= 3e-5``, ``||Hess||_2 <= 2``; the ratio is smallest for MSE with a bias at
+  ``lambda = 1e-4``), so both sides are ``> 10^3`` away from the threshold. (ii)
+  Non-exact criticality: differentiating ``grad f(W Q, Q^T H) = (grad f) Q`` gives
+  ``Hess(x) (xi x) = xi grad f(x)`` for every rotation generator ``xi``, so the symmetry modes sit
+  at most ``||grad f|| ||xi|| / ||xi x|| ~ ||grad f|| / sigma_r(W)`` from zero; the factor ``100``
+  covers ``sigma_r(W) >= 0.01``. A point is classified with both in mind.
+* ``f_tol = f_rtol max(1, |f*|)`` with ``f_rtol = 1e-8`` [``1e-4``] for ``|f - f*|``.
+* ``cert_tol = cert_rtol sqrt(lW lH) + cert_gtol ||grad f||`` (``1e-6``, ``1``) [``1e-3``, ``1``]:
+  ``sigma_1(G)`` is Lipschitz in ``Z`` (constant ``||Hess_Z g|| <= 1/N``), so near a critical
+  point the certificate moves by ``O(dist)`` (observed ``~0.1 ||grad f||`` after a random
+  perturbation of an optimum); the relative part
+  absorbs round-off. At polished points this is ``~1e-10``, against gaps ``>= 1e-2`` at the
+  planted saddles.
+* rank of ``W``: singular values above ``max(rank_rtol sigma_1, rank_atol)`` (``1e-8``, ``1e-6``
+  [``1e-3``, ``1e-3``]). The absolute floor matters at the origin, which Newton reaches only to
+  ``W ~ 1e-11``-``1e-20`` (a relative test alone would call that full rank); genuine non-zero
+  critical points have ``sigma_r(W) >> 1e-6`` except within ``~1e-12`` of the collapse
+  threshold (``||w||^2 ~ rho*``, ``rho* -> 0`` linearly in ``1/K - s``).
+
+Classes, in order of precedence:
+
+* ``NOT_CRITICAL``: ``||grad f|| > grad_tol``.
+* ``STRICT_SADDLE``: ``lambda_min < -zero_tol`` (``n_neg > 0``; for Lanczos the Ritz value, an
+  upper bound of ``lambda_min``, is below ``-zero_tol``).
+* ``GLOBAL_MIN``: no negative eigenvalue, ``n_zero`` equals the predicted symmetry count and
+  ``|f - f*| <= f_tol`` with the certificate holding (or, when ``f*`` has no closed form at this
+  ``d``, the certificate holds: it proves global optimality on its own).
+* ``SPURIOUS_MIN``: no negative eigenvalue, exactly the symmetry zero modes, ``f - f* > f_tol``: a
+  (Morse-Bott) local minimum that is not global. A counterexample: warned about.
+* ``LOCAL_MIN``: as ``SPURIOUS_MIN`` but undecided: ``f*`` unknown at this ``d`` (``d`` below the
+  rank of the minimiser) and the certificate does not hold (it is only sufficient there).
+* ``DEGENERATE``: no negative eigenvalue and anything else: extra (or missing) zero modes,
+  ``f < f* - f_tol``, or ``f = f*`` with a violated certificate. The second-order test is
+  inconclusive: a candidate counterexample, warned about.
+
+Hessian routines (``method``): ``"dense"`` (all eigenvalues, :func:`ufm.hessian_spectrum_dense`),
+``"block_arrow"`` (exact inertia and ``lambda_min`` by Haynsworth's Schur complement,
+:func:`ufm.block_arrow_spectrum`; no ``lambda_max``), ``"lanczos"`` (extreme Ritz values only,
+:func:`ufm.lanczos_extremes`: a Ritz ``lambda_min < -zero_tol`` certifies a saddle, but counts are
+unknown, ``-1``, and the zero-mode check is skipped), ``"auto"`` (dense up to
+:data:`DENSE_CLASSIFY_MAX_PARAMS` parameters, block-arrow above).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import math
+import warnings
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._blockarrow import block_arrow
+from ._hessian import hessian_spectrum_dense, lanczos_extremes
+from ._inertia import block_arrow_inertia, block_arrow_spectrum
+from ._objective import grad_norm as _grad_norm
+from ._objective import loss as _loss
+from ._saddles import certificate, negative_curvature_direction, zero_mode_count
+from ._spec import UFMSpec
+from ._theory import optimal_value
+
+__all__ = [
+    "CLASS_NAMES",
+    "CounterexampleWarning",
+    "CriticalPointRecord",
+    "PointClass",
+    "classify",
+    "classify_batch",
+]
+
+#: Largest parameter count for which ``method="auto"`` builds the dense Hessian.
+DENSE_CLASSIFY_MAX_PARAMS = 1500
+
+METHODS = ("auto", "dense", "block_arrow", "lanczos")
+
+
+class PointClass(enum.IntEnum):
+    """Class codes of :class:`CriticalPointRecord` (stored as ``int8``)."""
+
+    GLOBAL_MIN = 0
+    STRICT_SADDLE = 1
+    LOCAL_MIN = 2
+    SPURIOUS_MIN = 3
+    DEGENERATE = 4
+    NOT_CRITICAL = 5
+
+
+#: Lower-case class names indexed by code (the ``class`` column of :func:`classify_batch`).
+CLASS_NAMES = tuple(c.name.lower() for c in PointClass)
+
+#: Classes that contradict "every non-global critical point is a strict saddle".
+COUNTEREXAMPLE_CLASSES = (PointClass.SPURIOUS_MIN, PointClass.DEGENERATE)
+
+
+class CounterexampleWarning(UserWarning):
+    """A critical point without negative curvature that is not a certified global minimum."""
+
+
+class CriticalPointRecord(NamedTuple):
+    """Classification of one point (every field an array; a leading axis for batches).
+
+    Attributes:
+        code: ``int8`` :class:`PointClass` code.
+        loss, grad_norm: ``f`` and ``||grad f||``.
+        f_star: closed-form ``f*`` (``nan`` when ``d`` is below the minimiser's rank).
+        f_gap: ``f - f*`` (``nan`` when ``f*`` is unknown).
+        sigma_1, certificate_gap: ``sigma_1(grad_Z g)`` and ``sigma_1 - sqrt(lW lH)``.
+        curvature_bound: the Rayleigh quotient of :func:`ufm.negative_curvature_direction`
+            (balanced mix), an upper bound on ``lambda_min`` (``nan`` when ``W`` and ``H^T`` have
+            no common null direction).
+        lambda_min: smallest Hessian eigenvalue (a Ritz value, i.e. an upper bound, for Lanczos).
+        lambda_max: largest eigenvalue (``nan`` for block-arrow).
+        hess_norm: ``||Hess||_2`` (block-arrow: the routine's estimate ``scale``).
+        lambda_pos_min: smallest eigenvalue ``>= zero_tol`` (dense only, else ``nan``): the
+            curvature margin of the classification.
+        zero_max: largest ``|lambda|`` counted as zero (dense only, else ``nan``).
+        n_neg, n_zero, n_pos: eigenvalues ``< -zero_tol``, in ``[-zero_tol, zero_tol)``,
+            ``>= zero_tol`` (``-1``: unknown, Lanczos).
+        rank: numerical rank of ``W``.
+        zero_modes_predicted: :func:`ufm.zero_mode_count` at that rank.
+        grad_tol, zero_tol, f_tol, cert_tol: the tolerances used (see the module docstring).
+    """
+
+    code: jax.Array
+    loss: jax.Array
+    grad_norm: jax.Array
+    f_star: jax.Array
+    f_gap: jax.Array
+    sigma_1: jax.Array
+    certificate_gap: jax.Array
+    curvature_bound: jax.Array
+    lambda_min: jax.Array
+    lambda_max: jax.Array
+    hess_norm: jax.Array
+    lambda_pos_min: jax.Array
+    zero_max: jax.Array
+    n_neg: jax.Array
+    n_zero: jax.Array
+    n_pos: jax.Array
+    rank: jax.Array
+    zero_modes_predicted: jax.Array
+    grad_tol: jax.Array
+    zero_tol: jax.Array
+    f_tol: jax.Array
+    cert_tol: jax.Array
+
+
+class _Tols(NamedTuple):
+    grad_tol: float
+    zero_rtol: float
+    zero_gtol: float
+    f_rtol: float
+    cert_rtol: float
+    cert_gtol: float
+    rank_rtol: float
+    rank_atol: float
+
+
+def _default_tols(dtype, grad_tol, zero_rtol, zero_gtol, f_rtol, cert_rtol, cert_gtol, rank_rtol,
+                  rank_atol):
+    f64 = np.dtype(dtype) == np.float64
+    pick = lambda v, a, b: float((a if f64 else b) if v is None else v)  # noqa: E731
+    tols = _Tols(
+        grad_tol=pick(grad_tol, 1e-8, 1e-4),
+        zero_rtol=pick(zero_rtol, 1e-8, 1e-3),
+        zero_gtol=pick(zero_gtol, 100.0, 100.0),
+        f_rtol=pick(f_rtol, 1e-8, 1e-4),
+        cert_rtol=pick(cert_rtol, 1e-6, 1e-3),
+        cert_gtol=pick(cert_gtol, 1.0, 1.0),
+        rank_rtol=pick(rank_rtol, 1e-8, 1e-3),
+        rank_atol=pick(rank_atol, 1e-6, 1e-3),
+    )
+    for name, v in tols._asdict().items():
+        if not (v >= 0 and math.isfinite(v)):
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    return tols
+
+
+def resolve_method(spec, method: str) -> str:
+    """The Hessian routine ``method="auto"`` picks for ``spec`` (static: sizes only)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if method != "auto":
+        return method
+    return "dense" if spec.num_params <= DENSE_CLASSIFY_MAX_PARAMS else "block_arrow"
+
+
+def _check(spec, params):
+    if not isinstance(spec, UFMSpec):
+        raise TypeError(f"classify expects a UFMSpec, got {type(spec).__name__}")
+    W, H = params.W, params.H
+    if W.shape[-2:] != (spec.K, spec.d) or H.shape[-2:] != (spec.d, spec.N):
+        raise ValueError(f"params: W {W.shape} and H {H.shape} do not match spec K={spec.K}, "
+                         f"d={spec.d}, N={spec.N}")
+    if (params.b is None) == spec.has_bias:
+        raise ValueError(f"params.b must be {'an array' if spec.has_bias else 'None'} for "
+                         f"bias={spec.bias!r}")
+
+
+def _hessian_facts(spec, params, method, tol_of_norm, num_matvecs, key):
+    """``(lambda_min, lambda_max, hess_norm, lambda_pos_min, zero_max, n_neg, n_zero, n_pos,
+    zero_tol)`` of the Hessian by ``method``; ``tol_of_norm(||Hess||)`` gives ``zero_tol``."""
+    dtype = params.W.dtype
+    nan = jnp.asarray(jnp.nan, dtype)
+    if method == "dense":
+        ev = hessian_spectrum_dense(spec, params)
+        hnorm = jnp.maximum(jnp.abs(ev[0]), jnp.abs(ev[-1]))
+        tol = tol_of_norm(hnorm)
+        neg, pos = ev < -tol, ev >= tol
+        zero = ~neg & ~pos
+        pos_min = jnp.min(jnp.where(pos, ev, jnp.inf))
+        zmax = jnp.max(jnp.where(zero, jnp.abs(ev), 0.0))
+        counts = [jnp.sum(m).astype(jnp.int32) for m in (neg, zero, pos)]
+        return (ev[0], ev[-1], hnorm, jnp.where(jnp.isfinite(pos_min), pos_min, nan), zmax,
+                *counts, tol)
+    if method == "block_arrow":
+        # "standard" promotion: the inertia routines add int32 and int64 counts under x64
+        # (they fail with jax_numpy_dtype_promotion="strict").
+        with jax.numpy_dtype_promotion("standard"):
+            res = block_arrow_spectrum(spec, params, zero_rtol=0.0)
+            tol = tol_of_norm(res.scale)
+            ba = block_arrow(spec, params)
+            tol = jnp.where(ba.diag_min > 0, jnp.minimum(tol, 0.5 * ba.diag_min), tol)
+            below_neg = block_arrow_inertia(ba, -tol)
+            below_pos = block_arrow_inertia(ba, tol)
+        total = spec.num_params
+        counts = [x.astype(jnp.int32)
+                  for x in (below_neg, below_pos - below_neg, total - below_pos)]
+        return (res.lambda_min, nan, res.scale, nan, nan, *counts, tol)
+    # lanczos
+    m = min(num_matvecs, spec.num_params)
+    res = lanczos_extremes(spec, params, key, m)
+    hnorm = jnp.maximum(jnp.abs(res.lambda_min), jnp.abs(res.lambda_max))
+    tol = tol_of_norm(hnorm)
+    unknown = jnp.asarray(-1, jnp.int32)
+    return (res.lambda_min, res.lambda_max, hnorm, nan, nan, unknown, unknown, unknown, tol)
+
+
+def _classify_one(spec, params, tols: _Tols, method: str, num_matvecs: int, key):
+    dtype = params.W.dtype
+    c = lambda v: jnp.asarray(v, dtype)  # noqa: E731
+    f = _loss(spec, params)
+    g = _grad_norm(spec, params)
+    cert = certificate(spec, params)
+    nc = negative_curvature_direction(spec, params)
+    f_star = c(optimal_value(spec) if _has_closed_form(spec) else jnp.nan)
+    known = jnp.isfinite(f_star)
+    f_gap = f - f_star
+    rank = _rank(params.W, c(tols.rank_rtol), c(tols.rank_atol))
+    # a common null direction of W and H^T exists iff rank [W; H^T] < d (same thresholds)
+    escape = _rank(jnp.concatenate([params.W, params.H.T], axis=0), c(tols.rank_rtol),
+                   c(tols.rank_atol)) < spec.d
+    table = jnp.asarray([zero_mode_count(spec, r) for r in range(spec.d + 1)], jnp.int32)
+    predicted = table[rank]
+
+    def tol_of_norm(hnorm):
+        return jnp.maximum(c(tols.zero_rtol) * hnorm, c(tols.zero_gtol) * g)
+
+    lam_min, lam_max, hnorm, pos_min, zmax, n_neg, n_zero, n_pos, zero_tol = _hessian_facts(
+        spec, params, method, tol_of_norm, num_matvecs, key)
+
+    grad_tol = c(tols.grad_tol)
+    f_tol = c(tols.f_rtol) * jnp.maximum(1.0, jnp.abs(jnp.where(known, f_star, 0.0)))
+    cert_tol = c(tols.cert_rtol) * cert.bound + c(tols.cert_gtol) * g
+    cert_ok = cert.gap <= cert_tol
+    at_fstar = known & (jnp.abs(f_gap) <= f_tol)
+    above = known & (f_gap > f_tol)
+    zero_ok = (n_zero == predicted) | (n_zero < 0)  # unknown counts (Lanczos): not checked
+    # exact inertia where known (dense, block-arrow); a Ritz value (an upper bound) for Lanczos
+    negative = jnp.where(n_neg >= 0, n_neg > 0, lam_min < -zero_tol)
+    is_global = jnp.where(known, at_fstar & cert_ok, cert_ok)
+
+    code = jnp.where(
+        g > grad_tol, PointClass.NOT_CRITICAL,
+        jnp.where(negative, PointClass.STRICT_SADDLE,
+                  jnp.where(zero_ok & is_global, PointClass.GLOBAL_MIN,
+                            jnp.where(zero_ok & above, PointClass.SPURIOUS_MIN,
+                                      jnp.where(zero_ok & ~known & ~cert_ok, PointClass.LOCAL_MIN,
+                                                PointClass.DEGENERATE))))).astype(jnp.int8)
+    return CriticalPointRecord(
+        code=code, loss=f, grad_norm=g, f_star=f_star, f_gap=f_gap, sigma_1=cert.sigma_1,
+        certificate_gap=cert.gap, curvature_bound=jnp.where(escape, nc.bound, jnp.nan),
+        lambda_min=lam_min, lambda_max=lam_max, hess_norm=hnorm, lambda_pos_min=pos_min,
+        zero_max=zmax, n_neg=n_neg, n_zero=n_zero, n_pos=n_pos, rank=rank,
+        zero_modes_predicted=predicted, grad_tol=grad_tol, zero_tol=zero_tol, f_tol=f_tol,
+        cert_tol=cert_tol)
+
+
+def _rank(X, rtol, atol):
+    sv = jnp.linalg.svd(X, compute_uv=False)
+    return jnp.sum(sv > jnp.maximum(rtol * sv[0], atol)).astype(jnp.int32)
+
+
+def _has_closed_form(spec) -> bool:
+    """Whether ``optimal_value`` can be called (traced lambdas: it returns nan itself)."""
+    try:
+        optimal_value(spec)
+    except ValueError:
+        return False
+    return True
+
+
+@functools.partial(jax.jit, static_argnames=("method", "num_matvecs"))
+def _classify_jit(spec, params, tols, key, method, num_matvecs):
+    return _classify_one(spec, params, tols, method, num_matvecs, key)
+
+
+@functools.partial(jax.jit, static_argnames=("method", "num_matvecs", "batch_size"))
+def _classify_many(spec, params, tols, key, method, num_matvecs, batch_size):
+    fn = lambda p: _classify_one(spec, p, tols, method, num_matvecs, key)  # noqa: E731
+    return jax.lax.map(fn, params, batch_size=batch_size)
+
+
+def classify(spec, params, *, method: str = "auto", grad_tol=None, zero_rtol=None,
+             zero_gtol=None, f_rtol=None, cert_rtol=None, cert_gtol=None, rank_rtol=None,
+             rank_atol=None, num_matvecs: int = 64, key=None) -> CriticalPointRecord:
+    """Classify one (polished, float64) point of the UFM: minimum, strict saddle, or counterexample.
+
+    Computes the gradient norm, ``f - f*`` against the closed form, the global-optimality
+    certificate, the Hessian inertia with explicit tolerances, the numerical rank of ``W`` and
+    the predicted symmetry zero modes, and combines them into a :class:`PointClass` code (rules and
+    tolerance choices in the module docstring). Jit-compiled (``method`` and ``num_matvecs``
+    static; the spec's lambdas and the tolerances traced, so sweeps do not recompile). For a batch
+    use :func:`classify_batch` or ``jax.vmap(lambda p: classify(spec, p))``.
+
+    Args:
+        spec: a :class:`ufm.UFMSpec` (float64 recommended).
+        params: one point (no seed axis), best polished to ``||grad f|| <= 1e-10``.
+        method: ``"auto"``, ``"dense"``, ``"block_arrow"`` or ``"lanczos"`` (see module docstring).
+        grad_tol, zero_rtol, zero_gtol, f_rtol, cert_rtol, cert_gtol, rank_rtol, rank_atol:
+            tolerances;
+            ``None`` takes the dtype's default.
+        num_matvecs: Krylov depth for ``method="lanczos"`` (capped at the parameter count).
+        key: PRNG key of the Lanczos start vector (default ``jax.random.key(0)``).
+
+    Example:
+        >>> import ufm
+        >>> spec = ufm.UFMSpec(K=3, n=2, d=3, loss="ce", bias="free")
+        >>> rec = ufm.classify(spec, ufm.optimum(spec).params)
+        >>> ufm.CLASS_NAMES[int(rec.code)], int(rec.n_zero), int(rec.zero_modes_predicted)
+        ('global_min', 4, 4)
+    """
+    _check(spec, params)
+    method = resolve_method(spec, method)
+    tols = _default_tols(params.W.dtype, grad_tol, zero_rtol, zero_gtol, f_rtol, cert_rtol,
+                         cert_gtol, rank_rtol, rank_atol)
+    key = jax.random.key(0) if key is None else key
+    return _classify_jit(spec, params, tols, key, method, int(num_matvecs))
+
+
+def classify_batch(spec, params, *, method: str = "auto", batch_size: int | None = None,
+                   warn: bool = True, **tolerances) -> dict:
+    """Classify a batch of points (leading axis) and return numpy columns, one row per point.
+
+    Runs :func:`classify` under ``jax.lax.map`` in batches of ``batch_size`` points (default: a
+    dense-Hessian memory budget of about 256 MB). The batch is padded to the next power of two
+    (copies of the first point, dropped again), so that varying batch sizes reuse a few
+    compilations. The columns are the
+    :class:`CriticalPointRecord` fields plus ``class`` (names from :data:`CLASS_NAMES`) and
+    ``class_code``, ready for ``pandas.DataFrame`` or ``pyarrow.table``. With ``warn=True`` a
+    :class:`CounterexampleWarning` lists every ``SPURIOUS_MIN`` or ``DEGENERATE`` row.
+
+    Example:
+        >>> import jax, ufm
+        >>> spec = ufm.UFMSpec(K=3, n=2, d=3, loss="mse")
+        >>> opt = ufm.optimum(spec).params
+        >>> batch = jax.tree_util.tree_map(lambda x: x[None], opt)
+        >>> ufm.classify_batch(spec, batch)["class"].tolist()
+        ['global_min']
+    """
+    leaves = jax.tree_util.tree_leaves(params)
+    num = leaves[0].shape[0]
+    _check(spec, jax.tree_util.tree_map(lambda x: x[0], params))
+    method = resolve_method(spec, method)
+    num_matvecs = int(tolerances.pop("num_matvecs", 64))
+    key = tolerances.pop("key", None)
+    key = jax.random.key(0) if key is None else key
+    tols = _default_tols(leaves[0].dtype, **{k: tolerances.pop(k, None) for k in _Tols._fields})
+    if tolerances:
+        raise TypeError(f"unknown keyword arguments {sorted(tolerances)}")
+    if batch_size is None:
+        p = spec.num_params
+        per_point = 8 * 4 * (p * p if method == "dense" else p * max(spec.K * spec.d, 8))
+        batch_size = int(max(1, min(num, (256 << 20) // per_point)))
+    bucket = 1 << max(0, num - 1).bit_length()
+    if bucket > num:
+        params = jax.tree_util.tree_map(
+            lambda x: jnp.concatenate([x, jnp.broadcast_to(x[:1], (bucket - num,) + x.shape[1:])]),
+            params)
+    batch_size = min(int(batch_size), bucket)
+    rec = _classify_many(spec, params, tols, key, method, num_matvecs, batch_size)
+    cols = {k: np.asarray(v)[:num] for k, v in rec._asdict().items()}
+    cols["class_code"] = cols.pop("code")
+    cols["class"] = np.asarray(CLASS_NAMES, dtype=object)[cols["class_code"]]
+    if warn:
+        warn_counterexamples(cols)
+    return cols
+
+
+def warn_counterexamples(cols: dict, context: str = "") -> list[int]:
+    """Warn (:class:`CounterexampleWarning`) about ``SPURIOUS_MIN``/``DEGENERATE`` rows.
+
+    Returns the indices of those rows.
+    """
+    bad = np.flatnonzero(np.isin(cols["class_code"], [int(c) for c in COUNTEREXAMPLE_CLASSES]))
+    if bad.size:
+        lines = [
+            f"  row {i}: {cols['class'][i]} f-f*={cols['f_gap'][i]:.3e} "
+            f"cert_gap={cols['certificate_gap'][i]:.3e} lambda_min={cols['lambda_min'][i]:.3e} "
+            f"n_zero={cols['n_zero'][i]} (predicted {cols['zero_modes_predicted'][i]}, "
+            f"zero_tol={cols['zero_tol'][i]:.1e}) grad={cols['grad_norm'][i]:.1e}"
+            for i in bad[:20]
+        ]
+        more = f"\n  ... and {bad.size - 20} more" if bad.size > 20 else ""
+        warnings.warn(
+            f"{bad.size} critical point(s) without negative curvature that are not certified "
+            f"global minima {context}(candidate counterexamples to the strict-saddle property):\n"
+            + "\n".join(lines) + more, CounterexampleWarning, stacklevel=3)
+    return bad.tolist()
