@@ -7,6 +7,7 @@ request float32 explicitly and have their own tests.
 import os
 
 os.environ.setdefault("UFM_FAST", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import jax  # noqa: E402
