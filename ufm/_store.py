@@ -10,10 +10,12 @@ A chunk file is written to a hidden temporary file in ``DIR/data``, flushed and 
 then renamed into place with ``os.replace`` (atomic on POSIX and Windows), and the folder is
 ``fsync``-ed. A run killed at any moment therefore loses at most the chunk in flight and never
 leaves a partial ``.parquet`` file; temporary files (``.tmp-*``) are ignored by the loaders and
-removed on the next run. Rows are identified by ``(config_hash, seed)``: a rerun reads those two
-columns of every file (cheap in a columnar format) and skips finished seeds, so resuming
-creates no duplicates. Processes of a multi-host run write their own files (the process index
-is in the name), so no file is ever shared between writers.
+removed on the next run. Rows are identified by ``(config_hash, source, seed)`` (``source`` is
+``random``, ``planted`` or ``origin``; files written before the column existed hold random starts
+only, so a missing ``source`` reads as ``"random"``): a rerun reads those columns of every file
+(cheap in a columnar format) and skips finished starts, so resuming creates no duplicates.
+Processes of a multi-host run write their own files (the process index is in the name), so no
+file is ever shared between writers.
 
 Read the results with :func:`load_results` (a pandas DataFrame; pandas is imported lazily) or
 :func:`load_results_arrow` (a ``pyarrow.Table``, no pandas needed). Files from different
@@ -28,11 +30,15 @@ import uuid
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-__all__ = ["ResultStore", "StoreError", "load_results", "load_results_arrow", "KEY_COLUMNS"]
+__all__ = ["ResultStore", "StoreError", "load_results", "load_results_arrow", "KEY_COLUMNS",
+           "ROW_KEY", "DEFAULT_SOURCE"]
 
-KEY_COLUMNS = ("config_hash", "seed")
+KEY_COLUMNS = ("config_hash", "seed")  # required in every chunk file
+ROW_KEY = ("config_hash", "source", "seed")  # identifies a row; ``source`` may be missing
+DEFAULT_SOURCE = "random"  # the ``source`` of rows without one (files from before the column)
 DATA_DIR = "data"
 MANIFEST = "manifest.json"
 _TMP = ".tmp-"
@@ -146,15 +152,23 @@ class ResultStore:
         _fsync_dir(self.data)
         return final
 
-    def done_seeds(self) -> dict[str, set[int]]:
-        """``{config_hash: {seeds with a stored row}}`` read from the key columns only."""
-        done: dict[str, set[int]] = {}
+    def done_keys(self) -> dict[str, set[tuple[str, int]]]:
+        """``{config_hash: {(source, seed) with a stored row}}`` read from the key columns only."""
+        done: dict[str, set[tuple[str, int]]] = {}
         for path in self.chunk_files():
-            t = _read(path, list(KEY_COLUMNS))
-            hashes = t.column("config_hash").to_pylist()
-            for h, s in zip(hashes, t.column("seed").to_pylist()):
-                done.setdefault(h, set()).add(s)
+            t = _read_keys(path)
+            for h, src, s in zip(*(t.column(k).to_pylist() for k in ROW_KEY)):
+                done.setdefault(h, set()).add((src, s))
         return done
+
+    def done_seeds(self, source: str = DEFAULT_SOURCE) -> dict[str, set[int]]:
+        """``{config_hash: {seeds of ``source`` starts with a stored row}}``."""
+        out: dict[str, set[int]] = {}
+        for h, keys in self.done_keys().items():
+            seeds = {s for src, s in keys if src == source}
+            if seeds:
+                out[h] = seeds
+        return out
 
     # -- manifest ------------------------------------------------------------------------------
     def read_manifest(self) -> dict | None:
@@ -189,12 +203,25 @@ def _read(path: Path, columns=None) -> pa.Table:
         raise StoreError(f"cannot read result file {str(path)!r}: {err}") from None
 
 
+def _read_keys(path: Path) -> pa.Table:
+    """The row-key columns of one file, ``source`` filled with :data:`DEFAULT_SOURCE` if absent."""
+    try:
+        names = pq.read_schema(path).names
+    except (OSError, pa.ArrowException) as err:
+        raise StoreError(f"cannot read result file {str(path)!r}: {err}") from None
+    t = _read(path, [k for k in ROW_KEY if k in names])
+    if "source" not in names:
+        t = t.append_column("source", pa.array([DEFAULT_SOURCE] * t.num_rows, pa.string()))
+    return t
+
+
 def load_results_arrow(folder, columns=None) -> pa.Table:
-    """All rows of a sweep folder as one ``pyarrow.Table``, sorted by ``(config_hash, seed)``.
+    """All rows of a sweep folder as one ``pyarrow.Table``, sorted by ``(config_hash, source,
+    seed)`` (``(config_hash, seed)`` when no file has a ``source`` column).
 
     Concatenates every chunk file of every process; ``columns`` selects a subset (missing
-    columns of some files become nulls). Raises :class:`StoreError` if ``folder`` holds no
-    sweep.
+    columns of some files become nulls, except ``source``, which reads as ``"random"``). Raises
+    :class:`StoreError` if ``folder`` holds no sweep.
     """
     store = ResultStore(folder)
     if not store.folder.is_dir():
@@ -209,9 +236,17 @@ def load_results_arrow(folder, columns=None) -> pa.Table:
         if columns is not None:
             t = t.select([c for c in columns if c in t.column_names])
         tables.append(t)
-    table = pa.concat_tables(tables, promote_options="permissive")
-    if all(k in table.column_names for k in KEY_COLUMNS):
-        table = table.sort_by([(k, "ascending") for k in KEY_COLUMNS])
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive")
+    except pa.ArrowException as err:
+        raise StoreError(f"the result files of {str(store.folder)!r} have incompatible columns "
+                         f"(e.g. two models with a field of different types): {err}") from None
+    if "source" in table.column_names:
+        i = table.column_names.index("source")
+        table = table.set_column(i, "source", pc.fill_null(table.column("source"), DEFAULT_SOURCE))
+    key = [k for k in ROW_KEY if k in table.column_names]
+    if all(k in key for k in KEY_COLUMNS):
+        table = table.sort_by([(k, "ascending") for k in key])
     return table
 
 

@@ -1,13 +1,15 @@
 """Status and reports of a sweep folder: progress per configuration, ETA, summary tables, figures.
 
 Both read the store through :func:`ufm.load_results_arrow` and the manifest, with NumPy only
-(no pandas). ``sweep_status`` counts finished / total seeds per configuration of the latest
-run, the failed seeds (``diverged``/``nan``), and an ETA from the recorded chunk times (the
-median seconds per seed of each configuration, divided by the latest run's process count).
-``sweep_report`` tabulates per configuration the counts per status and per critical-point
-class (when a ``class`` column exists), the quantiles of ``f - f*`` (``f_gap``, from the
-``closed_form`` analysis) and the fraction within ``gap_tol``; figures go to ``DIR/figures``
-and the text to ``DIR/report.md``.
+(no pandas). ``sweep_status`` counts finished / total starts per configuration of the latest
+run (random, planted and origin starts; a row is a ``(source, seed)`` key), the failed seeds
+(``diverged``/``nan``), and an ETA from the recorded chunk times (the median seconds per start
+of each configuration, divided by the latest run's process count). ``sweep_report`` tabulates
+per configuration the counts per status of the random starts, the quantiles of ``f - f*``
+(``f_gap``, from the ``closed_form`` analysis) and the fraction within ``gap_tol``, and, when a
+``class`` column exists (the ``hessian`` analysis), the class counts per configuration and
+start source with the candidate counterexamples and the range of ``lambda_min`` over strict
+saddles; figures go to ``DIR/figures`` and the text to ``DIR/report.md``.
 """
 
 from __future__ import annotations
@@ -54,8 +56,10 @@ def _load(folder):
         raise StoreError(f"{str(store.folder)!r} is not a sweep folder (no manifest.json)")
     t = load_results_arrow(folder)
     cols = {k: t.column(k).to_numpy(zero_copy_only=False) for k in t.column_names
-            if k in ("config_hash", "seed", "status", "f_gap", "class", "lambda_min",
-                     "chunk_seconds", "chunk_size")}
+            if k in ("config_hash", "source", "seed", "status", "f_gap", "class", "lambda_min",
+                     "counterexample", "chunk_seconds", "chunk_size")}
+    if "source" not in cols:  # stores from before planted starts: random starts only
+        cols["source"] = np.full(t.num_rows, "random", dtype=object)
     return manifest, cols, t.num_rows
 
 
@@ -71,21 +75,25 @@ def sweep_status(folder) -> SweepStatus:
     latest = _latest_configs(manifest)
     hashes = cols.get("config_hash", np.array([], dtype=object))
     seeds = cols.get("seed", np.array([], dtype=np.int64))
+    sources = cols["source"]
     status = cols.get("status", np.array([], dtype=object))
     sps_all = (cols["chunk_seconds"] / cols["chunk_size"]) if "chunk_seconds" in cols else None
     global_sps = float(np.median(sps_all)) if sps_all is not None and sps_all.size else None
-    pairs = set(zip(hashes.tolist(), seeds.tolist()))
-    duplicates = nrows - len(pairs)
+    keys = list(zip(sources.tolist(), seeds.tolist()))
+    duplicates = nrows - len(set(zip(hashes.tolist(), keys)))
 
     rows, done_all, total_all, failed_all, eta, eta_known = [], 0, 0, 0, 0.0, True
     for h in latest:
         info = configs.get(h, {})
         m = hashes == h
-        total = int(info.get("num_seeds", 0))
-        done = len(set(seeds[m].tolist()))
+        extra = {k: v for k, v in info.get("starts", {}).items() if k != "random"}
+        total = int(info.get("num_seeds", 0)) + int(sum(extra.values()))
+        done = len({keys[i] for i in np.flatnonzero(m)})
         counts = {s: int(np.sum(status[m] == s)) for s in _STATUSES}
         bad = np.isin(status, ("diverged", "nan")) & m
-        failed_seeds = sorted(seeds[bad].tolist())
+        bad_keys = sorted((keys[i] for i in np.flatnonzero(bad)),
+                          key=lambda k: (k[0] != "random", k[0], k[1]))
+        failed_seeds = [s if src == "random" else f"{src}:{s}" for src, s in bad_keys]
         sps = float(np.median(sps_all[m])) if sps_all is not None and m.any() else global_sps
         left = max(total - done, 0)
         if left:
@@ -116,7 +124,7 @@ def sweep_status(folder) -> SweepStatus:
             f"({nproc} process{'es' if nproc > 1 else ''})")
     notes = []
     if duplicates:
-        notes.append(f"warning: {duplicates} duplicate (config_hash, seed) rows")
+        notes.append(f"warning: {duplicates} duplicate (config_hash, source, seed) rows")
     if stale:
         notes.append(f"{stale} rows belong to configurations not in the latest spec")
     for p in manifest.get("invalid", []):
@@ -135,8 +143,10 @@ def _quantiles(x: np.ndarray) -> list[str]:
 
 def sweep_report(folder, *, figures: bool = True, gap_tol: float = 1e-6) -> str:
     """Summary tables of a sweep folder (returned and written to ``DIR/report.md``), and
-    matplotlib figures in ``DIR/figures``: the ECDF of ``f - f*`` per configuration, status
-    counts, and ``lambda_min`` against ``f - f*`` when a Hessian analysis provided it."""
+    matplotlib figures in ``DIR/figures``: the ECDF of ``f - f*`` per configuration (random
+    starts), status counts, and ``lambda_min`` against ``f - f*`` when the ``hessian`` analysis
+    provided it. With a ``class`` column, a table of class counts per configuration and start
+    source (``random``, ``planted``, ``origin``)."""
     manifest, cols, _ = _load(folder)
     configs = manifest.get("configs", {})
     hashes = cols.get("config_hash", np.array([], dtype=object))
@@ -144,28 +154,25 @@ def sweep_report(folder, *, figures: bool = True, gap_tol: float = 1e-6) -> str:
     order = [h for h in dict.fromkeys(_latest_configs(manifest) + list(configs)) if h in present]
     status = cols.get("status")
     gap = cols.get("f_gap")
-    cls = cols.get("class")
+    random = cols["source"] == "random"
 
     parts = [f"# Sweep report: {manifest.get('name', '?')}", ""]
     rows = []
     for h in order:
-        m = hashes == h
+        m = (hashes == h) & random
         row = [configs[h].get("label", ""), h[:8], int(m.sum())]
         row += [int(np.sum(status[m] == s)) for s in _STATUSES]
         if gap is not None:
             g = gap[m].astype(np.float64)
-            row += _quantiles(g) + [f"{np.mean(np.abs(g) <= gap_tol):.3f}"]
+            row += _quantiles(g) + ([f"{np.mean(np.abs(g) <= gap_tol):.3f}"] if g.size else ["-"])
         rows.append(row)
     headers = ["config", "hash", "seeds", *_STATUSES]
     if gap is not None:
         headers += ["gap min", "q05", "median", "q95", "max", f"P(|gap|<={gap_tol:g})"]
-    parts += ["## Status and f - f*", "", "```", _table(headers, rows), "```", ""]
-    if cls is not None:
-        labels = sorted({str(c) for c in cls if c is not None})
-        crow = [[configs[h].get("label", ""), h[:8]]
-                + [int(np.sum((hashes == h) & (cls == c))) for c in labels] for h in order]
-        parts += ["## Critical-point classes", "", "```",
-                  _table(["config", "hash", *labels], crow), "```", ""]
+    title = "## Status and f - f*" + (" (random starts)" if not random.all() else "")
+    parts += [title, "", "```", _table(headers, rows), "```", ""]
+    if "class" in cols:
+        parts += _class_table(order, configs, hashes, cols)
     out = Path(folder)
     if figures and order:
         made = _figures(out / "figures", order, configs, hashes, cols)
@@ -173,6 +180,37 @@ def sweep_report(folder, *, figures: bool = True, gap_tol: float = 1e-6) -> str:
     text = "\n".join(parts)
     (out / "report.md").write_text(text)
     return text
+
+
+def _class_table(order, configs, hashes, cols) -> list[str]:
+    """Class counts of the ``hessian`` analysis per configuration and start source."""
+    from ._classify import CLASS_NAMES
+
+    cls = cols["class"]
+    src = cols["source"]
+    lmin = cols.get("lambda_min")
+    cex = cols.get("counterexample")
+    names = list(CLASS_NAMES) + sorted({str(c) for c in cls if c is not None} - set(CLASS_NAMES))
+    rows = []
+    for h in order:
+        for s in ("random", "planted", "origin"):
+            m = (hashes == h) & (src == s)
+            if not m.any():
+                continue
+            row = [configs[h].get("label", ""), h[:8], s, int(m.sum())]
+            row += [int(np.sum(cls[m] == c)) for c in names]
+            row.append(int(np.sum(cex[m] == True)) if cex is not None else "-")  # noqa: E712
+            sad = m & (cls == "strict_saddle")
+            if lmin is not None and sad.any():
+                lam = lmin[sad].astype(np.float64)
+                row.append(f"[{lam.min():.2e}, {lam.max():.2e}]")
+            else:
+                row.append("-")
+            rows.append(row)
+    headers = ["config", "hash", "source", "points", *names, "counterexamples",
+               "saddle lambda_min range"]
+    return ["## Hessian classes (per configuration and start source)", "", "```",
+            _table(headers, rows), "```", ""]
 
 
 def _figures(figdir: Path, order, configs, hashes, cols) -> list[Path]:
@@ -186,12 +224,12 @@ def _figures(figdir: Path, order, configs, hashes, cols) -> list[Path]:
         fig = Figure(figsize=(6.4, 4.6 + 0.2 * len(order)), layout="constrained")
         ax = fig.add_subplot()
         for h in order:
-            g = np.abs(gap[hashes == h].astype(np.float64))
+            g = np.abs(gap[(hashes == h) & (cols["source"] == "random")].astype(np.float64))
             g = np.sort(np.maximum(g[np.isfinite(g)], 1e-17))
             if g.size:
                 ax.step(g, np.arange(1, g.size + 1) / g.size, where="post", label=label(h))
         ax.set_xscale("log")
-        ax.set(xlabel="|f - f*| at the end", ylabel="fraction of seeds (ECDF)",
+        ax.set(xlabel="|f - f*| at the end", ylabel="fraction of random starts (ECDF)",
                title="Distance to the global optimum")
         fig.legend(loc="outside lower center", ncols=2, fontsize="small")
         made.append(figdir / "f_gap_ecdf.png")

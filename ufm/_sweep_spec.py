@@ -19,6 +19,10 @@ starts, with one optimiser setting and a list of analyses, e.g. (``experiments/s
     count = 24                    # seeds 0..count-1; seed i starts from fold_in(key(base), i)
     base = 0
 
+    [starts]                      # optional; default: random starts only
+    planted_per_dim = 2           # planted-saddle starts per d' in ufm.saddle_dims (model "ufm")
+    origin = true                 # the origin W = H = 0
+
     [optimizer]                   # ufm.make_optimizer(name, learning_rate, **rest) + optimize()
     name = "momentum"
     learning_rate = 0.5
@@ -26,9 +30,25 @@ starts, with one optimiser setting and a list of analyses, e.g. (``experiments/s
     max_steps = 2000
     tol = 1e-8
     chunk = 250
+    polish = "auto"               # float64: Newton/L-BFGS, float32: none; or newton, lbfgs, none
+    polish_tol = 1e-10            # default 1e-10 (float64), 1e-5 (float32)
 
     [chunking]
     seeds_per_chunk = 8           # or memory_budget = "1 GiB" (per device)
+
+Models: ``"ufm"`` (:class:`ufm.UFMSpec`: ``K, n, d, loss, bias, lambda_W, lambda_H, lambda_b,
+dtype``) and ``"deep_ufm"`` (:class:`ufm.DeepUFMSpec`: ``K, n, L, widths, activation, loss,
+lambda_H1, lambda_W, bias, lambda_b, dtype``; ``experiments/sweeps/deep_tiny.toml``). Analyses
+(:mod:`ufm._analyses`): ``closed_form`` (``f - f*``; the deep UFM's reference is
+:func:`ufm.dnc_loss`), ``metrics`` (NC or DNC metrics), ``hessian`` (:func:`ufm.classify_batch`,
+for the models it has rules for; options in ``[analyses.hessian]``, e.g. ``method = "dense"``).
+The pipeline of every
+chunk is :func:`ufm.run_points`: optimise, polish, analyse.
+
+Starts: every configuration runs ``seeds.count`` random starts (``source = "random"``, seeds
+``0..count-1``), ``planted_per_dim * len(saddle_dims(spec))`` planted starts (``source =
+"planted"``, seeds ``0..P-1``, ``dim = d'``) and the origin (``source = "origin"``, seed 0); see
+:func:`ufm.make_starts`. A result row is keyed by ``(config_hash, source, seed)``.
 
 Grid rules: ``[grid]`` is one cartesian product; ``[[grid]]`` repeated is a union of products
 (for combinations that only make sense together, e.g. ``bias = "regularized"`` with
@@ -41,13 +61,15 @@ and the expected form.
 
 Each configuration gets a stable hash: the SHA-256 of the canonical JSON (sorted keys, shortest
 float repr) of the model name, the validated spec fields, the optimiser settings, the analyses
-with their options and the seed base / init scale. The seed count and the chunking are not
-hashed, so raising ``seeds.count`` extends a finished sweep instead of starting a new one.
+with their options and the seed base / init scale (the polish settings only when ``polish`` is
+not ``"none"``). The seed count, the ``[starts]`` and the chunking are not hashed, so raising
+``seeds.count`` or ``starts.planted_per_dim`` extends a finished sweep instead of starting a new
+one.
 
 Registries: :func:`register_model` maps a ``model`` name to a spec constructor (the fields
-of a dataclass spec are the grid keys); :func:`register_analysis` adds a per-seed analysis, a
+of a dataclass spec are the grid keys); :func:`register_analysis` adds a per-point analysis, a
 function ``fn(spec, result, **options) -> {column: array of shape (S,)}`` of the spec and the
-:class:`ufm.OptimizeResult` of a chunk.
+:class:`ufm.OptimizeResult` of a chunk after the polish stage.
 """
 
 from __future__ import annotations
@@ -64,7 +86,11 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ._analyses import _ANALYSES, _CHECKS, analysis_options
+from ._analyses import analysis_registry, register_analysis  # noqa: F401  (public, re-exported)
+from ._deep import DeepUFMSpec
 from ._optimize import make_optimizer
+from ._pipeline import POLISH_METHODS, OptimizerSettings, StartSettings
 from ._spec import SpecError, UFMSpec
 
 try:  # Python >= 3.11
@@ -73,7 +99,8 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as _toml
 
 __all__ = [
-    "SweepSpec", "SweepConfig", "InvalidPoint", "OptimizerSettings", "load_sweep_spec",
+    "SweepSpec", "SweepConfig", "InvalidPoint", "OptimizerSettings", "StartSettings",
+    "load_sweep_spec",
     "register_model", "register_analysis", "model_registry", "analysis_registry",
     "config_hash", "parse_bytes",
 ]
@@ -81,8 +108,6 @@ __all__ = [
 # -- registries -----------------------------------------------------------------------------
 
 _MODELS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {}
-_ANALYSES: dict[str, Callable[..., Mapping[str, Any]]] = {}
-_CHECKS: dict[str, Callable[[Any], Any] | None] = {}
 
 
 def register_model(name: str, constructor: Callable[..., Any],
@@ -92,7 +117,7 @@ def register_model(name: str, constructor: Callable[..., Any],
     ``fields`` (the allowed grid keys) defaults to the dataclass fields of ``constructor``.
     The constructor validates a point and raises ``SpecError``/``ValueError`` naming the field.
 
-    >>> register_model("ufm", UFMSpec)  # done by ufm itself; a DeepUFMSpec registers likewise
+    >>> register_model("ufm", UFMSpec)  # done by ufm itself, as is "deep_ufm" (DeepUFMSpec)
     """
     if fields is None:
         if not dataclasses.is_dataclass(constructor):
@@ -101,57 +126,13 @@ def register_model(name: str, constructor: Callable[..., Any],
     _MODELS[name] = (constructor, tuple(fields))
 
 
-def register_analysis(name: str, fn: Callable[..., Mapping[str, Any]] | None = None, *,
-                      check: Callable[[Any], Any] | None = None):
-    """Register a per-seed analysis ``fn(spec, result, **options) -> {column: (S,) values}``.
-
-    ``result`` is the chunk's :class:`ufm.OptimizeResult` (leading seed axis, possibly sharded
-    over devices); each returned value must have one entry per seed (numbers, bools or strings).
-    ``check(spec)``, if given, runs on every grid point before any compute and raises
-    (``SpecError``/``ValueError``) for configurations the analysis cannot handle, which are
-    then reported as invalid points. Usable as a decorator: ``@register_analysis("hessian")``.
-    """
-    if fn is None:
-        return lambda f: register_analysis(name, f, check=check)
-    if not callable(fn):
-        raise TypeError(f"analysis {name!r} must be callable")
-    _ANALYSES[name] = fn
-    _CHECKS[name] = check
-    return fn
-
-
 def model_registry() -> dict:
     """``{name: (constructor, fields)}`` of the sweepable models (a copy)."""
     return dict(_MODELS)
 
 
-def analysis_registry() -> dict:
-    """``{name: fn}`` of the registered analyses (a copy)."""
-    return dict(_ANALYSES)
-
-
 register_model("ufm", UFMSpec)
-
-# -- settings ----------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class OptimizerSettings:
-    """Optimiser settings: ``make_optimizer(name, learning_rate, **options)`` then
-    ``optimize(..., max_steps, tol, chunk, divergence_threshold)``."""
-
-    name: str = "gd"
-    learning_rate: float = 0.5
-    max_steps: int = 10_000
-    tol: float = 1e-8
-    chunk: int = 500
-    divergence_threshold: float = 1e10
-    options: tuple = ()  # sorted (key, value) pairs passed to make_optimizer
-
-    def as_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["options"] = dict(self.options)
-        return d
+register_model("deep_ufm", DeepUFMSpec)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +173,7 @@ class SweepSpec:
     init_scale: float | None = None
     optimizer: OptimizerSettings = OptimizerSettings()
     analyses: tuple = ()  # tuple of (name, sorted (key, value) option pairs)
+    starts: StartSettings = StartSettings()  # planted and origin starts (not hashed)
     seeds_per_chunk: int | None = None
     memory_budget: int | None = None
     out: str | None = None
@@ -215,7 +197,7 @@ class SweepSpec:
                     point = dict(zip(keys, values))
                     shown = ({"model": model} if len(models) > 1 else {}) | point
                     try:
-                        spec = _construct(model, point, self.analyses)
+                        spec = _construct(model, point, self.analyses, self.starts)
                     except (ValueError, TypeError) as err:  # SpecError is a ValueError
                         invalid.append(InvalidPoint(index, model, shown, str(err)))
                     else:
@@ -240,13 +222,18 @@ class SweepSpec:
             "base_seed": self.base_seed, "init_scale": self.init_scale,
             "optimizer": self.optimizer.as_dict(),
             "analyses": {k: dict(v) for k, v in self.analyses},
+            "starts": self.starts.as_dict(),
             "seeds_per_chunk": self.seeds_per_chunk, "memory_budget": self.memory_budget,
         }
 
 
-def _construct(model: str, point: dict, analyses: tuple):
-    """The spec of one grid point, vetted by the analyses' checks (raises ValueError/TypeError)."""
+def _construct(model: str, point: dict, analyses: tuple, starts: StartSettings = StartSettings()):
+    """The spec of one grid point, vetted by the analyses' checks and the starts (raises
+    ValueError/TypeError)."""
     spec = _MODELS[model][0](**{k: _from_toml(v) for k, v in point.items()})
+    if starts.planted_per_dim and not isinstance(spec, UFMSpec):
+        raise SpecError(f"starts.planted_per_dim: planted saddles need model 'ufm' "
+                        f"(ufm.saddle_dims), not {model!r}")
     for name, _ in analyses:
         check = _CHECKS.get(name)
         if check is not None:
@@ -288,7 +275,7 @@ def config_hash(model: str, spec, optimizer: OptimizerSettings, analyses: tuple,
                 base_seed: int, init_scale) -> str:
     """Stable 16-hex-digit SHA-256 of the canonical JSON of a configuration."""
     doc = {
-        "model": model, "spec": spec_fields(spec), "optimizer": optimizer.as_dict(),
+        "model": model, "spec": spec_fields(spec), "optimizer": optimizer.hash_dict(),
         "analyses": {k: dict(v) for k, v in analyses},
         "seeds": {"base": base_seed, "init_scale": init_scale},
     }
@@ -315,7 +302,8 @@ def _from_toml(v):
 
 # -- parsing -----------------------------------------------------------------------------------
 
-_TOP_KEYS = ("name", "model", "out", "analyses", "grid", "seeds", "optimizer", "chunking")
+_TOP_KEYS = ("name", "model", "out", "analyses", "grid", "seeds", "starts", "optimizer",
+             "chunking")
 _OPT_KEYS = ("name", "learning_rate", "max_steps", "tol", "chunk", "divergence_threshold")
 
 
@@ -414,6 +402,14 @@ def _parse(raw: Mapping, default_name: str, text: str | None) -> SweepSpec:
     if not isinstance(oname, str) or not oname:
         raise _err("optimizer.name", "an optimiser name string (e.g. 'gd')", oname)
     kw = {}
+    if "polish" in opt:
+        kw["polish"] = opt.pop("polish")
+        if kw["polish"] not in POLISH_METHODS:
+            raise _err("optimizer.polish", f"one of {', '.join(POLISH_METHODS)}", kw["polish"])
+    if "polish_tol" in opt:
+        kw["polish_tol"] = _number("optimizer.polish_tol", opt.pop("polish_tol"), positive=True)
+    if "polish_max_iter" in opt:
+        kw["polish_max_iter"] = _int("optimizer.polish_max_iter", opt.pop("polish_max_iter"), 1)
     for k in _OPT_KEYS[1:]:
         if k in opt:
             v = opt.pop(k)
@@ -440,7 +436,18 @@ def _parse(raw: Mapping, default_name: str, text: str | None) -> SweepSpec:
         if a not in _ANALYSES:
             raise _err("analyses", f"names among {', '.join(sorted(_ANALYSES)) or '(none)'}", a)
         opts = _table(f"analyses.{a}", opts)
+        allowed = analysis_options(a)
+        if allowed is not None:
+            _unknown(f"analyses.{a}.", opts, allowed or ("(no options)",))
         analyses.append((a, tuple(sorted(opts.items()))))
+
+    # starts
+    st = _table("starts", raw.get("starts", {}))
+    _unknown("starts.", st, ("planted_per_dim", "origin"))
+    origin = st.get("origin", False)
+    if not isinstance(origin, bool):
+        raise _err("starts.origin", "true or false", origin)
+    starts = StartSettings(_int("starts.planted_per_dim", st.get("planted_per_dim", 0), 0), origin)
 
     # chunking
     ch = _table("chunking", raw.get("chunking", {}))
@@ -455,8 +462,8 @@ def _parse(raw: Mapping, default_name: str, text: str | None) -> SweepSpec:
 
     spec = SweepSpec(name=name, model=model, grid=tuple(grid), num_seeds=num_seeds,
                      base_seed=base_seed, init_scale=init_scale, optimizer=optimizer,
-                     analyses=tuple(analyses), seeds_per_chunk=spc, memory_budget=budget,
-                     out=out, text=text)
+                     analyses=tuple(analyses), starts=starts, seeds_per_chunk=spc,
+                     memory_budget=budget, out=out, text=text)
     return spec
 
 
