@@ -159,3 +159,44 @@ for i, K in enumerate(Ks):
         ax[i, 1 + l].set(title=f"layer {l + 1}: rank {int(ufm.numerical_rank(Mh, TAU))}", xticks=[], yticks=[])
     print(f"K = {K}: final loss - L_DNC = {np.asarray(rK.loss) - float(ufm.dnc_loss(sK))}")
 plt.show()
+
+# %% [markdown]
+# ## 5. Classifying critical points: tanh and identity networks
+#
+# `ufm.classify_batch` takes a `DeepUFMSpec` and returns the same columns as for the UFM. There is
+# no closed-form optimum, so `f_star` is the reference `L_DNC` (low-rank points can go below it)
+# and points without negative curvature are `local_min` (zero modes as predicted by the symmetries,
+# `ufm.deep_zero_mode_count`) or `degenerate` (extra zero modes). Below: a tanh network (`L = 3`,
+# `K = 3`) trained with heavy-ball momentum and polished by Newton from four starts, two of them with
+# `W_1`, `H_1` in a rank-1 / rank-2 subspace (an invariant subspace: the minima there are saddles of
+# the full problem), plus the origin, a strict local minimum for `L >= 2`.
+
+# %%
+spec_t = ufm.DeepUFMSpec(K=3, n=2, L=3, widths=4, activation="tanh", lambda_H1=5e-3, lambda_W=5e-3)
+p0 = ufm.init_batch(spec_t, jax.random.key(0), 4)
+mask = np.array([[1, 1, 1, 1], [1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0]], float)
+p0 = p0._replace(H1=p0.H1 * mask[:, :, None], Ws=(p0.Ws[0] * mask[:, None, :],) + p0.Ws[1:])
+res_t = ufm.optimize(spec_t, p0, optimizer=ufm.momentum(0.1, 0.9), max_steps=10_000, tol=1e-7)
+pts = ufm.polish(spec_t, res_t.params)
+with_origin = jax.tree_util.tree_map(lambda x: np.concatenate([x, np.zeros_like(x[:1])]), pts.params)
+rows = ufm.classify_batch(spec_t, with_origin)
+print(f"{'start':>12} {'class':>14} {'loss':>8} {'f - L_DNC':>10} {'lambda_min':>11} {'n_neg':>5} "
+      f"{'n_zero':>6} {'predicted':>9} {'rank':>4}")
+for i, start in enumerate(["full", "full", "rank 1", "rank 2", "origin"]):
+    print(f"{start:>12} {rows['class'][i]:>14} {rows['loss'][i]:8.5f} {rows['f_gap'][i]:10.5f} "
+          f"{rows['lambda_min'][i]:11.2e} {rows['n_neg'][i]:5d} {rows['n_zero'][i]:6d} "
+          f"{rows['zero_modes_predicted'][i]:9d} {rows['rank'][i]:4d}")
+
+# %% [markdown]
+# With the identity activation the DNC point is a critical point whose zero modes come from the
+# rotations `O(d_l)` of every layer, `L (d(d-1)/2 - (d-K)(d-K-1)/2) = 18` here (`ufm.classify`
+# finds them as well). With ReLU its off-class pre-activations are exactly 0, a kink where the
+# Hessian is not defined, and `classify` says so.
+
+# %%
+spec_i = spec_t.replace(activation="identity")
+print("identity DNC: predicted zero modes", int(ufm.deep_zero_mode_count(spec_i, ufm.dnc_point(spec_i))))
+try:
+    ufm.classify(spec_t.replace(activation="relu"), ufm.dnc_point(spec_t.replace(activation="relu")))
+except ValueError as err:
+    print("ReLU DNC:", str(err)[:160], "...")

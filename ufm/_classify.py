@@ -1,4 +1,4 @@
-"""Second-order classification of UFM critical points (theory.md section 3).
+"""Second-order classification of critical points of the UFM (theory.md section 3) and deep UFM.
 
 :func:`classify` examines one point: gradient norm, loss and ``f - f*`` (closed form,
 :func:`ufm.optimal_value`), the global-optimality certificate ``sigma_1(grad_Z g) - sqrt(lW lH)``
@@ -54,6 +54,11 @@ Classes, in order of precedence:
   ``f < f* - f_tol``, or ``f = f*`` with a violated certificate. The second-order test is
   inconclusive: a candidate counterexample, warned about.
 
+Model-specific facts (reference value, certificate, rank, predicted zero modes) come from the
+singledispatch hooks of :mod:`ufm._classify_models` (registered there for the UFM); the deep UFM
+registers its own in :mod:`ufm._classify_deep` (reference ``L_DNC``, no certificate: never
+``GLOBAL_MIN``, minima without negative curvature are ``LOCAL_MIN`` or ``DEGENERATE``).
+
 Hessian routines (``method``): ``"dense"`` (all eigenvalues, :func:`ufm.hessian_spectrum_dense`),
 ``"block_arrow"`` (exact inertia and ``lambda_min`` by Haynsworth's Schur complement,
 :func:`ufm.block_arrow_spectrum`; no ``lambda_max``), ``"lanczos"`` (extreme Ritz values only,
@@ -74,14 +79,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._blockarrow import block_arrow
+from ._blockarrow import BlockArrow, block_arrow
 from ._hessian import hessian_spectrum_dense, lanczos_extremes
-from ._inertia import block_arrow_inertia, block_arrow_spectrum
+from ._inertia import _spectrum, block_arrow_inertia
+from ._classify_models import _model_facts, _num_global_params, _validate
 from ._objective import grad_norm as _grad_norm
 from ._objective import loss as _loss
-from ._saddles import certificate, negative_curvature_direction, zero_mode_count
-from ._spec import UFMSpec
-from ._theory import optimal_value
 
 __all__ = [
     "CLASS_NAMES",
@@ -126,9 +129,11 @@ class CriticalPointRecord(NamedTuple):
     Attributes:
         code: ``int8`` :class:`PointClass` code.
         loss, grad_norm: ``f`` and ``||grad f||``.
-        f_star: closed-form ``f*`` (``nan`` when ``d`` is below the minimiser's rank).
+        f_star: closed-form ``f*`` (``nan`` when ``d`` is below the minimiser's rank); for the
+            deep UFM the reference ``L_DNC`` (not a global minimum value; ``nan`` without one).
         f_gap: ``f - f*`` (``nan`` when ``f*`` is unknown).
-        sigma_1, certificate_gap: ``sigma_1(grad_Z g)`` and ``sigma_1 - sqrt(lW lH)``.
+        sigma_1, certificate_gap: ``sigma_1(grad_Z g)`` and ``sigma_1 - sqrt(lW lH)`` (deep:
+            ``nan``).
         curvature_bound: the Rayleigh quotient of :func:`ufm.negative_curvature_direction`
             (balanced mix), an upper bound on ``lambda_min`` (``nan`` when ``W`` and ``H^T`` have
             no common null direction).
@@ -140,8 +145,9 @@ class CriticalPointRecord(NamedTuple):
         zero_max: largest ``|lambda|`` counted as zero (dense only, else ``nan``).
         n_neg, n_zero, n_pos: eigenvalues ``< -zero_tol``, in ``[-zero_tol, zero_tol)``,
             ``>= zero_tol`` (``-1``: unknown, Lanczos).
-        rank: numerical rank of ``W``.
-        zero_modes_predicted: :func:`ufm.zero_mode_count` at that rank.
+        rank: numerical rank of ``W`` (deep: of ``[W_1; H_1^T]``).
+        zero_modes_predicted: :func:`ufm.zero_mode_count` at that rank (deep:
+            :func:`ufm.deep_zero_mode_count`).
         grad_tol, zero_tol, f_tol, cert_tol: the tolerances used (see the module docstring).
     """
 
@@ -178,10 +184,11 @@ class _Tols(NamedTuple):
     cert_gtol: float
     rank_rtol: float
     rank_atol: float
+    kink_rtol: float
 
 
-def _default_tols(dtype, grad_tol, zero_rtol, zero_gtol, f_rtol, cert_rtol, cert_gtol, rank_rtol,
-                  rank_atol):
+def _default_tols(dtype, grad_tol=None, zero_rtol=None, zero_gtol=None, f_rtol=None,
+                  cert_rtol=None, cert_gtol=None, rank_rtol=None, rank_atol=None, kink_rtol=None):
     f64 = np.dtype(dtype) == np.float64
     pick = lambda v, a, b: float((a if f64 else b) if v is None else v)  # noqa: E731
     tols = _Tols(
@@ -193,6 +200,7 @@ def _default_tols(dtype, grad_tol, zero_rtol, zero_gtol, f_rtol, cert_rtol, cert
         cert_gtol=pick(cert_gtol, 1.0, 1.0),
         rank_rtol=pick(rank_rtol, 1e-8, 1e-3),
         rank_atol=pick(rank_atol, 1e-6, 1e-3),
+        kink_rtol=pick(kink_rtol, 1e-6, 1e-3),
     )
     for name, v in tols._asdict().items():
         if not (v >= 0 and math.isfinite(v)):
@@ -209,22 +217,14 @@ def resolve_method(spec, method: str) -> str:
     return "dense" if spec.num_params <= DENSE_CLASSIFY_MAX_PARAMS else "block_arrow"
 
 
-def _check(spec, params):
-    if not isinstance(spec, UFMSpec):
-        raise TypeError(f"classify expects a UFMSpec, got {type(spec).__name__}")
-    W, H = params.W, params.H
-    if W.shape[-2:] != (spec.K, spec.d) or H.shape[-2:] != (spec.d, spec.N):
-        raise ValueError(f"params: W {W.shape} and H {H.shape} do not match spec K={spec.K}, "
-                         f"d={spec.d}, N={spec.N}")
-    if (params.b is None) == spec.has_bias:
-        raise ValueError(f"params.b must be {'an array' if spec.has_bias else 'None'} for "
-                         f"bias={spec.bias!r}")
+def _dtype(params):
+    return jax.tree_util.tree_leaves(params)[0].dtype
 
 
 def _hessian_facts(spec, params, method, tol_of_norm, num_matvecs, key):
     """``(lambda_min, lambda_max, hess_norm, lambda_pos_min, zero_max, n_neg, n_zero, n_pos,
     zero_tol)`` of the Hessian by ``method``; ``tol_of_norm(||Hess||)`` gives ``zero_tol``."""
-    dtype = params.W.dtype
+    dtype = _dtype(params)
     nan = jnp.asarray(jnp.nan, dtype)
     if method == "dense":
         ev = hessian_spectrum_dense(spec, params)
@@ -241,10 +241,12 @@ def _hessian_facts(spec, params, method, tol_of_norm, num_matvecs, key):
         # "standard" promotion: the inertia routines add int32 and int64 counts under x64
         # (they fail with jax_numpy_dtype_promotion="strict").
         with jax.numpy_dtype_promotion("standard"):
-            res = block_arrow_spectrum(spec, params, zero_rtol=0.0)
+            ba = block_arrow(spec, params)  # built once (the generic path costs P + d HVPs)
+            res = _spectrum(ba, zero_rtol=0.0, zero_atol=0.0, lambda_rtol=2e-11, max_iter=64,
+                            num_matvecs=48, key=jax.random.key(0))  # block_arrow_spectrum's
             tol = tol_of_norm(res.scale)
-            ba = block_arrow(spec, params)
-            tol = jnp.where(ba.diag_min > 0, jnp.minimum(tol, 0.5 * ba.diag_min), tol)
+            if not isinstance(ba, BlockArrow):  # fast paths factor D_i - sigma I by Cholesky
+                tol = jnp.where(ba.diag_min > 0, jnp.minimum(tol, 0.5 * ba.diag_min), tol)
             below_neg = block_arrow_inertia(ba, -tol)
             below_pos = block_arrow_inertia(ba, tol)
         total = spec.num_params
@@ -261,21 +263,15 @@ def _hessian_facts(spec, params, method, tol_of_norm, num_matvecs, key):
 
 
 def _classify_one(spec, params, tols: _Tols, method: str, num_matvecs: int, key):
-    dtype = params.W.dtype
+    dtype = _dtype(params)
     c = lambda v: jnp.asarray(v, dtype)  # noqa: E731
     f = _loss(spec, params)
     g = _grad_norm(spec, params)
-    cert = certificate(spec, params)
-    nc = negative_curvature_direction(spec, params)
-    f_star = c(optimal_value(spec) if _has_closed_form(spec) else jnp.nan)
-    known = jnp.isfinite(f_star)
+    mf = _model_facts(spec, params, tols)
+    f_star = mf.f_star
+    known = mf.ref_is_optimum & jnp.isfinite(f_star)
     f_gap = f - f_star
-    rank = _rank(params.W, c(tols.rank_rtol), c(tols.rank_atol))
-    # a common null direction of W and H^T exists iff rank [W; H^T] < d (same thresholds)
-    escape = _rank(jnp.concatenate([params.W, params.H.T], axis=0), c(tols.rank_rtol),
-                   c(tols.rank_atol)) < spec.d
-    table = jnp.asarray([zero_mode_count(spec, r) for r in range(spec.d + 1)], jnp.int32)
-    predicted = table[rank]
+    rank, predicted = mf.rank, mf.zero_modes_predicted
 
     def tol_of_norm(hnorm):
         return jnp.maximum(c(tols.zero_rtol) * hnorm, c(tols.zero_gtol) * g)
@@ -284,9 +280,9 @@ def _classify_one(spec, params, tols: _Tols, method: str, num_matvecs: int, key)
         spec, params, method, tol_of_norm, num_matvecs, key)
 
     grad_tol = c(tols.grad_tol)
-    f_tol = c(tols.f_rtol) * jnp.maximum(1.0, jnp.abs(jnp.where(known, f_star, 0.0)))
-    cert_tol = c(tols.cert_rtol) * cert.bound + c(tols.cert_gtol) * g
-    cert_ok = cert.gap <= cert_tol
+    f_tol = c(tols.f_rtol) * jnp.maximum(1.0, jnp.abs(jnp.where(jnp.isfinite(f_star), f_star, 0.0)))
+    cert_tol = c(tols.cert_rtol) * mf.cert_bound + c(tols.cert_gtol) * g
+    cert_ok = mf.certificate_gap <= cert_tol  # False when there is no certificate (nan)
     at_fstar = known & (jnp.abs(f_gap) <= f_tol)
     above = known & (f_gap > f_tol)
     zero_ok = (n_zero == predicted) | (n_zero < 0)  # unknown counts (Lanczos): not checked
@@ -302,26 +298,12 @@ def _classify_one(spec, params, tols: _Tols, method: str, num_matvecs: int, key)
                                       jnp.where(zero_ok & ~known & ~cert_ok, PointClass.LOCAL_MIN,
                                                 PointClass.DEGENERATE))))).astype(jnp.int8)
     return CriticalPointRecord(
-        code=code, loss=f, grad_norm=g, f_star=f_star, f_gap=f_gap, sigma_1=cert.sigma_1,
-        certificate_gap=cert.gap, curvature_bound=jnp.where(escape, nc.bound, jnp.nan),
+        code=code, loss=f, grad_norm=g, f_star=f_star, f_gap=f_gap, sigma_1=mf.sigma_1,
+        certificate_gap=mf.certificate_gap, curvature_bound=mf.curvature_bound,
         lambda_min=lam_min, lambda_max=lam_max, hess_norm=hnorm, lambda_pos_min=pos_min,
         zero_max=zmax, n_neg=n_neg, n_zero=n_zero, n_pos=n_pos, rank=rank,
         zero_modes_predicted=predicted, grad_tol=grad_tol, zero_tol=zero_tol, f_tol=f_tol,
         cert_tol=cert_tol)
-
-
-def _rank(X, rtol, atol):
-    sv = jnp.linalg.svd(X, compute_uv=False)
-    return jnp.sum(sv > jnp.maximum(rtol * sv[0], atol)).astype(jnp.int32)
-
-
-def _has_closed_form(spec) -> bool:
-    """Whether ``optimal_value`` can be called (traced lambdas: it returns nan itself)."""
-    try:
-        optimal_value(spec)
-    except ValueError:
-        return False
-    return True
 
 
 @functools.partial(jax.jit, static_argnames=("method", "num_matvecs"))
@@ -337,8 +319,9 @@ def _classify_many(spec, params, tols, key, method, num_matvecs, batch_size):
 
 def classify(spec, params, *, method: str = "auto", grad_tol=None, zero_rtol=None,
              zero_gtol=None, f_rtol=None, cert_rtol=None, cert_gtol=None, rank_rtol=None,
-             rank_atol=None, num_matvecs: int = 64, key=None) -> CriticalPointRecord:
-    """Classify one (polished, float64) point of the UFM: minimum, strict saddle, or counterexample.
+             rank_atol=None, kink_rtol=None, num_matvecs: int = 64,
+             key=None) -> CriticalPointRecord:
+    """Classify one (polished, float64) point of the UFM or deep UFM: minimum, saddle, or neither.
 
     Computes the gradient norm, ``f - f*`` against the closed form, the global-optimality
     certificate, the Hessian inertia with explicit tolerances, the numerical rank of ``W`` and
@@ -348,12 +331,16 @@ def classify(spec, params, *, method: str = "auto", grad_tol=None, zero_rtol=Non
     use :func:`classify_batch` or ``jax.vmap(lambda p: classify(spec, p))``.
 
     Args:
-        spec: a :class:`ufm.UFMSpec` (float64 recommended).
+        spec: a :class:`ufm.UFMSpec` or :class:`ufm.DeepUFMSpec` (float64 recommended; deep
+            rules in :mod:`ufm._classify_deep`).
         params: one point (no seed axis), best polished to ``||grad f|| <= 1e-10``.
         method: ``"auto"``, ``"dense"``, ``"block_arrow"`` or ``"lanczos"`` (see module docstring).
         grad_tol, zero_rtol, zero_gtol, f_rtol, cert_rtol, cert_gtol, rank_rtol, rank_atol:
             tolerances;
             ``None`` takes the dtype's default.
+        kink_rtol: deep UFM with ReLU or leaky ReLU only: a pre-activation entry with ``|z| <=
+            kink_rtol * max |Z_l|`` sits at the kink, where the Hessian is not defined:
+            ``ValueError`` naming the layer (default ``1e-6`` [``1e-3``]).
         num_matvecs: Krylov depth for ``method="lanczos"`` (capped at the parameter count).
         key: PRNG key of the Lanczos start vector (default ``jax.random.key(0)``).
 
@@ -364,10 +351,10 @@ def classify(spec, params, *, method: str = "auto", grad_tol=None, zero_rtol=Non
         >>> ufm.CLASS_NAMES[int(rec.code)], int(rec.n_zero), int(rec.zero_modes_predicted)
         ('global_min', 4, 4)
     """
-    _check(spec, params)
+    tols = _default_tols(_dtype(params), grad_tol, zero_rtol, zero_gtol, f_rtol, cert_rtol,
+                         cert_gtol, rank_rtol, rank_atol, kink_rtol)
+    _validate(spec, params, batched=False, tols=tols)
     method = resolve_method(spec, method)
-    tols = _default_tols(params.W.dtype, grad_tol, zero_rtol, zero_gtol, f_rtol, cert_rtol,
-                         cert_gtol, rank_rtol, rank_atol)
     key = jax.random.key(0) if key is None else key
     return _classify_jit(spec, params, tols, key, method, int(num_matvecs))
 
@@ -394,17 +381,17 @@ def classify_batch(spec, params, *, method: str = "auto", batch_size: int | None
     """
     leaves = jax.tree_util.tree_leaves(params)
     num = leaves[0].shape[0]
-    _check(spec, jax.tree_util.tree_map(lambda x: x[0], params))
-    method = resolve_method(spec, method)
     num_matvecs = int(tolerances.pop("num_matvecs", 64))
     key = tolerances.pop("key", None)
     key = jax.random.key(0) if key is None else key
     tols = _default_tols(leaves[0].dtype, **{k: tolerances.pop(k, None) for k in _Tols._fields})
     if tolerances:
         raise TypeError(f"unknown keyword arguments {sorted(tolerances)}")
+    _validate(spec, params, batched=True, tols=tols)
+    method = resolve_method(spec, method)
     if batch_size is None:
         p = spec.num_params
-        per_point = 8 * 4 * (p * p if method == "dense" else p * max(spec.K * spec.d, 8))
+        per_point = 8 * 4 * (p * p if method == "dense" else p * max(_num_global_params(spec), 8))
         batch_size = int(max(1, min(num, (256 << 20) // per_point)))
     bucket = 1 << max(0, num - 1).bit_length()
     if bucket > num:
@@ -441,3 +428,6 @@ def warn_counterexamples(cols: dict, context: str = "") -> list[int]:
             f"global minima {context}(candidate counterexamples to the strict-saddle property):\n"
             + "\n".join(lines) + more, CounterexampleWarning, stacklevel=3)
     return bad.tolist()
+
+
+from . import _classify_deep  # noqa: E402,F401  (registers the deep UFM)
