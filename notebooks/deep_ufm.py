@@ -23,8 +23,9 @@
 # cost less, and gradient descent finds low-rank solutions too.
 #
 # This notebook: (1) the two constructions and their losses, (2) Fig. 2 of the 2024 paper (K = 10,
-# L = 4), (3) the binary case where DNC is optimal, (4) small K. `UFM_FAST=1` runs a short
-# version (CI); the full runs and the other figures are in `experiments/deep_ufm.py`.
+# L = 4), (3) Fig. 3, (4) the binary case where DNC is optimal, (5) small K (Fig. 5), (6) Hessian
+# classification of critical points. `UFM_FAST=1` runs a short version (CI);
+# `experiments/deep_ufm.py` runs the same figures and stores the results.
 
 # %%
 import os
@@ -120,7 +121,66 @@ ax[2].set(xlabel="i", ylabel="$\\sigma_i/\\sigma_1$", title="class-mean spectra 
 plt.show()
 
 # %% [markdown]
-# ## 3. The binary case: DNC is optimal (Sukenik et al. 2023)
+# ## 3. Fig. 3 of arXiv 2405.14468: low rank beats DNC as K grows; rank vs weight decay and width
+#
+# Left: `L_SRG / L_DNC` against `r` (`K = C(r, 2)`, widths `r`) for `L = 3, 4, 5`, from the closed
+# forms. Middle: the average numerical rank of the class means at the end of GD against the weight
+# decay (`K = 10`, `L = 4`). Right: the fraction of seeds that reach DNC (loss within 1e-3 of
+# `L_DNC`, every class-mean matrix of rank `K`) and that end below `L_DNC`, against the width.
+# Full mode: 10 seeds x 10^5 GD steps per point (about 25 minutes on 2 CPU cores; the same runs
+# with stored results: `python experiments/deep_ufm.py --only fig3_rank fig3_width`).
+
+# %%
+F3_SEEDS, F3_STEPS = (2, 1_500) if FAST else (10, 100_000)
+F3_LAMS = (2e-3, 6e-3) if FAST else (1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 6e-3)
+F3_WIDTHS = (10, 30) if FAST else (10, 15, 20, 30, 50, 100)
+
+
+def gd_end(spec_x, key):
+    r = ufm.optimize(spec_x, ufm.init_batch(spec_x, jax.random.key(key), F3_SEEDS), optimizer=ufm.gd(LR),
+                     max_steps=F3_STEPS, tol=1e-10, chunk=min(F3_STEPS, 10_000))
+    m = jax.vmap(lambda p: ufm.deep_metrics(spec_x, p, tau=TAU))(r.params)
+    ranks = np.stack([np.asarray(m[f"rank_H{l}"]) for l in range(1, spec_x.L + 1)], axis=1)
+    return np.asarray(r.loss), ranks
+
+
+fig, ax = plt.subplots(1, 3, figsize=(15, 4))
+rs = np.arange(3, 11)
+for L in (3, 4, 5):
+    ratio = []
+    for r in rs:
+        K = int(r * (r - 1) // 2)
+        s_r = ufm.DeepUFMSpec(K=K, n=N_PER_CLASS, L=L, widths=tuple([int(r)] * (L - 1) + [K]),
+                              lambda_H1=1e-3, lambda_W=1e-3)
+        ratio.append(float(ufm.srg_loss(s_r)) / float(ufm.dnc_loss(s_r)))
+    ax[0].plot(rs, ratio, "o-", label=f"L = {L}")
+ax[0].axhline(1, color="k", lw=0.8)
+ax[0].set(xlabel="r  (K = r(r-1)/2)", ylabel="$L_{SRG}/L_{DNC}$", title="n = 5, $\\lambda$ = 1e-3")
+ax[0].legend()
+mean_rank = []
+for i, lam in enumerate(F3_LAMS):
+    _, ranks = gd_end(spec.replace(lambda_H1=lam, lambda_W=lam), 100 + i)
+    mean_rank.append(ranks[:, :-1].mean())
+ax[1].plot(F3_LAMS, mean_rank, "o-")
+ax[1].set(xlabel="weight decay $\\lambda$", ylabel=f"mean rank of $H_1..H_3$ (tau = {TAU})",
+          title=f"K = 10, L = 4, {F3_SEEDS} seeds, {F3_STEPS} steps")
+p_dnc, p_below = [], []
+for i, w in enumerate(F3_WIDTHS):
+    s_w = ufm.DeepUFMSpec(K=10, n=N_PER_CLASS, L=4, widths=w, lambda_H1=LAM, lambda_W=LAM)
+    loss_w, ranks = gd_end(s_w, 200 + i)
+    l_dnc = float(ufm.dnc_loss(s_w))
+    p_dnc.append(np.mean((np.abs(loss_w - l_dnc) <= 1e-3 * l_dnc) & (ranks == 10).all(axis=1)))
+    p_below.append(np.mean(loss_w < l_dnc * (1 - 1e-6)))
+ax[2].plot(F3_WIDTHS, p_dnc, "o-", label="reached DNC")
+ax[2].plot(F3_WIDTHS, p_below, "s--", label="below $L_{DNC}$")
+ax[2].set(xscale="log", xlabel="width", ylabel="fraction of seeds", ylim=(-0.05, 1.05))
+ax[2].legend()
+plt.show()
+print("mean hidden-layer rank per lambda:", np.round(mean_rank, 2))
+print("P(DNC), P(below L_DNC) per width:", np.round(p_dnc, 2), np.round(p_below, 2))
+
+# %% [markdown]
+# ## 4. The binary case: DNC is optimal (Sukenik et al. 2023)
 #
 # With `K = 2` gradient descent reaches `L_DNC` and nothing goes below it.
 
@@ -133,7 +193,7 @@ print("loss - L_DNC per seed:", gap)
 assert (gap > -1e-9).all()
 
 # %% [markdown]
-# ## 4. Few classes (Fig. 5 of arXiv 2405.14468): fit and regularisation, class-mean Grams
+# ## 5. Few classes (Fig. 5 of arXiv 2405.14468): fit and regularisation, class-mean Grams
 #
 # The balance between the fit term and the regularisation along the run, and the Gram matrices
 # `M_l^T M_l` of the class means of each layer for the best seed.
@@ -161,7 +221,7 @@ for i, K in enumerate(Ks):
 plt.show()
 
 # %% [markdown]
-# ## 5. Classifying critical points: tanh and identity networks
+# ## 6. Classifying critical points: tanh and identity networks
 #
 # `ufm.classify_batch` takes a `DeepUFMSpec` and returns the same columns as for the UFM. There is
 # no closed-form optimum, so `f_star` is the reference `L_DNC` (low-rank points can go below it)

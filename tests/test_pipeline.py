@@ -401,3 +401,15 @@ def test_cpu_analyses_do_not_deadlock():
                        timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "rows 2048 2048" in r.stdout
+
+
+def test_hessian_analysis_rejects_kinked_activations():
+    """ReLU end points sit at kinks (no Hessian): the grid point is named invalid up front, while
+    a smooth activation with the same analyses is accepted."""
+    base = ('model = "deep_ufm"\nanalyses = ["hessian"]\n[grid]\nK = 3\nn = 2\nL = 2\nwidths = 4\n'
+            'lambda_H1 = 0.005\nlambda_W = 0.005\nactivation = ["relu", "leaky_relu", "tanh"]\n'
+            '[seeds]\ncount = 1\n')
+    configs, invalid = ufm.load_sweep_spec(base).expand()
+    assert [c.spec.activation for c in configs] == ["tanh"]
+    assert len(invalid) == 2
+    assert all("analysis 'hessian'" in p.error and "kink" in p.error for p in invalid)

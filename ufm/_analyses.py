@@ -206,6 +206,13 @@ def _check_hessian(spec):
     if not supported:
         raise TypeError("the Hessian classification (ufm.classify_batch) has no rules for "
                         f"{type(spec).__name__}")
+    from ._classify_deep import KINKED
+
+    if getattr(spec, "activation", None) in KINKED:
+        raise ValueError(f"activation={spec.activation!r}: trained end points sit at its kink "
+                         "(dead units, exact zeros), where the Hessian is not defined; the hessian "
+                         "analysis needs a smooth activation (identity, tanh, softplus, gelu, ...). "
+                         "Classify single ReLU points away from kinks with ufm.classify")
 
 
 @register_analysis("hessian", check=_check_hessian, options=HESSIAN_OPTIONS)
