@@ -115,7 +115,7 @@ def _lanczos_plain(matvec, v0, m: int, num_steps):
 
 
 def block_arrow_spectrum(spec, params, *, zero_rtol=1e-8, zero_atol=0.0, lambda_rtol=2e-11,
-                         max_iter: int = 64, num_matvecs: int = 48, key=None, method: str = "auto",
+                         max_iter: int = 64, num_matvecs: int = 12, key=None, method: str = "auto",
                          chunk_size: int = 64, sample_chunk: int = 1024) -> BlockArrowResult:
     """Exact inertia and ``lambda_min`` of the Hessian of a per-sample objective (block-arrow).
 
@@ -132,8 +132,10 @@ def block_arrow_spectrum(spec, params, *, zero_rtol=1e-8, zero_atol=0.0, lambda_
     steps of plain Lanczos on the structured Hessian-vector product (``O(N K d)`` each). Stops when
     the bracket is narrower than ``2 lambda_rtol * scale`` or after ``max_iter`` search evaluations
     (a ``while_loop``: under ``vmap`` it runs until the slowest member ends, the others masked).
-    Typical cost: the two inertia shifts plus 1-3 search evaluations, each ``O(N K^2 d^2)`` for the
-    UFM fast path.
+    Typical cost: the two inertia shifts plus 1-6 search evaluations, each ``O(N K^2 d^2)`` for the
+    UFM fast path. ``num_matvecs=12`` (default) balances the two costs: at ``N = 10^5`` one
+    evaluation costs about as much as 15 Hessian-vector products, and a deeper start (48) saved
+    evaluations only at non-critical points (``benchmarks/hessian_scaling.py``, BENCHMARKS.md).
 
     Recommended: float64, ``lambda_H > 0`` (the UFM fast path needs ``D_i >= lambda_H I``), defaults
     otherwise (``lambda_rtol=2e-11`` certifies ``lambda_min`` within ``4e-11 * scale``; ``lambda_min``
