@@ -98,7 +98,6 @@ def _(spec: UFMSpec) -> int:
     return spec.K * spec.d
 
 
-
 def _rank(X, rtol, atol):
     sv = jnp.linalg.svd(X, compute_uv=False)
     return jnp.sum(sv > jnp.maximum(rtol * sv[0], atol)).astype(jnp.int32)
