@@ -30,7 +30,7 @@
 #
 # Observed at K = 3, 4, 5 (section 5, and `experiments/deep_ufm.py --only fig5 --lam L` for
 # lambda = 0.004, 0.008, 0.015; 10 seeds, 10^5 steps): every seed converges to DNC (loss within
-# 3e-7 of L_DNC, full-rank class means); no low-rank solution was found at these K. Our SRG
+# 1e-6 of L_DNC, full-rank class means); no low-rank solution was found at these K. Our SRG
 # construction does not beat DNC at K = 3 either (L_SRG > L_DNC); it does from K = 6.
 
 # %%
