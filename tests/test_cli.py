@@ -66,3 +66,20 @@ def test_unwritable_output_folder(tmp_path, capsys):
     blocker.write_text("x")
     assert main(["landscape", "--out", str(blocker / "sub")]) == 2
     assert "not writable" in capsys.readouterr().err
+
+
+def test_diverging_runs_are_flagged_and_explained(tmp_path, capsys):
+    """GD with lr 1 diverges on MSE with a large regularised bias: every seed gets the per-seed
+    status 'diverged' (no crash, no NaN in the stored table's status), and the verdict says so."""
+    out = tmp_path / "div"
+    rc = main(["landscape", "--K", "3", "--seeds", "3", "--loss", "mse", "--bias", "regularized",
+               "--lambda-b", "1.5", "--lambda-W", "0.005", "--steps", "500", "--saddle-seeds", "0",
+               "--no-origin", "--no-figures", "--out", str(out), "--quiet"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "Not converged: 3 diverged" in text and "smaller --lr" in text
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(out / "rows.parquet").to_pandas()
+    assert (rows.status == "diverged").all() and not rows.at_optimum.any()
+    assert (rows["class"] == "not_critical").all()

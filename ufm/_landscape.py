@@ -386,6 +386,13 @@ def verdict(rows: dict, config: LandscapeConfig) -> str:
     at = int((conv & rows["at_optimum"]).sum())
     lines = [f"{int(random.sum())} random starts: {int(conv.sum())} converged, {at} of them at the "
              f"closed-form optimum (|f - f*| <= {AT_OPTIMUM_RTOL:g} max(1, |f*|))."]
+    counts = {k: int((random & (rows["status"] == k)).sum()) for k in ("diverged", "nan", "max_steps")}
+    if any(counts.values()):
+        lines.append(
+            f"Not converged: {counts['diverged']} diverged, {counts['nan']} NaN, {counts['max_steps']} "
+            f"at the step budget ({config.max_steps}). Diverged / NaN / oscillating runs mean the "
+            f"learning rate ({config.learning_rate:g}) is too large for those configurations (GD on "
+            "MSE needs lr < 2 / (1 + lambda_b) at least): try a smaller --lr, or more --steps.")
     if config.hessian:
         cls = rows["class"]
         crit = rows["grad_norm"] <= rows["grad_tol"]
