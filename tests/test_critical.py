@@ -88,6 +88,21 @@ def test_classify_vmap_and_batch_agree(saddles):
     assert ufm.CLASS_NAMES[ufm.PointClass.STRICT_SADDLE] == "strict_saddle"
 
 
+def test_classify_batch_padding_and_batch_sizes_agree(saddles):
+    """3 points are padded to 4 (skipped by lax.cond one at a time, computed and dropped in a
+    batch): rows equal for batch_size 1 (the CPU default), 4 and single-point classify."""
+    three = jax.tree_util.tree_map(lambda x: x[:3], saddles.params)
+    one = ufm.classify_batch(SPEC, three)
+    four = ufm.classify_batch(SPEC, three, batch_size=4)
+    assert len(one["class"]) == 3
+    for k in ("class_code", "n_neg", "n_zero", "lambda_min", "f_gap"):
+        np.testing.assert_array_equal(one[k], four[k], err_msg=k)
+    for i in range(3):
+        rec = ufm.classify(SPEC, jax.tree_util.tree_map(lambda x: x[i], three))
+        assert int(rec.code) == one["class_code"][i]
+        np.testing.assert_allclose(float(rec.lambda_min), one["lambda_min"][i], rtol=1e-12)
+
+
 def test_planted_saddles_are_strict_saddles_meeting_the_curvature_bound(saddles):
     spec = SPEC
     assert set(saddles.source) == {"planted"}

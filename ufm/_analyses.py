@@ -220,12 +220,10 @@ def hessian_classification(spec, result, *, method: str = "auto", batch_size=Non
                            warn: bool = True, **tolerances):
     """:func:`ufm.classify_batch` of the end points (module docstring), with a
     ``counterexample`` column and one :class:`ufm.CounterexampleWarning` per call. ``batch_size``
-    defaults to 1 on CPU (no batched LAPACK calls: module docstring), else classify_batch's."""
+    as in classify_batch (1 on CPU: no batched LAPACK calls, module docstring)."""
     from ._classify import COUNTEREXAMPLE_CLASSES, classify_batch, warn_counterexamples
 
     _check_hessian(spec)
-    if batch_size is None and on_cpu(result.params):
-        batch_size = 1
     cols = classify_batch(spec, result.params, method=method, batch_size=batch_size, warn=False,
                           **tolerances)
     cols["counterexample"] = np.isin(cols["class_code"], [int(c) for c in COUNTEREXAMPLE_CLASSES])

@@ -312,9 +312,14 @@ def _classify_jit(spec, params, tols, key, method, num_matvecs):
 
 
 @functools.partial(jax.jit, static_argnames=("method", "num_matvecs", "batch_size"))
-def _classify_many(spec, params, tols, key, method, num_matvecs, batch_size):
-    fn = lambda p: _classify_one(spec, p, tols, method, num_matvecs, key)  # noqa: E731
-    return jax.lax.map(fn, params, batch_size=batch_size)
+def _classify_many(spec, params, valid, tols, key, method, num_matvecs, batch_size):
+    """``lax.map`` of ``_classify_one``; padding rows (``valid`` False) are skipped by a
+    ``lax.cond`` when ``batch_size == 1`` (under a batched map both branches run)."""
+    one = lambda p: _classify_one(spec, p, tols, method, num_matvecs, key)  # noqa: E731
+    blank = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                   jax.eval_shape(one, jax.tree_util.tree_map(lambda x: x[0], params)))
+    fn = lambda pv: jax.lax.cond(pv[1], one, lambda _: blank, pv[0])  # noqa: E731
+    return jax.lax.map(fn, (params, valid), batch_size=batch_size)
 
 
 def classify(spec, params, *, method: str = "auto", grad_tol=None, zero_rtol=None,
@@ -359,14 +364,22 @@ def classify(spec, params, *, method: str = "auto", grad_tol=None, zero_rtol=Non
     return _classify_jit(spec, params, tols, key, method, int(num_matvecs))
 
 
+def _on_cpu(tree) -> bool:
+    from ._analyses import on_cpu
+
+    return on_cpu(tree)
+
+
 def classify_batch(spec, params, *, method: str = "auto", batch_size: int | None = None,
                    warn: bool = True, **tolerances) -> dict:
     """Classify a batch of points (leading axis) and return numpy columns, one row per point.
 
-    Runs :func:`classify` under ``jax.lax.map`` in batches of ``batch_size`` points (default: a
-    dense-Hessian memory budget of about 256 MB). The batch is padded to the next power of two
-    (copies of the first point, dropped again), so that varying batch sizes reuse a few
-    compilations. The columns are the
+    Runs :func:`classify` under ``jax.lax.map`` in batches of ``batch_size`` points (default: one
+    point at a time on CPU, else a dense-Hessian memory budget of about 256 MB). On CPU, batched
+    LAPACK calls (``eigh``/``svd`` of a whole batch) once deadlocked inside jaxlib's thread pool
+    in a sweep, and one point at a time was faster anyway (2048 points of 100 parameters in 1.2 s). The batch is padded to the next power of two
+    (copies of the first point, skipped when ``batch_size`` is 1 and dropped), so that varying
+    batch sizes reuse a few compilations. The columns are the
     :class:`CriticalPointRecord` fields plus ``class`` (names from :data:`CLASS_NAMES`) and
     ``class_code``, ready for ``pandas.DataFrame`` or ``pyarrow.table``. With ``warn=True`` a
     :class:`CounterexampleWarning` lists every ``SPURIOUS_MIN`` or ``DEGENERATE`` row.
@@ -389,6 +402,8 @@ def classify_batch(spec, params, *, method: str = "auto", batch_size: int | None
         raise TypeError(f"unknown keyword arguments {sorted(tolerances)}")
     _validate(spec, params, batched=True, tols=tols)
     method = resolve_method(spec, method)
+    if batch_size is None and _on_cpu(params):
+        batch_size = 1  # no batched LAPACK calls on CPU (see below)
     if batch_size is None:
         p = spec.num_params
         per_point = 8 * 4 * (p * p if method == "dense" else p * max(_num_global_params(spec), 8))
@@ -399,7 +414,8 @@ def classify_batch(spec, params, *, method: str = "auto", batch_size: int | None
             lambda x: jnp.concatenate([x, jnp.broadcast_to(x[:1], (bucket - num,) + x.shape[1:])]),
             params)
     batch_size = min(int(batch_size), bucket)
-    rec = _classify_many(spec, params, tols, key, method, num_matvecs, batch_size)
+    valid = jnp.arange(bucket) < num
+    rec = _classify_many(spec, params, valid, tols, key, method, num_matvecs, batch_size)
     cols = {k: np.asarray(v)[:num] for k, v in rec._asdict().items()}
     cols["class_code"] = cols.pop("code")
     cols["class"] = np.asarray(CLASS_NAMES, dtype=object)[cols["class_code"]]
