@@ -28,10 +28,12 @@
 # cores); the full mode takes about half an hour on 2 CPU cores, almost all of it Fig. 3 (the same
 # runs in `experiments/deep_ufm.py`, which stores the results, measured 1577 s in all at load ~6).
 #
-# Observed at K = 3, 4, 5 (section 5, and `experiments/deep_ufm.py --only fig5 --lam L` for
-# lambda = 0.004, 0.008, 0.015; 10 seeds, 10^5 steps): every seed converges to DNC (loss within
-# 1e-6 of L_DNC, full-rank class means); no low-rank solution was found at these K. Our SRG
-# construction does not beat DNC at K = 3 either (L_SRG > L_DNC); it does from K = 6.
+# Observed at K = 3, 4, 5 with `experiments/deep_ufm.py --only fig5` (10 seeds, 10^5 GD steps,
+# n = 5): at L = 4, width 30 every seed converges to DNC (loss within 1e-6 of L_DNC, full-rank
+# class means) for lambda = 0.004, 0.008 and 0.015. Low-rank ends below L_DNC appear with more
+# depth or less width: L = 5 (K = 4: 1/10, K = 5: 3/10 seeds), L = 6 with lambda = 0.002 (1/10,
+# 7/10), width 10 at L = 4 (K = 5: 6/10); never at K = 3, where our SRG construction does not beat
+# DNC either (L_SRG > L_DNC; it does from K = 6).
 
 # %%
 import os
