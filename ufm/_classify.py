@@ -79,6 +79,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._analyses import on_cpu
 from ._blockarrow import BlockArrow, block_arrow
 from ._hessian import hessian_spectrum_dense, lanczos_extremes
 from ._inertia import _spectrum, block_arrow_inertia
@@ -364,12 +365,6 @@ def classify(spec, params, *, method: str = "auto", grad_tol=None, zero_rtol=Non
     return _classify_jit(spec, params, tols, key, method, int(num_matvecs))
 
 
-def _on_cpu(tree) -> bool:
-    from ._analyses import on_cpu
-
-    return on_cpu(tree)
-
-
 def classify_batch(spec, params, *, method: str = "auto", batch_size: int | None = None,
                    warn: bool = True, **tolerances) -> dict:
     """Classify a batch of points (leading axis) and return numpy columns, one row per point.
@@ -402,7 +397,7 @@ def classify_batch(spec, params, *, method: str = "auto", batch_size: int | None
         raise TypeError(f"unknown keyword arguments {sorted(tolerances)}")
     _validate(spec, params, batched=True, tols=tols)
     method = resolve_method(spec, method)
-    if batch_size is None and _on_cpu(params):
+    if batch_size is None and on_cpu(params):
         batch_size = 1  # no batched LAPACK calls on CPU (see below)
     if batch_size is None:
         p = spec.num_params
