@@ -243,8 +243,7 @@ def _hessian_facts(spec, params, method, tol_of_norm, num_matvecs, key):
         # (they fail with jax_numpy_dtype_promotion="strict").
         with jax.numpy_dtype_promotion("standard"):
             ba = block_arrow(spec, params)  # built once (the generic path costs P + d HVPs)
-            res = _spectrum(ba, zero_rtol=0.0, zero_atol=0.0, lambda_rtol=2e-11, max_iter=64,
-                            num_matvecs=12, key=jax.random.key(0))  # block_arrow_spectrum's
+            res = _spectrum(ba, zero_rtol=0.0, zero_atol=0.0, key=jax.random.key(0))
             tol = tol_of_norm(res.scale)
             if not isinstance(ba, BlockArrow):  # fast paths factor D_i - sigma I by Cholesky
                 tol = jnp.where(ba.diag_min > 0, jnp.minimum(tol, 0.5 * ba.diag_min), tol)

@@ -114,9 +114,13 @@ def _lanczos_plain(matvec, v0, m: int, num_steps):
     return jnp.where(num_steps > 0, ritz[0], jnp.inf)
 
 
-def block_arrow_spectrum(spec, params, *, zero_rtol=1e-8, zero_atol=0.0, lambda_rtol=2e-11,
-                         max_iter: int = 64, num_matvecs: int = 12, key=None, method: str = "auto",
-                         chunk_size: int = 64, sample_chunk: int = 1024) -> BlockArrowResult:
+#: Defaults of the ``lambda_min`` search (shared with :func:`ufm.classify`'s block-arrow path).
+LAMBDA_RTOL, MAX_ITER, NUM_MATVECS = 2e-11, 64, 12
+
+
+def block_arrow_spectrum(spec, params, *, zero_rtol=1e-8, zero_atol=0.0,
+                         lambda_rtol=LAMBDA_RTOL, max_iter: int = MAX_ITER,
+                         num_matvecs: int = NUM_MATVECS, key=None, method: str = "auto", chunk_size: int = 64, sample_chunk: int = 1024) -> BlockArrowResult:
     """Exact inertia and ``lambda_min`` of the Hessian of a per-sample objective (block-arrow).
 
     Algorithm (theory.md section 3): build the block-arrow structure (:func:`ufm.block_arrow`);
@@ -162,8 +166,8 @@ def block_arrow_spectrum(spec, params, *, zero_rtol=1e-8, zero_atol=0.0, lambda_
                      key=jax.random.key(0) if key is None else key)
 
 
-def _spectrum(ba, *, zero_rtol, zero_atol, lambda_rtol, max_iter, num_matvecs,
-              key) -> BlockArrowResult:
+def _spectrum(ba, *, zero_rtol, zero_atol, key, lambda_rtol=LAMBDA_RTOL, max_iter=MAX_ITER,
+              num_matvecs=NUM_MATVECS) -> BlockArrowResult:
     A = ba.A
     dtype = A.dtype
     P = A.shape[0]
