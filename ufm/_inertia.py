@@ -120,7 +120,8 @@ LAMBDA_RTOL, MAX_ITER, NUM_MATVECS = 2e-11, 64, 12
 
 def block_arrow_spectrum(spec, params, *, zero_rtol=1e-8, zero_atol=0.0,
                          lambda_rtol=LAMBDA_RTOL, max_iter: int = MAX_ITER,
-                         num_matvecs: int = NUM_MATVECS, key=None, method: str = "auto", chunk_size: int = 64, sample_chunk: int = 1024) -> BlockArrowResult:
+                         num_matvecs: int = NUM_MATVECS, key=None, method: str = "auto",
+                         chunk_size: int = 64, sample_chunk: int = 1024) -> BlockArrowResult:
     """Exact inertia and ``lambda_min`` of the Hessian of a per-sample objective (block-arrow).
 
     Algorithm (theory.md section 3): build the block-arrow structure (:func:`ufm.block_arrow`);
