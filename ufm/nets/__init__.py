@@ -1,0 +1,1 @@
+"""Small networks (equinox) shared by the trained-network systems."""

@@ -1,0 +1,1 @@
+"""Many-seed optimisers: full-batch optimiser, polishing, minibatch training."""

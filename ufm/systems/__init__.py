@@ -1,0 +1,1 @@
+"""Model systems: one folder each, registered with :func:`ufm.core.register_system`."""
