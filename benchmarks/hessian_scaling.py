@@ -14,11 +14,11 @@ checked against known answers even where no dense Hessian fits:
 
 Columns, all after compilation (compile time in its own column), best of ``--repeats`` runs:
 
-* ``block-arrow``: :func:`ufm.block_arrow_spectrum` (exact ``n_neg/n_zero/n_pos`` and a certified
+* ``block-arrow``: :func:`ufm.hessian.block_arrow_spectrum` (exact ``n_neg/n_zero/n_pos`` and a certified
   ``lambda_min`` bracket); ``evals`` is the number of Schur-complement evaluations.
-* ``dense``: :func:`ufm.hessian_spectrum_dense` (autodiff Hessian + float64 ``eigh``), only while
+* ``dense``: :func:`ufm.hessian.hessian_spectrum_dense` (autodiff Hessian + float64 ``eigh``), only while
   the ``(10 N + 100)^2`` Hessian is affordable (``--dense-max-n``).
-* ``lanczos``: :func:`ufm.lanczos_extremes` with ``--matvecs`` Hessian-vector products and full
+* ``lanczos``: :func:`ufm.hessian.lanczos_extremes` with ``--matvecs`` Hessian-vector products and full
   reorthogonalisation: extreme Ritz values only (no inertia), with their error against the known
   ``lambda_min``.
 
@@ -71,7 +71,7 @@ def origin(spec):
 
 
 def origin_lambda_min(spec):
-    G = np.asarray(ufm.fit_grad(jnp.zeros((K, spec.N)), "ce", spec.n))
+    G = np.asarray(ufm.systems.ufm.fit_grad(jnp.zeros((K, spec.N)), "ce", spec.n))
     s1 = np.linalg.norm(G, 2)
     return (LW + LH) / 2 - np.sqrt(((LW - LH) / 2) ** 2 + s1**2)
 
@@ -121,9 +121,9 @@ def main(argv=None):
     print("| N | point | params | block-arrow s | compile s | evals | n_neg/n_zero/n_pos "
           "| lambda_min err | bracket | dense s | lanczos s | lanczos err | check |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    spectrum = jax.jit(ufm.block_arrow_spectrum)
-    dense = jax.jit(ufm.hessian_spectrum_dense)
-    lanczos = jax.jit(ufm.lanczos_extremes, static_argnames="num_matvecs")
+    spectrum = jax.jit(ufm.hessian.block_arrow_spectrum)
+    dense = jax.jit(ufm.hessian.hessian_spectrum_dense)
+    lanczos = jax.jit(ufm.hessian.lanczos_extremes, static_argnames="num_matvecs")
     for n in ns:
         spec = ufm.UFMSpec(K=K, n=n, d=D, loss="ce", lambda_W=LW, lambda_H=LH)
         for name, point, lam_ref, neg_ref, zero_ref in (

@@ -413,7 +413,7 @@ def main(argv=None):
 
     def torch_targets(n, dtype):
         lab = torch.from_numpy(np.repeat(np.arange(K), n)).long()
-        Y = torch.from_numpy(ufm.one_hot_targets(K, n, dtype).copy())
+        Y = torch.from_numpy(ufm.systems.ufm.one_hot_targets(K, n, dtype).copy())
         return lab, Y
 
     def torch_best(run_steps, steps):

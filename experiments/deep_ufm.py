@@ -22,12 +22,12 @@ runs (Fig. 2); L in {3, 4, 5} (Fig. 3 left); L = 4 (Fig. 3 middle/right, Fig. 5)
                      steps for about half of the seeds from this initialisation
     --tau 1e-3       relative threshold of the numerical rank, #{sigma_i > tau sigma_1}
     Fig. 3 left uses --ratio-lambda 1e-3 and n = --n so that L_DNC < 1/2 up to r = 12; the ratio of
-    the constants c_SRG/c_DNC (``ufm.srg_ratio``) is lambda- and n-free and is plotted too.
+    the constants c_SRG/c_DNC (``ufm.deep.srg_ratio``) is lambda- and n-free and is plotted too.
     Fig. 3 middle: lambda in --rank-lambdas (default 0.001..0.006); right: widths --widths.
     A seed "reached DNC" when its loss is within 1e-3 (relative) of L_DNC and every class-mean
     matrix H_1..H_L has rank K; "low-rank" when some H_l (l < L) has rank < K.
 
-L_SRG is the loss of ``ufm.srg_construction`` (our rank-r construction with optimised offsets):
+L_SRG is the loss of ``ufm.deep.srg_construction`` (our rank-r construction with optimised offsets):
 an upper bound on the global minimum, not the paper's exact value. GD can end below it.
 
 Usage:
@@ -106,9 +106,9 @@ def _recorder(tau: float, metrics: bool):
     ufm = _ufm()
 
     def record(spec, params):
-        out = dict(ufm.deep_loss_terms(spec, params))
+        out = dict(ufm.deep.deep_loss_terms(spec, params))
         if metrics:
-            m = ufm.deep_metrics(spec, params, tau=tau)
+            m = ufm.deep.deep_metrics(spec, params, tau=tau)
             out.update({k: v for k, v in m.items() if k.startswith(("dnc1", "rank_H"))})
         return out
 
@@ -139,14 +139,14 @@ def run(cfg: Config, spec, seeds: int, steps: int, record=None, key_offset: int 
 
 def final_metrics(spec, params, tau: float) -> dict:
     ufm = _ufm()
-    m = jax.jit(jax.vmap(lambda p: ufm.deep_metrics(spec, p, tau=tau)))(params)
+    m = jax.jit(jax.vmap(lambda p: ufm.deep.deep_metrics(spec, p, tau=tau)))(params)
     return {k: np.asarray(v) for k, v in m.items()}
 
 
 def class_mean_spectra(spec, params) -> list:
     """Singular values of the uncentred class means of H_1..H_L, one ``(S, min(d_l, K))`` array per layer."""
     ufm = _ufm()
-    cm = jax.jit(jax.vmap(lambda p: ufm.deep_class_means(spec, p)))(params)
+    cm = jax.jit(jax.vmap(lambda p: ufm.deep.deep_class_means(spec, p)))(params)
     return [np.linalg.svd(np.asarray(M), compute_uv=False) for M in cm.H]
 
 
@@ -183,7 +183,7 @@ def fig2(cfg: Config) -> dict:
 
     ufm = _ufm()
     spec = _spec(cfg)
-    l_dnc, l_srg = float(ufm.dnc_loss(spec)), float(ufm.srg_loss(spec))
+    l_dnc, l_srg = float(ufm.deep.dnc_loss(spec)), float(ufm.deep.srg_loss(spec))
     res = run(cfg, spec, cfg.seeds, cfg.steps, record=_recorder(cfg.tau, True))
     loss = np.asarray(res.loss)
     m = final_metrics(spec, res.params, cfg.tau)
@@ -241,8 +241,8 @@ def fig3_ratio(cfg: Config) -> dict:
         for r in rs:
             K = int(r * (r - 1) // 2)
             spec = _spec(cfg, K=K, L=L, widths=tuple([int(r)] * (L - 1) + [K]), lam=cfg.ratio_lambda)
-            loss_ratio.append(float(ufm.srg_loss(spec)) / float(ufm.dnc_loss(spec)))
-            c_ratio.append(ufm.srg_ratio(int(r), L))
+            loss_ratio.append(float(ufm.deep.srg_loss(spec)) / float(ufm.deep.dnc_loss(spec)))
+            c_ratio.append(ufm.deep.srg_ratio(int(r), L))
         ax[0].plot(rs, loss_ratio, "o-", label=f"L={L}")
         ax[1].plot(rs, c_ratio, "o-", label=f"L={L}")
         out[f"L{L}"] = dict(loss_ratio=loss_ratio, constant_ratio=c_ratio)
@@ -271,7 +271,7 @@ def fig3_rank(cfg: Config) -> dict:
         wall += res.wall_time
         m = final_metrics(spec, res.params, cfg.tau)
         per_layer = [float(m[f"rank_H{l}"].mean()) for l in range(1, spec.L + 1)]
-        l_dnc = float(ufm.dnc_loss(spec))
+        l_dnc = float(ufm.deep.dnc_loss(spec))
         rows.append(dict(lam=lam, mean_rank_per_layer=per_layer,
                          mean_rank_hidden=float(np.mean(per_layer[:-1])),
                          below_dnc=int(np.sum(np.asarray(res.loss) < l_dnc)), l_dnc=l_dnc,
@@ -301,7 +301,7 @@ def fig3_width(cfg: Config) -> dict:
         res = run(cfg, spec, cfg.sweep_seeds, cfg.sweep_steps, key_offset=200 + i)
         wall += res.wall_time
         m = final_metrics(spec, res.params, cfg.tau)
-        l_dnc = float(ufm.dnc_loss(spec))
+        l_dnc = float(ufm.deep.dnc_loss(spec))
         kind = classify(spec, res, m, l_dnc)
         rows.append(dict(width=w, p_dnc=float(np.mean(kind == "dnc")), p_below=float(np.mean(kind == "below")),
                          p_other=float(np.mean(kind == "other")), final_loss=_f(res.loss), l_dnc=l_dnc,
@@ -333,7 +333,7 @@ def fig5(cfg: Config) -> dict:
         res = run(cfg, spec, cfg.sweep_seeds, cfg.sweep_steps, record=_recorder(cfg.tau, False),
                   key_offset=300 + i)
         wall += res.wall_time
-        l_dnc = float(ufm.dnc_loss(spec))
+        l_dnc = float(ufm.deep.dnc_loss(spec))
         m = final_metrics(spec, res.params, cfg.tau)
         loss = np.asarray(res.loss)
         best = int(np.argmin(loss))
@@ -346,7 +346,7 @@ def fig5(cfg: Config) -> dict:
         a.set(title=f"K={K}: seed {best}", xlabel="iteration")
         a.locator_params(axis="x", nbins=3)
         a.legend(fontsize=7)
-        cm = jax.jit(lambda p: ufm.deep_class_means(spec, p))(jax.tree_util.tree_map(lambda x: x[best], res.params))
+        cm = jax.jit(lambda p: ufm.deep.deep_class_means(spec, p))(jax.tree_util.tree_map(lambda x: x[best], res.params))
         grams = []
         for l, M in enumerate(cm.H):
             M = np.asarray(M)
@@ -379,7 +379,7 @@ def binary(cfg: Config) -> dict:
         spec = _spec(cfg, K=2, L=L)
         res = run(cfg, spec, cfg.sweep_seeds, cfg.sweep_steps, key_offset=400 + i, lr=cfg.binary_lr)
         wall += res.wall_time
-        l_dnc = float(ufm.dnc_loss(spec))
+        l_dnc = float(ufm.deep.dnc_loss(spec))
         m = final_metrics(spec, res.params, cfg.tau)
         gap = np.asarray(res.loss) - l_dnc
         ax.semilogy(res.trace_steps, np.abs(res.trace["loss"] - l_dnc), color=f"C{i}", lw=0.7,

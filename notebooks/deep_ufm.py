@@ -18,8 +18,8 @@
 # `H_{l+1} = ReLU(W_l H_l)` and the output `W_L H_L`, MSE loss and weight decay on `H_1` and every
 # `W_l` (Sukenik, Mondelli, Lampert 2023, arXiv 2305.13165; Sukenik, Lampert, Mondelli 2024,
 # arXiv 2405.14468). Deep neural collapse (DNC: orthogonal class means of equal norm in every
-# layer) has the closed-form loss `ufm.dnc_loss`. For `L >= 3` layers and enough classes, rank-`r`
-# solutions built on the edges of the complete graph `K_r` (`K = r(r-1)/2`, `ufm.srg_construction`)
+# layer) has the closed-form loss `ufm.deep.dnc_loss`. For `L >= 3` layers and enough classes, rank-`r`
+# solutions built on the edges of the complete graph `K_r` (`K = r(r-1)/2`, `ufm.deep.srg_construction`)
 # cost less, and gradient descent finds low-rank solutions too.
 #
 # This notebook: (1) the two constructions and their losses, (2) Fig. 2 of the 2024 paper (K = 10,
@@ -60,7 +60,7 @@ LAM, N_PER_CLASS, WIDTH, LR, TAU = 4e-3, 5, 30, 0.5, 1e-3
 # `B^T B - J` (`B` the vertex-edge incidence of `K_r`), which the ReLU maps to the identity.
 
 # %%
-B = ufm.edge_incidence(5)
+B = ufm.deep.edge_incidence(5)
 M = B.T @ B - 1.0
 fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
 ax[0].imshow(B, cmap="Greys")
@@ -69,18 +69,18 @@ ax[1].imshow(M, cmap="RdBu_r", vmin=-1, vmax=1)
 ax[1].set(title=f"$B^T B - J$: rank {np.linalg.matrix_rank(M)}, ReLU -> I")
 rs = np.arange(3, 16)
 for L in (2, 3, 4, 5):
-    ax[2].plot(rs, [ufm.srg_ratio(int(r), L) for r in rs], "o-", ms=3, label=f"L = {L}")
+    ax[2].plot(rs, [ufm.deep.srg_ratio(int(r), L) for r in rs], "o-", ms=3, label=f"L = {L}")
 ax[2].axhline(1, color="k", lw=0.8)
 ax[2].set(xlabel="r", ylabel="$c_{SRG} / c_{DNC}$", title="SRG beats DNC below 1")
 ax[2].legend()
 plt.show()
 
 spec = ufm.DeepUFMSpec(K=10, n=N_PER_CLASS, L=4, widths=WIDTH, lambda_H1=LAM, lambda_W=LAM)
-L_DNC, L_SRG = float(ufm.dnc_loss(spec)), float(ufm.srg_loss(spec))
-srg = ufm.srg_construction(spec)
+L_DNC, L_SRG = float(ufm.deep.dnc_loss(spec)), float(ufm.deep.srg_loss(spec))
+srg = ufm.deep.srg_construction(spec)
 print(f"L_DNC = {L_DNC:.6f}   L_SRG = {L_SRG:.6f} (upper bound)   ranks of the SRG class means: {srg.ranks}")
-print("loss at the DNC point:", float(ufm.loss(spec, ufm.dnc_point(spec))),
-      " grad norm:", float(ufm.grad_norm(spec, ufm.dnc_point(spec))))
+print("loss at the DNC point:", float(ufm.loss(spec, ufm.deep.dnc_point(spec))),
+      " grad norm:", float(ufm.grad_norm(spec, ufm.deep.dnc_point(spec))))
 
 # %% [markdown]
 # ## 2. Gradient descent at K = 10, L = 4 (Fig. 2 of arXiv 2405.14468)
@@ -92,14 +92,14 @@ print("loss at the DNC point:", float(ufm.loss(spec, ufm.dnc_point(spec))),
 
 # %%
 def record(spec, params):
-    m = ufm.deep_metrics(spec, params, tau=TAU)
+    m = ufm.deep.deep_metrics(spec, params, tau=TAU)
     return {k: v for k, v in m.items() if k.startswith("dnc1_pinv_H")}
 
 
 p0 = ufm.init_batch(spec, jax.random.key(0), SEEDS)
 res = ufm.optimize(spec, p0, optimizer=ufm.gd(LR), max_steps=STEPS, tol=1e-10,
                    chunk=min(STEPS, 10_000), record_every=min(STEPS, 1000) // 2, record=record)
-final = jax.vmap(lambda p: ufm.deep_metrics(spec, p, tau=TAU))(res.params)
+final = jax.vmap(lambda p: ufm.deep.deep_metrics(spec, p, tau=TAU))(res.params)
 loss = np.asarray(res.loss)
 print(f"{res.wall_time:.1f} s; final losses {np.round(loss, 4)}")
 print(f"below L_DNC: {np.sum(loss < L_DNC)}/{SEEDS}, below L_SRG: {np.sum(loss < L_SRG)}/{SEEDS}")
@@ -120,7 +120,7 @@ for l in range(1, 5):
     ax[1].semilogy(t, np.median(res.trace[f"dnc1_pinv_H{l}"], 1), label=f"$H_{l}$")
 ax[1].set(xlabel="iteration", ylabel="DNC1 (median over seeds)")
 ax[1].legend()
-cm = jax.vmap(lambda p: ufm.deep_class_means(spec, p))(res.params)
+cm = jax.vmap(lambda p: ufm.deep.deep_class_means(spec, p))(res.params)
 for l, Mh in enumerate(cm.H):
     s = np.linalg.svd(np.asarray(Mh), compute_uv=False)
     ax[2].semilogy(np.arange(1, 11) + 0.1 * l, (s / s[:, :1]).T, "o-", ms=3, lw=0.5, color=f"C{l}")
@@ -147,7 +147,7 @@ F3_WIDTHS = (10, 30) if FAST else (10, 15, 20, 30, 50, 100)
 def gd_end(spec_x, key):
     r = ufm.optimize(spec_x, ufm.init_batch(spec_x, jax.random.key(key), F3_SEEDS), optimizer=ufm.gd(LR),
                      max_steps=F3_STEPS, tol=1e-10, chunk=min(F3_STEPS, 10_000))
-    m = jax.vmap(lambda p: ufm.deep_metrics(spec_x, p, tau=TAU))(r.params)
+    m = jax.vmap(lambda p: ufm.deep.deep_metrics(spec_x, p, tau=TAU))(r.params)
     ranks = np.stack([np.asarray(m[f"rank_H{l}"]) for l in range(1, spec_x.L + 1)], axis=1)
     return np.asarray(r.loss), ranks
 
@@ -160,7 +160,7 @@ for L in (3, 4, 5):
         K = int(r * (r - 1) // 2)
         s_r = ufm.DeepUFMSpec(K=K, n=N_PER_CLASS, L=L, widths=tuple([int(r)] * (L - 1) + [K]),
                               lambda_H1=1e-3, lambda_W=1e-3)
-        ratio.append(float(ufm.srg_loss(s_r)) / float(ufm.dnc_loss(s_r)))
+        ratio.append(float(ufm.deep.srg_loss(s_r)) / float(ufm.deep.dnc_loss(s_r)))
     ax[0].plot(rs, ratio, "o-", label=f"L = {L}")
 ax[0].axhline(1, color="k", lw=0.8)
 ax[0].set(xlabel="r  (K = r(r-1)/2)", ylabel="$L_{SRG}/L_{DNC}$", title="n = 5, $\\lambda$ = 1e-3")
@@ -176,7 +176,7 @@ p_dnc, p_below = [], []
 for i, w in enumerate(F3_WIDTHS):
     s_w = ufm.DeepUFMSpec(K=10, n=N_PER_CLASS, L=4, widths=w, lambda_H1=LAM, lambda_W=LAM)
     loss_w, ranks = gd_end(s_w, 200 + i)
-    l_dnc = float(ufm.dnc_loss(s_w))
+    l_dnc = float(ufm.deep.dnc_loss(s_w))
     p_dnc.append(np.mean((np.abs(loss_w - l_dnc) <= 1e-3 * l_dnc) & (ranks == 10).all(axis=1)))
     p_below.append(np.mean(loss_w < l_dnc * (1 - 1e-6)))
 ax[2].plot(F3_WIDTHS, p_dnc, "o-", label="reached DNC")
@@ -196,7 +196,7 @@ print("P(DNC), P(below L_DNC) per width:", np.round(p_dnc, 2), np.round(p_below,
 spec2 = spec.replace(K=2)
 res2 = ufm.optimize(spec2, ufm.init_batch(spec2, jax.random.key(1), SEEDS), optimizer=ufm.gd(LR),
                     max_steps=STEPS // 2, tol=1e-10, chunk=min(STEPS // 2, 10_000))
-gap = np.asarray(res2.loss) - float(ufm.dnc_loss(spec2))
+gap = np.asarray(res2.loss) - float(ufm.deep.dnc_loss(spec2))
 print("loss - L_DNC per seed:", gap)
 assert (gap > -1e-9).all()
 
@@ -213,19 +213,19 @@ for i, K in enumerate(Ks):
     sK = spec.replace(K=K)
     rK = ufm.optimize(sK, ufm.init_batch(sK, jax.random.key(2), SEEDS), optimizer=ufm.gd(LR),
                       max_steps=STEPS // 2, tol=1e-10, chunk=min(STEPS // 2, 10_000),
-                      record=ufm.deep_loss_terms)
+                      record=ufm.deep.deep_loss_terms)
     best = int(np.argmin(rK.loss))
     ax[i, 0].semilogy(rK.trace_steps, rK.trace["fit"][:, best], label="fit")
     ax[i, 0].semilogy(rK.trace_steps, rK.trace["reg"][:, best], label="regularisation")
-    ax[i, 0].axhline(float(ufm.dnc_loss(sK)), color="C3", ls="--", lw=0.8, label="$L_{DNC}$")
+    ax[i, 0].axhline(float(ufm.deep.dnc_loss(sK)), color="C3", ls="--", lw=0.8, label="$L_{DNC}$")
     ax[i, 0].set(title=f"K = {K}", xlabel="iteration")
     ax[i, 0].legend(fontsize=7)
-    cmK = ufm.deep_class_means(sK, jax.tree_util.tree_map(lambda x: x[best], rK.params))
+    cmK = ufm.deep.deep_class_means(sK, jax.tree_util.tree_map(lambda x: x[best], rK.params))
     for l, Mh in enumerate(cmK.H):
         G = np.asarray(Mh).T @ np.asarray(Mh)
         ax[i, 1 + l].imshow(G / np.abs(G).max(), cmap="RdBu_r", vmin=-1, vmax=1)
-        ax[i, 1 + l].set(title=f"layer {l + 1}: rank {int(ufm.numerical_rank(Mh, TAU))}", xticks=[], yticks=[])
-    print(f"K = {K}: final loss - L_DNC = {np.asarray(rK.loss) - float(ufm.dnc_loss(sK))}")
+        ax[i, 1 + l].set(title=f"layer {l + 1}: rank {int(ufm.metrics.numerical_rank(Mh, TAU))}", xticks=[], yticks=[])
+    print(f"K = {K}: final loss - L_DNC = {np.asarray(rK.loss) - float(ufm.deep.dnc_loss(sK))}")
 plt.show()
 
 # %% [markdown]
@@ -234,7 +234,7 @@ plt.show()
 # `ufm.classify_batch` takes a `DeepUFMSpec` and returns the same columns as for the UFM. There is
 # no closed-form optimum, so `f_star` is the reference `L_DNC` (low-rank points can go below it)
 # and points without negative curvature are `local_min` (zero modes as predicted by the symmetries,
-# `ufm.deep_zero_mode_count`) or `degenerate` (extra zero modes). Below: a tanh network (`L = 3`,
+# `ufm.deep.deep_zero_mode_count`) or `degenerate` (extra zero modes). Below: a tanh network (`L = 3`,
 # `K = 3`) trained with heavy-ball momentum and polished by Newton from four starts, two of them with
 # `W_1`, `H_1` in a rank-1 / rank-2 subspace (an invariant subspace: the minima there are saddles of
 # the full problem), plus the origin, a strict local minimum for `L >= 2`.
@@ -263,8 +263,8 @@ for i, start in enumerate(["full", "full", "rank 1", "rank 2", "origin"]):
 
 # %%
 spec_i = spec_t.replace(activation="identity")
-print("identity DNC: predicted zero modes", int(ufm.deep_zero_mode_count(spec_i, ufm.dnc_point(spec_i))))
+print("identity DNC: predicted zero modes", int(ufm.deep.deep_zero_mode_count(spec_i, ufm.deep.dnc_point(spec_i))))
 try:
-    ufm.classify(spec_t.replace(activation="relu"), ufm.dnc_point(spec_t.replace(activation="relu")))
+    ufm.classify(spec_t.replace(activation="relu"), ufm.deep.dnc_point(spec_t.replace(activation="relu")))
 except ValueError as err:
     print("ReLU DNC:", str(err)[:160], "...")

@@ -17,7 +17,7 @@
 # Shen & Gu (2024, arXiv 2407.10702) prove that at `d = K` the cross-entropy and MSE unconstrained
 # feature models have no spurious local minima: every critical point is a global minimum or a strict
 # saddle. This notebook checks it numerically over many seeds and draws the figures of
-# `../shared/spec/theory.md` section 6:
+# docs/theory.md section 6:
 #
 # 1. the closed-form optimum `f*` against `s = sqrt(n lW lH)`, with the collapse threshold `s = 1/K`
 #    and the MSE bias phase boundary;
@@ -26,8 +26,9 @@
 #    against the curvature bound;
 # 4. neural-collapse metrics against the iteration.
 #
-# Set `UFM_FAST=1` for the quick version that CI runs (seconds); the full version runs the
-# embedded default of `ufm landscape` (1008 runs).
+# Set `UFM_FAST=1` for the quick version that CI runs; the full version runs the embedded default
+# of `ufm landscape` (1008 random starts plus planted saddles and origins). Results go to a results
+# folder (`ufm.load_results(folder)` reads it back; a rerun resumes it).
 
 # %%
 import os
@@ -50,7 +51,7 @@ FAST = os.environ.get("UFM_FAST", "0") == "1"
 # `lambda_b* = K s / (1 - K s)`.
 
 # %%
-fig = ufm.plot_optimal_value_vs_s(K=4, n=5, lambda_b=0.05)
+fig = ufm.systems.ufm.plot_optimal_value_vs_s(K=4, n=5, lambda_b=0.05)
 
 # %% [markdown]
 # ## 2. Many seeds against the closed form
@@ -59,25 +60,30 @@ fig = ufm.plot_optimal_value_vs_s(K=4, n=5, lambda_b=0.05)
 # method in float64 to `||grad f|| <= 1e-10`, and compared with `ufm.optimal_value`.
 
 # %%
+import tempfile
+
 if FAST:
-    config = ufm.LandscapeConfig(K=(3,), lambda_W=(5e-3,), seeds=6, max_steps=3000)
+    config = ufm.LandscapeConfig(K=(3,), lambda_W=(5e-3,), seeds=6,
+                                 optimizer=ufm.systems.ufm.LANDSCAPE_OPTIMIZER.replace(max_steps=3000))
+    folder = os.path.join(tempfile.mkdtemp(), "landscape")
 else:
     config = ufm.LandscapeConfig()  # the embedded default of `ufm landscape`
-rows, traces = ufm.run_landscape(config)
-print(ufm.format_landscape_table(ufm.summarize_landscape(rows)))
-print()
-print(ufm.format_class_table(ufm.summarize_classes(rows)))
-print(ufm.verdict(rows, config))
+    folder = None  # ufm-results/landscape-<settings hash>, resumed on a rerun
+run = ufm.run_landscape(config, folder)
+rows, traces = run.rows, run.traces
+first, classes = ufm.systems.ufm.landscape_tables(rows)
+print(first, classes, ufm.systems.ufm.verdict(rows, config), sep="\n\n")
 
 # %%
-converged = (rows["status"] == "converged") & (rows["source"] == "random")
-print(f"{converged.sum()} of {converged.size} runs converged; "
-      f"{(converged & rows['at_optimum']).sum()} reached f* to 1e-8")
-assert (rows["at_optimum"] | ~converged).all(), "a converged seed missed the closed-form optimum"
+random = rows["source"] == "random"
+print(f"{random.sum()} random starts ({(random & (rows['status'] == 'converged')).sum()} met the "
+      f"first-order tolerance); {(random & rows['at_optimum']).sum()} are at f* to 1e-8 after "
+      f"polishing. {(~random).sum()} planted / origin points besides.")
+assert rows["at_optimum"][random].all(), "a random start missed the closed-form optimum"
 assert not set(rows["class"]) & {"spurious_min", "degenerate"}, "candidate counterexample"
 
 # %%
-fig = ufm.plot_gap_distribution(rows)
+fig = ufm.report.plot_gap_ecdf(rows)
 
 # %% [markdown]
 # ## 3. Every critical point is a global minimum or a strict saddle
@@ -90,9 +96,9 @@ fig = ufm.plot_gap_distribution(rows)
 # `2 (sqrt(lW lH) - sigma_1) / (sqrt(lH/lW) + sqrt(lW/lH))` (tight when `lW = lH`).
 
 # %%
-fig = ufm.plot_lambda_min_vs_gap(rows)
-fig = ufm.plot_saddle_bound(rows)
-fig = ufm.plot_negative_counts(rows)
+fig = ufm.report.plot_lambda_min_vs_gap(rows)
+fig = ufm.report.plot_saddle_bound(rows)
+fig = ufm.report.plot_negative_counts(rows)
 
 # %% [markdown]
 # ## 4. Neural collapse along the way
@@ -103,4 +109,4 @@ fig = ufm.plot_negative_counts(rows)
 # vanishes because the ETF error is measured on the centred classifier.
 
 # %%
-fig = ufm.plot_nc_traces(traces)
+fig = ufm.report.plot_nc_traces(traces)

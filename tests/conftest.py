@@ -15,3 +15,8 @@ import jax  # noqa: E402
 jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+# compiled code shared by the test workers, the notebooks and the CLI subprocesses (as the CLI does)
+from ufm.core.cache import enable_compilation_cache  # noqa: E402
+
+enable_compilation_cache()

@@ -1,4 +1,4 @@
-"""Classification of deep-UFM critical points (ufm._classify_deep).
+"""Classification of deep-UFM critical points (ufm.systems.deep_ufm.facts).
 
 Checked against: the closed-form zero-mode formula at constructed critical points of the deep
 linear UFM (every direction of the class-mean map at a stationary point of the DNC scalar problem:
@@ -41,7 +41,7 @@ def _take(batch, i):
 def _scalar_roots(spec):
     """Non-zero stationary points ``t_a > t_m > t_b`` of ``(1-t)^2/2 + c t^q`` (bisection)."""
     q = 2.0 / (spec.L + 1)
-    c = float(ufm.dnc_constant(spec))
+    c = float(ufm.deep.dnc_constant(spec))
     t_m = (1 - q) / (2 - q)
     phi = lambda t: t ** (1 - q) * (1 - t) - c * q  # noqa: E731  (> 0 between the roots)
 
@@ -65,17 +65,17 @@ def pattern_point(spec, pattern):
     ``(t_k / t_a)^{1/(L+1)}`` keeps it balanced and puts its product at ``t_k``.
     """
     t_a, t_b = _scalar_roots(spec)
-    assert abs(t_a - float(ufm.power_objective_min(ufm.dnc_constant(spec), spec.L)[1])) < 1e-9
+    assert abs(t_a - float(ufm.deep.power_objective_min(ufm.deep.dnc_constant(spec), spec.L)[1])) < 1e-9
     t = np.array([{"a": t_a, "b": t_b, "0": 0.0}[ch] for ch in pattern])
     f = (t / t_a) ** (1.0 / (spec.L + 1))
-    p = ufm.dnc_point(spec)
+    p = ufm.deep.dnc_point(spec)
     scale = lambda n: jnp.asarray(np.r_[f, np.ones(n - spec.K)])[:, None]  # noqa: E731
     return ufm.DeepUFMParams(tuple(scale(W.shape[0]) * W for W in p.Ws),
                              scale(spec.widths[0]) * p.H1, None)
 
 
 def pattern_formula(spec, pattern):
-    """``sum_l z(d_l, r) + z(K, r) - sum_j m_j(m_j-1)/2`` (docstring of ufm._classify_deep)."""
+    """``sum_l z(d_l, r) + z(K, r) - sum_j m_j(m_j-1)/2`` (docstring of ufm.systems.deep_ufm.facts)."""
     active = [ch for ch in pattern if ch != "0"]
     r = len(active)
     mults = [active.count(ch) for ch in set(active)]
@@ -144,7 +144,7 @@ def test_identity_points_zero_modes_match_the_formula(L):
 def test_l1_deep_spec_matches_the_ufm():
     """``L = 1`` is the UFM: the DNC point is the MSE optimum with ``z(d, K)`` zero modes."""
     spec = spec_(L=1, lambda_H1=5e-3, lambda_W=5e-3)
-    rec = ufm.classify(spec, ufm.dnc_point(spec), method="dense")
+    rec = ufm.classify(spec, ufm.deep.dnc_point(spec), method="dense")
     uspec = ufm.UFMSpec(K=K, n=N_PER, d=WIDTH, loss="mse", lambda_W=5e-3, lambda_H=5e-3)
     urec = ufm.classify(uspec, ufm.optimum(uspec).params, method="dense")
     assert ufm.CLASS_NAMES[int(rec.code)] == "local_min"  # no certificate for the deep spec
@@ -208,10 +208,10 @@ def test_origin_is_a_local_min_with_the_closed_form_spectrum(tanh_points, tanh_r
     assert tanh_rows["zero_modes_predicted"][4] == 0 and tanh_rows["rank"][4] == 0
     sizes = [WIDTH * spec.N] + [a * b for a, b in spec.weight_shapes]
     expected = np.sort(np.repeat([spec.lambda_H1, *spec.lambda_W], sizes))
-    np.testing.assert_allclose(jax.jit(ufm.hessian_spectrum_dense)(spec, zero), expected,
+    np.testing.assert_allclose(jax.jit(ufm.hessian.hessian_spectrum_dense)(spec, zero), expected,
                                atol=1e-15)
     assert tanh_rows["lambda_min"][4] == pytest.approx(3e-3, abs=1e-15)
-    assert tanh_rows["f_gap"][4] == pytest.approx(0.5 - float(ufm.dnc_loss(spec)), abs=1e-14)
+    assert tanh_rows["f_gap"][4] == pytest.approx(0.5 - float(ufm.deep.dnc_loss(spec)), abs=1e-14)
 
 
 def test_random_points_are_not_critical(tanh_rows):
@@ -222,7 +222,7 @@ def test_random_points_are_not_critical(tanh_rows):
 def test_ce_free_bias_adds_the_shift_mode():
     spec = spec_(L=2, activation="tanh", bias="free", loss="ce", lambda_H1=5e-3, lambda_W=5e-3)
     p = ufm.init_params(spec, KEY)
-    assert int(ufm.deep_zero_mode_count(spec, p)) == z(WIDTH, WIDTH) + 1
+    assert int(ufm.deep.deep_zero_mode_count(spec, p)) == z(WIDTH, WIDTH) + 1
     rec = jax.jit(lambda p: ufm.classify(spec, p, method="dense"))(p)
     assert np.isnan(float(rec.f_star))  # no reference value for CE
     assert int(rec.zero_modes_predicted) == z(WIDTH, WIDTH) + 1
@@ -262,7 +262,7 @@ def test_degenerate_and_warning_when_zero_modes_are_missing_from_the_prediction(
 # -- ReLU: kinks and the locally linear piece -----------------------------------------------------
 def test_relu_kink_raises_naming_the_layer():
     spec = spec_(L=2, activation="relu")
-    dnc = ufm.dnc_point(spec)  # Z_1 = a [I_3; 0] (x) 1_2^T: 18 of 24 entries exactly 0
+    dnc = ufm.deep.dnc_point(spec)  # Z_1 = a [I_3; 0] (x) 1_2^T: 18 of 24 entries exactly 0
     with pytest.raises(ValueError, match=r"layer 1: 18 of 24 entries of Z_1"):
         ufm.classify(spec, dnc)
     rnd = ufm.init_params(spec, KEY)
@@ -284,7 +284,7 @@ def free_bias_dnc(spec):
     an orthonormal basis of ``1^perp``; the residual has zero row sums, so no bias gradient."""
     d = spec.widths
     V = np.linalg.svd(np.eye(K) - 1.0 / K)[0][:, : K - 1]
-    p = ufm.dnc_point(spec.replace(bias="none"))
+    p = ufm.deep.dnc_point(spec.replace(bias="none"))
     left = np.zeros((d[0], K))
     left[: K - 1] = V.T
     right = np.zeros((d[-1], d[-1]))
@@ -302,15 +302,15 @@ def test_relu_point_on_a_linear_piece_matches_the_identity_network():
     lin = spec_(L=3, bias="free", lambda_H1=5e-3, lambda_W=5e-3)
     p = free_bias_dnc(lin)
     # K - 1 directions of the DNC problem, each worth L_DNC / K
-    L_dnc = float(ufm.dnc_loss(lin.replace(bias="none")))
+    L_dnc = float(ufm.deep.dnc_loss(lin.replace(bias="none")))
     assert float(ufm.loss(lin, p)) == pytest.approx((K - 1) / K * L_dnc, rel=1e-12)
     for i in range(1, lin.L):
-        Z = ufm.deep_features(lin, p).Z[i - 1]
+        Z = ufm.deep.deep_features(lin, p).Z[i - 1]
         v = 1.0 - jnp.min(Z, axis=1)
         b = list(p.biases)
         b[i - 1], b[i] = b[i - 1] + v, b[i] - p.Ws[i] @ v
         p = p._replace(biases=tuple(b))
-    assert all(float(jnp.min(Z)) >= 1.0 - 1e-9 for Z in ufm.deep_features(lin, p).Z[:-1])
+    assert all(float(jnp.min(Z)) >= 1.0 - 1e-9 for Z in ufm.deep.deep_features(lin, p).Z[:-1])
     recs = [ufm.classify(s, p, method="dense") for s in (lin, lin.replace(activation="relu"))]
     for rec in recs:
         assert float(rec.grad_norm) < 1e-10
@@ -328,7 +328,7 @@ def test_relu_point_on_a_linear_piece_matches_the_identity_network():
 def test_structured_newton_matches_dense_and_polishes_a_saddle(tanh_points):
     spec, batch = tanh_points
     rnd = ufm.init_params(spec, KEY)
-    both = jax.jit(lambda p: [ufm.newton_step(spec, p, method=m) for m in ("structured", "dense")])
+    both = jax.jit(lambda p: [ufm.hessian.newton_step(spec, p, method=m) for m in ("structured", "dense")])
     steps = both(rnd)
     flat = [jax.flatten_util.ravel_pytree(s)[0] for s in steps]
     np.testing.assert_allclose(flat[0], flat[1], rtol=1e-8,
@@ -336,7 +336,7 @@ def test_structured_newton_matches_dense_and_polishes_a_saddle(tanh_points):
     saddle = _take(batch, 3)
     noise = ufm.init_params(spec, jax.random.key(5), scale=1e-4)
     p = jax.tree_util.tree_map(lambda a, b: a + b, saddle, noise)
-    step = jax.jit(lambda p: ufm.newton_step(spec, p, method="structured"))
+    step = jax.jit(lambda p: ufm.hessian.newton_step(spec, p, method="structured"))
     for _ in range(8):
         p = jax.tree_util.tree_map(lambda a, b: a + b, p, step(p))
     assert float(ufm.grad_norm(spec, p)) < 1e-10
@@ -349,6 +349,6 @@ def test_deep_zero_mode_count_is_rotation_invariant():
     p = pattern_point(spec, "ab0")
     Q = jnp.linalg.qr(jax.random.normal(KEY, (WIDTH, WIDTH)))[0]
     rotated = p._replace(Ws=(Q @ p.Ws[0],) + (p.Ws[1] @ Q.T,) + p.Ws[2:])
-    count = jax.jit(jax.vmap(ufm.deep_zero_mode_count, (None, 0)))
+    count = jax.jit(jax.vmap(ufm.deep.deep_zero_mode_count, (None, 0)))
     counts = [int(c) for c in count(spec, _stack(p, rotated))]
     assert counts == [pattern_formula(spec, "ab0")] * 2

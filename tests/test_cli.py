@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from ufm._cli import main
+from ufm.cli.main import main
 
 
 def test_landscape_small_run(tmp_path, capsys):
@@ -15,9 +15,9 @@ def test_landscape_small_run(tmp_path, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "mse-none" in text and "mse-free" in text
-    import pyarrow.parquet as pq
+    import ufm
 
-    rows = pq.read_table(out / "rows.parquet").to_pandas()
+    rows = ufm.load_results(out)  # the landscape folder is an ordinary results folder
     random = rows[rows.source == "random"]
     assert len(random) == 8 and random.at_optimum.all() and random.f_gap.abs().max() < 1e-8
     assert (random["class"] == "global_min").all()
@@ -27,15 +27,19 @@ def test_landscape_small_run(tmp_path, capsys):
     assert (planted["class"] == "strict_saddle").all()
     assert (planted.lambda_min <= planted.curvature_bound + 1e-12).all()
     assert "strict saddles" in text and "0 spurious or degenerate" in text
-    meta = json.loads((out / "run.json").read_text())
-    assert meta["config"]["seeds"] == 4 and "jax_version" in meta
-    assert (out / "figures" / "gap_distribution.png").stat().st_size > 1000
-    for name in ("nc_vs_iteration", "lambda_min_vs_gap", "negative_counts", "saddle_bound"):
+    meta = json.loads((out / "manifest.json").read_text())
+    assert all(c["num_seeds"] == 4 for c in meta["configs"].values())
+    assert meta["runs"][-1]["job"] == "landscape" and meta["runs"][-1]["jax_version"]
+    assert (rows.opt_learning_rate == 1.0).all() and (rows.opt_max_steps == 3000).all()
+    for name in ("f_gap_ecdf", "nc_vs_iteration", "lambda_min_vs_gap", "negative_counts",
+                 "saddle_bound", "status_counts"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
-    from ufm import load_traces
+    from ufm.runs import load_traces
 
     tr = load_traces(out)
-    assert len(tr) == 2 and all(np.asarray(t["loss"]).shape[1] == 4 for t in tr.values())
+    # every start's trace: 4 random + (2 x 2 planted + origin) for mse-none, + (2 + 1) for mse-free
+    assert sorted(np.asarray(t["loss"]).shape[1] for t in tr.values()) == [7, 9]
+    assert all((t["source"] == "random").sum() == 4 for t in tr.values())
 
 
 @pytest.mark.parametrize("argv,field", [
@@ -77,9 +81,8 @@ def test_diverging_runs_are_flagged_and_explained(tmp_path, capsys):
                "--no-origin", "--no-figures", "--out", str(out), "--quiet"])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "Not converged: 3 diverged" in text and "smaller --lr" in text
-    import pyarrow.parquet as pq
+    assert "3 diverged" in text and "smaller --lr" in text and "left out" in text
+    import ufm
 
-    rows = pq.read_table(out / "rows.parquet").to_pandas()
+    rows = ufm.load_results(out)
     assert (rows.status == "diverged").all() and not rows.at_optimum.any()
-    assert (rows["class"] == "not_critical").all()

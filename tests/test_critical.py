@@ -39,12 +39,12 @@ def _rotate(params, key):
 
 @pytest.fixture(scope="module")
 def minima():
-    return ufm.find_minima(SPEC, 4, KEY, max_steps=3000)
+    return ufm.systems.ufm.find_minima(SPEC, 4, KEY, max_steps=3000)
 
 
 @pytest.fixture(scope="module")
 def saddles():
-    return ufm.planted_saddles(SPEC, KEY, seeds_per_dim=2)
+    return ufm.systems.ufm.planted_saddles(SPEC, KEY, seeds_per_dim=2)
 
 
 # -- classifier at known points ---------------------------------------------------------------
@@ -129,7 +129,7 @@ def test_planted_saddles_are_strict_saddles_meeting_the_curvature_bound(saddles)
 
 
 def test_minima_from_random_starts_are_global(minima):
-    assert set(minima.source) == {"minimize"} and minima.converged.all()
+    assert set(minima.source) == {"random"} and minima.converged.all()
     rows = ufm.classify_batch(SPEC, minima.params)
     assert (rows["class"] == "global_min").all()
     assert (np.abs(rows["f_gap"]) < 1e-12).all()
@@ -137,7 +137,7 @@ def test_minima_from_random_starts_are_global(minima):
 
 
 def test_block_arrow_and_lanczos_agree_with_dense(minima, saddles):
-    pts = ufm.concat_points(minima, saddles)
+    pts = ufm.landscape.concat_points(minima, saddles)
     dense = ufm.classify_batch(SPEC, pts.params, method="dense")
     ba = ufm.classify_batch(SPEC, pts.params, method="block_arrow")
     lz = ufm.classify_batch(SPEC, pts.params, method="lanczos")  # p = 27: full Krylov space
@@ -204,7 +204,7 @@ def test_local_min_below_the_closed_form_dimension(saddles):
     """d = 1 < K - 1: no closed form, the certificate fails at the minimum: LOCAL_MIN, not a
     counterexample; its value is the planted d' = 1 saddle's value at d = 3."""
     spec = SPEC.replace(d=1)
-    pts = ufm.find_minima(spec, 2, KEY, max_steps=3000)  # shapes of the planted d' = 1 runs
+    pts = ufm.systems.ufm.find_minima(spec, 2, KEY, max_steps=3000)  # shapes of the planted d' = 1 runs
     with warnings.catch_warnings():
         warnings.simplefilter("error", ufm.CounterexampleWarning)
         rows = ufm.classify_batch(spec, pts.params)
@@ -223,23 +223,23 @@ def test_errors_name_the_field():
     with pytest.raises(ValueError, match="params"):
         ufm.classify_batch(SPEC.replace(d=4), opt)
     with pytest.raises(ValueError, match="rank"):
-        ufm.rank_restricted_points(SPEC, 4, 2, KEY)
+        ufm.systems.ufm.rank_restricted_points(SPEC, 4, 2, KEY)
     with pytest.raises(ValueError, match="scales"):
-        ufm.find_critical_points(SPEC, 2, KEY, scales=(0.0,))
+        ufm.systems.ufm.find_critical_points(SPEC, 2, KEY, scales=(0.0,))
 
 
 # -- deduplication ------------------------------------------------------------------------------
 
 
 def test_deduplicate_merges_rotated_copies_and_keeps_distinct_points_apart(minima, saddles):
-    pts = ufm.concat_points(minima, saddles)
+    pts = ufm.landscape.concat_points(minima, saddles)
     n = pts.num_points
     rotated = _rotate(pts.params, jax.random.key(7))
     perm = np.array([1, 2, 0])  # relabel classes: W rows, class blocks of H
     cols = np.concatenate([np.arange(SPEC.n) + SPEC.n * k for k in perm])
     permuted = ufm.UFMParams(pts.params.W[:, perm], pts.params.H[:, :, cols], None)
     nudged = jax.tree_util.tree_map(lambda x: x + 1e-3, pts.params)
-    res = ufm.deduplicate(SPEC, _cat(pts.params, rotated, permuted, nudged))
+    res = ufm.landscape.deduplicate(SPEC, _cat(pts.params, rotated, permuted, nudged))
     lab = res.labels
     np.testing.assert_array_equal(lab[:n], lab[n:2 * n])  # a rotation is the same point
     assert len(set(lab[:minima.num_points])) == 1  # all minima: one orbit
@@ -260,12 +260,12 @@ def test_deduplicate_merges_rotated_copies_and_keeps_distinct_points_apart(minim
 
 
 def test_generic_finder_finds_saddles():
-    pts = ufm.find_critical_points(SPEC, 4, KEY, drop_failed=False)
+    pts = ufm.systems.ufm.find_critical_points(SPEC, 4, KEY, drop_failed=False)
     assert pts.num_points == 4 and set(pts.source) == {"newton"}
     np.testing.assert_array_equal(pts.scale, [0.3, 1.0, 3.0, 0.3])
     conv = pts.select(pts.converged)
     assert conv.num_points >= 1 and (conv.grad_norm <= 1e-10).all()
-    dropped = ufm.find_critical_points(SPEC, 4, KEY)  # drop_failed=True: the converged subset
+    dropped = ufm.systems.ufm.find_critical_points(SPEC, 4, KEY)  # drop_failed=True: the converged subset
     np.testing.assert_array_equal(dropped.seed, conv.seed)
     assert (dropped.grad_norm <= 1e-9).all()
     rows = ufm.classify_batch(SPEC, dropped.params)
@@ -275,9 +275,9 @@ def test_generic_finder_finds_saddles():
 
 def test_gradnorm_spec_and_finder():
     p = ufm.init_params(SPEC, jax.random.key(5), scale=0.5)
-    gn = ufm.GradNormSpec(SPEC)
+    gn = ufm.landscape.GradNormSpec(SPEC)
     np.testing.assert_allclose(ufm.loss(gn, p), 0.5 * ufm.grad_norm(SPEC, p) ** 2, rtol=1e-12)
-    pts = ufm.find_critical_points(SPEC, 4, KEY, method="gradnorm", gradnorm_steps=300,
+    pts = ufm.systems.ufm.find_critical_points(SPEC, 4, KEY, method="gradnorm", gradnorm_steps=300,
                                    drop_failed=False)
     assert set(pts.source) == {"gradnorm"} and pts.converged.any()
     assert (pts.grad_norm[pts.converged] <= 1e-10).all()
@@ -285,7 +285,7 @@ def test_gradnorm_spec_and_finder():
 
 def test_rank_restricted_points_stay_in_their_subspace():
     r = 1  # < K - 1: strict saddles (r = K - 1 would give the global minimum)
-    pts, U = ufm.rank_restricted_points(SPEC, r, 2, jax.random.key(r), return_bases=True)
+    pts, U = ufm.systems.ufm.rank_restricted_points(SPEC, r, 2, jax.random.key(r), return_bases=True)
     assert (pts.grad_norm <= 1e-10).all() and (pts.dim == r).all()
     assert U.shape == (2, SPEC.d, r)
     np.testing.assert_allclose(np.swapaxes(U, 1, 2) @ U, np.broadcast_to(np.eye(r), (2, r, r)),
@@ -320,14 +320,14 @@ def test_full_space_gd_from_a_rank_r_start_is_the_embedded_small_gd():
 
 
 def test_landscape_points_table():
-    rows = ufm.landscape_points(SPEC, KEY, 4, saddle_seeds_per_dim=2, generic_seeds=3,
+    rows = ufm.systems.ufm.landscape_points(SPEC, KEY, 4, saddle_seeds_per_dim=2, generic_seeds=3,
                                 rank_restricted=(1,), rank_seeds=2, max_steps=3000)
     m = len(rows["source"])
     assert all(len(v) == m for v in rows.values())
     src = rows["source"]
-    assert set(src) == {"minimize", "planted", "newton", "rank_restricted"}
+    assert set(src) == {"random", "planted", "newton", "rank_restricted"}
     assert (src == "newton").sum() == 3  # failed generic starts are kept as rows
-    assert (rows["class"][src == "minimize"] == "global_min").all()
+    assert (rows["class"][src == "random"] == "global_min").all()
     assert (rows["class"][np.isin(src, ["planted", "rank_restricted"])] == "strict_saddle").all()
     conv = rows["grad_norm"] <= 1e-10
     assert (rows["class"][~conv & (src == "newton")] == "not_critical").all()
@@ -335,13 +335,13 @@ def test_landscape_points_table():
     # rank-1 restricted points are planted d' = 1 saddles up to rotation (or class relabelling)
     planted_1 = rows["loss"][(src == "planted") & (rows["dim"] == 1)]
     assert np.isclose(rows["loss"][src == "rank_restricted"][:, None], planted_1[None]).all()
-    summary = {s["source"]: s for s in ufm.summarize_points(rows)}
+    summary = {s["source"]: s for s in ufm.systems.ufm.summarize_points(rows)}
     assert set(summary) == set(src)
     for name, s in summary.items():
         sel = src == name
         assert s["points"] == sel.sum() and s["critical"] == (sel & conv).sum()
         assert sum(s[c] for c in ufm.CLASS_NAMES) == s["points"]
         assert s["unique"] == np.unique(rows["unique_id"][sel & conv]).size
-    assert summary["planted"]["saddle_fraction"] == 1.0
-    assert summary["planted"]["saddle_lambda_min_max"] < -1e-3  # strict: bounded away from 0
-    assert abs(summary["minimize"]["minima_lambda_min_min"]) < 1e-10
+    assert summary["planted"]["strict_saddle"] == summary["planted"]["critical"]
+    assert summary["planted"]["saddle_lambda_max"] < -1e-3  # strict: bounded away from 0
+    assert abs(summary["random"]["minima_lambda_min"]) < 1e-10

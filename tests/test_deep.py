@@ -117,7 +117,7 @@ def test_loss_matches_numpy_forward_pass(kw):
     if p.biases is not None:  # non-zero biases so that they matter
         p = p._replace(biases=tuple(0.3 * jnp.ones_like(b) for b in p.biases))
     np.testing.assert_allclose(ufm.loss(s, p), _numpy_loss(s, p), rtol=1e-12)
-    terms = ufm.deep_loss_terms(s, p)
+    terms = ufm.deep.deep_loss_terms(s, p)
     np.testing.assert_allclose(terms["fit"] + terms["reg"], ufm.loss(s, p), rtol=1e-13)
 
 
@@ -131,13 +131,13 @@ def test_one_layer_is_the_ufm():
 def test_features_chain():
     s = spec_(K=3, n=2, L=3, widths=(5, 4, 6))
     p = ufm.init_params(s, jax.random.key(4))
-    f = ufm.deep_features(s, p)
+    f = ufm.deep.deep_features(s, p)
     for i in range(s.L - 1):
         np.testing.assert_allclose(f.H[i + 1], jnp.maximum(f.Z[i], 0))
         np.testing.assert_allclose(f.Z[i], p.Ws[i] @ f.H[i])
-    cm = ufm.deep_class_means(s, p)
+    cm = ufm.deep.deep_class_means(s, p)
     for A, M in zip(f.H + f.Z, cm.H + cm.Z):
-        np.testing.assert_allclose(M, ufm.class_means(A, ufm.labels(s.K, s.n), s.K)[0], atol=1e-14)
+        np.testing.assert_allclose(M, ufm.metrics.class_means(A, ufm.systems.ufm.labels(s.K, s.n), s.K)[0], atol=1e-14)
 
 
 def test_init_scale_dtype_and_batch():
@@ -166,9 +166,9 @@ def test_dnc_loss_one_layer_is_mse_ufm_optimum(lam):
     s = spec_(K=K, n=n, L=1, widths=K, lambda_H1=lam, lambda_W=lam)
     ks = K * math.sqrt(n * lam * lam)
     expected = ks * (1 - ks / 2) if ks < 1 else 0.5
-    np.testing.assert_allclose(ufm.dnc_loss(s), expected, rtol=1e-13)
+    np.testing.assert_allclose(ufm.deep.dnc_loss(s), expected, rtol=1e-13)
     u = ufm.UFMSpec(K=K, n=n, d=K, loss="mse", bias="none", lambda_W=lam, lambda_H=lam)
-    np.testing.assert_allclose(ufm.dnc_loss(s), ufm.optimal_value(u), rtol=1e-12)
+    np.testing.assert_allclose(ufm.deep.dnc_loss(s), ufm.optimal_value(u), rtol=1e-12)
 
 
 @pytest.mark.parametrize("L", [2, 4, 6])
@@ -177,7 +177,7 @@ def test_power_objective_min_against_grid(L, c):
     t = np.linspace(0, 1, 200_001)
     f = 0.5 * (1 - t) ** 2 + c * t ** (2 / (L + 1))
     i = np.argmin(f)
-    val, ts = ufm.power_objective_min(c, L)
+    val, ts = ufm.deep.power_objective_min(c, L)
     assert float(val) <= f[i] + 1e-15  # no worse than the grid
     assert f[i] - float(val) < 1e-8  # and the grid is 1e-5 fine
     np.testing.assert_allclose(0.5 * (1 - ts) ** 2 + c * ts ** (2 / (L + 1)), val, rtol=1e-14)
@@ -186,8 +186,8 @@ def test_power_objective_min_against_grid(L, c):
 def test_dnc_loss_traceable_in_lambdas():
     s = spec_(K=10, n=5, L=4, widths=30)
     lams = jnp.array([1e-3, 4e-3, 1e-2, 5e-2])
-    vm = jax.vmap(lambda lam: ufm.dnc_loss(s.replace(lambda_H1=lam, lambda_W=lam)))(lams)
-    loop = [float(ufm.dnc_loss(s.replace(lambda_H1=float(x), lambda_W=float(x)))) for x in lams]
+    vm = jax.vmap(lambda lam: ufm.deep.dnc_loss(s.replace(lambda_H1=lam, lambda_W=lam)))(lams)
+    loop = [float(ufm.deep.dnc_loss(s.replace(lambda_H1=float(x), lambda_W=float(x)))) for x in lams]
     np.testing.assert_allclose(vm, loop, rtol=1e-12)
 
 
@@ -195,31 +195,31 @@ def test_dnc_loss_traceable_in_lambdas():
 def test_dnc_point_attains_dnc_loss_and_is_critical(act, L):
     s = spec_(K=4, n=3, L=L, widths=(5, 6, 4, 7)[:L], activation=act,
               lambda_W=(3e-3, 5e-3, 4e-3, 6e-3)[:L], lambda_H1=2e-3)
-    p = ufm.dnc_point(s)
-    np.testing.assert_allclose(ufm.loss(s, p), ufm.dnc_loss(s), rtol=0, atol=1e-12)
+    p = ufm.deep.dnc_point(s)
+    np.testing.assert_allclose(ufm.loss(s, p), ufm.deep.dnc_loss(s), rtol=0, atol=1e-12)
     assert float(ufm.loss(s, p)) < 0.5
     assert float(ufm.grad_norm(s, p)) < 1e-10
-    terms = ufm.deep_loss_terms(s, p)  # balanced: every regulariser term equal
+    terms = ufm.deep.deep_loss_terms(s, p)  # balanced: every regulariser term equal
     regs = [terms["reg_H1"]] + [terms[f"reg_W{i + 1}"] for i in range(L)]
     np.testing.assert_allclose(regs, regs[0], rtol=1e-10)
 
 
 def test_dnc_point_is_zero_when_zero_wins():
     s = spec_(K=4, n=3, L=3, widths=4, lambda_H1=0.3, lambda_W=0.3)
-    p = ufm.dnc_point(s)
-    assert float(ufm.dnc_loss(s)) == 0.5
-    assert float(ufm.tree_norm(p)) == 0.0
+    p = ufm.deep.dnc_point(s)
+    assert float(ufm.deep.dnc_loss(s)) == 0.5
+    assert float(ufm.core.tree_norm(p)) == 0.0
 
 
 def test_dnc_requirements():
     with pytest.raises(ufm.SpecError, match="widths"):
-        ufm.dnc_point(spec_(K=4, widths=3))
+        ufm.deep.dnc_point(spec_(K=4, widths=3))
     with pytest.raises(ufm.SpecError, match="activation"):
-        ufm.dnc_point(spec_(activation="tanh"))
+        ufm.deep.dnc_point(spec_(activation="tanh"))
     with pytest.raises(ufm.SpecError, match="loss"):
-        ufm.dnc_loss(spec_(loss="ce"))
+        ufm.deep.dnc_loss(spec_(loss="ce"))
     with pytest.raises(ufm.SpecError, match="lambda_W"):
-        ufm.dnc_point(spec_(lambda_W=(LAM, 0.0, LAM)))
+        ufm.deep.dnc_point(spec_(lambda_W=(LAM, 0.0, LAM)))
 
 
 # -- the origin ----------------------------------------------------------------------------------
@@ -258,7 +258,7 @@ def test_origin_is_a_saddle_for_one_layer():
 # -- SRG construction -----------------------------------------------------------------------------
 @pytest.mark.parametrize("r", [3, 4, 5, 7])
 def test_edge_incidence_and_srg_gram(r):
-    B = ufm.edge_incidence(r)
+    B = ufm.deep.edge_incidence(r)
     K = r * (r - 1) // 2
     assert B.shape == (r, K) and (B.sum(0) == 2).all() and (B.sum(1) == r - 1).all()
     M = B.T @ B - np.ones((K, K))
@@ -282,22 +282,22 @@ def _srg_spec(r, L, n=2, extra=0):
 )
 def test_srg_construction_is_consistent(r, L, optimize_offsets):
     s = _srg_spec(r, L, extra=1)
-    sol = ufm.srg_construction(s, optimize_offsets=optimize_offsets)
+    sol = ufm.deep.srg_construction(s, optimize_offsets=optimize_offsets)
     np.testing.assert_allclose(ufm.loss(s, sol.params), sol.loss, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(ufm.srg_loss(s, optimize_offsets=optimize_offsets), sol.loss, atol=1e-13)
-    f = ufm.deep_features(s, sol.params)
+    np.testing.assert_allclose(ufm.deep.srg_loss(s, optimize_offsets=optimize_offsets), sol.loss, atol=1e-13)
+    f = ufm.deep.deep_features(s, sol.params)
     out = np.asarray(f.Z[-1])
     t = out[0, 0]
     np.testing.assert_allclose(out, t * np.kron(np.eye(s.K), np.ones((1, s.n))), atol=1e-12)
     for i in range(1, L - 1):  # post-ReLU class means of H_2..H_{L-1} are non-negative: ReLU inert
         np.testing.assert_allclose(f.H[i], s.activation == "relu" and f.H[i], atol=0)
         assert np.asarray(f.Z[i - 1]).min() > -1e-12
-    cm = ufm.deep_class_means(s, sol.params)
-    ranks = tuple(int(ufm.numerical_rank(M, 1e-8)) for M in cm.H)
+    cm = ufm.deep.deep_class_means(s, sol.params)
+    ranks = tuple(int(ufm.metrics.numerical_rank(M, 1e-8)) for M in cm.H)
     assert ranks == sol.ranks["H"]
-    assert int(ufm.numerical_rank(cm.Z[L - 2], 1e-8)) == sol.ranks["M"]
+    assert int(ufm.metrics.numerical_rank(cm.Z[L - 2], 1e-8)) == sol.ranks["M"]
     if not optimize_offsets:  # theory.md: class means of layers 1..L-1 exactly proportional to B
-        B = ufm.edge_incidence(r)
+        B = ufm.deep.edge_incidence(r)
         for M in cm.H[:-1]:
             X = np.asarray(M)[:r]
             np.testing.assert_allclose(X / X.max(), B, atol=1e-12)
@@ -310,7 +310,7 @@ def test_srg_offsets_solve_the_convex_problem(r, L):
     """The closed-form taut string against a generic bounded optimiser on the same objective."""
     from scipy.optimize import minimize
 
-    from ufm._deep_theory import _srg_offsets
+    from ufm.systems.deep_ufm.theory import _srg_offsets
 
     m, gamma = r - 1, 2 * (r - 1) / (r - 2)
     q = ((r - 1) * (r - 4) / 2 / (r - 2)) ** 2
@@ -334,38 +334,38 @@ def test_srg_offsets_solve_the_convex_problem(r, L):
 def test_srg_beats_dnc_exactly_where_expected():
     # L = 4, K = 10 (the paper's Fig. 2 setting): the low-rank construction wins
     s = _srg_spec(5, 4)
-    assert float(ufm.srg_loss(s)) < float(ufm.dnc_loss(s)) < 0.5
-    assert float(ufm.srg_loss(s, optimize_offsets=False)) < float(ufm.dnc_loss(s))
+    assert float(ufm.deep.srg_loss(s)) < float(ufm.deep.dnc_loss(s)) < 0.5
+    assert float(ufm.deep.srg_loss(s, optimize_offsets=False)) < float(ufm.deep.dnc_loss(s))
     # L = 3 needs r >= 11 for this construction; L = 2 never (DNC is optimal there, Sukenik 2023)
     s3 = _srg_spec(12, 3, n=1).replace(lambda_H1=1e-4, lambda_W=1e-4)
-    assert float(ufm.srg_loss(s3)) < float(ufm.dnc_loss(s3))
-    assert ufm.srg_ratio(10, 3) >= 1 - 1e-12 and ufm.srg_ratio(11, 3) < 1
-    assert all(ufm.srg_ratio(r, 2) >= 1 - 1e-12 for r in range(3, 15))
-    assert all(ufm.srg_ratio(r, L) < 1 for r in range(4, 12) for L in (4, 5, 6))
+    assert float(ufm.deep.srg_loss(s3)) < float(ufm.deep.dnc_loss(s3))
+    assert ufm.deep.srg_ratio(10, 3) >= 1 - 1e-12 and ufm.deep.srg_ratio(11, 3) < 1
+    assert all(ufm.deep.srg_ratio(r, 2) >= 1 - 1e-12 for r in range(3, 15))
+    assert all(ufm.deep.srg_ratio(r, L) < 1 for r in range(4, 12) for L in (4, 5, 6))
 
 
 def test_srg_requirements():
     with pytest.raises(ufm.SpecError, match="K = 5"):
-        ufm.srg_construction(spec_(K=5, L=3, widths=5))
+        ufm.deep.srg_construction(spec_(K=5, L=3, widths=5))
     with pytest.raises(ufm.SpecError, match="r must"):
-        ufm.srg_loss(_srg_spec(5, 4), r=4)
+        ufm.deep.srg_loss(_srg_spec(5, 4), r=4)
     with pytest.raises(ufm.SpecError, match="widths"):
-        ufm.srg_construction(spec_(K=10, L=3, widths=(5, 5, 9)))
+        ufm.deep.srg_construction(spec_(K=10, L=3, widths=(5, 5, 9)))
     with pytest.raises(ufm.SpecError, match="activation"):
-        ufm.srg_construction(_srg_spec(5, 4).replace(activation="identity"))
+        ufm.deep.srg_construction(_srg_spec(5, 4).replace(activation="identity"))
     with pytest.raises(ufm.SpecError, match="L must"):
-        ufm.srg_loss(spec_(K=10, L=1, widths=10))
+        ufm.deep.srg_loss(spec_(K=10, L=1, widths=10))
 
 
 # -- metrics --------------------------------------------------------------------------------------
 def _jit_metrics(s, **kw):
-    return jax.jit(lambda p: ufm.deep_metrics(s, p, **kw))
+    return jax.jit(lambda p: ufm.deep.deep_metrics(s, p, **kw))
 
 
 def test_metrics_at_dnc_point():
     s = spec_(K=4, n=3, L=3, widths=(5, 6, 7))
-    m = _jit_metrics(s)(ufm.dnc_point(s))
-    assert sorted(m) == sorted(ufm.deep_metric_names(3))
+    m = _jit_metrics(s)(ufm.deep.dnc_point(s))
+    assert sorted(m) == sorted(ufm.deep.deep_metric_names(3))
     for k, v in m.items():
         if k.startswith("rank"):
             assert int(v) == 4, k
@@ -375,7 +375,7 @@ def test_metrics_at_dnc_point():
 
 def test_metrics_at_srg_point_show_low_rank():
     s = _srg_spec(5, 4, extra=2)
-    sol = ufm.srg_construction(s)
+    sol = ufm.deep.srg_construction(s)
     m = _jit_metrics(s, tau=1e-6)(sol.params)
     assert [int(m[f"rank_H{l}"]) for l in range(1, 5)] == [5, 5, 5, 10]
     assert int(m["rank_Z3"]) == 5 and int(m["rank_Z4"]) == 10
@@ -390,9 +390,9 @@ def test_metrics_against_numpy_and_vmap():
     """deep_metrics (built on the ufm primitives) vs a numpy reference; vmap vs single call."""
     s = spec_(K=3, n=4, L=2, widths=(5, 6))
     batch = jax.jit(lambda k: ufm.init_batch(s, k, 3))(jax.random.key(0))
-    vm = jax.jit(jax.vmap(lambda p: ufm.deep_metrics(s, p, tau=0.05)))(batch)
+    vm = jax.jit(jax.vmap(lambda p: ufm.deep.deep_metrics(s, p, tau=0.05)))(batch)
     p = jax.tree_util.tree_map(lambda x: x[1], batch)
-    f = ufm.deep_features(s, p)
+    f = ufm.deep.deep_features(s, p)
     K, n, N = s.K, s.n, s.N
     ref = {}
     for l in (1, 2):
@@ -432,7 +432,7 @@ def test_metrics_against_numpy_and_vmap():
 
 # -- Hessian structure ----------------------------------------------------------------------------
 def test_block_arrow_split_matches_dense_hessian():
-    ba_mod = pytest.importorskip("ufm._blockarrow")
+    ba_mod = pytest.importorskip("ufm.hessian.structure")
     s = spec_(K=2, n=2, L=2, widths=(2, 3), activation="tanh", bias="free")
     p = ufm.init_params(s, jax.random.key(3))
     p = p._replace(biases=tuple(0.2 * jnp.ones_like(b) for b in p.biases))
@@ -455,14 +455,14 @@ def test_block_arrow_split_matches_dense_hessian():
 def _gd(s, seeds, steps, lr=0.5):
     p0 = jax.jit(lambda k: ufm.init_batch(s, k, seeds))(jax.random.key(0))
     res = ufm.optimize(s, p0, optimizer=ufm.gd(lr), max_steps=steps, tol=1e-10, chunk=steps)
-    return res, jax.jit(jax.vmap(lambda p: ufm.deep_metrics(s, p)))(res.params)
+    return res, jax.jit(jax.vmap(lambda p: ufm.deep.deep_metrics(s, p)))(res.params)
 
 
 def test_gd_binary_reaches_dnc_and_never_goes_below():
     """K = 2 (Sukenik et al. 2023, arXiv 2305.13165): DNC is optimal and GD reaches it."""
     s = spec_(K=2, n=2, L=4, widths=10)
     res, m = _gd(s, 4, 20_000)
-    gap = np.asarray(res.loss) - float(ufm.dnc_loss(s))
+    gap = np.asarray(res.loss) - float(ufm.deep.dnc_loss(s))
     assert (gap > -1e-10).all() and (gap < 1e-4).all(), gap
     for l in range(1, 5):
         assert (np.asarray(m[f"rank_H{l}"]) == 2).all()
@@ -472,7 +472,7 @@ def test_gd_finds_low_rank_solutions_below_dnc():
     """K = 10, L = 4 (Sukenik et al. 2024, arXiv 2405.14468): GD ends below L_DNC with low rank."""
     s = spec_(K=10, n=1, L=4, widths=15)
     res, m = _gd(s, 4, 10_000)
-    below = np.asarray(res.loss) < float(ufm.dnc_loss(s))
+    below = np.asarray(res.loss) < float(ufm.deep.dnc_loss(s))
     assert below.sum() >= 3, res.loss
     assert (np.asarray(m["rank_H1"])[below] < 10).all()
 

@@ -17,7 +17,7 @@ import scipy.optimize
 from jax.flatten_util import ravel_pytree
 
 import ufm
-from ufm._spec import register_spec
+from ufm.core import register_spec
 
 BIASES = ("none", "free", "regularized")
 LW = LH = 5e-3
@@ -78,8 +78,8 @@ def block_order(spec):
     return np.r_[np.arange(K * d), K * d + d * N + np.arange(nb), K * d + np.arange(d * N)]
 
 
-spectrum = jax.jit(ufm.block_arrow_spectrum, static_argnames=("method", "sample_chunk"))
-dense_H = jax.jit(lambda spec, p: ufm.hessian_dense(spec, p)[0])
+spectrum = jax.jit(ufm.hessian.block_arrow_spectrum, static_argnames=("method", "sample_chunk"))
+dense_H = jax.jit(lambda spec, p: ufm.hessian.hessian_dense(spec, p)[0])
 grad_norm = jax.jit(ufm.grad_norm)
 value_and_grad = jax.jit(jax.value_and_grad(ufm.loss, argnums=1))
 
@@ -87,17 +87,17 @@ value_and_grad = jax.jit(jax.value_and_grad(ufm.loss, argnums=1))
 def dense_ev(spec, p):
     """The oracle: numpy eigvalsh of the autodiff Hessian (one compile per shape, with dense_H)."""
     return np.linalg.eigvalsh(np.asarray(dense_H(spec, p)))
-lanczos = jax.jit(ufm.lanczos_extremes, static_argnames=("num_matvecs",))
-newton = jax.jit(ufm.newton_step, static_argnames=("method",))
+lanczos = jax.jit(ufm.hessian.lanczos_extremes, static_argnames=("num_matvecs",))
+newton = jax.jit(ufm.hessian.newton_step, static_argnames=("method",))
 
 
 # -- block-arrow blocks: fast path == autodiff path == dense Hessian ----------------------------
 
 @jax.jit(static_argnames=("method", "sample_chunk"))
 def facts(spec, p, sigma, Y, x, method="auto", sample_chunk=1024):
-    ba = ufm.block_arrow(spec, p, method=method, sample_chunk=sample_chunk)
+    ba = ufm.hessian.block_arrow(spec, p, method=method, sample_chunk=sample_chunk)
     S, C = ba.schur(sigma)
-    return (ba.A, S, ba.apply_cinv(C, Y), ufm.block_arrow_matvec(ba, x), ba.diag_min, ba.b_fro())
+    return (ba.A, S, ba.apply_cinv(C, Y), ufm.hessian.block_arrow_matvec(ba, x), ba.diag_min, ba.b_fro())
 
 
 @pytest.mark.parametrize("loss", ["ce", "mse"])
@@ -124,9 +124,9 @@ def test_block_arrow_blocks_match_dense(loss, bias):
             np.testing.assert_allclose(Hx, Hd @ x, atol=1e-13)
             assert abs(float(dmin) - np.linalg.eigvalsh(D)[0]) < 1e-14
             assert abs(float(bfro) - np.linalg.norm(B)) < 1e-12
-    assert isinstance(jax.eval_shape(lambda p: ufm.block_arrow(spec, p), p), ufm.UFMBlockArrow)
-    assert isinstance(jax.eval_shape(lambda p: ufm.block_arrow(spec, p, method="autodiff"), p),
-                      ufm.BlockArrow)
+    assert isinstance(jax.eval_shape(lambda p: ufm.hessian.block_arrow(spec, p), p), ufm.systems.ufm.UFMBlockArrow)
+    assert isinstance(jax.eval_shape(lambda p: ufm.hessian.block_arrow(spec, p, method="autodiff"), p),
+                      ufm.hessian.BlockArrow)
 
 
 def test_dense_hessian_matches_finite_differences():
@@ -174,7 +174,7 @@ def test_three_routines_agree(loss, bias, d):
         if kind == "minimum":
             assert int(res.n_neg) == 0 and int(res.n_zero) == zero_modes(spec, p.W), kind
         if kind == "saddle":  # a strict saddle meeting the curvature bound of theory.md section 3
-            G = ufm.fit_grad(ufm.logits(p), loss, spec.n)
+            G = ufm.systems.ufm.fit_grad(ufm.systems.ufm.logits(p), loss, spec.n)
             s1 = float(np.linalg.norm(np.asarray(G), 2))
             bound = 2 * (np.sqrt(LW * LH) - s1) / (np.sqrt(LH / LW) + np.sqrt(LW / LH))
             assert int(res.n_neg) >= 1 and ev[0] <= bound + 1e-12
@@ -227,9 +227,9 @@ def test_lanczos_breakdown_at_origin_is_finite(loss):
 def test_lanczos_bad_depth():
     spec = make_spec("mse", "none", 3)
     with pytest.raises(ValueError, match="num_matvecs"):
-        ufm.lanczos_extremes(spec, random_point(spec, 0), jax.random.key(0), num_matvecs=10**4)
+        ufm.hessian.lanczos_extremes(spec, random_point(spec, 0), jax.random.key(0), num_matvecs=10**4)
     with pytest.raises(ValueError, match="method"):
-        ufm.block_arrow(spec, random_point(spec, 0), method="qr")
+        ufm.hessian.block_arrow(spec, random_point(spec, 0), method="qr")
 
 
 # -- vmap == loop ----------------------------------------------------------------------------------
@@ -238,9 +238,9 @@ def test_vmap_equals_loop():
     spec = make_spec("ce", "free", 3)
     ps = ufm.init_batch(spec, jax.random.key(0), 3, scale=0.8)
     keys = jax.random.split(jax.random.key(1), 3)
-    vres = jax.jit(jax.vmap(lambda p: ufm.block_arrow_spectrum(spec, p)))(ps)
-    vlz = jax.jit(jax.vmap(lambda p, k: ufm.lanczos_extremes(spec, p, k, num_matvecs=20)))(ps, keys)
-    vev = jax.jit(jax.vmap(lambda p: ufm.hessian_spectrum_dense(spec, p)))(ps)
+    vres = jax.jit(jax.vmap(lambda p: ufm.hessian.block_arrow_spectrum(spec, p)))(ps)
+    vlz = jax.jit(jax.vmap(lambda p, k: ufm.hessian.lanczos_extremes(spec, p, k, num_matvecs=20)))(ps, keys)
+    vev = jax.jit(jax.vmap(lambda p: ufm.hessian.hessian_spectrum_dense(spec, p)))(ps)
     for i in range(3):
         p = jax.tree_util.tree_map(lambda x: x[i], ps)
         res = spectrum(spec, p)
@@ -301,19 +301,28 @@ class TanhSpec:
 register_spec(TanhSpec, ("lam",))
 
 
-@ufm.loss.register
-def _(spec: TanhSpec, params):
+def _tanh_loss(spec: TanhSpec, params):
     U, V, H = params
-    Y = jnp.asarray(ufm.one_hot_targets(spec.K, spec.n, H.dtype))
+    Y = jnp.asarray(ufm.systems.ufm.one_hot_targets(spec.K, spec.n, H.dtype))
     Z = V @ jnp.tanh(U @ H)
     reg = jnp.sum(U**2) + jnp.sum(V**2) + jnp.sum(H**2)
     return 0.5 * jnp.sum((Z - Y) ** 2) / spec.N + 0.5 * spec.lam * reg
 
 
-@ufm.split_features.register
-def _(spec: TanhSpec, params):
+def _tanh_split(spec: TanhSpec, params):
     U, V, H = params
-    return ufm.FeatureSplit((U, V), H, lambda th, F: (th[0], th[1], F))
+    return ufm.hessian.FeatureSplit((U, V), H, lambda th, F: (th[0], th[1], F))
+
+
+def _tanh_init(spec: TanhSpec, key, scale=None):
+    k1, k2, k3 = jax.random.split(key, 3)
+    return (jax.random.normal(k1, (spec.width, spec.d)), jax.random.normal(k2, (spec.K, spec.width)),
+            jax.random.normal(k3, (spec.d, spec.N)))
+
+
+ufm.core.register_system(ufm.core.System(
+    name="test_tanh", spec_type=TanhSpec, loss=_tanh_loss, init=_tanh_init,
+    examples=lambda: (TanhSpec(),), split_features=_tanh_split, sweepable=False))
 
 
 def test_generic_path_other_model():
@@ -326,10 +335,10 @@ def test_generic_path_other_model():
 
     @jax.jit
     def inertias(p, sigmas):
-        ba = ufm.block_arrow(spec, p)
-        return ba.diag_min, jax.vmap(lambda s: ufm.block_arrow_inertia(ba, s))(sigmas)
+        ba = ufm.hessian.block_arrow(spec, p)
+        return ba.diag_min, jax.vmap(lambda s: ufm.hessian.block_arrow_inertia(ba, s))(sigmas)
 
-    assert isinstance(jax.eval_shape(lambda p: ufm.block_arrow(spec, p), p), ufm.BlockArrow)
+    assert isinstance(jax.eval_shape(lambda p: ufm.hessian.block_arrow(spec, p), p), ufm.hessian.BlockArrow)
     dmin, _ = inertias(p, jnp.zeros(1))
     sigmas = jnp.asarray([ev[0] - 0.1, 0.0, float(dmin) + 1e-3, ev[3] + 1e-3])
     dmin, below = inertias(p, sigmas)
@@ -342,7 +351,7 @@ def test_generic_path_other_model():
     s_struct, _ = ravel_pytree(newton(spec, p))
     np.testing.assert_allclose(s_struct, s_dense, rtol=1e-8, atol=1e-8)
     with pytest.raises(TypeError, match="fast"):
-        ufm.block_arrow(spec, p, method="fast")
+        ufm.hessian.block_arrow(spec, p, method="fast")
 
 
 def test_float32_runs():

@@ -85,32 +85,32 @@ def test_simplex_etf_collapse_is_zero():
     rng = np.random.default_rng(0)
     W = simplex_etf(rng, K, D, scale=1.7)
     H = collapsed_features(W, N_PER, 0.6)
-    y = ufm.labels(K, N_PER)
+    y = ufm.systems.ufm.labels(K, N_PER)
     zero = {
-        "nc1_pinv": ufm.nc1_pinv(H, y, K),
-        "nc1_svd": ufm.nc1_svd(H, y, K),
-        "nc1_quotient": ufm.nc1_quotient(H, y, K),
-        "nc1_cdnv": ufm.nc1_cdnv(H, y, K),
-        "equinorm_M": ufm.equinorm(ufm.class_means(H, y, K)[0]),
-        "equinorm_W": ufm.equinorm(W.T),
-        "equiangularity_M": ufm.equiangularity(ufm.class_means(H, y, K)[0]),
-        "maxangle_W": ufm.max_angle_deviation(W.T),
-        "etf_W_centred": ufm.nc2_etf_weights(W),
-        "etf_W_raw": ufm.nc2_etf_weights(W, center=False),
-        "etf_M": ufm.nc2_etf_means(H, y, K),
-        "nc3_papyan": ufm.nc3_papyan(W, H, y, K),
-        "nc3_zhu": ufm.nc3_zhu(W, H, y, K),
-        "nc4_bias": ufm.nc4_bias_relation(W, None, H, y, K),
-        "sigma_W": jnp.max(jnp.abs(ufm.within_class_cov(H, y, K))),
+        "nc1_pinv": ufm.metrics.nc1_pinv(H, y, K),
+        "nc1_svd": ufm.metrics.nc1_svd(H, y, K),
+        "nc1_quotient": ufm.metrics.nc1_quotient(H, y, K),
+        "nc1_cdnv": ufm.metrics.nc1_cdnv(H, y, K),
+        "equinorm_M": ufm.metrics.equinorm(ufm.metrics.class_means(H, y, K)[0]),
+        "equinorm_W": ufm.metrics.equinorm(W.T),
+        "equiangularity_M": ufm.metrics.equiangularity(ufm.metrics.class_means(H, y, K)[0]),
+        "maxangle_W": ufm.metrics.max_angle_deviation(W.T),
+        "etf_W_centred": ufm.metrics.nc2_etf_weights(W),
+        "etf_W_raw": ufm.metrics.nc2_etf_weights(W, center=False),
+        "etf_M": ufm.metrics.nc2_etf_means(H, y, K),
+        "nc3_papyan": ufm.metrics.nc3_papyan(W, H, y, K),
+        "nc3_zhu": ufm.metrics.nc3_zhu(W, H, y, K),
+        "nc4_bias": ufm.metrics.nc4_bias_relation(W, None, H, y, K),
+        "sigma_W": jnp.max(jnp.abs(ufm.metrics.within_class_cov(H, y, K))),
     }
     for name, v in zero.items():
         assert abs(float(v)) < TOL, name
-    assert float(ufm.nc4_ncc_agreement(W, None, H, y, K)) == 1.0
+    assert float(ufm.metrics.nc4_ncc_agreement(W, None, H, y, K)) == 1.0
     # the ETF is not an orthogonal frame: closed form of the distance between the two targets
     expect = math.sqrt(2 - 2 * math.sqrt((K - 1) / K))
-    assert float(ufm.nc2_orthogonal_frame_means(H, y, K)) == pytest.approx(expect, abs=TOL)
+    assert float(ufm.metrics.nc2_orthogonal_frame_means(H, y, K)) == pytest.approx(expect, abs=TOL)
     # Sigma_B = c^2 a^2 (I - J/K)-type: K-1 equal eigenvalues, so numerical rank K-1
-    assert int(ufm.numerical_rank(ufm.class_means(H, y, K)[0])) == K - 1
+    assert int(ufm.metrics.numerical_rank(ufm.metrics.class_means(H, y, K)[0])) == K - 1
 
     spec = ufm.UFMSpec(K=K, n=N_PER, d=D, loss="ce", bias="regularized", lambda_b=1e-3)
     m = ufm.nc_metrics(spec, ufm.UFMParams(jnp.asarray(W), jnp.asarray(H), jnp.zeros(K)))
@@ -128,7 +128,7 @@ def test_orthogonal_frame_collapse_mse_no_bias():
     a, c = 1.3, 0.8
     W = orth_frame(rng, K, D, scale=a)
     H = collapsed_features(W, N_PER, c)
-    y = ufm.labels(K, N_PER)
+    y = ufm.systems.ufm.labels(K, N_PER)
     spec = ufm.UFMSpec(K=K, n=N_PER, d=D, loss="mse", bias="none")
     m = ufm.nc_metrics(spec, ufm.UFMParams(jnp.asarray(W), jnp.asarray(H)))
     zero = ["nc1_pinv", "nc1_svd", "nc1_quotient", "nc1_cdnv", "nc2_equinorm_M", "nc2_equinorm_W",
@@ -136,9 +136,9 @@ def test_orthogonal_frame_collapse_mse_no_bias():
             "nc2_orth_M", "nc2_orth_W", "nc3_zhu"]
     for key in zero:
         assert abs(float(m[key])) < TOL, key
-    assert abs(float(ufm.nc2_orthogonal_frame_means(H, y, K))) < TOL
-    assert abs(float(ufm.nc2_orthogonal_frame_weights(W))) < TOL
-    assert abs(float(ufm.nc3_papyan(W, H, y, K, center=True))) < TOL
+    assert abs(float(ufm.metrics.nc2_orthogonal_frame_means(H, y, K))) < TOL
+    assert abs(float(ufm.metrics.nc2_orthogonal_frame_weights(W))) < TOL
+    assert abs(float(ufm.metrics.nc3_papyan(W, H, y, K, center=True))) < TOL
     # closed forms of what does not vanish for an uncentred orthogonal frame
     assert float(m["nc3_papyan"]) == pytest.approx(2 - 2 * math.sqrt((K - 1) / K), abs=TOL)
     assert float(m["nc2_maxangle_W"]) == pytest.approx(1 / (K - 1), abs=TOL)  # all cosines 0
@@ -151,15 +151,15 @@ def test_frame_errors_closed_forms():
     for k in range(2, 7):
         etf, orth = jnp.eye(k) - 1.0 / k, jnp.eye(k)
         cross = math.sqrt(2 - 2 * math.sqrt((k - 1) / k))
-        assert float(ufm.etf_error(2.5 * etf)) == pytest.approx(0, abs=TOL)
-        assert float(ufm.orthogonal_frame_error(0.3 * orth)) == pytest.approx(0, abs=TOL)
-        assert float(ufm.etf_error(orth)) == pytest.approx(cross, abs=TOL)
-        assert float(ufm.orthogonal_frame_error(etf)) == pytest.approx(cross, abs=TOL)
+        assert float(ufm.metrics.etf_error(2.5 * etf)) == pytest.approx(0, abs=TOL)
+        assert float(ufm.metrics.orthogonal_frame_error(0.3 * orth)) == pytest.approx(0, abs=TOL)
+        assert float(ufm.metrics.etf_error(orth)) == pytest.approx(cross, abs=TOL)
+        assert float(ufm.metrics.orthogonal_frame_error(etf)) == pytest.approx(cross, abs=TOL)
         # G = 0 normalises to 0: distance to a unit-norm target is 1
-        assert float(ufm.etf_error(jnp.zeros((k, k)))) == pytest.approx(1.0, abs=TOL)
-        assert float(ufm.orthogonal_frame_error(jnp.zeros((k, k)))) == pytest.approx(1.0, abs=TOL)
+        assert float(ufm.metrics.etf_error(jnp.zeros((k, k)))) == pytest.approx(1.0, abs=TOL)
+        assert float(ufm.metrics.orthogonal_frame_error(jnp.zeros((k, k)))) == pytest.approx(1.0, abs=TOL)
         # a negated ETF sits at distance 2
-        assert float(ufm.etf_error(-etf)) == pytest.approx(2.0, abs=TOL)
+        assert float(ufm.metrics.etf_error(-etf)) == pytest.approx(2.0, abs=TOL)
 
 
 # Hand-computed values ---------------------------------------------------------------------------
@@ -173,61 +173,61 @@ def test_hand_computed_two_classes():
     order = [(1, 0), (0, 0), (1, 1), (0, 1)]
     H = np.array([pts[c][i] for c, i in order]).T
     y = np.array([c for c, _ in order])
-    M_raw, mu_G = ufm.class_means(H, y, 2)
+    M_raw, mu_G = ufm.metrics.class_means(H, y, 2)
     np.testing.assert_allclose(M_raw, [[-2.0, 2.0], [0.0, 0.0]], atol=TOL)
     np.testing.assert_allclose(mu_G, [0.0, 0.0], atol=TOL)
-    np.testing.assert_allclose(ufm.within_class_cov(H, y, 2), [[0.5, -0.5], [-0.5, 5.0]], atol=TOL)
-    np.testing.assert_allclose(ufm.between_class_cov(H, y, 2), [[4.0, 0.0], [0.0, 0.0]], atol=TOL)
-    assert float(ufm.nc1_pinv(H, y, 2)) == pytest.approx(0.5 / 4 / 2, abs=TOL)
-    assert float(ufm.nc1_svd(H, y, 2)) == pytest.approx(0.5 / 4 / 2, abs=TOL)
-    assert float(ufm.nc1_quotient(H, y, 2)) == pytest.approx(5.5 / 4, abs=TOL)
+    np.testing.assert_allclose(ufm.metrics.within_class_cov(H, y, 2), [[0.5, -0.5], [-0.5, 5.0]], atol=TOL)
+    np.testing.assert_allclose(ufm.metrics.between_class_cov(H, y, 2), [[4.0, 0.0], [0.0, 0.0]], atol=TOL)
+    assert float(ufm.metrics.nc1_pinv(H, y, 2)) == pytest.approx(0.5 / 4 / 2, abs=TOL)
+    assert float(ufm.metrics.nc1_svd(H, y, 2)) == pytest.approx(0.5 / 4 / 2, abs=TOL)
+    assert float(ufm.metrics.nc1_quotient(H, y, 2)) == pytest.approx(5.5 / 4, abs=TOL)
     # var_0 = 2, var_1 = 9, ||mu_0 - mu_1||^2 = 16
-    assert float(ufm.nc1_cdnv(H, y, 2)) == pytest.approx(11 / 32, abs=TOL)
+    assert float(ufm.metrics.nc1_cdnv(H, y, 2)) == pytest.approx(11 / 32, abs=TOL)
     # within-class spread orthogonal to the means: invisible to the pseudo-inverse, not to the quotient
     H2 = np.array([[-2.0, -2.0, 2.0, 2.0], [1.0, -1.0, 3.0, -3.0]])
     y2 = np.array([0, 0, 1, 1])
-    assert float(ufm.nc1_pinv(H2, y2, 2)) == pytest.approx(0.0, abs=TOL)
-    assert float(ufm.nc1_quotient(H2, y2, 2)) == pytest.approx(5 / 4, abs=TOL)
+    assert float(ufm.metrics.nc1_pinv(H2, y2, 2)) == pytest.approx(0.0, abs=TOL)
+    assert float(ufm.metrics.nc1_quotient(H2, y2, 2)) == pytest.approx(5 / 4, abs=TOL)
 
 
 def test_hand_computed_nc2_values():
     V = np.diag([1.0, 2.0, 3.0])  # norms 1, 2, 3; orthogonal
-    assert float(ufm.equinorm(V)) == pytest.approx(math.sqrt(2 / 3) / 2, abs=TOL)
-    assert float(ufm.equinorm(V, ddof=1)) == pytest.approx(1 / 2, abs=TOL)
-    assert float(ufm.equiangularity(V)) == pytest.approx(0.0, abs=TOL)
-    assert float(ufm.max_angle_deviation(V)) == pytest.approx(0.5, abs=TOL)
+    assert float(ufm.metrics.equinorm(V)) == pytest.approx(math.sqrt(2 / 3) / 2, abs=TOL)
+    assert float(ufm.metrics.equinorm(V, ddof=1)) == pytest.approx(1 / 2, abs=TOL)
+    assert float(ufm.metrics.equiangularity(V)) == pytest.approx(0.0, abs=TOL)
+    assert float(ufm.metrics.max_angle_deviation(V)) == pytest.approx(0.5, abs=TOL)
     # three unit vectors at 0, 90, 180 degrees in the plane: cosines 0, -1, 0
     V = np.array([[1.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
-    assert float(ufm.equiangularity(V)) == pytest.approx(np.std([0.0, -1.0, 0.0]), abs=TOL)
-    assert float(ufm.max_angle_deviation(V)) == pytest.approx((0.5 + 0.5 + 0.5) / 3, abs=TOL)
+    assert float(ufm.metrics.equiangularity(V)) == pytest.approx(np.std([0.0, -1.0, 0.0]), abs=TOL)
+    assert float(ufm.metrics.max_angle_deviation(V)) == pytest.approx((0.5 + 0.5 + 0.5) / 3, abs=TOL)
     # a zero vector has cosine 0 with everything; all-zero vectors: CoV 0 (0/0 defined as 0)
-    np.testing.assert_allclose(ufm.cosines(np.array([[1.0, 0.0], [0.0, 0.0]])), np.diag([1.0, 0.0]))
-    assert float(ufm.equinorm(np.zeros((3, 4)))) == 0.0
+    np.testing.assert_allclose(ufm.metrics.cosines(np.array([[1.0, 0.0], [0.0, 0.0]])), np.diag([1.0, 0.0]))
+    assert float(ufm.metrics.equinorm(np.zeros((3, 4)))) == 0.0
 
 
 def test_nc4_ncc_agreement_cases():
     rng = np.random.default_rng(2)
     k, n, d = 5, 20, 8
     mus = 10.0 * rng.standard_normal((d, k))
-    y = ufm.labels(k, n)
+    y = ufm.systems.ufm.labels(k, n)
     H = mus[:, y] + 0.1 * rng.standard_normal((d, k * n))
-    M_raw, _ = ufm.class_means(H, y, k)
+    M_raw, _ = ufm.metrics.class_means(H, y, k)
     # linear classifier from the class means (no bias): agrees with NCC on well-separated data
-    assert float(ufm.nc4_ncc_agreement(np.asarray(M_raw).T, None, H, y, k)) == 1.0
+    assert float(ufm.metrics.nc4_ncc_agreement(np.asarray(M_raw).T, None, H, y, k)) == 1.0
     # with b_c = -||mu_c||^2/2 the classifier *is* the NCC rule: agreement 1 even on pure noise
     Hn = rng.standard_normal((d, k * n))
-    Mn, _ = ufm.class_means(Hn, y, k)
+    Mn, _ = ufm.metrics.class_means(Hn, y, k)
     Mn = np.asarray(Mn)
     bn = -0.5 * np.sum(Mn**2, axis=0)
-    assert float(ufm.nc4_ncc_agreement(Mn.T, bn, Hn, y, k)) == 1.0
+    assert float(ufm.metrics.nc4_ncc_agreement(Mn.T, bn, Hn, y, k)) == 1.0
     # counterexample, d = 1: means -1 and 3 (NCC threshold 1), classifier threshold 0
     H1 = np.array([[-2.2, 0.2, 0.5, 5.5]])
     y1 = np.array([0, 0, 1, 1])
     W1 = np.array([[-1.0], [1.0]])
-    assert float(ufm.nc4_ncc_agreement(W1, None, H1, y1, 2)) == 0.5  # 0.2 and 0.5 disagree
-    assert float(ufm.nc4_ncc_agreement(W1, np.array([1.0, 0.0]), H1, y1, 2)) == 1.0  # threshold 1
+    assert float(ufm.metrics.nc4_ncc_agreement(W1, None, H1, y1, 2)) == 0.5  # 0.2 and 0.5 disagree
+    assert float(ufm.metrics.nc4_ncc_agreement(W1, np.array([1.0, 0.0]), H1, y1, 2)) == 1.0  # threshold 1
     # bias relation ||W mu_G + b|| by hand: mu_G = 1, W mu_G + b = (-1 + 1, 1 + 0)
-    assert float(ufm.nc4_bias_relation(W1, np.array([1.0, 0.0]), H1, y1, 2)) == pytest.approx(1.0)
+    assert float(ufm.metrics.nc4_bias_relation(W1, np.array([1.0, 0.0]), H1, y1, 2)) == pytest.approx(1.0)
 
 
 def test_numerical_rank_prescribed_spectrum():
@@ -235,11 +235,11 @@ def test_numerical_rank_prescribed_spectrum():
     s = np.array([2.0, 1.0, 3e-3, 1e-3 * 2.0 * 0.5, 0.0])  # 4th equals tau * sigma_1 exactly: not counted
     U, V = rand_orth(rng, 6)[:, :5], rand_orth(rng, 5)
     M = U @ np.diag(s) @ V.T
-    assert int(ufm.numerical_rank(M)) == 3
-    assert int(ufm.numerical_rank(M, tau=1e-2)) == 2
-    assert int(ufm.numerical_rank(M, tau=1e-6)) == 4
-    assert int(ufm.numerical_rank(np.zeros((3, 4)))) == 0
-    assert ufm.numerical_rank(M).dtype == jnp.int32
+    assert int(ufm.metrics.numerical_rank(M)) == 3
+    assert int(ufm.metrics.numerical_rank(M, tau=1e-2)) == 2
+    assert int(ufm.metrics.numerical_rank(M, tau=1e-6)) == 4
+    assert int(ufm.metrics.numerical_rank(np.zeros((3, 4)))) == 0
+    assert ufm.metrics.numerical_rank(M).dtype == jnp.int32
 
 
 # Independent implementations on random data ----------------------------------------------------
@@ -252,28 +252,28 @@ def test_nc1_against_numpy_loops():
     rng.shuffle(y)
     H = rng.standard_normal((d, N)) + 2.0 * rng.standard_normal((d, k))[:, y]
     means, mu_G, Sw, Sb = np_stats(H, y, k)
-    M_raw, mu = ufm.class_means(H, y, k)
+    M_raw, mu = ufm.metrics.class_means(H, y, k)
     np.testing.assert_allclose(M_raw, means, rtol=1e-12, atol=TOL)
     np.testing.assert_allclose(mu, mu_G, rtol=1e-12, atol=TOL)
-    np.testing.assert_allclose(ufm.within_class_cov(H, y, k), Sw, rtol=1e-12, atol=TOL)
-    np.testing.assert_allclose(ufm.between_class_cov(H, y, k), Sb, rtol=1e-12, atol=TOL)
+    np.testing.assert_allclose(ufm.metrics.within_class_cov(H, y, k), Sw, rtol=1e-12, atol=TOL)
+    np.testing.assert_allclose(ufm.metrics.between_class_cov(H, y, k), Sb, rtol=1e-12, atol=TOL)
     ref_pinv = np.trace(Sw @ np.linalg.pinv(Sb, rcond=1e-10)) / k
     lam, vec = np.linalg.eigh(Sb)
     top = vec[:, -(k - 1):]
     ref_svd = np.trace(Sw @ top @ np.diag(1 / lam[-(k - 1):]) @ top.T) / k
-    assert float(ufm.nc1_pinv(H, y, k)) == pytest.approx(ref_pinv, rel=1e-10)
-    assert float(ufm.nc1_pinv(H, y, k, rtol=1e-10)) == pytest.approx(ref_pinv, rel=1e-10)
-    assert float(ufm.nc1_svd(H, y, k)) == pytest.approx(ref_svd, rel=1e-10)
+    assert float(ufm.metrics.nc1_pinv(H, y, k)) == pytest.approx(ref_pinv, rel=1e-10)
+    assert float(ufm.metrics.nc1_pinv(H, y, k, rtol=1e-10)) == pytest.approx(ref_pinv, rel=1e-10)
+    assert float(ufm.metrics.nc1_svd(H, y, k)) == pytest.approx(ref_svd, rel=1e-10)
     assert ref_svd == pytest.approx(ref_pinv, rel=1e-8)  # rank Sigma_B <= K-1 even when imbalanced
-    assert float(ufm.nc1_quotient(H, y, k)) == pytest.approx(np.trace(Sw) / np.trace(Sb), rel=1e-12)
-    assert float(ufm.nc1_cdnv(H, y, k)) == pytest.approx(np_cdnv(H, y, k), rel=1e-10)
+    assert float(ufm.metrics.nc1_quotient(H, y, k)) == pytest.approx(np.trace(Sw) / np.trace(Sb), rel=1e-12)
+    assert float(ufm.metrics.nc1_cdnv(H, y, k)) == pytest.approx(np_cdnv(H, y, k), rel=1e-10)
 
 
 def test_nc1_pinv_threshold_on_rank_deficient_means():
     # class means exactly in a 2-dim subspace (rank Sigma_B = 2 < K - 1 = 4): the threshold decides
     rng = np.random.default_rng(5)
     k, n, d = 5, 6, 8
-    y = ufm.labels(k, n)
+    y = ufm.systems.ufm.labels(k, n)
     basis = rand_orth(rng, d)[:, :2]
     E = rng.standard_normal((d, k * n))
     E -= np_stats(E, y, k)[0][:, y]  # within-class noise with zero class means
@@ -281,25 +281,25 @@ def test_nc1_pinv_threshold_on_rank_deficient_means():
     _, _, Sw, Sb = np_stats(H, y, k)
     assert np.linalg.matrix_rank(Sb, tol=1e-10 * np.linalg.norm(Sb, 2)) == 2
     ref = np.trace(Sw @ np.linalg.pinv(Sb, rcond=1e-9)) / k
-    assert float(ufm.nc1_pinv(H, y, k)) == pytest.approx(ref, rel=1e-9)
-    assert float(ufm.nc1_pinv(H, y, k, rtol=1e-6)) == pytest.approx(ref, rel=1e-9)
-    assert float(ufm.nc1_svd(H, y, k)) == pytest.approx(ref, rel=1e-9)
+    assert float(ufm.metrics.nc1_pinv(H, y, k)) == pytest.approx(ref, rel=1e-9)
+    assert float(ufm.metrics.nc1_pinv(H, y, k, rtol=1e-6)) == pytest.approx(ref, rel=1e-9)
+    assert float(ufm.metrics.nc1_svd(H, y, k)) == pytest.approx(ref, rel=1e-9)
     # rtol = 0 inverts rounding-level eigenvalues too (Han's untruncated top K-1): huge
-    assert float(ufm.nc1_svd(H, y, k, rtol=0.0)) > 1e10 * ref
+    assert float(ufm.metrics.nc1_svd(H, y, k, rtol=0.0)) > 1e10 * ref
 
 
 def test_nc1_is_stable_under_a_large_common_offset():
     # post-ReLU-like features: spread O(1) around an offset 1e6; the centring loses ~10 digits
     rng = np.random.default_rng(9)
     k, n, d = 4, 5, 6
-    y = ufm.labels(k, n)
+    y = ufm.systems.ufm.labels(k, n)
     H = rng.standard_normal((d, k * n)) + 2.0 * rng.standard_normal((d, k))[:, y]
     Ho = H + 1e6
     means, mu_G, _, _ = np_stats(Ho, y, k)
     sv = np.linalg.svd(means - mu_G[:, None], compute_uv=False)
     # premise: naive centring leaves a K-th singular value far above matrix_rank's tolerance
     assert sv[-1] > 1e3 * max(d, k) * np.finfo(float).eps * sv[0]
-    for fn in (ufm.nc1_pinv, ufm.nc1_svd, ufm.nc1_quotient, ufm.nc1_cdnv):
+    for fn in (ufm.metrics.nc1_pinv, ufm.metrics.nc1_svd, ufm.metrics.nc1_quotient, ufm.metrics.nc1_cdnv):
         assert float(fn(Ho, y, k)) == pytest.approx(float(fn(H, y, k)), rel=1e-6), fn.__name__
 
 
@@ -307,21 +307,21 @@ def test_nc_metrics_matches_generic_functions():
     rng = np.random.default_rng(6)
     spec, p = ufm_point(rng, K, N_PER, D, bias="free")
     W, H, b, k = p.W, p.H, p.b, spec.K
-    y = ufm.labels(k, spec.n)
-    M_raw, mu_G = ufm.class_means(H, y, k)
+    y = ufm.systems.ufm.labels(k, spec.n)
+    M_raw, mu_G = ufm.metrics.class_means(H, y, k)
     M = M_raw - mu_G[:, None]
     ref = {
-        "nc1_pinv": ufm.nc1_pinv(H, y, k), "nc1_svd": ufm.nc1_svd(H, y, k),
-        "nc1_quotient": ufm.nc1_quotient(H, y, k), "nc1_cdnv": ufm.nc1_cdnv(H, y, k),
-        "nc2_equinorm_M": ufm.equinorm(M), "nc2_equinorm_W": ufm.equinorm(W.T),
-        "nc2_equiangular_M": ufm.equiangularity(M), "nc2_equiangular_W": ufm.equiangularity(W.T),
-        "nc2_maxangle_M": ufm.max_angle_deviation(M), "nc2_maxangle_W": ufm.max_angle_deviation(W.T),
-        "nc2_etf_M": ufm.nc2_etf_means(H, y, k), "nc2_etf_W": ufm.nc2_etf_weights(W),
-        "nc2_orth_M": ufm.nc2_orthogonal_frame_means(H, y, k),
-        "nc2_orth_W": ufm.nc2_orthogonal_frame_weights(W),
-        "nc3_papyan": ufm.nc3_papyan(W, H, y, k), "nc3_zhu": ufm.nc3_zhu(W, H, y, k),
-        "nc4_ncc": ufm.nc4_ncc_agreement(W, b, H, y, k), "nc4_bias": ufm.nc4_bias_relation(W, b, H, y, k),
-        "rank_M": ufm.numerical_rank(M), "rank_W": ufm.numerical_rank(W),
+        "nc1_pinv": ufm.metrics.nc1_pinv(H, y, k), "nc1_svd": ufm.metrics.nc1_svd(H, y, k),
+        "nc1_quotient": ufm.metrics.nc1_quotient(H, y, k), "nc1_cdnv": ufm.metrics.nc1_cdnv(H, y, k),
+        "nc2_equinorm_M": ufm.metrics.equinorm(M), "nc2_equinorm_W": ufm.metrics.equinorm(W.T),
+        "nc2_equiangular_M": ufm.metrics.equiangularity(M), "nc2_equiangular_W": ufm.metrics.equiangularity(W.T),
+        "nc2_maxangle_M": ufm.metrics.max_angle_deviation(M), "nc2_maxangle_W": ufm.metrics.max_angle_deviation(W.T),
+        "nc2_etf_M": ufm.metrics.nc2_etf_means(H, y, k), "nc2_etf_W": ufm.metrics.nc2_etf_weights(W),
+        "nc2_orth_M": ufm.metrics.nc2_orthogonal_frame_means(H, y, k),
+        "nc2_orth_W": ufm.metrics.nc2_orthogonal_frame_weights(W),
+        "nc3_papyan": ufm.metrics.nc3_papyan(W, H, y, k), "nc3_zhu": ufm.metrics.nc3_zhu(W, H, y, k),
+        "nc4_ncc": ufm.metrics.nc4_ncc_agreement(W, b, H, y, k), "nc4_bias": ufm.metrics.nc4_bias_relation(W, b, H, y, k),
+        "rank_M": ufm.metrics.numerical_rank(M), "rank_W": ufm.metrics.numerical_rank(W),
     }
     m = ufm.nc_metrics(spec, p)
     assert tuple(m) == ufm.NC_METRIC_NAMES == tuple(ref)
@@ -371,10 +371,10 @@ def test_zero_and_point_collapsed_features_are_defined():
         assert float(m[key]) == pytest.approx(1.0, abs=TOL), key
     # every sample at one point except for within-class noise: Sigma_B = 0 exactly
     H = np.tile(np.array([[1.0, -1.0]]), (4, 3))  # each class holds +1 and -1: all class means 0
-    y = ufm.labels(3, 2)
-    assert float(ufm.nc1_pinv(H, y, 3)) == 0.0  # Sigma_B^+ = 0
-    assert float(ufm.nc1_quotient(H, y, 3)) == math.inf
-    assert float(ufm.nc1_cdnv(H, y, 3)) == math.inf
+    y = ufm.systems.ufm.labels(3, 2)
+    assert float(ufm.metrics.nc1_pinv(H, y, 3)) == 0.0  # Sigma_B^+ = 0
+    assert float(ufm.metrics.nc1_quotient(H, y, 3)) == math.inf
+    assert float(ufm.metrics.nc1_cdnv(H, y, 3)) == math.inf
 
 
 # Transformations: vmap, jit, dtypes --------------------------------------------------------------
@@ -393,31 +393,31 @@ def test_vmap_over_seeds_equals_loop_and_jit_equals_eager():
         for key in ufm.NC_METRIC_NAMES:
             np.testing.assert_allclose(mv[key][i], mi[key], rtol=1e-10, atol=1e-13, err_msg=key)
     # generic functions: vmap over a seed axis of H and W, labels shared; traced labels under jit
-    y = jnp.asarray(ufm.labels(K, N_PER))
+    y = jnp.asarray(ufm.systems.ufm.labels(K, N_PER))
     Hs, Ws = batch.H, batch.W
-    for fn in (ufm.nc1_pinv, ufm.nc1_cdnv):
+    for fn in (ufm.metrics.nc1_pinv, ufm.metrics.nc1_cdnv):
         v = jax.vmap(lambda h: fn(h, y, K))(Hs)
         j = jax.jit(fn, static_argnums=2)(Hs[1], y, K)
         np.testing.assert_allclose(v, [fn(Hs[i], y, K) for i in range(S)], rtol=1e-10, atol=1e-14)
         np.testing.assert_allclose(j, fn(Hs[1], y, K), rtol=1e-10, atol=1e-14)
-    v = jax.vmap(lambda w, h: ufm.nc3_zhu(w, h, y, K))(Ws, Hs)
-    np.testing.assert_allclose(v, [ufm.nc3_zhu(Ws[i], Hs[i], y, K) for i in range(S)], rtol=1e-10)
-    v = jax.vmap(lambda w, b, h: ufm.nc4_ncc_agreement(w, b, h, y, K))(Ws, batch.b, Hs)
-    loop = [ufm.nc4_ncc_agreement(Ws[i], batch.b[i], Hs[i], y, K) for i in range(S)]
+    v = jax.vmap(lambda w, h: ufm.metrics.nc3_zhu(w, h, y, K))(Ws, Hs)
+    np.testing.assert_allclose(v, [ufm.metrics.nc3_zhu(Ws[i], Hs[i], y, K) for i in range(S)], rtol=1e-10)
+    v = jax.vmap(lambda w, b, h: ufm.metrics.nc4_ncc_agreement(w, b, h, y, K))(Ws, batch.b, Hs)
+    loop = [ufm.metrics.nc4_ncc_agreement(Ws[i], batch.b[i], Hs[i], y, K) for i in range(S)]
     np.testing.assert_array_equal(v, loop)
 
 
 def test_no_recompilation_for_new_values(caplog):
     spec = ufm.UFMSpec(K=K, n=N_PER, d=D, loss="mse", bias="free")
     p0, p1 = (ufm.init_params(spec, jax.random.key(s)) for s in (0, 1))
-    y = ufm.labels(K, N_PER)
+    y = ufm.systems.ufm.labels(K, N_PER)
     f = jax.jit(jax.vmap(lambda p: ufm.nc_metrics(spec, p)))
     batch = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), p0, p1)
-    ufm.nc_metrics(spec, p0), ufm.nc1_pinv(p0.H, y, K), f(batch)
+    ufm.nc_metrics(spec, p0), ufm.metrics.nc1_pinv(p0.H, y, K), f(batch)
     batch2 = jax.tree_util.tree_map(lambda x: 2 * x, batch)
     with jax.log_compiles(), caplog.at_level("WARNING"):
         ufm.nc_metrics(spec, p1)
-        ufm.nc1_pinv(p1.H, y, K)
+        ufm.metrics.nc1_pinv(p1.H, y, K)
         f(batch2)
     assert not [r for r in caplog.records if "Compiling" in r.getMessage()]
 
@@ -432,11 +432,11 @@ def test_float32_in_float32_out():
                          jax.tree_util.tree_map(lambda x: x.astype(jnp.float64), p))
     for key in ufm.NC_METRIC_NAMES:
         np.testing.assert_allclose(m[key], m64[key], rtol=2e-4, atol=1e-5, err_msg=key)
-    y = ufm.labels(K, N_PER)
+    y = ufm.systems.ufm.labels(K, N_PER)
     H, W = p.H, p.W
-    for v in (ufm.nc1_pinv(H, y, K), ufm.nc1_cdnv(H, y, K), ufm.within_class_cov(H, y, K),
-              ufm.class_means(H, y, K)[0], ufm.nc3_zhu(W, H, y, K), ufm.etf_error(W @ W.T),
-              ufm.equinorm(W.T), ufm.nc4_ncc_agreement(W, p.b, H, y, K)):
+    for v in (ufm.metrics.nc1_pinv(H, y, K), ufm.metrics.nc1_cdnv(H, y, K), ufm.metrics.within_class_cov(H, y, K),
+              ufm.metrics.class_means(H, y, K)[0], ufm.metrics.nc3_zhu(W, H, y, K), ufm.metrics.etf_error(W @ W.T),
+              ufm.metrics.equinorm(W.T), ufm.metrics.nc4_ncc_agreement(W, p.b, H, y, K)):
         assert v.dtype == jnp.float32
 
 
@@ -445,25 +445,25 @@ def test_float32_in_float32_out():
 
 def test_bad_inputs_name_the_field():
     H = np.zeros((3, 6))
-    y = ufm.labels(3, 2)
+    y = ufm.systems.ufm.labels(3, 2)
     with pytest.raises(ufm.SpecError, match="num_classes"):
-        ufm.nc1_pinv(H, y, 1)
+        ufm.metrics.nc1_pinv(H, y, 1)
     with pytest.raises(ValueError, match="labels"):
-        ufm.nc1_pinv(H, y[:-1], 3)
+        ufm.metrics.nc1_pinv(H, y[:-1], 3)
     with pytest.raises(ValueError, match="labels"):
-        ufm.nc1_pinv(H, y + 1, 3)  # label 3 out of range
+        ufm.metrics.nc1_pinv(H, y + 1, 3)  # label 3 out of range
     with pytest.raises(ValueError, match="labels"):
-        ufm.nc1_pinv(H, y.astype(float), 3)
+        ufm.metrics.nc1_pinv(H, y.astype(float), 3)
     with pytest.raises(ValueError, match="H"):
-        ufm.nc1_pinv(np.zeros(6), y, 3)
+        ufm.metrics.nc1_pinv(np.zeros(6), y, 3)
     with pytest.raises(ValueError, match="W"):
-        ufm.nc3_zhu(np.zeros((3, 4)), H, y, 3)
+        ufm.metrics.nc3_zhu(np.zeros((3, 4)), H, y, 3)
     with pytest.raises(ValueError, match="b"):
-        ufm.nc4_ncc_agreement(np.zeros((3, 3)), np.zeros(2), H, y, 3)
+        ufm.metrics.nc4_ncc_agreement(np.zeros((3, 3)), np.zeros(2), H, y, 3)
     with pytest.raises(ValueError, match="ddof"):
-        ufm.equiangularity(np.eye(2), ddof=1)  # a single pair
+        ufm.metrics.equiangularity(np.eye(2), ddof=1)  # a single pair
     with pytest.raises(ValueError, match="G"):
-        ufm.etf_error(np.zeros((3, 4)))
+        ufm.metrics.etf_error(np.zeros((3, 4)))
 
 
 # The closed-form optima of theory.md section 2 (ufm.optimum) are collapsed ----------------------
@@ -481,7 +481,7 @@ _ETF_ZERO = ("nc1_pinv", "nc1_svd", "nc1_quotient", "nc1_cdnv", "nc2_equinorm_M"
 def test_nc_metrics_vanish_at_the_closed_form_optimum(loss, bias, lb, frame):
     spec = ufm.UFMSpec(K=K, n=5, d=D, loss=loss, bias=bias, lambda_W=5e-3, lambda_H=5e-3, lambda_b=lb)
     if bias == "regularized" and loss == "mse":  # both sides of the bias phase boundary
-        assert (lb < ufm.mse_bias_threshold(spec)) == (frame == "etf")
+        assert (lb < ufm.systems.ufm.mse_bias_threshold(spec)) == (frame == "etf")
     m = ufm.nc_metrics(spec, ufm.optimum(spec).params)
     zero = _ETF_ZERO + {"etf": ("nc2_maxangle_W", "nc3_papyan"), "orth": ("nc2_orth_M", "nc2_orth_W"),
                         "other": ()}[frame]

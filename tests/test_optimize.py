@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import ufm
-from ufm._optimize import _run_chunk
+from ufm.optim.optimize import _run_chunk
 
 
 def _spec(**kw):

@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import ufm
-from ufm._sweep import run_chunk
-from ufm._sweep_spec import OptimizerSettings, _toml
+from ufm.runs.sweep import run_chunk
+from ufm.runs.sweep_spec import OptimizerSettings, _toml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,11 +69,11 @@ def _spec(text=TOML, **changes):
     for k, v in changes.items():
         both = isinstance(v, dict) and isinstance(raw.get(k), dict)
         raw[k] = {**raw[k], **v} if both else v
-    return ufm.SweepSpec.from_dict(raw, name="p", text=text)
+    return ufm.runs.SweepSpec.from_dict(raw, name="p", text=text)
 
 
 def _rows(folder, loss=None):
-    t = ufm.load_results_arrow(folder)
+    t = ufm.runs.load_results_arrow(folder)
     cols = {k: np.array(t[k].to_pylist()) for k in t.column_names}
     if loss is not None:
         m = cols["loss"] == loss
@@ -106,7 +106,7 @@ def planted(tmp_path_factory):
 
 
 def _reference(spec, num_random, planted_per_dim):
-    """The pipeline written out by hand with the public primitives (no ufm._pipeline)."""
+    """The pipeline written out by hand with the public primitives (no ufm.runs.pipeline)."""
     key = jax.random.key(0)
     dims = ufm.saddle_dims(spec)
     starts = [ufm.init_batch(spec, key, seeds=np.arange(num_random), scale=0.1)]
@@ -134,17 +134,19 @@ def _reference(spec, num_random, planted_per_dim):
             "lambda_min": rec["lambda_min"]}
 
 
-def test_landscape_sweep_and_reference_agree(planted):
-    """One configuration (CE, K = d = 3) three ways: ufm landscape's run_config, ufm sweep (8
-    devices, chunks padded) and the hand-written reference: the same rows, start by start."""
+def test_landscape_sweep_and_reference_agree(planted, tmp_path):
+    """One configuration (CE, K = d = 3) three ways: ufm landscape (its own results folder, one
+    device), ufm sweep (8 devices, chunks padded) and the hand-written reference: the same rows,
+    start by start."""
     config = ufm.LandscapeConfig(K=(3,), n=2, variants=(("ce", "none"),), lambda_W=(5e-3,),
-                                 lambda_H=(5e-3,), seeds=4, saddle_seeds=2, optimizer="gd",
-                                 learning_rate=1.0, max_steps=3000, tol=1e-7, chunk=250,
-                                 record_every=50)
+                                 lambda_H=(5e-3,), seeds=4, starts=ufm.StartSettings(2, True),
+                                 optimizer=SETTINGS, record_every=50)
     (spec,) = config.specs()
     assert spec == CE
-    rows, trace = ufm.run_config(spec, config)
+    run = ufm.run_landscape(config, tmp_path / "land", progress=False)
+    rows, (trace,) = run.rows, run.traces.values()
     assert trace["loss"].shape[1] == 4  # random starts only
+    assert ufm.load_results(tmp_path / "land").shape[0] == len(rows["seed"])
     order = np.lexsort((rows["seed"], rows["source"]))
     land = {k: np.asarray(v)[order] for k, v in rows.items()}
     sweep = _rows(planted, loss="ce")
@@ -174,7 +176,7 @@ def test_polish_stage_from_loose_first_order_points():
     """tol = 1e-3: the first-order end points are far from f*; Newton takes every one of them
     to f - f* <= 1e-10 (relative), 'none' leaves them; float32 skips the stage under 'auto'."""
     seeds = np.arange(8)
-    mesh = ufm.seed_mesh(8)
+    mesh = ufm.runs.seed_mesh(8)
     kw = dict(analyses=(("closed_form", ()),))
     loose = OptimizerSettings(name="gd", learning_rate=1.0, max_steps=3000, tol=1e-3, chunk=250)
     raw = run_chunk(CE, seeds, mesh, optimizer=dataclasses.replace(loose, polish="none"), **kw)
@@ -239,14 +241,14 @@ def test_hessian_classes_in_sweep(planted):
     # theory.md section 3: lambda_min <= the curvature bound at planted saddles
     b = ~rnd & np.isfinite(r["curvature_bound"].astype(float))
     assert b.sum() >= 4 and np.all(r["lambda_min"][b] <= r["curvature_bound"][b] + 1e-12)
-    text = ufm.sweep_report(planted, figures=False)
+    text = ufm.report.sweep_report(planted, figures=False)
     assert "Hessian classes" in text and "strict_saddle" in text and "counterexamples" in text
-    st = ufm.sweep_status(planted)
+    st = ufm.report.sweep_status(planted)
     assert (st.done, st.total, st.duplicates) == (16, 16, 0)
 
 
 def test_hessian_check_rejects_models_without_rules(monkeypatch):
-    from ufm import _sweep_spec
+    from ufm.runs import sweep_spec as _sweep_spec
 
     @dataclasses.dataclass(frozen=True)
     class Toy:
@@ -263,7 +265,7 @@ def test_hessian_check_rejects_models_without_rules(monkeypatch):
 def test_counterexamples_recorded_and_warned_once_per_chunk():
     """zero_rtol = 10 counts every Hessian eigenvalue as zero: no point has the predicted number
     of zero modes, so all are flagged (degenerate) and each chunk warns once."""
-    mesh = ufm.seed_mesh(8)  # chunks padded to 8 starts: the fixture's compiled functions
+    mesh = ufm.runs.seed_mesh(8)  # chunks padded to 8 starts: the fixture's compiled functions
     an = (("hessian", (("zero_rtol", 10.0),)),)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -296,7 +298,7 @@ def test_resume_with_planted_starts_is_exact(planted, tmp_path):
     s = ufm.run_sweep(_spec(starts={"planted_per_dim": 3}), out, progress=False)
     assert (s.seeds_run, s.seeds_skipped) == (1 + 2, 16)
     more = _rows(out)
-    assert len(more["seed"]) == 19 and ufm.sweep_status(out).duplicates == 0
+    assert len(more["seed"]) == 19 and ufm.report.sweep_status(out).duplicates == 0
     assert set(more["class"][more["source"] == "planted"]) == {"strict_saddle"}
 
 
@@ -312,8 +314,8 @@ def test_old_store_without_source_column(planted, tmp_path):
         p.unlink()
         if t.num_rows:
             pq.write_table(t, p)
-    assert ufm._store.ResultStore(out).done_seeds() == {
-        h: {0, 1, 2, 3} for h in ufm._store.ResultStore(planted).done_seeds()}
+    assert ufm.runs.store.ResultStore(out).done_seeds() == {
+        h: {0, 1, 2, 3} for h in ufm.runs.store.ResultStore(planted).done_seeds()}
     s = ufm.run_sweep(_spec(), out, progress=False)
     assert (s.seeds_run, s.seeds_skipped) == ((2 + 1) + (4 + 1), 8)
     r = _rows(out)
@@ -326,7 +328,7 @@ def test_old_store_without_source_column(planted, tmp_path):
 
 def test_make_starts_do_not_depend_on_the_batch():
     spec = CE.replace(loss="mse")  # saddle_dims (1, 2)
-    src, seed = ufm.start_keys(spec, 3, ufm.StartSettings(planted_per_dim=2, origin=True))
+    src, seed = ufm.runs.start_keys(spec, 3, ufm.StartSettings(planted_per_dim=2, origin=True))
     assert src.tolist() == ["random"] * 3 + ["planted"] * 4 + ["origin"]
     p, meta = ufm.make_starts(spec, src, seed)
     assert meta["dim"].tolist() == [3, 3, 3, 1, 2, 1, 2, 0]
@@ -340,7 +342,7 @@ def test_make_starts_do_not_depend_on_the_batch():
     for i, k in zip(range(3, 7), meta["dim"][3:7]):
         assert not W[i, :, k:].any() and np.all(W[i, :, :k] != 0)
     with pytest.raises(ValueError, match="UFMSpec"):
-        ufm.start_keys(ufm.DeepUFMSpec(K=3, n=2, L=2, widths=4), 2,
+        ufm.runs.start_keys(ufm.DeepUFMSpec(K=3, n=2, L=2, widths=4), 2,
                        ufm.StartSettings(planted_per_dim=1))
 
 
@@ -348,7 +350,7 @@ def test_make_starts_do_not_depend_on_the_batch():
 
 
 def test_deep_ufm_sweep(tmp_path):
-    """model = "deep_ufm": f_star is L_DNC (ufm.dnc_loss), f_gap = f - L_DNC >= 0 at L = 2 (DNC
+    """model = "deep_ufm": f_star is L_DNC (ufm.deep.dnc_loss), f_gap = f - L_DNC >= 0 at L = 2 (DNC
     is optimal there) and = 0 for the seeds that reach DNC; the origin (a strict local minimum for
     L >= 2) stays at f = 1/2; per-layer DNC metrics; invalid points named up front."""
     text = (ROOT / "experiments/sweeps/deep_tiny.toml").read_text()
@@ -361,7 +363,7 @@ def test_deep_ufm_sweep(tmp_path):
     assert s.seeds_run == 4
     r = _rows(tmp_path)
     (cfg,) = spec.expand()[0]
-    L_dnc = float(ufm.dnc_loss(cfg.spec))
+    L_dnc = float(ufm.deep.dnc_loss(cfg.spec))
     assert set(r["model"]) == {"deep_ufm"} and np.all(r["f_star"] == L_dnc)
     np.testing.assert_array_equal(r["f_gap"], r["f"] - L_dnc)
     orig = r["source"] == "origin"

@@ -5,7 +5,7 @@ import io
 import pytest
 
 import ufm
-from ufm import _progress
+from ufm.core import progress as _progress
 
 
 class _TTY(io.StringIO):
@@ -26,7 +26,7 @@ def clock(monkeypatch):
 
 def test_silent_when_not_a_tty(clock):
     buf = io.StringIO()
-    with ufm.Progress(10, "x", file=buf) as bar:
+    with ufm.core.Progress(10, "x", file=buf) as bar:
         bar.update(10)
         bar.write("hello")
     assert buf.getvalue() == ""
@@ -35,7 +35,7 @@ def test_silent_when_not_a_tty(clock):
 
 def test_quiet_overrides_force_and_tty(clock):
     for buf in (io.StringIO(), _TTY()):
-        with ufm.Progress(3, file=buf, force=True, quiet=True) as bar:
+        with ufm.core.Progress(3, file=buf, force=True, quiet=True) as bar:
             bar.update(3)
         assert buf.getvalue() == ""
 
@@ -43,19 +43,19 @@ def test_quiet_overrides_force_and_tty(clock):
 def test_env_forces_and_silences(clock, monkeypatch):
     monkeypatch.setenv("UFM_PROGRESS", "1")
     buf = io.StringIO()
-    with ufm.Progress(2, "env", file=buf, log_interval=0) as bar:
+    with ufm.core.Progress(2, "env", file=buf, log_interval=0) as bar:
         bar.update(2)
     assert "env: 100% 2/2" in buf.getvalue()
     monkeypatch.setenv("UFM_PROGRESS", "0")
     tty = _TTY()
-    with ufm.Progress(2, file=tty) as bar:
+    with ufm.core.Progress(2, file=tty) as bar:
         bar.update(2)
     assert tty.getvalue() == ""
 
 
 def test_rate_and_eta_constant_speed(clock):
     """2 items per second throughout: the smoothed rate is exactly 2/s, ETA = left / 2."""
-    bar = ufm.Progress(20, file=io.StringIO())
+    bar = ufm.core.Progress(20, file=io.StringIO())
     for _ in range(4):
         clock[0] += 1.0
         bar.update(2)
@@ -66,7 +66,7 @@ def test_rate_and_eta_constant_speed(clock):
 
 def test_rate_smoothing_forgets_slow_first_update(clock):
     """EMA with smoothing 0.3: after a 10 s first item and fast ones, rate tends to the fast one."""
-    bar = ufm.Progress(None, file=io.StringIO())
+    bar = ufm.core.Progress(None, file=io.StringIO())
     clock[0] += 10.0
     bar.update(1)
     per_item = 10.0
@@ -80,7 +80,7 @@ def test_rate_smoothing_forgets_slow_first_update(clock):
 
 def test_tty_bar_redraws_in_place_and_ends_line(clock):
     tty = _TTY()
-    with ufm.Progress(4, "seeds", unit="seeds", file=tty, min_interval=0.0) as bar:
+    with ufm.core.Progress(4, "seeds", unit="seeds", file=tty, min_interval=0.0) as bar:
         clock[0] += 1.0
         bar.update(1)
         clock[0] += 1.0
@@ -93,7 +93,7 @@ def test_tty_bar_redraws_in_place_and_ends_line(clock):
 
 def test_forced_log_lines_are_throttled(clock):
     buf = io.StringIO()
-    with ufm.Progress(100, file=buf, force=True, log_interval=30.0) as bar:
+    with ufm.core.Progress(100, file=buf, force=True, log_interval=30.0) as bar:
         for _ in range(99):
             clock[0] += 1.0
             bar.update(1)  # 99 s: lines at t=1 (first), 31, 61, 91
@@ -106,9 +106,9 @@ def test_forced_log_lines_are_throttled(clock):
 
 def test_bad_total():
     with pytest.raises(ValueError, match="total"):
-        ufm.Progress(-1)
+        ufm.core.Progress(-1)
     with pytest.raises(ValueError, match="total"):
-        ufm.Progress(2.5)
+        ufm.core.Progress(2.5)
 
 
 def test_format_duration():

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import ufm
-from ufm._sharding import (bytes_per_seed, chunk_size, local_devices, pad_seeds,
+from ufm.runs.sharding import (bytes_per_seed, chunk_size, local_devices, pad_seeds,
                            process_seeds, shard_seeds, split_chunks)
-from ufm._sweep import run_chunk
-from ufm._sweep_spec import OptimizerSettings
+from ufm.runs.sweep import run_chunk
+from ufm.runs.sweep_spec import OptimizerSettings
 
 OPT = OptimizerSettings(name="gd", learning_rate=1.0, max_steps=300, tol=1e-6, chunk=100)
 ANALYSES = (("closed_form", ()),)
@@ -37,8 +37,8 @@ def test_sharded_chunk_equals_single_device():
     spec = ufm.UFMSpec(K=3, n=2, d=3, loss="ce", bias="free")
     seeds = np.arange(13)
     kw = dict(optimizer=OPT, base_seed=7, analyses=ANALYSES)
-    a = run_chunk(spec, seeds, ufm.seed_mesh(8), **kw)
-    b = run_chunk(spec, seeds, ufm.seed_mesh(1), **kw)
+    a = run_chunk(spec, seeds, ufm.runs.seed_mesh(8), **kw)
+    b = run_chunk(spec, seeds, ufm.runs.seed_mesh(1), **kw)
     _assert_same(a, b)
     assert len(a["f"]) == 13 and {"f_star", "f_gap"} <= set(a)
     np.testing.assert_array_equal(a["seed"], seeds)
@@ -59,7 +59,7 @@ def test_chunking_does_not_change_results():
     """Seeds 0..12 in one chunk vs chunks {0..4}, {5..12}: same rows (a seed's start and its
     trajectory do not depend on its batch)."""
     spec = ufm.UFMSpec(K=3, n=2, d=3, loss="mse")
-    mesh = ufm.seed_mesh(8)
+    mesh = ufm.runs.seed_mesh(8)
     whole = run_chunk(spec, np.arange(13), mesh, optimizer=OPT)
     parts = [run_chunk(spec, s, mesh, optimizer=OPT) for s in (np.arange(5), np.arange(5, 13))]
     _assert_same(whole, {k: np.concatenate([p[k] for p in parts]) for k in whole})
@@ -68,14 +68,14 @@ def test_chunking_does_not_change_results():
 def test_optimizer_keeps_seed_sharding():
     """The optimiser runs SPMD: outputs stay split over all 8 devices (not gathered on one)."""
     spec = ufm.UFMSpec(K=3, n=2, d=3)
-    mesh = ufm.seed_mesh(8)
+    mesh = ufm.runs.seed_mesh(8)
     p0 = shard_seeds(ufm.init_batch(spec, jax.random.key(0), 16), mesh)
     assert len(p0.W.sharding.device_set) == 8
     assert p0.W.addressable_shards[0].data.shape == (2, 3, 3)
     res = ufm.optimize(spec, p0, max_steps=20, chunk=10)
     for x in jax.tree_util.tree_leaves(res.params):
         assert len(x.sharding.device_set) == 8
-        assert x.sharding.is_equivalent_to(ufm._sharding.seed_sharding(mesh), x.ndim)
+        assert x.sharding.is_equivalent_to(ufm.runs.sharding.seed_sharding(mesh), x.ndim)
 
 
 def test_pad_and_split():
@@ -100,7 +100,7 @@ def test_local_devices_errors():
         local_devices(9)
     with pytest.raises(ValueError, match="devices must be"):
         local_devices(0)
-    assert ufm.seed_mesh(3).size == 3
+    assert ufm.runs.seed_mesh(3).size == 3
 
 
 def test_chunk_size_rules():
@@ -133,9 +133,9 @@ def test_cpu_multi_device_analyses_do_not_deadlock():
         "jax.config.update('jax_num_cpu_devices', 2)\n"
         "jax.config.update('jax_enable_x64', True)\n"
         "import ufm\n"
-        "from ufm._sweep import run_chunk\n"
-        "from ufm._sweep_spec import OptimizerSettings\n"
-        "c = run_chunk(ufm.UFMSpec(K=4, n=5, d=4), np.arange(2048), ufm.seed_mesh(2),\n"
+        "from ufm.runs.sweep import run_chunk\n"
+        "from ufm.runs.sweep_spec import OptimizerSettings\n"
+        "c = run_chunk(ufm.UFMSpec(K=4, n=5, d=4), np.arange(2048), ufm.runs.seed_mesh(2),\n"
         "              optimizer=OptimizerSettings(max_steps=5, chunk=5, polish='none'),\n"
         "              analyses=(('metrics', ()),))\n"
         "print('rows', len(c['nc1_pinv']))\n"

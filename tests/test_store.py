@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import ufm
-from ufm import _store
-from ufm._store import ResultStore
+from ufm.runs import store as _store
+from ufm.runs.store import ResultStore
 
 
 def _chunk(h, seeds, **extra):
@@ -27,7 +27,7 @@ def test_roundtrip_done_seeds_and_schema_union(tmp_path):
     store.write_chunk(_chunk("a", [1, 0]))
     store.write_chunk(_chunk("b", [0, 1], nc1=np.array([0.3, 0.4])))
     assert store.done_seeds() == {"a": {0, 1}, "b": {0, 1, 2, 3}}
-    t = ufm.load_results_arrow(tmp_path / "sweep")
+    t = ufm.runs.load_results_arrow(tmp_path / "sweep")
     assert t.num_rows == 6
     assert list(zip(t["config_hash"].to_pylist(), t["seed"].to_pylist())) == [
         ("a", 0), ("a", 1), ("b", 0), ("b", 1), ("b", 2), ("b", 3)]
@@ -35,25 +35,50 @@ def test_roundtrip_done_seeds_and_schema_union(tmp_path):
     assert t["nc1"].to_pylist() == [None, None, 0.3, 0.4, 0.1, 0.2]  # missing column -> nulls
     df = ufm.load_results(tmp_path / "sweep")
     assert df.shape == (6, 4) and df["seed"].tolist() == t["seed"].to_pylist()
-    assert ufm.load_results_arrow(tmp_path / "sweep", columns=["seed"]).column_names == ["seed"]
+    assert ufm.runs.load_results_arrow(tmp_path / "sweep", columns=["seed"]).column_names == ["seed"]
 
 
 def test_temp_files_are_ignored_and_cleaned(tmp_path):
     store = ResultStore(tmp_path, process_index=0, process_count=2)
     store.prepare()
+    peer_store = ResultStore(tmp_path, process_index=1, process_count=2)
+    peer_store.prepare()  # a live peer: holds the lock of writer p1
     store.write_chunk(_chunk("a", [0]))
-    # A chunk killed mid-write (own process), one of a live peer, one of a process that no longer
-    # exists (index >= process_count), and a truncated file under a temp name.
+    # A chunk killed mid-write (own writer), one of a live peer, one of a writer that is gone (its
+    # lock is free), and a truncated manifest under a temp name.
     own = store.data / ".tmp-p0-123-a.parquet"
     peer = store.data / ".tmp-p1-456-b.parquet"
     gone = store.data / ".tmp-p3-789-c.parquet"
     manifest = tmp_path / ".tmp-p0-123-manifest.json.part"
     for p in (own, peer, gone, manifest):
         p.write_bytes(b"PAR1 truncated")
-    assert ufm.load_results_arrow(tmp_path).num_rows == 1  # temp files never read
+    assert ufm.runs.load_results_arrow(tmp_path).num_rows == 1  # temp files never read
     assert store.clean_temp() == 3
     assert not own.exists() and not gone.exists() and not manifest.exists() and peer.exists()
-    assert ResultStore(tmp_path, 1, 2).clean_temp() == 1 and not peer.exists()
+    peer_store.release()  # the peer is gone: its leftovers are now stale
+    assert store.clean_temp() == 1 and not peer.exists()
+
+
+def test_second_writer_is_refused_naming_the_holder(tmp_path):
+    first = ResultStore(tmp_path)
+    first.prepare()
+    with pytest.raises(ufm.runs.StoreError, match=r"in use by another writer \(pid \d+ on "):
+        ResultStore(tmp_path).prepare()
+    first.release()
+    ResultStore(tmp_path).prepare()  # free again
+
+
+def test_duplicate_rows_are_detected(tmp_path):
+    store = ResultStore(tmp_path)
+    store.prepare()
+    store.write_chunk(_chunk("a", [0, 1]))
+    store.write_chunk(_chunk("a", [1, 2]))  # (a, 1) twice, as two lock-less writers would
+    with pytest.warns(ufm.runs.DuplicateRowsWarning, match="1 duplicate"):
+        t = ufm.runs.load_results_arrow(tmp_path)
+    assert t["seed"].to_pylist() == [0, 1, 2]
+    assert ufm.runs.load_results_arrow(tmp_path, duplicates="keep").num_rows == 4
+    with pytest.raises(ufm.runs.StoreError, match="duplicate"):
+        ufm.runs.load_results_arrow(tmp_path, duplicates="raise")
 
 
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
@@ -74,7 +99,7 @@ def test_chunk_file_is_complete_parquet(tmp_path):
     store = ResultStore(tmp_path, process_index=3, process_count=4)
     store.prepare()
     path = store.write_chunk(_chunk("abc", [5, 6]))
-    assert path.name.startswith("abc-p003-s0000000005-") and path.suffix == ".parquet"
+    assert path.name.startswith("abc-p3-s0000000005-") and path.suffix == ".parquet"
     assert pq.read_table(path).equals(_chunk("abc", [5, 6]))
     with pytest.raises(ValueError, match="seed"):
         store.write_chunk(pa.table({"config_hash": ["x"]}))
@@ -86,13 +111,13 @@ def test_manifest_roundtrip(tmp_path):
     assert store.read_manifest() is None
     store.write_manifest({"configs": {"a": {"num_seeds": 3}}})
     assert store.read_manifest() == {"configs": {"a": {"num_seeds": 3}}}
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
 
 
 def test_unwritable_folder_named(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    with pytest.raises(ufm.StoreError, match="a_file.*not writable"):
+    with pytest.raises(ufm.runs.StoreError, match="a_file.*not writable"):
         ResultStore(blocker / "sweep").prepare()
 
 
@@ -103,16 +128,16 @@ def test_read_only_folder_named(tmp_path):
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        with pytest.raises(ufm.StoreError, match="not writable"):
+        with pytest.raises(ufm.runs.StoreError, match="not writable"):
             ResultStore(ro).prepare()
     finally:
         ro.chmod(0o755)
 
 
 def test_loader_errors(tmp_path):
-    with pytest.raises(ufm.StoreError, match="does not exist"):
-        ufm.load_results_arrow(tmp_path / "missing")
+    with pytest.raises(ufm.runs.StoreError, match="does not exist"):
+        ufm.runs.load_results_arrow(tmp_path / "missing")
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "x.parquet").write_bytes(b"garbage")
-    with pytest.raises(ufm.StoreError, match="x.parquet"):
-        ufm.load_results_arrow(tmp_path)
+    with pytest.raises(ufm.runs.StoreError, match="x.parquet"):
+        ufm.runs.load_results_arrow(tmp_path)

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 import ufm
-from ufm import _cli, _sweep
-from ufm._sweep_spec import _toml
+from ufm.cli import main as _cli
+from ufm.runs import sweep as _sweep
+from ufm.runs.sweep_spec import _toml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +60,7 @@ def _spec(text=SPEC, **changes):
     raw = _toml.loads(text)
     for k, v in changes.items():
         raw[k] = {**raw[k], **v} if isinstance(v, dict) else v
-    return ufm.SweepSpec.from_dict(raw, name="t", text=text)
+    return ufm.runs.SweepSpec.from_dict(raw, name="t", text=text)
 
 
 def _assert_same_rows(a, b):
@@ -74,7 +75,7 @@ def _assert_same_rows(a, b):
 
 def _cli_cmd(*args):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "UFM_PROGRESS": "0"}
-    return [sys.executable, "-m", "ufm._cli", "sweep", *map(str, args)], env
+    return [sys.executable, "-m", "ufm.cli.main", "sweep", *map(str, args)], env
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +181,7 @@ def test_malformed_spec_says_expected_form():
 def test_register_model_and_analysis(monkeypatch):
     import dataclasses
 
-    from ufm import _sweep_spec
+    from ufm.runs import sweep_spec as _sweep_spec
 
     @dataclasses.dataclass(frozen=True)
     class Toy:
@@ -204,7 +205,7 @@ def test_register_model_and_analysis(monkeypatch):
 
 
 def test_run_columns_and_resume(reference):
-    t = ufm.load_results_arrow(reference)
+    t = ufm.runs.load_results_arrow(reference)
     assert t.num_rows == TOTAL
     assert len(set(zip(t["config_hash"].to_pylist(), t["seed"].to_pylist()))) == TOTAL
     assert set(t["status"].to_pylist()) <= {"converged", "max_steps"}
@@ -221,7 +222,7 @@ def test_run_columns_and_resume(reference):
     # same spec again: nothing to do
     again = ufm.run_sweep(_spec(), reference, progress=False)
     assert again.seeds_run == 0 and again.seeds_skipped == TOTAL
-    assert ufm.load_results_arrow(reference).equals(t)
+    assert ufm.runs.load_results_arrow(reference).equals(t)
 
 
 def test_more_seeds_extends(tmp_path, reference):
@@ -229,7 +230,7 @@ def test_more_seeds_extends(tmp_path, reference):
     ufm.run_sweep(_spec(seeds={"count": 20}), out, progress=False)
     s = ufm.run_sweep(_spec(), out, progress=False)
     assert (s.seeds_run, s.seeds_skipped) == (8, 40)
-    _assert_same_rows(ufm.load_results_arrow(out), ufm.load_results_arrow(reference))
+    _assert_same_rows(ufm.runs.load_results_arrow(out), ufm.runs.load_results_arrow(reference))
 
 
 def test_killed_run_resumes_exactly(tmp_path, spec_file, reference):
@@ -248,13 +249,13 @@ def test_killed_run_resumes_exactly(tmp_path, spec_file, reference):
         proc.wait()
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
-    partial = ufm.load_results_arrow(out)  # every file left behind is complete
+    partial = ufm.runs.load_results_arrow(out)  # every file left behind is complete
     assert 0 < partial.num_rows < TOTAL
     resumed = ufm.run_sweep(_spec(), out, progress=False)  # 8 devices here
     assert resumed.seeds_skipped == partial.num_rows
     assert resumed.seeds_run == TOTAL - partial.num_rows
     assert not [p for p in (out / "data").iterdir() if p.name.startswith(".")]
-    _assert_same_rows(ufm.load_results_arrow(out), ufm.load_results_arrow(reference))
+    _assert_same_rows(ufm.runs.load_results_arrow(out), ufm.runs.load_results_arrow(reference))
 
 
 def _free_port():
@@ -280,8 +281,8 @@ def test_two_processes_equal_one(tmp_path, spec_file, reference):
             p.kill()
     for p, (_, err) in zip(procs, logs):
         assert p.returncode == 0, err.decode()[-3000:]
-    t = ufm.load_results_arrow(out)
-    _assert_same_rows(t, ufm.load_results_arrow(reference))
+    t = ufm.runs.load_results_arrow(out)
+    _assert_same_rows(t, ufm.runs.load_results_arrow(reference))
     owner = dict(zip(t["seed"].to_pylist(), t["process_index"].to_pylist()))
     assert all(owner[s] == s % 2 for s in owner)  # each process ran its own share
     assert set(t["process_count"].to_pylist()) == {2}
@@ -302,19 +303,19 @@ def test_invalid_points_and_divergent_seeds(tmp_path, monkeypatch, capsys):
     out = tmp_path / "nan"
     summary = ufm.run_sweep(spec, out, progress=False)
     assert len(summary.invalid) == 2 and "lambda_b" in capsys.readouterr().err
-    t = ufm.load_results_arrow(out)
+    t = ufm.runs.load_results_arrow(out)
     assert t.num_rows == 12
     lw, status = np.array(t["lambda_W"].to_pylist()), np.array(t["status"].to_pylist())
     assert set(status[lw == 50.0]) <= {"diverged", "nan"} and (lw == 50.0).sum() == 6
     assert set(status[lw == 5e-3]) <= {"converged", "max_steps"}
     assert summary.status_counts.get("diverged", 0) + summary.status_counts.get("nan", 0) == 6
-    st = ufm.sweep_status(out)
+    st = ufm.report.sweep_status(out)
     assert st.failed == 6 and st.done == st.total == 12
     assert "skipped invalid grid point" in st.text
 
 
 def test_failing_analysis_is_recorded_not_raised(tmp_path, monkeypatch):
-    from ufm import _sweep_spec
+    from ufm.runs import sweep_spec as _sweep_spec
 
     def broken(spec, result):
         raise RuntimeError("boom")
@@ -325,7 +326,7 @@ def test_failing_analysis_is_recorded_not_raised(tmp_path, monkeypatch):
     spec = _spec(analyses=["broken", "twice_f"], seeds={"count": 3}, grid={"loss": "mse"})
     with pytest.warns(RuntimeWarning, match="'broken' failed"):
         ufm.run_sweep(spec, tmp_path, progress=False)
-    t = ufm.load_results_arrow(tmp_path)
+    t = ufm.runs.load_results_arrow(tmp_path)
     assert t.num_rows == 3
     assert all("analysis 'broken' failed: RuntimeError: boom" == e
                for e in t["error"].to_pylist())
@@ -340,7 +341,7 @@ def test_unwritable_folder_fails_before_compute(tmp_path, monkeypatch):
         raise AssertionError("computed before checking the folder")
 
     monkeypatch.setattr(_sweep, "run_chunk", no_compute)
-    with pytest.raises(ufm.StoreError, match="not writable"):
+    with pytest.raises(ufm.runs.StoreError, match="not writable"):
         ufm.run_sweep(_spec(), blocker / "out", progress=False)
     code = _cli.main(["sweep", "run", str(ROOT / "experiments/sweeps/tiny.toml"),
                             "--out", str(blocker / "out"), "--quiet"])
@@ -363,15 +364,15 @@ def test_cli_status_and_report(reference, capsys):
 def test_status_eta_from_recorded_rates(tmp_path):
     out = tmp_path / "half"
     ufm.run_sweep(_spec(seeds={"count": 8}), out, progress=False)
-    store = ufm._store.ResultStore(out)
+    store = ufm.runs.store.ResultStore(out)
     manifest = store.read_manifest()
     # pretend the latest run wanted 24 seeds of both configurations
     manifest["runs"][-1]["configs"] = list(manifest["configs"])
     for c in manifest["configs"].values():
         c["num_seeds"] = 24
     store.write_manifest(manifest)
-    st = ufm.sweep_status(out)
-    t = ufm.load_results_arrow(out)
+    st = ufm.report.sweep_status(out)
+    t = ufm.runs.load_results_arrow(out)
     sps = t["chunk_seconds"].to_numpy() / t["chunk_size"].to_numpy()
     expect = sum(16 * np.median(sps[np.array(t["config_hash"].to_pylist()) == r["hash"]])
                  for r in st.rows)

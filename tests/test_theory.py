@@ -142,7 +142,7 @@ def test_simplex_etf_and_orthogonal_frame(K):
         assert M.shape == (K, d)
         np.testing.assert_allclose(M @ M.T, K / (K - 1) * (np.eye(K) - 1 / K), atol=1e-14)
         np.testing.assert_allclose(M.sum(0), 0, atol=1e-14)
-        assert int(ufm.rank_of(M)) == K - 1
+        assert int(ufm.systems.ufm.rank_of(M)) == K - 1
     assert ufm.simplex_etf(K, K, dtype="float32").dtype == jnp.float32
     with pytest.raises(ValueError, match=rf"d={K - 2}"):
         ufm.simplex_etf(K, K - 2)
@@ -180,11 +180,11 @@ def test_ce_closed_form_matches_scalar_minimisation():
                                  options=dict(xatol=1e-12))
         spec = ufm.UFMSpec(K=K, n=1, d=K, lambda_W=s, lambda_H=s)  # s = sqrt(1 * s * s)
         assert abs(ufm.optimal_value(spec) - min(res.fun, phi(0.0))) < 1e-10
-        assert abs(float(ufm.ce_optimal_rho(K, s)) - (res.x if res.fun < phi(0.0) else 0.0)) < 1e-5
+        assert abs(float(ufm.systems.ufm.ce_optimal_rho(K, s)) - (res.x if res.fun < phi(0.0) else 0.0)) < 1e-5
     # vmappable over s
     ss = jnp.array([1e-3, 0.1, 0.5])
-    np.testing.assert_allclose(jax.vmap(lambda s: ufm.ce_optimal_rho(3, s))(ss),
-                               [float(ufm.ce_optimal_rho(3, float(s))) for s in ss], rtol=1e-14)
+    np.testing.assert_allclose(jax.vmap(lambda s: ufm.systems.ufm.ce_optimal_rho(3, s))(ss),
+                               [float(ufm.systems.ufm.ce_optimal_rho(3, float(s))) for s in ss], rtol=1e-14)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -204,15 +204,15 @@ def test_optimum_structure(variant):
     assert abs(opt.w_norm_sq - np.diag(gram).mean()) < 1e-13
     a = math.sqrt(spec.lambda_W / (spec.n * spec.lambda_H))
     np.testing.assert_allclose(H, a * np.repeat(W.T, spec.n, axis=1), atol=1e-14)
-    assert opt.rank == int(ufm.rank_of(W)) == int(ufm.rank_of(H))
+    assert opt.rank == int(ufm.systems.ufm.rank_of(W)) == int(ufm.systems.ufm.rank_of(H))
     if spec.has_bias:
         np.testing.assert_allclose(opt.params.b, b, atol=1e-15)
     else:
         assert opt.params.b is None
     assert opt.bias == pytest.approx(b, abs=1e-15)
     if spec.loss == "ce":
-        assert opt.rho == pytest.approx(float(ufm.ce_optimal_rho(spec.K, spec.s)), rel=1e-14)
-        Z = np.asarray(ufm.logits(opt.params))
+        assert opt.rho == pytest.approx(float(ufm.systems.ufm.ce_optimal_rho(spec.K, spec.s)), rel=1e-14)
+        Z = np.asarray(ufm.systems.ufm.logits(opt.params))
         assert Z[0, 0] == pytest.approx(opt.rho, abs=1e-13)  # true-class logit is rho*
     else:
         assert opt.scale == pytest.approx(max(1 - spec.K * spec.s, 0.0), abs=1e-15)
@@ -272,7 +272,7 @@ def test_optimum_errors_dtype_and_traced_lambdas():
                                      for v in lbs], rtol=1e-14)
     small = base.replace(d=2)
     got = jax.vmap(lambda lb: ufm.optimal_value(small.replace(lambda_b=lb)))(jnp.asarray(lbs))
-    thr = ufm.mse_bias_threshold(small)
+    thr = ufm.systems.ufm.mse_bias_threshold(small)
     assert np.array_equal(np.isnan(got), lbs > thr)
     scales = jnp.array([0.5, 1.0, 40.0])
     for loss, bias in [("ce", "free"), ("mse", "none"), ("mse", "free")]:
@@ -284,7 +284,7 @@ def test_optimum_errors_dtype_and_traced_lambdas():
 
 def test_mse_bias_threshold_is_the_phase_boundary():
     base = ufm.UFMSpec(K=4, n=5, d=4, loss="mse", bias="regularized", lambda_b=1.0)
-    thr = ufm.mse_bias_threshold(base)
+    thr = ufm.systems.ufm.mse_bias_threshold(base)
     Ks = base.K * base.s
     assert thr == pytest.approx(Ks / (1 - Ks), rel=1e-15)
     lo, hi = ufm.optimum(base.replace(lambda_b=thr * (1 - 1e-12))), ufm.optimum(
@@ -297,7 +297,7 @@ def test_mse_bias_threshold_is_the_phase_boundary():
     none = ufm.optimum(base.replace(bias="none", lambda_b=0.0))
     np.testing.assert_allclose(far.gram, none.gram, atol=1e-7)
     assert abs(far.value - none.value) < 1e-9
-    assert ufm.mse_bias_threshold(base.replace(lambda_W=1.0, lambda_H=1.0)) == math.inf
+    assert ufm.systems.ufm.mse_bias_threshold(base.replace(lambda_W=1.0, lambda_H=1.0)) == math.inf
 
 
 # -- certificate and negative curvature ------------------------------------------------------
@@ -329,7 +329,7 @@ def test_negative_curvature_rayleigh_quotient_is_the_bound(mix):
     rng = np.random.default_rng(0)
     batch = ufm.UFMParams(jnp.asarray(0.7 * rng.normal(size=(3, 3, 2))),
                           jnp.asarray(0.7 * rng.normal(size=(3, 2, 6))), jnp.zeros((3, 3)))
-    batch = ufm.pad_params(batch, 4)
+    batch = ufm.systems.ufm.pad_params(batch, 4)
     nc = jax.vmap(ufm.negative_curvature_direction, in_axes=(None, 0, None, None))(
         spec, batch, 1e-6, mix)
     assert bool(jnp.all(nc.found))
@@ -396,13 +396,13 @@ def test_zero_mode_count_formula_and_helpers():
     assert ufm.saddle_dims(ufm.UFMSpec(K=4, n=2, d=2, loss="mse")) == (1,)
     assert ufm.saddle_dims(ufm.UFMSpec(K=4, n=2, d=4, loss="ce", lambda_W=1.0, lambda_H=1.0)) == ()
     W = jnp.asarray(np.random.default_rng(0).normal(size=(5, 2)) @ np.ones((2, 4)))
-    assert int(ufm.rank_of(W)) == 1 and int(ufm.rank_of(jnp.zeros((3, 3)))) == 0
+    assert int(ufm.systems.ufm.rank_of(W)) == 1 and int(ufm.systems.ufm.rank_of(jnp.zeros((3, 3)))) == 0
     batch = ufm.UFMParams(jnp.ones((2, 3, 1)), jnp.ones((2, 1, 6)), None)
-    padded = ufm.pad_params(batch, 4)
+    padded = ufm.systems.ufm.pad_params(batch, 4)
     assert padded.W.shape == (2, 3, 4) and padded.H.shape == (2, 4, 6)
     assert not np.any(np.asarray(padded.W[..., 1:])) and not np.any(np.asarray(padded.H[:, 1:]))
     with pytest.raises(ValueError, match="d=0"):
-        ufm.pad_params(batch, 0)
+        ufm.systems.ufm.pad_params(batch, 0)
 
 
 # -- planted saddles -------------------------------------------------------------------------------
@@ -424,7 +424,7 @@ def test_planted_saddles(loss, bias, lb, K, d, d_small, equal):
     padded = _solve(spec, d_small=d_small)
     W, H = np.asarray(padded.W), np.asarray(padded.H)
     small = ufm.UFMParams(jnp.asarray(W[:, :d_small]), jnp.asarray(H[:d_small]), padded.b)
-    p = ufm.planted_saddle(spec, d_small, small)
+    p = ufm.systems.ufm.planted_saddle(spec, d_small, small)
     np.testing.assert_array_equal(p.W, padded.W)
     assert p.W.shape == (K, d)
     f, fstar = float(_loss(spec, p)), ufm.optimal_value(spec)
@@ -449,8 +449,8 @@ def test_planted_saddles(loss, bias, lb, K, d, d_small, equal):
 def test_planted_saddle_errors():
     spec = ufm.UFMSpec(K=4, n=2, d=4, loss="ce")
     with pytest.raises(ValueError, match="d_small=3"):
-        ufm.planted_saddle(spec, 3, ufm.optimum(spec.replace(d=3)).params)
+        ufm.systems.ufm.planted_saddle(spec, 3, ufm.optimum(spec.replace(d=3)).params)
     with pytest.raises(ValueError, match="shape"):
-        ufm.planted_saddle(spec, 2, ufm.UFMParams(jnp.ones((4, 1)), jnp.ones((1, 8))))
+        ufm.systems.ufm.planted_saddle(spec, 2, ufm.UFMParams(jnp.ones((4, 1)), jnp.ones((1, 8))))
     with pytest.raises(ValueError, match="params_small.b"):
-        ufm.planted_saddle(spec, 1, ufm.UFMParams(jnp.ones((4, 1)), jnp.ones((1, 8)), jnp.ones(4)))
+        ufm.systems.ufm.planted_saddle(spec, 1, ufm.UFMParams(jnp.ones((4, 1)), jnp.ones((1, 8)), jnp.ones(4)))

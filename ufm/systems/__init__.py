@@ -1,1 +1,9 @@
-"""Model systems: one folder each, registered with :func:`ufm.core.register_system`."""
+"""Model systems, one folder each; importing this package registers them all.
+
+Each system folder builds a :class:`ufm.core.System` (spec, objective, initialisation, and the
+optional hooks the generic layers use) and calls :func:`ufm.core.register_system`. Adding a system
+is one folder plus one line below (docs/adding_a_system.md).
+"""
+
+from . import ufm as ufm
+from . import deep_ufm as deep_ufm

@@ -1,0 +1,1 @@
+"""The ``ufm`` command line: subcommands of the registered systems and ``ufm sweep``."""

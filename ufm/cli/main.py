@@ -1,0 +1,60 @@
+"""Command-line interface: the registered systems' subcommands (``ufm landscape``, ...) and
+``ufm sweep ...``.
+
+Bad options exit with status 2 and a one-line ``ufm: error: ...`` message naming the option. JAX's
+persistent compilation cache is switched on (:mod:`ufm.core.cache`; ``UFM_COMPILATION_CACHE=off``
+turns it off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import systems  # noqa: F401  (registers every system and its subcommand)
+from .._version import __version__
+from ..core.cache import enable_compilation_cache
+from ..core.registry import registered_systems
+from ..core.validation import SpecError
+from .sweep import add_sweep_parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors."""
+
+    def error(self, message):
+        self.exit(2, f"ufm: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ufm", description="Unconstrained feature models and representation collapse.")
+    parser.add_argument("--version", action="version", version=f"ufm {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    for system in registered_systems().values():
+        if system.add_cli is not None:
+            system.add_cli(sub)
+    add_sweep_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``ufm`` console script."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    enable_compilation_cache()
+    try:
+        return int(args.func(args) or 0)
+    except (SpecError, ValueError, OSError) as e:
+        print(f"ufm: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ufm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

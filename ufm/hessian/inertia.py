@@ -1,0 +1,230 @@
+"""Exact Hessian inertia and smallest eigenvalue from the block-arrow structure (Haynsworth).
+
+For the block-arrow Hessian ``[[A, B], [B^T, D]]`` of :mod:`ufm.hessian.structure` and a shift ``sigma``
+with ``D - sigma I`` nonsingular, Haynsworth's inertia additivity (Haynsworth 1968, *Linear Algebra
+Appl.* 1:73) gives
+
+    In(Hess - sigma I) = In(D - sigma I) + In(S(sigma)),
+    S(sigma) = A - sigma I - sum_i B_i (D_i - sigma I)^{-1} B_i^T     (P x P, P = Kd (+K)).
+
+Below ``delta = min_i lambda_min(D_i)`` the first term has no negative eigenvalue, so the number of
+Hessian eigenvalues below ``sigma`` is that of ``S(sigma)``: exact inertia for ``O(N K^2 d^2 +
+P^3)``
+instead of ``O((dN)^3)``. ``lambda_min(Hess) <= delta`` (interlacing), and on ``sigma < delta`` the
+function ``mu(sigma) = lambda_min(S(sigma))`` is decreasing (``S' = -I - sum_i B_i C_i^2 B_i^T``)
+and concave (``S'' = -2 sum_i B_i C_i^3 B_i^T <= 0``, ``C_i = (D_i - sigma I)^{-1}``), with
+``lambda_min(Hess)`` its root (or ``delta`` if ``mu`` stays positive). Newton's tangent root
+``sigma - mu/mu'`` is therefore an upper bound of ``lambda_min`` from either side, and a point with
+``mu > 0`` a certified lower bound. :func:`block_arrow_spectrum` brackets the root with those
+bounds.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ..core.validation import check_int
+from .structure import block_arrow, block_arrow_matvec
+
+__all__ = ["BlockArrowResult", "block_arrow_inertia", "block_arrow_spectrum", "spectrum_of_structure"]
+
+
+class BlockArrowResult(NamedTuple):
+    """Exact inertia and smallest eigenvalue of the Hessian (:func:`block_arrow_spectrum`).
+
+    ``n_neg``/``n_zero``/``n_pos`` count eigenvalues ``< -zero_tol``, in ``[-zero_tol, zero_tol)``
+    and
+    ``>= zero_tol``, with ``zero_tol = max(zero_rtol * scale, zero_atol)`` (capped at ``delta / 2``,
+    ``delta = min_i lambda_min(D_i)``) and ``scale = max(||A||_2, max_i ||D_i||_2) + ||B||_F``, a cheap
+    upper estimate of ``||Hess||_2`` (within a small factor; ``max_i ||D_i||_2`` is bounded by
+    ``lambda_H + ||W||_2^2 / N`` on the UFM fast path). ``lambda_min`` is the upper and
+    ``lambda_min_lower`` the lower end of the certified final bracket (width ``<= 2 lambda_rtol *
+    scale`` when ``converged``; ``lambda_min`` itself is a Newton bound, typically exact to
+    rounding). ``num_iters`` counts Schur-complement evaluations, the two inertia shifts included.
+    """
+
+    n_neg: jax.Array
+    n_zero: jax.Array
+    n_pos: jax.Array
+    lambda_min: jax.Array
+    lambda_min_lower: jax.Array
+    zero_tol: jax.Array
+    scale: jax.Array
+    converged: jax.Array
+    num_iters: jax.Array
+
+
+def _evaluate(ba, sigma):
+    """Eigenvalues of ``S(sigma)``, Hessian eigenvalue count below ``sigma`` and ``mu'(sigma)``.
+
+    ``mu'(sigma) = -(1 + sum_i ||C_i B_i^T u||^2)`` for the bottom eigenvector ``u`` of
+    ``S(sigma)``.
+    """
+    S, C = ba.schur(sigma)
+    ev, V = jnp.linalg.eigh(S)
+    y = ba.apply_cinv(C, ba.bt(V[:, 0]))
+    below = ba.count_diag_below(sigma) + jnp.sum(ev < 0).astype(jnp.int32)
+    return ev, below, -(1.0 + jnp.sum(y**2))
+
+
+def block_arrow_inertia(ba, sigma):
+    """Number of Hessian eigenvalues below ``sigma``, exact by Haynsworth's theorem.
+
+    ``ba`` from :func:`ufm.hessian.block_arrow`; ``sigma`` must not be an eigenvalue of a ``D_i``, and for
+    the UFM fast path must lie below ``ba.diag_min`` (``>= lambda_H``).
+    """
+    S, _ = ba.schur(sigma)
+    return ba.count_diag_below(sigma) + jnp.sum(jnp.linalg.eigvalsh(S) < 0).astype(jnp.int32)
+
+
+def _lanczos_plain(matvec, v0, m: int, num_steps):
+    """Smallest Ritz value of plain (three-term) Lanczos, ``num_steps <= m`` steps (may be traced).
+
+    A cheap start for the bracketing search: memory of three vectors and ``m`` scalars; lost
+    orthogonality only adds copies of converged Ritz values. The trip count may be a traced value
+    (0 skips the work even under ``vmap``, where the loop runs to the largest count). Steps after a
+    breakdown or beyond ``num_steps`` are masked to decoupled copies of ``alpha_0`` (inside the
+    range of the active Ritz values). Returns ``+inf`` when ``num_steps == 0``.
+    """
+    dtype = v0.dtype
+    eps = jnp.finfo(dtype).eps
+
+    def body(j, carry):
+        q, q_prev, b_prev, active, alphas, betas, act, nxt_m = carry
+        w = matvec(q) - b_prev * q_prev
+        a = jnp.dot(q, w)
+        w = w - a * q
+        w = w - jnp.dot(q, w) * q  # local reorthogonalisation
+        b = jnp.linalg.norm(w)
+        nxt = active & (b > 1e3 * eps * (jnp.abs(a) + b_prev))
+        q_new = jnp.where(nxt, w / jnp.where(nxt, b, 1.0), 0.0)
+        return (q_new, q, jnp.where(nxt, b, 0.0), nxt, alphas.at[j].set(a), betas.at[j].set(b),
+                act.at[j].set(active), nxt_m.at[j].set(nxt))
+
+    z = jnp.zeros((m,), dtype)
+    f = jnp.zeros((m,), bool)
+    init = (v0, jnp.zeros_like(v0), jnp.zeros((), dtype), jnp.asarray(True), z, z, f, f)
+    *_, a, b, act, nxt = jax.lax.fori_loop(0, num_steps, body, init)
+    a = jnp.where(act, a, a[0])
+    b = jnp.where(nxt, b, 0.0)[:-1]
+    ritz = jnp.linalg.eigvalsh(jnp.diag(a) + jnp.diag(b, 1) + jnp.diag(b, -1))
+    return jnp.where(num_steps > 0, ritz[0], jnp.inf)
+
+
+#: Defaults of the ``lambda_min`` search (shared with :func:`ufm.classify`'s block-arrow path).
+LAMBDA_RTOL, MAX_ITER, NUM_MATVECS = 2e-11, 64, 12
+
+
+def block_arrow_spectrum(spec, params, *, zero_rtol=1e-8, zero_atol=0.0,
+                         lambda_rtol=LAMBDA_RTOL, max_iter: int = MAX_ITER,
+                         num_matvecs: int = NUM_MATVECS, key=None, method: str = "auto",
+                         chunk_size: int = 64, sample_chunk: int = 1024) -> BlockArrowResult:
+    """Exact inertia and ``lambda_min`` of the Hessian of a per-sample objective (block-arrow).
+
+    Algorithm (docs/theory.md section 3): build the block-arrow structure (:func:`ufm.hessian.block_arrow`);
+    evaluate the Schur complement at ``-zero_tol`` and ``+zero_tol`` (the inertia, by Haynsworth's
+    theorem); then shrink the certified bracket ``[min(lambda_min(A), delta) - ||B||_F,
+    min(lambda_min(A), delta)]`` around ``lambda_min``: every evaluation of ``S(sigma)`` certifies
+    ``sigma`` as a lower (``mu > 0``) or upper bound and gives the Newton tangent root
+    ``t = sigma - mu / mu'``, an upper bound by concavity; the next shift is (best upper estimate)
+    ``- lambda_rtol * scale``, which lands just left of the root once the estimate has converged and
+    so closes the bracket (bisection whenever it leaves the bracket; shifts stay ``lambda_rtol *
+    scale`` below the pole ``delta``). Unless the two inertia shifts already pin ``lambda_min`` down
+    (a minimum with zero modes), the first estimate is the smallest Ritz value of ``num_matvecs``
+    steps of plain Lanczos on the structured Hessian-vector product (``O(N K d)`` each). Stops when
+    the bracket is narrower than ``2 lambda_rtol * scale`` or after ``max_iter`` search evaluations
+    (a ``while_loop``: under ``vmap`` it runs until the slowest member ends, the others masked).
+    Typical cost: the two inertia shifts plus 1-6 search evaluations, each ``O(N K^2 d^2)`` for the
+    UFM fast path. ``num_matvecs=12`` (default) balances the two costs: at ``N = 10^5`` one
+    evaluation costs about as much as 15 Hessian-vector products, and a deeper start (48) saved
+    evaluations only at non-critical points (``benchmarks/hessian_scaling.py``, BENCHMARKS.md).
+
+    Recommended: float64, ``lambda_H > 0`` (the UFM fast path needs ``D_i >= lambda_H I``), defaults
+    otherwise (``lambda_rtol=2e-11`` certifies ``lambda_min`` within ``4e-11 * scale``; ``lambda_min``
+    itself, a Newton bound, is typically exact to rounding). Memory ``O(N (K + d) + sample_chunk K
+    d^2)`` for the UFM. Reference: ``numpy.linalg.eigvalsh`` of the
+    dense Hessian (:func:`ufm.hessian.hessian_spectrum_dense`) gives the same counts and ``lambda_min``.
+
+    Example:
+        >>> import jax, ufm
+        >>> spec = ufm.UFMSpec(K=3, n=4, d=3, loss="ce")
+        >>> p = ufm.init_params(spec, jax.random.key(0), scale=0.5)
+        >>> res = jax.jit(ufm.hessian.block_arrow_spectrum)(spec, p)
+        >>> ev = jax.jit(ufm.hessian.hessian_spectrum_dense)(spec, p)
+        >>> bool(res.converged), bool(abs(res.lambda_min - ev[0]) < 1e-10)
+        (True, True)
+        >>> int(res.n_neg) == int((ev < -res.zero_tol).sum())
+        True
+    """
+    max_iter = check_int("max_iter", max_iter, 1)
+    m = check_int("num_matvecs", num_matvecs, 2)
+    ba = block_arrow(spec, params, method=method, chunk_size=chunk_size, sample_chunk=sample_chunk)
+    return spectrum_of_structure(ba, zero_rtol=zero_rtol, zero_atol=zero_atol, lambda_rtol=lambda_rtol,
+                     max_iter=max_iter, num_matvecs=m,
+                     key=jax.random.key(0) if key is None else key)
+
+
+def spectrum_of_structure(ba, *, zero_rtol, zero_atol, key, lambda_rtol=LAMBDA_RTOL,
+                          max_iter=MAX_ITER, num_matvecs=NUM_MATVECS) -> BlockArrowResult:
+    """:func:`block_arrow_spectrum` on an already built structure ``ba`` (:func:`block_arrow`)."""
+    A = ba.A
+    dtype = A.dtype
+    P = A.shape[0]
+    n_vec = P + ba.feature_dim * ba.num_samples
+    m = min(num_matvecs, n_vec)
+
+    # certified initial bracket [lo0, hi0] and a cheap upper estimate of ||Hess||_2
+    evA = jnp.linalg.eigvalsh(A)
+    delta = ba.diag_min
+    hi0 = jnp.minimum(evA[0], delta)  # interlacing: A and every D_i are principal submatrices
+    b_fro = ba.b_fro()
+    lo0 = hi0 - b_fro  # Hess >= [[a I, B], [B^T, delta I]]
+    scale = jnp.maximum(jnp.maximum(jnp.abs(evA[0]), jnp.abs(evA[-1])), ba.diag_max) + b_fro
+    ctol = lambda_rtol * scale
+    xtol = 2.0 * ctol
+    cap = delta - ctol  # never evaluate closer than ctol to the pole of S
+    zero_tol = jnp.maximum(zero_rtol * scale, zero_atol)
+    zero_tol = jnp.where(delta > 0, jnp.minimum(zero_tol, 0.5 * delta), zero_tol)
+    v0 = jax.random.normal(key, (n_vec,), dtype)
+    v0 = v0 / jnp.linalg.norm(v0)
+
+    # Evaluation k: k = 0, 1 are the inertia shifts -zero_tol, +zero_tol (they also tighten the
+    # bracket; at a minimum with zero modes they already pin lambda_min down). After k = 1, plain
+    # Lanczos gives a start unless the bracket is already narrow; from k = 2 on,
+    # sigma = (best upper estimate) - ctol, safeguarded by bisection.
+    def body(state):
+        k, sigma, lo, hi, n_lt = state
+        ev, below, dmu = _evaluate(ba, sigma)
+        n_lt = n_lt.at[jnp.minimum(k, 1)].set(jnp.where(k < 2, below, n_lt[jnp.minimum(k, 1)]))
+        left = below == 0
+        lo = jnp.where(left, jnp.maximum(lo, sigma), lo)
+        hi = jnp.where(left, hi, jnp.minimum(hi, sigma))
+        t = sigma - ev[0] / dmu  # tangent root: an upper bound of lambda_min (concavity)
+        hi = jnp.where((sigma < delta) & (t > lo), jnp.minimum(hi, t), hi)
+        steps = jnp.where((k == 1) & (hi - lo > 1e-6 * scale), m, 0)
+        theta = _lanczos_plain(lambda x: block_arrow_matvec(ba, x), v0, m, steps)
+        nxt = jnp.minimum(hi, theta) - ctol
+        nxt = jnp.where((nxt > lo) & (nxt < hi), nxt, 0.5 * (lo + hi))
+        nxt = jnp.where(k == 0, zero_tol, jnp.minimum(nxt, cap))
+        return k + 1, nxt, lo, hi, n_lt
+
+    def cond(state):
+        k, _, lo, hi, _ = state
+        return (k < 2) | ((hi - lo > xtol) & (k < max_iter + 2))
+
+    init = (jnp.int32(0), -zero_tol, lo0, hi0, jnp.zeros((2,), jnp.int32))
+    k, _, lo, hi, n_lt = jax.lax.while_loop(cond, body, init)
+    return BlockArrowResult(
+        n_neg=n_lt[0],
+        n_zero=n_lt[1] - n_lt[0],
+        n_pos=(n_vec - n_lt[1]).astype(jnp.int32),
+        lambda_min=hi,
+        lambda_min_lower=lo,
+        zero_tol=zero_tol,
+        scale=scale,
+        converged=hi - lo <= xtol,
+        num_iters=k,
+    )

@@ -1,0 +1,1 @@
+"""Fast paths with a plain-jnp reference each (small batched factorisations, fused steps)."""

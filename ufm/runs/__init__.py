@@ -1,0 +1,37 @@
+"""Runs: starting points, the per-configuration pipeline, analyses, sweeps, sharding, the store."""
+
+from .starts import SOURCES as SOURCES
+from .starts import StartSettings as StartSettings
+from .starts import start_keys as start_keys
+from .starts import start_dims as start_dims
+from .starts import make_starts as make_starts
+from .analyses import register_analysis as register_analysis
+from .analyses import analysis_registry as analysis_registry
+from .analyses import analysis_options as analysis_options
+from .analyses import reference_value as reference_value
+from .pipeline import PointsResult as PointsResult
+from .pipeline import run_points as run_points
+from .pipeline import analyse as analyse
+from .pipeline import points_result as points_result
+from .sweep_spec import SweepSpec as SweepSpec
+from .sweep_spec import SweepConfig as SweepConfig
+from .sweep_spec import InvalidPoint as InvalidPoint
+from .sweep_spec import load_sweep_spec as load_sweep_spec
+from .sweep_spec import config_hash as config_hash
+from .sweep_spec import model_registry as model_registry
+from .sweep_spec import parse_bytes as parse_bytes
+from .sharding import seed_mesh as seed_mesh
+from .sharding import seed_sharding as seed_sharding
+from .sharding import shard_seeds as shard_seeds
+from .sharding import chunk_size as chunk_size
+from .sharding import bytes_per_seed as bytes_per_seed
+from .sharding import initialize_distributed as initialize_distributed
+from .store import ResultStore as ResultStore
+from .store import StoreError as StoreError
+from .store import load_results as load_results
+from .store import load_results_arrow as load_results_arrow
+from .store import load_traces as load_traces
+from .store import DuplicateRowsWarning as DuplicateRowsWarning
+from .sweep import SweepSummary as SweepSummary
+from .sweep import run_chunk as run_chunk
+from .sweep import run_sweep as run_sweep

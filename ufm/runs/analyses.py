@@ -1,0 +1,205 @@
+"""Per-point analyses of optimised (and polished) batches: the registry and the builtins.
+
+An analysis is a function ``fn(spec, result, **options) -> {column: values}`` of a problem spec and
+an :class:`ufm.OptimizeResult` whose ``params``, ``loss`` and ``grad_norm`` are those of the end
+points after the polish stage (leading point axis; each value has one entry per point, or is a
+scalar for the whole batch). :func:`ufm.run_points` runs the analyses named in a list, in order;
+``ufm landscape`` and ``ufm sweep run`` both go through it. Builtins:
+
+* ``closed_form``: ``f_star`` and ``f_gap = f - f_star``, the reference value from the system's
+  ``reference_value`` hook: for the UFM the closed-form global optimum :func:`ufm.optimal_value`
+  (docs/theory.md section 2); for the deep UFM the deep neural-collapse loss
+  :func:`ufm.deep.dnc_loss` (docs/theory.md section 4; MSE, no bias, an activation with
+  ``sigma(x) = x`` for ``x >= 0``, every width ``>= K``). ``L_DNC`` is the global optimum only for
+  ``L <= 2``; for ``L >= 3`` low-rank solutions beat it (Sukenik et al. 2024, arXiv 2405.14468), so
+  ``f_gap < 0`` there means "below DNC", not an error. Called directly on a spec without a
+  reference value it returns ``nan``; a sweep rejects such grid points up front (its ``check``).
+* ``metrics``: :func:`ufm.nc_metrics` of every end point (the system's ``metrics`` hook), one
+  column per metric; options ``rtol``, ``tau``.
+* ``hessian``: :func:`ufm.classify_batch` (the systems with a ``classification`` hook: the UFM and
+  the deep UFM): ``class``, ``class_code``, ``lambda_min``,
+  ``lambda_max``, ``n_neg``, ``n_zero``, ``n_pos``, ``sigma_1``, ``certificate_gap``,
+  ``curvature_bound``, ``rank``, ``zero_modes_predicted``, the tolerances (``grad_tol``,
+  ``zero_tol``, ``f_tol``, ``cert_tol``), ... and ``counterexample`` (``spurious_min`` or
+  ``degenerate``: no negative curvature, not a certified global minimum). Candidate
+  counterexamples raise one :class:`ufm.CounterexampleWarning` per call (per sweep chunk) naming
+  the configuration. Options: ``method`` (``auto``, ``dense``, ``block_arrow``, ``lanczos``),
+  ``batch_size``, ``num_matvecs``, ``warn`` and the tolerances of :func:`ufm.classify`. Polish
+  first (``polish = "auto"``, the float64 default): the classification needs ``||grad f||``
+  below ``grad_tol = 1e-8``.
+
+On CPU, ``metrics`` and ``hessian`` go through the points one at a time (``lax.map``; for
+``hessian`` the default ``batch_size=1``) instead of as one batch. jaxlib's CPU LAPACK kernels
+(SVD, eigh) split a *batch* of matrices over XLA's intra-op thread pool and block until it is done;
+when independent batched decompositions run at once on every pool thread (the thunk executor runs
+independent operations concurrently, and loop bodies run on pool threads), no thread is left to do
+the work and the process hangs for good. Seen with jax 0.10.2 on 2 cores: ``ufm.classify_batch``
+with its default batch of 800 points deadlocked in ``lapack_dgesdd`` on the first chunk of a
+``d = K`` sweep, one CPU device. Unbatched decompositions run inline; one point at a time is also
+faster on CPU here (2048 points of ``K = d = 4, n = 5``: 1.2 s classified).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Mapping
+
+import jax
+import numpy as np
+
+from ..core.devices import on_cpu
+from ..core.model import nc_metrics, spec_label
+from ..core.registry import system_of
+from ..core.validation import SpecError
+from .schema import register_column_docs
+from ..landscape.classes import COUNTEREXAMPLE_CLASSES, RECORD_DOCS, warn_counterexamples
+from ..metrics.collapse import NC_METRIC_DOCS
+from ..landscape.classify import classify_batch
+
+__all__ = ["register_analysis", "analysis_registry", "analysis_options"]
+
+_ANALYSES: dict[str, Callable[..., Mapping[str, Any]]] = {}
+_CHECKS: dict[str, Callable[[Any], Any] | None] = {}
+_OPTIONS: dict[str, tuple[str, ...] | None] = {}
+
+
+def register_analysis(name: str, fn: Callable[..., Mapping[str, Any]] | None = None, *,
+                      check: Callable[[Any], Any] | None = None,
+                      options: tuple[str, ...] | None = None,
+                      columns: Mapping[str, str] | None = None):
+    """Register a per-point analysis ``fn(spec, result, **options) -> {column: (S,) values}``.
+
+    ``result`` is the batch's :class:`ufm.OptimizeResult` after the polish stage (leading seed
+    axis; ``params``, ``loss`` and ``grad_norm`` of the polished points); each returned value
+    must have one entry per point (numbers, bools or strings). ``check(spec)``, if given, runs on
+    every grid point of a sweep before any compute and raises (``SpecError``/``ValueError``/
+    ``TypeError``) for configurations the analysis cannot handle, which are then reported as
+    invalid points. ``options``, if given, lists the option names a sweep spec may set in
+    ``[analyses.NAME]`` (others are rejected when the spec is read). ``columns`` documents the
+    returned columns (``{column: meaning (unit)}``: docs/results.md and the Parquet metadata).
+    Usable as a decorator: ``@register_analysis("my_analysis")``.
+    """
+    if fn is None:
+        return lambda f: register_analysis(name, f, check=check, options=options,
+                                           columns=columns)
+    if not callable(fn):
+        raise TypeError(f"analysis {name!r} must be callable")
+    _ANALYSES[name] = fn
+    _CHECKS[name] = check
+    _OPTIONS[name] = None if options is None else tuple(options)
+    register_column_docs(dict(columns or {}))
+    return fn
+
+
+def analysis_registry() -> dict:
+    """``{name: fn}`` of the registered analyses (a copy)."""
+    return dict(_ANALYSES)
+
+
+def analysis_options(name: str) -> tuple[str, ...] | None:
+    """The option names analysis ``name`` accepts (``None``: not declared, anything goes)."""
+    return _OPTIONS.get(name)
+
+
+def analysis_check(name: str):
+    """The up-front check of analysis ``name`` (or ``None``)."""
+    return _CHECKS.get(name)
+
+
+# -- closed_form ---------------------------------------------------------------------------------
+
+
+def reference_value(spec) -> float:
+    """The reference objective value of ``closed_form`` (the system's ``reference_value`` hook);
+    raises ``SpecError``/``TypeError`` naming the reason if there is none."""
+    fn = system_of(spec).require("reference_value", "a reference value (closed_form analysis)")
+    return float(fn(spec))
+
+
+def _check_closed_form(spec):
+    reference_value(spec)
+
+
+#: ``|f - f*| <= AT_OPTIMUM_RTOL * max(1, |f*|)`` counts as "at the optimum" (after polishing).
+AT_OPTIMUM_RTOL = 1e-8
+
+
+@register_analysis("closed_form", check=_check_closed_form, options=(), columns={
+    "f_star": "reference value: the closed-form global optimum (UFM), L_DNC (deep UFM); nan "
+              "where the system has none",
+    "f_gap": "f - f_star",
+    "at_optimum": "|f - f_star| <= 1e-8 max(1, |f_star|) at the polished end point (bool; "
+                  "false where f_star is nan)"})
+def closed_form_gap(spec, result):
+    """``f_star`` (:func:`reference_value`; ``nan`` where there is none), ``f_gap = f - f_star``
+    and ``at_optimum`` (``|f_gap| <= AT_OPTIMUM_RTOL max(1, |f_star|)``)."""
+    try:
+        f_star = reference_value(spec)
+    except (ValueError, TypeError):
+        f_star = float("nan")
+    f = np.asarray(result.loss, dtype=np.float64)
+    gap = f - f_star
+    with np.errstate(invalid="ignore"):
+        at = np.abs(gap) <= AT_OPTIMUM_RTOL * max(1.0, abs(f_star))
+    return {"f_star": np.full(f.shape, f_star), "f_gap": gap, "at_optimum": at}
+
+
+# -- metrics -------------------------------------------------------------------------------------
+
+
+def _check_metrics(spec):
+    system_of(spec).require("metrics", "collapse metrics (the metrics analysis)")
+
+
+@functools.partial(jax.jit, static_argnames=("options", "one_by_one"))
+def _nc_batch(spec, params, options, one_by_one):
+    fn = lambda p: nc_metrics(spec, p, **dict(options))  # noqa: E731
+    return jax.lax.map(fn, params) if one_by_one else jax.vmap(fn)(params)
+
+
+@register_analysis("metrics", check=_check_metrics, options=("rtol", "tau"),
+                   columns=NC_METRIC_DOCS)
+def nc_metric_columns(spec, result, **options):
+    """Neural-collapse metrics of the end points (``ufm.nc_metrics(spec, p, **options)``, e.g.
+    ``tau``, ``rtol``), one column each; compiled once per spec shape. On CPU one point at a
+    time (module docstring), else ``vmap``."""
+    out = _nc_batch(spec, result.params, tuple(sorted(options.items())), on_cpu(result.params))
+    out = out._asdict() if hasattr(out, "_asdict") else dict(out)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+# -- hessian -------------------------------------------------------------------------------------
+
+#: ``classify_batch`` columns the ``hessian`` analysis leaves to others: ``f`` and ``grad_norm``
+#: are the pipeline's (the polished point), ``f_star`` and ``f_gap`` the ``closed_form`` analysis's.
+_HESSIAN_DROPPED = ("loss", "grad_norm", "f_star", "f_gap")
+
+HESSIAN_OPTIONS = ("method", "batch_size", "num_matvecs", "warn", "grad_tol", "zero_rtol",
+                   "zero_gtol", "f_rtol", "cert_rtol", "cert_gtol", "rank_rtol", "rank_atol")
+
+
+def _check_hessian(spec):
+    """Reject specs :func:`ufm.classify_batch` has no classification rules for (the system's
+    ``classification`` hook) or cannot classify (its ``classification_check`` hook)."""
+    system = system_of(spec)
+    system.require("classification", "the Hessian classification (ufm.classify_batch)")
+    if system.classification_check is not None:
+        system.classification_check(spec)
+
+
+@register_analysis("hessian", check=_check_hessian, options=HESSIAN_OPTIONS,
+                   columns={k: v for k, v in RECORD_DOCS.items() if k not in _HESSIAN_DROPPED})
+def hessian_classification(spec, result, *, method: str = "auto", batch_size=None,
+                           warn: bool = True, **tolerances):
+    """:func:`ufm.classify_batch` of the end points (module docstring), with a
+    ``counterexample`` column and one :class:`ufm.CounterexampleWarning` per call. ``batch_size``
+    as in classify_batch (1 on CPU: no batched LAPACK calls, module docstring)."""
+    _check_hessian(spec)
+    cols = classify_batch(spec, result.params, method=method, batch_size=batch_size, warn=False,
+                          **tolerances)
+    cols["counterexample"] = np.isin(cols["class_code"], [int(c) for c in COUNTEREXAMPLE_CLASSES])
+    if warn:
+        warn_counterexamples(cols, context=f"in {spec_label(spec)} ")
+    for k in _HESSIAN_DROPPED:
+        cols.pop(k, None)
+    return cols

@@ -1,0 +1,199 @@
+"""The per-configuration pipeline shared by ``ufm landscape`` and ``ufm sweep run``.
+
+One configuration (a spec) and a batch of starting points go through
+
+1. :func:`ufm.optimize` (``jit(vmap(lax.scan))`` chunks; a seed-sharded batch runs SPMD), with an
+   optional trace (``record``);
+2. a polish stage (:func:`ufm.polish`): ``polish = "auto"`` (the default) polishes in float64
+   (Newton with the exact Hessian up to 2500 parameters, L-BFGS above) and skips it in float32;
+   ``"newton"``, ``"lbfgs"`` or ``"none"`` force a choice. Seeds that failed (``nan``,
+   ``diverged``) keep their flagged end point;
+3. the analyses named in a list (:mod:`ufm.runs.analyses`: ``closed_form``, ``metrics``,
+   ``hessian``, or any registered one), on the polished points;
+
+and comes back as per-point NumPy columns (:func:`run_points`). Starting points come from
+:mod:`ufm.runs.starts` (:func:`ufm.make_starts`).
+
+On CPU, a batch sharded over several devices is gathered on one device before the polish and the
+analyses: jaxlib's CPU LAPACK kernels (SVD, eigh) split a batch over a shared intra-op thread pool
+and block until it is done, and several CPU devices running them at once can occupy every pool
+thread and deadlock (seen with jax 0.10.2: ``ufm.nc_metrics`` on 2048 seeds over 2 devices, 2
+cores). Results are identical. The same can happen on one device when independent batched
+decompositions run concurrently, so on CPU the ``metrics`` and ``hessian`` analyses go through the
+points one at a time (:mod:`ufm.runs.analyses`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core.devices import on_one_cpu_device
+from ..core.model import evaluate_points
+from ..core.trees import rows_where as _rows_where
+from ..optim.optimize import OptimizeResult, optimize
+from ..optim.polish import polish
+from ..optim.settings import OptimizerSettings
+from ..optim.status import STATUS_NAMES, Status
+from .analyses import analysis_registry
+
+__all__ = ["PointsResult", "BASE_COLUMNS", "run_points", "analyse", "points_result"]
+
+#: Columns every :func:`run_points` batch has (analyses may not return them).
+BASE_COLUMNS = ("status", "steps", "f", "grad_norm", "first_order_grad_norm", "polished",
+                "polish_iterations", "error")
+
+_STATUS_LOOKUP = np.array([STATUS_NAMES.get(c, f"status_{c}") for c in range(max(Status) + 1)],
+                          dtype=object)
+
+
+# -- the pipeline ----------------------------------------------------------------------------
+
+
+class PointsResult(NamedTuple):
+    """Output of :func:`run_points`.
+
+    Attributes:
+        columns: per-point NumPy columns: ``status`` (``converged``, ``max_steps``, ``diverged``,
+            ``nan``: the first-order run), ``steps``, ``f`` and ``grad_norm`` (of the final,
+            polished point), ``first_order_grad_norm``, ``polished`` (``||grad f|| <=
+            polish_tol`` after polishing), ``polish_iterations``, ``error`` (``None``, or the
+            messages of failed analyses) and the analyses' columns.
+        result: the first-order :class:`ufm.OptimizeResult` (trace, status, unpolished params).
+        params: the final (polished) parameters.
+    """
+
+    columns: dict
+    result: OptimizeResult
+    params: Any
+
+
+def _polish_stage(spec, params, loss, gnorm, status, settings: OptimizerSettings):
+    """``(params, loss, grad_norm, polished, iterations)`` after the polish stage."""
+    num = status.size
+    dtype = jax.tree_util.tree_leaves(params)[0].dtype
+    method = settings.polish_method(dtype)
+    finite = (status != Status.NAN) & (status != Status.DIVERGED)
+    if method == "none" or not finite.any():
+        return params, loss, gnorm, np.zeros(num, bool), np.zeros(num, np.int64)
+    src = params
+    if not finite.all():  # failed seeds: polish a copy of a finite one instead (then dropped)
+        first = int(np.flatnonzero(finite)[0])
+        src = _rows_where(finite, params,
+                          jax.tree_util.tree_map(lambda x: x[first:first + 1], params))
+    pol = polish(spec, src, method=method, tol=settings.polish_tolerance(dtype),
+                 max_iter=settings.polish_max_iter)
+    params = _rows_where(finite, pol.params, params)
+    loss = np.where(finite, np.asarray(pol.loss, np.float64), loss)
+    gnorm = np.where(finite, np.asarray(pol.grad_norm, np.float64), gnorm)
+    polished = finite & np.asarray(pol.converged)
+    iters = np.where(finite, np.asarray(pol.iterations), 0).astype(np.int64)
+    return params, loss, gnorm, polished, iters
+
+
+def run_points(spec, params0, *, optimizer: OptimizerSettings = OptimizerSettings(),
+               analyses: Sequence = (), record: Optional[Callable] = None,
+               record_every: Optional[int] = None, errors: str = "raise") -> PointsResult:
+    """Optimise, polish and analyse a batch of starting points of one configuration.
+
+    Args:
+        spec: a model spec (:class:`ufm.UFMSpec`, :class:`ufm.DeepUFMSpec`, ...).
+        params0: starting parameters with a leading point axis (:func:`make_starts`,
+            :func:`ufm.init_batch`), possibly sharded along it (``NamedSharding``).
+        optimizer: :class:`OptimizerSettings` (optimiser, step budget, tolerance, polish stage).
+        analyses: ``(name, options)`` pairs of registered analyses (:mod:`ufm.runs.analyses`), run in
+            order on the polished points; ``options`` a mapping or ``(key, value)`` pairs.
+        record, record_every: the trace of :func:`ufm.optimize` (e.g. NC metrics every 50 steps).
+        errors: ``"raise"`` (default) or ``"record"``: an analysis that raises then fills the
+            ``error`` column (and warns, ``RuntimeWarning``) instead of stopping a long sweep.
+
+    Returns:
+        :class:`PointsResult`: per-point columns, the first-order result (trace), final params.
+
+    Example:
+        >>> import jax, ufm
+        >>> spec = ufm.UFMSpec(K=3, n=2, d=3, loss="mse")
+        >>> p0, meta = ufm.make_starts(spec, ["random", "random", "origin"], [0, 1, 0])
+        >>> out = ufm.run_points(spec, p0, optimizer=ufm.OptimizerSettings(max_steps=3000),
+        ...                      analyses=[("closed_form", ()), ("hessian", ())])
+        >>> out.columns["class"].tolist(), bool(out.columns["polished"].all())
+        (['global_min', 'global_min', 'strict_saddle'], True)
+    """
+    if errors not in ("raise", "record"):
+        raise ValueError(f"errors must be 'raise' or 'record', got {errors!r}")
+    res = optimize(spec, params0, optimizer=optimizer.transform(), max_steps=optimizer.max_steps,
+                   tol=optimizer.tol, chunk=optimizer.chunk, record_every=record_every,
+                   record=record, divergence_threshold=optimizer.divergence_threshold)
+    status = np.asarray(res.status)
+    first_gnorm = np.asarray(res.grad_norm, np.float64)
+    params, loss, gnorm, polished, iters = _polish_stage(
+        spec, on_one_cpu_device(res.params), np.asarray(res.loss, np.float64), first_gnorm,
+        status, optimizer)
+    cols = {
+        "status": _STATUS_LOOKUP[status.astype(np.int64)],
+        "steps": np.asarray(res.steps).astype(np.int64),
+        "f": loss,
+        "grad_norm": gnorm,
+        "first_order_grad_norm": first_gnorm,
+        "polished": polished,
+        "polish_iterations": iters,
+    }
+    final = res._replace(params=params, loss=loss, grad_norm=gnorm)
+    more, messages = analyse(spec, final, analyses, errors=errors)
+    cols["error"] = np.full(status.size, "; ".join(messages) if messages else None, dtype=object)
+    cols.update(more)
+    return PointsResult(cols, res, params)
+
+
+def analyse(spec, result, analyses: Sequence, *, errors: str = "raise") -> tuple[dict, list]:
+    """Run the ``(name, options)`` analyses on ``result`` (an :class:`ufm.OptimizeResult` of the
+    final points); returns ``(columns, error messages)`` (messages only with
+    ``errors="record"``)."""
+    registry = analysis_registry()
+    size = int(np.asarray(result.loss).shape[0])
+    cols, messages = {}, []
+    for name, options in analyses:
+        if name not in registry:
+            raise ValueError(f"unknown analysis {name!r}; registered: "
+                             f"{', '.join(sorted(registry))}")
+        try:
+            out = dict(registry[name](spec, result, **dict(options)))
+            out = {k: _column(name, k, v, size) for k, v in out.items()}
+        except Exception as err:  # a failing analysis must not end an overnight sweep
+            if errors == "raise":
+                raise
+            msg = f"analysis {name!r} failed: {type(err).__name__}: {err}"
+            warnings.warn(msg + " (recorded in the `error` column)", RuntimeWarning, stacklevel=3)
+            messages.append(msg)
+            continue
+        for k, v in out.items():
+            if k in cols or k in BASE_COLUMNS:
+                raise ValueError(f"analysis {name!r} returns column {k!r}, which is taken")
+            cols[k] = v
+    return cols, messages
+
+
+def _column(analysis: str, key: str, value, size: int) -> np.ndarray:
+    v = np.asarray(value)
+    if v.ndim == 0:  # one value for the whole batch
+        v = np.full(size, v.item())
+    if v.shape != (size,):
+        raise ValueError(f"analysis {analysis!r} column {key!r} has shape {v.shape}; "
+                         f"expected one value per point, ({size},)")
+    return v
+
+
+def points_result(spec, params, loss=None, grad_norm=None, status=None) -> OptimizeResult:
+    """An :class:`ufm.OptimizeResult` for given points (e.g. from a critical-point finder), to
+    run analyses on them with :func:`analyse`; ``loss``/``grad_norm`` are evaluated if omitted."""
+    if loss is None or grad_norm is None:
+        loss, grad_norm = evaluate_points(spec, params)
+    num = int(np.asarray(loss).shape[0])
+    status = np.full(num, int(Status.CONVERGED), np.int8) if status is None else status
+    return OptimizeResult(params, np.asarray(loss, np.float64), np.asarray(grad_norm, np.float64),
+                          np.asarray(status), np.zeros(num, np.int32), {}, np.zeros(0, np.int64),
+                          0.0)

@@ -1,0 +1,209 @@
+"""Seed-axis sharding, chunk sizing and multi-host setup for sweeps.
+
+Seeds are independent, so a sweep is data-parallel over the leading seed axis of the batched
+parameters. Within one process the seed axis of a chunk is sharded over the local devices with
+``NamedSharding(Mesh(devices, ("seeds",)), P("seeds"))``; the jitted, vmapped optimiser then
+runs SPMD: XLA partitions it along the batch axis and each device steps its own seeds with no
+collective (only the host's per-chunk status check gathers a few bytes). The chunk is padded to
+a multiple of the device count by repeating its last seed, and the padding is dropped
+afterwards. A seed's start is ``fold_in(key(base), seed)`` (:func:`ufm.init_batch`), so results
+do not depend on the chunk, the device count or the process count.
+
+Multi-host design: **per-process local meshes**, not one global mesh. After
+``jax.distributed.initialize`` each process owns the seeds ``seed % process_count ==
+process_index`` of every configuration, shards its chunks over ``jax.local_devices()`` and
+writes its own result files. Why not a global mesh with ``jax.make_array_from_process_local_data``:
+
+* the optimiser is a host loop over jitted chunks that reads per-seed status to stop early and
+  returns NumPy arrays; a global array is not fully addressable in any one process, so every
+  such read would become a cross-host all-gather, and every process would have to issue the
+  same jitted calls in lock step (same configurations, same chunk count, same early stop), so
+  one slow or dead host would stall all the others;
+* seeds need no communication, so a global mesh buys nothing but coupling; with local meshes
+  the hosts only meet at the final barrier, a host that dies loses only its chunk in flight,
+  and a rerun with another process count resumes from the same store;
+* the static seed ownership needs no scheduler and no agreement on the store's state: each
+  process skips its own finished seeds, whatever earlier runs (and process counts) wrote.
+
+``jax.distributed`` still provides process discovery (index, count, global device list),
+cluster auto-detection (SLURM, Open MPI, ...; ``coordinator="auto"``), the final
+``sync_global_devices`` barrier, and failure detection (the coordination service stops the
+other processes if one dies). CPU processes use the gloo collectives for that barrier.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from ..core.model import init_batch, loss
+
+__all__ = [
+    "SEED_AXIS", "local_devices", "seed_mesh", "seed_sharding", "shard_seeds", "pad_seeds",
+    "process_seeds", "split_chunks", "bytes_per_seed", "chunk_size", "initialize_distributed",
+]
+
+SEED_AXIS = "seeds"
+DEFAULT_BUDGET = 256 * 2**20  # bytes per device when neither a chunk size nor a budget is given
+DEFAULT_MAX_PER_DEVICE = 1024  # seeds per device per chunk by default (progress/resume grain)
+
+
+def local_devices(num: int | None = None) -> list:
+    """The first ``num`` devices of this process (all of them when ``None``)."""
+    devs = jax.local_devices()
+    if num is None:
+        return devs
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
+        raise ValueError(f"devices must be an integer >= 1, got {num!r}")
+    if num > len(devs):
+        hint = (" (on CPU, set jax.config.update('jax_num_cpu_devices', N) before JAX starts, "
+                "or pass --devices N to `ufm sweep run`)" if devs[0].platform == "cpu" else "")
+        raise ValueError(f"devices={num} but this process has {len(devs)} "
+                         f"{devs[0].platform} device(s){hint}")
+    return devs[:num]
+
+
+def seed_mesh(devices=None) -> Mesh:
+    """A 1-D :class:`jax.sharding.Mesh` with axis ``"seeds"`` over ``devices`` (or a count).
+
+    >>> dict(seed_mesh(1).shape)
+    {'seeds': 1}
+    """
+    if devices is None or isinstance(devices, (int, np.integer)):
+        devices = local_devices(devices)
+    return Mesh(np.asarray(devices), (SEED_AXIS,))
+
+
+def seed_sharding(mesh: Mesh) -> NamedSharding:
+    """``NamedSharding(mesh, P("seeds"))``: leading axis split over the mesh."""
+    return NamedSharding(mesh, P(SEED_AXIS))
+
+
+def shard_seeds(tree, mesh: Mesh):
+    """Place every array leaf of ``tree`` (leading seed axis) sharded over ``mesh``."""
+    sharding = seed_sharding(mesh)
+    return jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding), tree)
+
+
+def pad_seeds(seeds, multiple: int) -> np.ndarray:
+    """Pad ``seeds`` to a multiple of ``multiple`` by repeating the last seed.
+
+    Copies of a real seed behave exactly like it, so padding never adds a failure mode nor
+    delays the optimiser's early stop; drop ``[len(seeds):]`` from the results.
+
+    >>> pad_seeds([3, 4, 5], 4).tolist()
+    [3, 4, 5, 5]
+    """
+    seeds = np.asarray(seeds, dtype=np.int64)
+    if seeds.ndim != 1 or seeds.size == 0:
+        raise ValueError("seeds must be a non-empty 1-D sequence")
+    extra = -seeds.size % multiple
+    return np.concatenate([seeds, np.full(extra, seeds[-1])]) if extra else seeds
+
+
+def process_seeds(seeds, process_index: int, process_count: int) -> np.ndarray:
+    """The seeds owned by a process: those with ``seed % process_count == process_index``.
+
+    >>> process_seeds(range(7), 1, 3).tolist()
+    [1, 4]
+    """
+    seeds = np.asarray(seeds, dtype=np.int64)
+    return seeds[seeds % process_count == process_index]
+
+
+def split_chunks(seeds, size: int) -> list[np.ndarray]:
+    """Consecutive chunks of at most ``size`` seeds.
+
+    >>> [c.tolist() for c in split_chunks(range(5), 2)]
+    [[0, 1], [2, 3], [4]]
+    """
+    seeds = np.asarray(seeds, dtype=np.int64)
+    return [seeds[i:i + size] for i in range(0, seeds.size, size)]
+
+
+@functools.lru_cache(maxsize=64)
+def _bytes_per_seed(spec, extra_copies: int, probe: int) -> int:
+    shapes = jax.eval_shape(lambda: init_batch(spec, jax.random.key(0), probe))
+    param_bytes = sum(math.prod(x.shape) * x.dtype.itemsize
+                      for x in jax.tree_util.tree_leaves(shapes)) // probe
+    step = jax.jit(jax.vmap(jax.value_and_grad(functools.partial(loss, spec))))
+    try:
+        mem = step.lower(shapes).compile().memory_analysis()
+        used = mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
+        step_bytes = used // probe
+    except Exception:  # memory analysis unsupported by this backend: a generous estimate
+        step_bytes = 8 * param_bytes
+    return int(step_bytes + extra_copies * param_bytes)
+
+
+def bytes_per_seed(spec, extra_copies: int = 4, probe: int = 8) -> int:
+    """Device memory one seed needs in the optimiser, measured by XLA.
+
+    The compiled memory footprint (arguments + outputs + temporaries) of one vmapped
+    ``value_and_grad`` step per seed, from ``compile().memory_analysis()``, plus
+    ``extra_copies`` parameter copies for the optimiser state (Adam holds two) and the
+    last-finite snapshot.
+    """
+    return _bytes_per_seed(spec, extra_copies, probe)
+
+
+def chunk_size(spec, num_devices: int, *, seeds_per_chunk: int | None = None,
+               memory_budget: int | None = None, num_seeds: int | None = None) -> int:
+    """Seeds per chunk: a multiple of ``num_devices``.
+
+    ``seeds_per_chunk`` is taken as given (rounded up to a multiple of the device count);
+    otherwise ``memory_budget`` bytes *per device* (default 256 MiB) divided by
+    :func:`bytes_per_seed`, at most 1024 seeds per device by default (the grain of progress and
+    of what a killed run loses), and never more than ``num_seeds`` rounded up.
+    """
+    if seeds_per_chunk is not None:
+        size = seeds_per_chunk
+    else:
+        budget = DEFAULT_BUDGET if memory_budget is None else memory_budget
+        per_device = budget // bytes_per_seed(spec)
+        if per_device < 1:
+            raise ValueError(f"memory_budget={budget} bytes per device is below the "
+                             f"{bytes_per_seed(spec)} bytes one seed needs")
+        if memory_budget is None:
+            per_device = min(per_device, DEFAULT_MAX_PER_DEVICE)
+        size = per_device * num_devices
+    if num_seeds is not None:
+        size = min(size, num_seeds)
+    return max(num_devices, -(-size // num_devices) * num_devices)
+
+
+def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+    """``jax.distributed.initialize`` for a multi-process sweep (call before any JAX work).
+
+    ``coordinator="auto"`` lets JAX detect the cluster (SLURM, Open MPI, ...). Missing values
+    are read from ``UFM_COORDINATOR``, ``UFM_NUM_PROCESSES`` and ``UFM_PROCESS_ID``. Does
+    nothing for a single process. On CPU the cross-process barrier uses gloo collectives.
+    """
+    env = os.environ
+    coordinator = coordinator or env.get("UFM_COORDINATOR")
+    if num_processes is None and env.get("UFM_NUM_PROCESSES"):
+        num_processes = int(env["UFM_NUM_PROCESSES"])
+    if process_id is None and env.get("UFM_PROCESS_ID"):
+        process_id = int(env["UFM_PROCESS_ID"])
+    if coordinator is None and num_processes in (None, 1):
+        return
+    try:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    except Exception:  # pragma: no cover - option absent in this jax version
+        pass
+    if coordinator == "auto":
+        jax.distributed.initialize()
+        return
+    if coordinator is None or num_processes is None or process_id is None:
+        raise ValueError("a multi-process sweep needs coordinator, num_processes and "
+                         "process_id (flags --coordinator/--num-processes/--process-id)")
+    if not 0 <= process_id < num_processes:
+        raise ValueError(f"process_id must be in [0, {num_processes}), got {process_id}")
+    jax.distributed.initialize(coordinator, num_processes, process_id)

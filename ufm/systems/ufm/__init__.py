@@ -1,0 +1,58 @@
+"""The single-layer unconstrained feature model (UFM): spec, objective, closed forms, landscape.
+
+Zhu et al. 2021 (arXiv 2105.02375, CE), Zhou et al. 2022 (arXiv 2203.01238, MSE), Shen & Gu 2024
+(arXiv 2407.10702, ``d = K``: strict saddles, no spurious minima). Formulas: docs/theory.md
+sections 1-3. This package registers the ``"ufm"`` system (:mod:`ufm.core.registry`); the front
+door re-exports its everyday names (``ufm.UFMSpec``, ``ufm.optimum``, ...).
+"""
+
+from ...core.registry import PlantedStarts, System, register_system
+from .cli import add_landscape_parser
+from .critical import find_critical_points, find_minima, planted_saddles, rank_restricted_points
+from .facts import ufm_classification_facts, ufm_num_global_params, ufm_validate_params
+from .invariants import ufm_invariants
+from .landscape import (LANDSCAPE_OPTIMIZER, TRACE_METRICS, LandscapeConfig, LandscapeRun,
+                        landscape_tables, load_landscape, run_landscape, trace_metrics, verdict)
+from .metrics import ufm_nc_metrics
+from .objective import (UFMParams, fit_grad, fit_term, labels, logits, one_hot_targets, ufm_init,
+                        ufm_loss)
+from .plots import plot_optimal_value_vs_s
+from .points import landscape_points, summarize_points
+from .saddles import (Certificate, NegativeCurvature, certificate, negative_curvature_direction,
+                      pad_params, planted_saddle, rank_of, restrict_to_subspace, saddle_dims,
+                      zero_mode_count)
+from .spec import UFMSpec, ufm_label
+from .structure import UFMBlockArrow, ufm_block_arrow, ufm_split_features
+from .theory import (Optimum, ce_optimal_rho, mse_bias_threshold, optimal_value, optimum,
+                     orthogonal_frame, simplex_etf)
+
+
+def _examples():
+    """Small specs covering every loss and bias variant (the conformance test runs them)."""
+    return (UFMSpec(K=3, n=2, d=3, loss="ce", bias="none"),
+            UFMSpec(K=3, n=2, d=4, loss="ce", bias="free", lambda_W=1e-2, lambda_H=2e-3),
+            UFMSpec(K=4, n=2, d=3, loss="mse", bias="regularized", lambda_b=1e-2),
+            UFMSpec(K=3, n=1, d=3, loss="mse", bias="none", dtype="float32"))
+
+
+SYSTEM = register_system(System(
+    name="ufm",
+    spec_type=UFMSpec,
+    loss=ufm_loss,
+    init=ufm_init,
+    examples=_examples,
+    summary="single-layer unconstrained feature model (CE/MSE, bias none/free/regularized)",
+    validate_params=ufm_validate_params,
+    metrics=ufm_nc_metrics,
+    metric_options=("rtol", "tau"),
+    reference_value=optimal_value,
+    classification=ufm_classification_facts,
+    num_global_params=ufm_num_global_params,
+    split_features=ufm_split_features,
+    block_arrow=ufm_block_arrow,
+    planted=PlantedStarts(dims=saddle_dims, embed=restrict_to_subspace,
+                          full_dim=lambda spec: spec.d),
+    invariants=ufm_invariants,
+    label=ufm_label,
+    add_cli=add_landscape_parser,
+))

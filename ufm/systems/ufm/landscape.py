@@ -1,0 +1,436 @@
+"""The landscape job: optimise many seeds per UFM variant, plant saddles, classify every point.
+
+For every configuration (loss x bias x K x lambdas, ``d = K`` by default) the job runs, through the
+sweep runner (:func:`ufm.run_sweep`) and into the common result store, one batch of starting points:
+``seeds`` random initialisations (``source="random"``), ``starts.planted_per_dim`` starts inside
+each coordinate subspace ``R^{d'}`` for every ``d'`` of :func:`ufm.saddle_dims` (``source=
+"planted"``: gradient descent keeps the zero columns of ``W`` and rows of ``H`` exactly zero, so it
+converges to the zero-padded ``d'``-dimensional optimum, a planted saddle) and the origin
+(``source="origin"``). Each batch is optimised at once (:func:`ufm.optimize`, NC metrics recorded
+every ``record_every`` steps into ``DIR/traces``), polished to ``||grad f|| <= 1e-10`` in float64
+(:func:`ufm.polish`), compared with the closed-form ``f*`` (the ``closed_form`` analysis),
+classified from its Hessian (the ``hessian`` analysis, :func:`ufm.classify_batch`: global minimum,
+strict saddle, degenerate, spurious minimum, not critical) and measured (the ``metrics`` analysis,
+:func:`ufm.nc_metrics`). Optionally the generic Newton finder adds critical points of any index
+(:func:`ufm.systems.ufm.find_critical_points`, ``source="newton"``).
+
+This is the numerical check of Shen & Gu 2024 (arXiv 2407.10702): at ``d = K`` every random start
+should end at the closed-form optimum of Zhu et al. 2021 / Zhou et al. 2022, and every other
+critical point should be a strict saddle. The folder is an ordinary results folder
+(:func:`ufm.load_results` reads it; a killed run resumes where it stopped); the default folder is
+named by the settings' hash, so rerunning the same command resumes (or just reports) instead of
+starting over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import time
+from pathlib import Path
+from typing import NamedTuple, Optional, Sequence
+
+import jax
+import numpy as np
+
+from ...core.model import nc_metrics
+from ...core.timing import CompileTimer
+from ...core.validation import SpecError, check_choice, check_int, check_lambda
+from ...landscape.classes import CLASS_NAMES
+from ...landscape.classify import METHODS
+from ...optim.settings import OptimizerSettings
+from ...report.summaries import class_summary, columns, optimum_summary, valid_rows
+from ...report.tables import fmt, format_table
+from ...runs.pipeline import analyse, points_result
+from ...runs.provenance import provenance
+from ...runs.schema import column_docs_for
+from ...runs.starts import StartSettings
+from ...runs.store import ResultStore, load_results_arrow, load_traces
+from ...runs.sweep import chunk_table, run_sweep, settings_columns
+from ...runs.sweep_spec import SweepConfig, SweepSpec, spec_fields
+from .spec import UFMSpec
+
+__all__ = ["LandscapeConfig", "LANDSCAPE_OPTIMIZER", "VARIANTS", "TRACE_METRICS",
+           "TABLE_METRICS", "LandscapeRun", "trace_metrics", "landscape_analyses", "run_landscape",
+           "load_landscape", "landscape_tables", "verdict", "default_landscape_out"]
+
+VARIANTS = (
+    ("ce", "none"),
+    ("ce", "free"),
+    ("ce", "regularized"),
+    ("mse", "none"),
+    ("mse", "free"),
+    ("mse", "regularized"),
+)
+
+#: The optimiser preset of ``ufm landscape`` (an :class:`ufm.OptimizerSettings`; its class defaults
+#: are those of :func:`ufm.optimize`): plain GD with step 1.0 for 4000 steps to ``||grad|| <=
+#: 1e-6``, then Newton polishing to ``1e-10`` in float64.
+LANDSCAPE_OPTIMIZER = OptimizerSettings(name="gd", learning_rate=1.0, max_steps=4000, tol=1e-6,
+                                        chunk=250, polish="auto", polish_tol=1e-10)
+
+#: NC metrics recorded along the optimisation (cheap subset of :data:`ufm.NC_METRIC_NAMES`).
+TRACE_METRICS = ("nc1_pinv", "nc2_etf_W", "nc2_orth_W", "nc3_zhu")
+
+#: Final NC metrics shown in the summary table.
+TABLE_METRICS = ("nc1_pinv", "nc2_etf_W", "nc3_zhu")
+
+
+def trace_metrics(spec, params) -> dict:
+    """The NC metrics recorded along an optimisation run (``record=`` of :func:`ufm.optimize`)."""
+    m = nc_metrics(spec, params)
+    return {k: m[k] for k in TRACE_METRICS}
+
+
+@dataclasses.dataclass(frozen=True)
+class LandscapeConfig:
+    """Settings of a landscape run; the defaults are the embedded default of ``ufm landscape``.
+
+    Every combination of ``variants x K x lambda_W x lambda_H`` is a configuration, run with
+    ``seeds`` random initialisations, the planted and origin starts of ``starts``
+    (:class:`ufm.StartSettings`) and ``generic_seeds`` starts of the generic Newton finder, all
+    optimised with ``optimizer`` (:class:`ufm.OptimizerSettings`, default
+    :data:`LANDSCAPE_OPTIMIZER`). ``d=None`` means ``d = K`` (the case of Shen & Gu 2024);
+    ``d_offset`` adds to it (``d = K + d_offset``, e.g. ``-2`` to probe ``d < K - 1`` or ``2`` for
+    ``d > K``).
+    """
+
+    K: tuple = (3, 5)
+    n: int = 4
+    d: Optional[int] = None
+    d_offset: int = 0
+    variants: tuple = VARIANTS
+    lambda_W: tuple = (5e-3, 2e-2)
+    lambda_H: tuple = (5e-3,)
+    lambda_b: float = 1e-2
+    seeds: int = 42
+    starts: StartSettings = StartSettings(planted_per_dim=2, origin=True)
+    generic_seeds: int = 0
+    hessian: bool = True
+    hessian_method: str = "auto"
+    base_seed: int = 0
+    init_scale: Optional[float] = 0.1
+    optimizer: OptimizerSettings = LANDSCAPE_OPTIMIZER
+    record_every: int = 50
+    dtype: str = "float64"
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        set_("K", tuple(check_int("K", k, 2) for k in _tuple(self.K)))
+        set_("lambda_W", tuple(check_lambda("lambda_W", x) for x in _tuple(self.lambda_W)))
+        set_("lambda_H", tuple(check_lambda("lambda_H", x) for x in _tuple(self.lambda_H)))
+        check_lambda("lambda_b", self.lambda_b)
+        check_int("n", self.n, 1)
+        check_int("seeds", self.seeds, 1)
+        check_int("generic_seeds", self.generic_seeds, 0)
+        check_int("base_seed", self.base_seed, 0)
+        check_int("record_every", self.record_every, 1)
+        if self.base_seed >= 2**32:
+            raise SpecError(f"base_seed must be an integer in [0, 2**32), got {self.base_seed}")
+        if not isinstance(self.optimizer, OptimizerSettings):
+            raise SpecError("optimizer must be an ufm.OptimizerSettings")
+        if not isinstance(self.starts, StartSettings):
+            raise SpecError("starts must be an ufm.StartSettings")
+        if self.optimizer.chunk % self.record_every:
+            raise SpecError(f"record_every ({self.record_every}) must divide the optimizer's "
+                            f"chunk ({self.optimizer.chunk})")
+        if self.init_scale is not None:
+            s = self.init_scale
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not (s > 0) or s == float(
+                    "inf"):
+                raise SpecError(f"init_scale must be a finite number > 0, got {s!r} (0 would put "
+                                "every random start at the origin)")
+        check_choice("hessian_method", self.hessian_method, METHODS)
+        if self.d is not None:
+            check_int("d", self.d, 1)
+        variants = []
+        for v in self.variants:
+            loss, bias = v.split("-") if isinstance(v, str) else v
+            variants.append((check_choice("loss", loss, ("ce", "mse")),
+                             check_choice("bias", bias, ("none", "free", "regularized"),
+                                          {"regularised": "regularized", "reg": "regularized"})))
+        set_("variants", tuple(dict.fromkeys(variants)))
+        if not (self.K and self.lambda_W and self.lambda_H and self.variants):
+            raise SpecError("K, lambda_W, lambda_H and variants must each have at least one value")
+        self.specs()  # validate every grid point up front
+
+    def replace(self, **changes) -> "LandscapeConfig":
+        """A copy with fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def _dim(self, K: int) -> int:
+        d = self.d if self.d is not None else K + self.d_offset
+        if d < 1:
+            raise SpecError(f"d = K + d_offset = {d} must be >= 1 (K={K})")
+        return d
+
+    def specs(self) -> list[UFMSpec]:
+        """All configurations, in a stable order."""
+        out = []
+        for (loss, bias), K, lw, lh in itertools.product(self.variants, self.K, self.lambda_W,
+                                                         self.lambda_H):
+            lb = self.lambda_b if bias == "regularized" else 0.0
+            out.append(UFMSpec(K=K, n=self.n, d=self._dim(K), loss=loss, bias=bias,
+                               lambda_W=lw, lambda_H=lh, lambda_b=lb, dtype=self.dtype))
+        return out
+
+    @property
+    def total_seeds(self) -> int:
+        """Random starts over all configurations."""
+        return len(self.specs()) * self.seeds
+
+    def analyses(self) -> tuple:
+        """The analyses of every point (:func:`landscape_analyses`)."""
+        return landscape_analyses(self.hessian, self.hessian_method)
+
+    def sweep_spec(self, name: str = "landscape") -> SweepSpec:
+        """The same run as a :class:`ufm.runs.SweepSpec` (one sub-grid per variant and ``K``)."""
+        grid = []
+        for (loss, bias), K in itertools.product(self.variants, self.K):
+            axes = [("K", (K,)), ("n", (self.n,)), ("d", (self._dim(K),)), ("loss", (loss,)),
+                    ("bias", (bias,)), ("lambda_W", self.lambda_W), ("lambda_H", self.lambda_H)]
+            if bias == "regularized":
+                axes.append(("lambda_b", (self.lambda_b,)))
+            axes.append(("dtype", (self.dtype,)))
+            grid.append(tuple(axes))
+        return SweepSpec(name=name, model="ufm", grid=tuple(grid), num_seeds=self.seeds,
+                         base_seed=self.base_seed, init_scale=self.init_scale,
+                         optimizer=self.optimizer, analyses=self.analyses(), starts=self.starts)
+
+    def settings_hash(self) -> str:
+        """8-hex-digit hash of every setting (the default folder's name)."""
+        doc = dataclasses.asdict(self)
+        blob = json.dumps(doc, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def landscape_analyses(hessian: bool = True, method: str = "auto") -> tuple:
+    """The analyses of the landscape job: closed form, Hessian classification, NC metrics."""
+    hess = (("hessian", (("method", method), ("warn", True))),) if hessian else ()
+    return (("closed_form", ()),) + hess + (("metrics", ()),)
+
+
+def _tuple(x) -> tuple:
+    return tuple(x) if isinstance(x, (list, tuple)) else (x,)
+
+
+def default_landscape_out(config: LandscapeConfig) -> Path:
+    """``ufm-results/landscape-<settings hash>``: the same settings resume the same folder."""
+    return Path("ufm-results") / f"landscape-{config.settings_hash()}"
+
+
+class LandscapeRun(NamedTuple):
+    """What :func:`run_landscape` returns."""
+
+    rows: dict  # numpy columns, one row per point of the run's configurations (+ ``label``)
+    traces: dict  # {label: {"step": (R,), name: (R, S) of the random starts}}
+    folder: Path
+    seconds: float
+    compile_seconds: float  # of ``seconds``: compilation (0 when JAX's cache had everything)
+    starts_run: int  # starts computed in this call
+    starts_skipped: int  # starts found in the folder already (a resumed run)
+
+
+def run_landscape(config: LandscapeConfig = LandscapeConfig(), out=None, *, devices=1,
+                  progress: bool | None = None, log=None, extend: bool = False) -> LandscapeRun:
+    """Run (or resume) the landscape job into a results folder (:class:`LandscapeRun`).
+
+    ``rows`` is a dict of numpy columns (one row per point of this run's configurations, the
+    store's schema plus ``label``); ``traces`` maps a configuration label to its optimisation
+    trace (``step`` and ``(R, S)`` arrays of the loss, gradient norm and :data:`TRACE_METRICS`
+    of the random starts). ``out`` defaults to :func:`default_landscape_out`; ``devices`` local
+    devices share the seeds. Candidate counterexamples raise a :class:`ufm.CounterexampleWarning`
+    naming the configuration.
+    """
+    if config.dtype == "float64" and not jax.config.jax_enable_x64:
+        raise SpecError("dtype 'float64' needs 64-bit JAX: call "
+                        "jax.config.update('jax_enable_x64', True) first (the CLI does)")
+    out = Path(out) if out is not None else default_landscape_out(config)
+    spec = config.sweep_spec()
+    summary = run_sweep(spec, out, devices=devices, progress=progress, log=log, extend=extend,
+                        record=trace_metrics, record_every=config.record_every,
+                        job="landscape")
+    compile_s = summary.compile_seconds
+    if config.generic_seeds:
+        compile_s += _generic_chunks(config, spec, summary.configs, out)
+    rows, traces = load_landscape(out, [c.hash for c in summary.configs])
+    return LandscapeRun(rows, traces, out, summary.seconds, compile_s, summary.seeds_run,
+                        summary.seeds_skipped)
+
+
+def _generic_chunks(config: LandscapeConfig, spec: SweepSpec, configs, out) -> float:
+    """Rows of the generic Newton finder (``source="newton"``), one chunk per configuration;
+    returns the compile seconds."""
+    store = ResultStore(out)
+    compile_s = 0.0
+    store.prepare()
+    try:
+        done = store.done_keys()
+        prov = provenance(jax.local_devices()[:1])
+        run = settings_columns(spec)
+        for c in configs:
+            if ("newton", 0) in done.get(c.hash, set()):
+                continue
+            t0 = time.perf_counter()
+            with CompileTimer() as ct:
+                cols = _generic_rows(c, config)
+            compile_s += ct.seconds
+            table = chunk_table(c, cols, run, prov, time.perf_counter() - t0, ct.seconds,
+                                store.writer)
+            store.write_chunk(table, column_docs_for(table.column_names, spec_fields(c.spec)))
+    finally:
+        store.release()
+    return compile_s
+
+
+def _generic_rows(c: SweepConfig, config: LandscapeConfig) -> dict:
+    from .critical import find_critical_points
+
+    pts = find_critical_points(c.spec, config.generic_seeds,
+                               jax.random.fold_in(jax.random.key(config.base_seed), 2),
+                               tol=config.optimizer.polish_tolerance(c.spec.dtype),
+                               drop_failed=False)
+    cols, messages = analyse(c.spec, points_result(c.spec, pts.params, pts.loss, pts.grad_norm),
+                             config.analyses(), errors="record")
+    n = pts.num_points
+    rows = dict(source=pts.source, seed=pts.seed, dim=np.full(n, c.spec.d),
+                status=np.where(pts.converged, "converged", "max_steps").astype(object),
+                steps=np.zeros(n, np.int64), f=np.asarray(pts.loss, np.float64),
+                grad_norm=np.asarray(pts.grad_norm, np.float64),
+                first_order_grad_norm=np.asarray(pts.grad_norm, np.float64),
+                polished=np.asarray(pts.converged), polish_iterations=np.zeros(n, np.int64),
+                error=np.full(n, "; ".join(messages) if messages else None, dtype=object))
+    return dict(rows, **cols)
+
+
+def load_landscape(folder, hashes: Optional[Sequence[str]] = None):
+    """``(rows, traces)`` of a landscape (or sweep) results folder, restricted to ``hashes``.
+
+    ``rows`` gets a ``label`` column from the manifest; ``traces`` maps that label to the trace
+    of the random starts."""
+    store = ResultStore(folder)
+    manifest = store.read_manifest() or {}
+    rows = columns(load_results_arrow(folder))
+    if hashes is not None and rows:
+        keep = np.isin(rows["config_hash"], list(hashes))
+        rank = {h: i for i, h in enumerate(hashes)}  # the run's order of configurations
+        order = np.argsort([rank.get(h, 0) for h in rows["config_hash"][keep]], kind="stable")
+        rows = {k: v[keep][order] for k, v in rows.items()}
+    labels = {h: _label(e) for h, e in manifest.get("configs", {}).items()}
+    if rows:
+        rows["label"] = np.array([labels.get(h, h) for h in rows["config_hash"]], dtype=object)
+    traces = {}
+    for h, tr in load_traces(folder).items():
+        if hashes is not None and h not in hashes:
+            continue
+        random = np.asarray(tr.get("source", np.array([]))) == "random"
+        traces[labels.get(h, h)] = {k: (v[:, random] if getattr(v, "ndim", 0) == 2 else v)
+                                    for k, v in tr.items() if k not in ("seed", "source")}
+    return rows, traces
+
+
+def _label(entry: dict) -> str:
+    """``ce-free K=3 n=4 d=3 lW=0.005 lH=0.005`` from a manifest entry of a UFM configuration."""
+    s = entry.get("spec", {})
+    if entry.get("model") != "ufm" or not s:
+        return entry.get("label", "")
+    lab = (f"{s['loss']}-{s['bias']} K={s['K']} n={s['n']} d={s['d']} lW={s['lambda_W']:g} "
+           f"lH={s['lambda_H']:g}")
+    return lab + (f" lb={s['lambda_b']:g}" if s["bias"] == "regularized" else "")
+
+
+def landscape_tables(rows) -> tuple[str, str]:
+    """The two tables ``ufm landscape`` prints: random starts against the closed form, and the
+    Hessian classes of every point (empty without a ``class`` column)."""
+    rows = columns(rows)
+    opt = optimum_summary(rows, by=("config_hash",), metrics=TABLE_METRICS)
+    head = ["configuration", "runs", "conv", "budget", "failed", "critical", "at f*",
+            "max|f-f*|", "max|grad|", "NC1", "NC2(W)", "NC3"]
+    lines = [[e["label"], e["runs"], e["converged"], e["max_steps"], e["diverged"] + e["nan"],
+              e["critical"], "n/a" if e["at_optimum"] is None else e["at_optimum"],
+              e["max_abs_gap"], e["max_grad_norm"]] + [e[m] for m in TABLE_METRICS] for e in opt]
+    first = format_table(head, lines)
+    classes = class_summary(rows, by=("config_hash",))
+    if not classes:
+        return first, ""
+    short = {"global_min": "global", "strict_saddle": "saddle", "local_min": "local",
+             "spurious_min": "SPURIOUS", "degenerate": "DEGEN", "not_critical": "noncrit"}
+    names = [c for c in CLASS_NAMES if c in classes[0]]
+    head = (["configuration", "points"] + [short.get(c, c) for c in names]
+            + ["failed", "saddle lmin", "weakest saddle", "minima lmin", "lmin-bound"])
+    lines = [[e["label"], e["points"]] + [e[c] for c in names]
+             + [e["excluded_diverged"] + e["excluded_nan"] + e["excluded_nonfinite"],
+                e["saddle_lambda_min"], e["saddle_lambda_max"], e["minima_lambda_min"],
+                e["bound_excess"]] for e in classes]
+    return first, format_table(head, lines)
+
+
+def verdict(rows, config: LandscapeConfig) -> str:
+    """The conclusion ``ufm landscape`` prints: where the random starts ended (judged on the
+    polished end points), how the first-order runs went (with advice where it applies), and the
+    Hessian classes."""
+    rows = columns(rows)
+    src = np.asarray(rows["source"]).astype(str)
+    random = src == "random"
+    valid = valid_rows(rows)
+    status = np.asarray(rows["status"]).astype(str)
+    f_star = np.asarray(rows["f_star"], np.float64) if "f_star" in rows else np.full(
+        random.size, np.nan)
+    known = random & np.isfinite(f_star)
+    at = known & valid & np.asarray(rows.get("at_optimum", np.zeros(random.size, bool)), bool)
+    failed = random & ~valid
+    lines = []
+    total = int(random.sum())
+    if known.any():
+        lines.append(f"{total} random starts: {int(at.sum())} of the {int(known.sum())} with a "
+                     f"closed form end at the closed-form optimum after polishing (|f - f*| <= "
+                     f"1e-8 max(1, |f*|))" + (f"; {int((random & ~known).sum())} have no closed "
+                                              "form at this d" if (random & ~known).any() else "")
+                     + ".")
+    else:
+        lines.append(f"{total} random starts; no closed form at these d (d below the rank of "
+                     "the minimiser): their end points are judged by the Hessian only.")
+    conv = int((random & (status == "converged")).sum())
+    budget = int((random & (status == "max_steps")).sum())
+    lines.append(f"First-order runs: {conv} met the tolerance {config.optimizer.tol:g}, {budget} "
+                 f"used the step budget ({config.optimizer.max_steps}), "
+                 f"{int((random & (status == 'diverged')).sum())} diverged, "
+                 f"{int((random & (status == 'nan')).sum())} NaN"
+                 + (f"; {int(failed.sum())} failed runs are left out of every statistic."
+                    if failed.any() else "."))
+    if failed.any():
+        loss = np.asarray(rows.get("loss", np.full(random.size, ""))).astype(str)
+        mse_failed = bool((failed & (loss == "mse")).any())
+        advice = (f"the learning rate ({config.optimizer.learning_rate:g}) is too large for them: "
+                  "try a smaller --lr")
+        if mse_failed:
+            advice += " (GD on MSE needs lr < 2 / (1 + lambda_b) at least)"
+        lines.append(f"Diverged / NaN runs mean {advice}.")
+    if budget and not failed.any():
+        unpolished = random & valid & (status == "max_steps") & ~np.asarray(
+            rows.get("polished", np.ones(random.size, bool)), bool)
+        if unpolished.any():
+            lines.append(f"{int(unpolished.sum())} runs stopped at the step budget and did not "
+                         "polish to a critical point: try more --steps.")
+    if config.hessian and "class" in rows:
+        cls = np.asarray(rows["class"]).astype(str)
+        ok = valid
+        bad = int((ok & np.isin(cls, ["spurious_min", "degenerate"])).sum())
+        crit = ok & ~np.isin(cls, ["not_critical", "", "None"])
+        lines.append(
+            f"{int(crit.sum())} critical points classified: "
+            f"{int((ok & (cls == 'global_min')).sum())} global minima, "
+            f"{int((ok & (cls == 'strict_saddle')).sum())} strict saddles, "
+            f"{int((ok & (cls == 'local_min')).sum())} undecided local minima (no closed form "
+            f"at this d), {bad} spurious or degenerate"
+            + (" -- CANDIDATE COUNTEREXAMPLES, see the warnings." if bad else "."))
+    return "\n".join(lines)
+
+
+def format_summary_rows(rows) -> list[dict]:
+    """The per-configuration summary written to ``summary.csv``."""
+    opt = optimum_summary(columns(rows), by=("config_hash",), metrics=TABLE_METRICS)
+    return [{k: (v if not isinstance(v, float) else fmt(v, ".6g")) for k, v in e.items()}
+            for e in opt]

@@ -1,0 +1,332 @@
+"""UFM fast path of the block-arrow Hessian (closed forms, chunked sample loop).
+
+Notation (docs/theory.md sections 1, 3): ``z_i = W h_i + b``, per-sample logit Hessian ``Hz_i`` (CE
+``diag(p_i) - p_i p_i^T``, MSE ``I``), ``g_i`` the column ``i`` of ``G = grad_Z g`` (already over
+``N``), ``P_i = Hz_i W / N``, ``q_i = W^T p_i``. In the order ``theta = (W row-major, b)``:
+
+* ``A_WW = (1/N) sum_i Hz_i (x) h_i h_i^T + lambda_W I``, ``A_Wb[(k,j), l] = (1/N) sum_i Hz_i[k,l]
+  h_ij``, ``A_bb = (1/N) sum_i Hz_i + lambda_b I``;
+* ``B_i = [P_i (x) h_i + g_i (x) I_d ; P_i]`` (``d`` columns), ``D_i = W^T P_i + lambda_H I``.
+
+With ``C_i = (D_i - sigma I)^{-1}``, ``U_i = P_i C_i`` (``K x d``) and ``R_i = U_i P_i^T`` (``K x
+K``), ``sum_i B_i C_i B_i^T`` is, in the index order ``[(k, j), (l, m)]``,
+
+* ``WW = T1 + T2 + T2^T + T3``: ``T1 = sum_i R_i[k,l] h_ij h_im``, ``T2 = sum_i U_i[k,m] h_ij
+  g_il``, ``T3 = sum_i g_ik g_il C_i[j,m]``;
+* ``Wb[(k,j), l] = sum_i R_i[k,l] h_ij + g_ik U_i[l,j]``, ``bb = sum_i R_i``.
+
+Each term is one matmul over the sample axis, ``O(N K^2 d^2)`` (``T1``, ``T3`` on packed upper
+triangles). Samples are processed in a ``lax.scan`` over chunks of ``sample_chunk`` (zero-padded: a
+padded sample has ``p = g = h = 0`` and contributes nothing) with sample-leading arrays: per chunk a
+batched LAPACK Cholesky of ``D_i - sigma I``, batched ``d x d`` products for ``C_i``, ``U_i``,
+``R_i``,
+and the three sample-axis matmuls into small accumulators. No ``(K, d, N)`` temporary is formed: on
+CPU the memory traffic of such temporaries, not the flops, dominates (an unrolled elementwise
+LDL^T was measured several times slower and ten times slower to compile). For MSE every sample
+shares ``D_i`` and ``P_i`` and the sums collapse to ``H H^T``, ``H G^T``, ``G G^T``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ...core.validation import SpecError
+from ...hessian.structure import FeatureSplit
+from .objective import UFMParams, fit_grad, logits
+from .spec import UFMSpec
+
+__all__ = ["UFMBlockArrow", "ufm_block_arrow", "ufm_split_features"]
+
+
+def _triu(n):
+    """Upper-triangle indices of ``n x n`` and the symmetric map ``(i, j) -> packed index``."""
+    iu = np.triu_indices(n)
+    full = np.zeros((n, n), dtype=np.int32)
+    full[iu] = np.arange(iu[0].size)
+    return iu, np.maximum(full, full.T)
+
+
+def _unpack_kron(Tp, K, d):
+    """``Tp[(k<=l), (j<=m)]`` -> ``T[k, j, l, m]`` for a sum of symmetric (x) symmetric terms."""
+    _, iK = _triu(K)
+    _, id_ = _triu(d)
+    return Tp[iK[:, None, :, None], id_[None, :, None, :]]
+
+
+class UFMBlockArrow(NamedTuple):
+    """UFM block-arrow Hessian in factored form (see the module docstring for the formulas).
+
+    Fields: ``A (P, P)``; ``W (K, d)``; ``H (d, N)``; ``G (K, N)`` the per-sample logit gradients
+    over
+    ``N``; ``Pr (K, N)`` the softmax probabilities (CE) or ``None`` (MSE); ``Hc, Gc, Pc`` the same
+    zero-padded and split into chunks ``(num_chunks, ., sample_chunk)`` (CE) or ``None``;
+    ``lambda_H``; ``D_min = min_i lambda_min(D_i)``.
+    """
+
+    A: jax.Array
+    W: jax.Array
+    H: jax.Array
+    G: jax.Array
+    Pr: Optional[jax.Array]
+    Hc: Optional[jax.Array]
+    Gc: Optional[jax.Array]
+    Pc: Optional[jax.Array]
+    lambda_H: jax.Array
+    D_min: jax.Array
+
+    @property
+    def num_samples(self) -> int:
+        return self.H.shape[-1]
+
+    @property
+    def feature_dim(self) -> int:
+        return self.W.shape[1]
+
+    @property
+    def has_bias(self) -> bool:
+        K, d = self.W.shape
+        return self.A.shape[0] == K * d + K
+
+    @property
+    def diag_min(self):
+        return self.D_min
+
+    @property
+    def diag_max(self):
+        """Upper bound ``lambda_H + ||W||_2^2 / N`` of ``max_i ||D_i||_2`` (``||Hz_i||_2 <= 1``)."""
+        return self.lambda_H + jnp.linalg.norm(self.W, 2) ** 2 / self.num_samples
+
+    def count_diag_below(self, sigma):
+        """0: callers keep ``sigma < D_min`` for this structure (``D_i >= lambda_H I``)."""
+        return jnp.zeros((), jnp.int32)
+
+    # -- products with B, B^T, D in O(N K d), no per-sample matrices -----------------------------
+    def _hz(self, V):
+        """``Hz_i v_i / N`` for every column of ``V (K, N)``."""
+        N = self.num_samples
+        if self.Pr is None:
+            return V / N
+        p = self.Pr
+        pv = p * V
+        ones = jnp.ones((1, p.shape[0]), p.dtype)
+        return (pv - p * (ones @ pv)) / N  # a matmul, not a strided reduction over the K axis
+
+    def _split_theta(self, u):
+        K, d = self.W.shape
+        return u[: K * d].reshape(K, d), (u[K * d:] if self.has_bias else None)
+
+    def bt(self, u):
+        """``B_i^T u = P_i^T (u_W h_i + u_b) + u_W^T g_i`` for every sample, ``(d, N)``."""
+        uW, ub = self._split_theta(u)
+        v = uW @ self.H
+        if ub is not None:
+            v = v + ub[:, None]
+        return self.W.T @ self._hz(v) + uW.T @ self.G
+
+    def b(self, Y):
+        """``sum_i B_i y_i``: ``W`` part ``sum_i (P_i y_i) h_i^T + g_i y_i^T``, ``b`` part
+        ``sum_i P_i y_i``."""
+        Py = self._hz(self.W @ Y)
+        out = (Py @ self.H.T + self.G @ Y.T).reshape(-1)
+        if self.has_bias:
+            out = jnp.concatenate([out, jnp.sum(Py, axis=1)])
+        return out
+
+    def matvec(self, u, Y):
+        """Hessian-vector product ``(A u + sum_i B_i y_i, B_i^T u + D_i y_i)``, sharing ``W Y``."""
+        uW, ub = self._split_theta(u)
+        WY = self.W @ Y
+        Py = self._hz(WY)
+        top = (Py @ self.H.T + self.G @ Y.T).reshape(-1)
+        if self.has_bias:
+            top = jnp.concatenate([top, jnp.sum(Py, axis=1)])
+        v = WY + uW @ self.H
+        if ub is not None:
+            v = v + ub[:, None]
+        bottom = self.W.T @ self._hz(v) + uW.T @ self.G + self.lambda_H * Y
+        return self.A @ u + top, bottom
+
+    def d_apply(self, Y):
+        return self.W.T @ self._hz(self.W @ Y) + self.lambda_H * Y
+
+    def b_fro(self):
+        """``||[B_1 ... B_N]||_F`` in closed form, ``O(N K d)``."""
+        N = self.num_samples
+        K, d = self.W.shape
+        W, H, G = self.W, self.H, self.G
+        WH = W @ H
+        if self.Pr is None:
+            p2 = jnp.full((N,), jnp.sum(W**2) / N**2, W.dtype)
+            cross = jnp.sum(G * WH, axis=0) / N
+        else:
+            p = self.Pr
+            q = W.T @ p
+            p2 = (jnp.sum(W**2, axis=1) @ p**2 - 2.0 * jnp.sum(p**2 * (W @ q), axis=0)
+                  + jnp.sum(q**2, axis=0) * jnp.sum(p**2, axis=0)) / N**2
+            cross = jnp.sum(G * p * WH, axis=0) - jnp.sum(q * H, axis=0) * jnp.sum(G * p, axis=0)
+            cross = cross / N
+        tot = p2 * jnp.sum(H**2, axis=0) + d * jnp.sum(G**2, axis=0) + 2.0 * cross
+        if self.has_bias:
+            tot = tot + p2
+        return jnp.sqrt(jnp.sum(tot))
+
+    # -- Schur complement ------------------------------------------------------------------------
+    def schur(self, sigma):
+        """``S(sigma)`` and the per-sample inverses ``(D_i - sigma I)^{-1}`` (``sigma < D_min``)."""
+        K, d = self.W.shape
+        N = self.num_samples
+        dtype = self.A.dtype
+        W, H, G = self.W, self.H, self.G
+        if self.Pr is None:  # MSE: shared D_i = W^T W / N + lambda_H I, P_i = W / N
+            C = jnp.linalg.inv(W.T @ W / N + (self.lambda_H - sigma) * jnp.eye(d, dtype=dtype))
+            C = 0.5 * (C + C.T)
+            U = W @ C / N
+            R = U @ W.T / N
+            T2 = jnp.einsum("km,jl->kjlm", U, H @ G.T).reshape(K * d, K * d)
+            WW = (jnp.einsum("kl,jm->kjlm", R, H @ H.T) + jnp.einsum("kl,jm->kjlm", G @ G.T, C))
+            WW = WW.reshape(K * d, K * d) + T2 + T2.T
+            Wb1 = jnp.einsum("kl,j->kjl", R, jnp.sum(H, 1))
+            Wb2 = jnp.einsum("k,lj->kjl", jnp.sum(G, 1), U)
+            bb = N * R
+            Cinv = C
+        else:
+            WW, Wb1, Wb2, bb, Cinv = self._schur_ce(sigma)
+        if self.has_bias:
+            Wb = (Wb1 + Wb2).reshape(K * d, K)
+            T = jnp.block([[WW, Wb], [Wb.T, bb]])
+        else:
+            T = WW
+        P = self.A.shape[0]
+        S = self.A - sigma * jnp.eye(P, dtype=dtype) - T
+        return 0.5 * (S + S.T), Cinv
+
+    def _schur_ce(self, sigma):
+        K, d = self.W.shape
+        N = self.num_samples
+        W, lH = self.W, self.lambda_H
+        dtype = W.dtype
+        iuK, iud = np.triu_indices(K), np.triu_indices(d)
+        eye_d = jnp.eye(d, dtype=dtype)
+
+        def chunk(carry, xs):
+            h, g, p = xs  # (c, d), (c, K), (c, K): sample-leading inside a chunk
+            c = h.shape[0]
+            q = p @ W  # (c, d): q_i = W^T p_i
+            Pm = p[:, :, None] * (W[None] - q[:, None, :]) / N  # (c, K, d): P_i = Hz_i W / N
+            D = jnp.einsum("ck,ka,kb->cab", p, W, W) - q[:, :, None] * q[:, None, :]
+            L = jnp.linalg.cholesky(D / N + (lH - sigma) * eye_d)
+            Li = jax.lax.linalg.triangular_solve(L, jnp.broadcast_to(eye_d, L.shape),
+            left_side=True,
+                                                 lower=True)
+            C = jnp.swapaxes(Li, 1, 2) @ Li  # (D_i - sigma I)^{-1}
+            U = Pm @ C  # (c, K, d)
+            R = U @ jnp.swapaxes(Pm, 1, 2)  # (c, K, K)
+            T1, T2, T3, Wb1, Wb2, bb = carry
+            T1 = T1 + R[:, iuK[0], iuK[1]].T @ (h[:, :, None] * h[:, None, :])[:, iud[0], iud[1]]
+            T2 = T2 + U.reshape(c, K * d).T @ (h[:, :, None] * g[:, None, :]).reshape(c, d * K)
+            T3 = T3 + (g[:, :, None] * g[:, None, :])[:, iuK[0], iuK[1]].T @ C[:, iud[0], iud[1]]
+            if self.has_bias:
+                Wb1 = Wb1 + R.reshape(c, K * K).T @ h
+                Wb2 = Wb2 + g.T @ U.reshape(c, K * d)
+                bb = bb + jnp.sum(R, axis=0)
+            return (T1, T2, T3, Wb1, Wb2, bb), C
+
+        nK, nd = K * (K + 1) // 2, d * (d + 1) // 2
+        z = lambda *s: jnp.zeros(s, dtype)  # noqa: E731
+        init = (z(nK, nd), z(K * d, d * K), z(nK, nd), z(K * K, d), z(K, K * d), z(K, K))
+        (T1, T2, T3, Wb1, Wb2, bb), Cs = jax.lax.scan(chunk, init, (self.Hc, self.Gc, self.Pc))
+        T1 = _unpack_kron(T1, K, d)
+        T2 = T2.reshape(K, d, d, K).transpose(0, 2, 3, 1)  # [k, m, j, l] -> [k, j, l, m]
+        T3 = _unpack_kron(T3, K, d)
+        WW = (T1 + T2 + T2.transpose(2, 3, 0, 1) + T3).reshape(K * d, K * d)
+        Wb1 = Wb1.reshape(K, K, d).transpose(0, 2, 1)
+        Wb2 = Wb2.reshape(K, K, d).transpose(0, 2, 1)
+        return WW, Wb1, Wb2, bb, Cs
+
+    def apply_cinv(self, Cinv, Y):
+        """``(D_i - sigma I)^{-1} y_i`` for every sample, ``Cinv`` from :meth:`schur`."""
+        if Cinv.ndim == 2:
+            return Cinv @ Y
+        nc, c, d, _ = Cinv.shape
+        N = Y.shape[1]
+        Yc = _chunks(Y, c)  # (nc, c, d)
+        out = (Cinv @ Yc[..., None])[..., 0]
+        return out.reshape(nc * c, d)[:N].T
+
+
+def _chunks(X, c):
+    """``(r, N)`` -> zero-padded, sample-leading chunks ``(ceil(N / c), c, r)``."""
+    r, N = X.shape
+    nc = -(-N // c)
+    return jnp.pad(X, ((0, 0), (0, nc * c - N))).T.reshape(nc, c, r)
+
+
+def ufm_split_features(spec: UFMSpec, params: UFMParams) -> FeatureSplit:
+    """The UFM's per-sample split for the block-arrow structure: ``theta = (W, b)``, features
+    ``H``."""
+    return FeatureSplit((params.W, params.b), params.H, lambda th, F: UFMParams(th[0], F, th[1]))
+
+
+def ufm_block_arrow(spec: UFMSpec, params: UFMParams, sample_chunk: int) -> UFMBlockArrow:
+    """The UFM block-arrow structure in closed form (the system's ``block_arrow`` hook)."""
+    W, H = params.W, params.H
+    K, d = W.shape
+    N = H.shape[1]
+    if (K, d, N) != (spec.K, spec.d, spec.N):
+        raise SpecError(f"params shapes W {W.shape}, H {H.shape} do not match spec (K, d, N) = "
+                        f"({spec.K}, {spec.d}, {spec.N})")
+    dtype = W.dtype
+    lW, lH = spec.lambda_W, spec.lambda_H
+    Z = logits(params)
+    G = fit_grad(Z, spec.loss, spec.n)
+    eyeK = jnp.eye(K, dtype=dtype)
+    if spec.loss == "ce":
+        p = jax.nn.softmax(Z, axis=0)
+        c = min(sample_chunk, N)
+        Hc, Gc, Pc = _chunks(H, c), _chunks(G, c), _chunks(p, c)
+        nK, nd = K * (K + 1) // 2, d * (d + 1) // 2
+
+        iuK, iud = np.triu_indices(K), np.triu_indices(d)
+
+        def chunk(carry, xs):
+            h, pc = xs  # (c, d), (c, K)
+            hh = (h[:, :, None] * h[:, None, :])[:, iud[0], iud[1]]
+            a, b_, e, f = carry
+            return (a + pc.T @ hh, b_ + (pc[:, :, None] * pc[:, None, :])[:, iuK[0], iuK[1]].T @ hh,
+                    e + pc.T @ h, f + (pc[:, :, None] * pc[:, None, :]).reshape(-1, K * K).T @ h
+                    ), None
+
+        init = (jnp.zeros((K, nd), dtype), jnp.zeros((nK, nd), dtype), jnp.zeros((K, d), dtype),
+                jnp.zeros((K * K, d), dtype))
+        (p_hh, pp_hh, p_h, pp_h), _ = jax.lax.scan(chunk, init, (Hc, Pc))
+        _, id_ = _triu(d)
+        AWW = jnp.einsum("kl,kjm->kjlm", eyeK, p_hh[:, id_]) - _unpack_kron(pp_hh, K, d)
+        AWb = jnp.einsum("kl,kj->kjl", eyeK, p_h) - pp_h.reshape(K, K, d).transpose(0, 2, 1)
+        Abb = jnp.diag(jnp.sum(p, axis=1)) - p @ p.T
+        AWW, AWb, Abb = AWW / N, AWb / N, Abb / N
+        if d >= K:  # rank W^T Hz_i W <= K - 1 < d, so lambda_min(D_i) = lambda_H exactly
+            D_min = jnp.asarray(lH, dtype)
+        else:
+            q = p.T @ W  # (N, d)
+            D = (jnp.einsum("ik,ka,kb->iab", p.T, W, W) - q[:, :, None] * q[:, None, :]) / N
+            D_min = lH + jnp.min(jnp.linalg.eigvalsh(D))
+        Pr = p
+    else:
+        Hc = Gc = Pc = Pr = None
+        AWW = jnp.einsum("kl,jm->kjlm", eyeK, H @ H.T / N)
+        AWb = jnp.einsum("kl,j->kjl", eyeK, jnp.sum(H, axis=1) / N)
+        Abb = eyeK
+        D_min = lH + jnp.linalg.eigvalsh(W.T @ W / N)[0]
+    A = AWW.reshape(K * d, K * d) + lW * jnp.eye(K * d, dtype=dtype)
+    if spec.has_bias:
+        lb = spec.lambda_b if spec.bias == "regularized" else 0.0
+        AWb = AWb.reshape(K * d, K)
+        A = jnp.block([[A, AWb], [AWb.T, Abb + lb * eyeK]])
+    A = 0.5 * (A + A.T)
+    return UFMBlockArrow(A=A, W=W, H=H, G=G, Pr=Pr, Hc=Hc, Gc=Gc, Pc=Pc,
+                         lambda_H=jnp.asarray(lH, dtype), D_min=D_min)
+
