@@ -98,13 +98,20 @@ def matmul_gflops():
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="N = 10 .. 1000 only")
-    ap.add_argument("--ns", default=None,
-                    help="comma-separated samples per class n (N = 10 n); default 1,10,...,10000")
+    ap.add_argument(
+        "--ns",
+        default=None,
+        help="comma-separated samples per class n (N = 10 n); default 1,10,...,10000",
+    )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--matvecs", type=int, default=64, help="Lanczos Krylov depth")
-    ap.add_argument("--dense-max-n", type=int, default=None,
-                    help="largest samples-per-class n for the dense eigh (default 10, N = 100; "
-                         "n = 100 takes ~3 min)")
+    ap.add_argument(
+        "--dense-max-n",
+        type=int,
+        default=None,
+        help="largest samples-per-class n for the dense eigh (default 10, N = 100; "
+        "n = 100 takes ~3 min)",
+    )
     args = ap.parse_args(argv)
     ns = [1, 10, 100] if args.quick else [1, 10, 100, 1000, 10000]
     if args.ns:
@@ -113,13 +120,18 @@ def main(argv=None):
 
     load0 = os.getloadavg()[0]
     gf = matmul_gflops()
-    print(f"# Hessian classification scaling (K = d = {K}, CE, no bias, lW = lH = {LW:g}, "
-          "float64)\n")
-    print(f"jax {jax.__version__}, {os.cpu_count()} CPU cores, float64 matmul (2000^3, jax): "
-          f"{gf:.1f} GFLOP/s, load average {load0:.1f}, OPENBLAS_NUM_THREADS="
-          f"{os.environ.get('OPENBLAS_NUM_THREADS')}\n")
-    print("| N | point | params | block-arrow s | compile s | evals | n_neg/n_zero/n_pos "
-          "| lambda_min err | bracket | dense s | lanczos s | lanczos err | check |")
+    print(
+        f"# Hessian classification scaling (K = d = {K}, CE, no bias, lW = lH = {LW:g}, float64)\n"
+    )
+    print(
+        f"jax {jax.__version__}, {os.cpu_count()} CPU cores, float64 matmul (2000^3, jax): "
+        f"{gf:.1f} GFLOP/s, load average {load0:.1f}, OPENBLAS_NUM_THREADS="
+        f"{os.environ.get('OPENBLAS_NUM_THREADS')}\n"
+    )
+    print(
+        "| N | point | params | block-arrow s | compile s | evals | n_neg/n_zero/n_pos "
+        "| lambda_min err | bracket | dense s | lanczos s | lanczos err | check |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     spectrum = jax.jit(ufm.hessian.block_arrow_spectrum)
     dense = jax.jit(ufm.hessian.hessian_spectrum_dense)
@@ -127,9 +139,10 @@ def main(argv=None):
     for n in ns:
         spec = ufm.UFMSpec(K=K, n=n, d=D, loss="ce", lambda_W=LW, lambda_H=LH)
         for name, point, lam_ref, neg_ref, zero_ref in (
-                ("min", etf_minimum(spec), 0.0, 0, D * (D - 1) // 2),
-                ("origin", origin(spec), origin_lambda_min(spec), D * (K - 1), None),
-                ("random", ufm.init_params(spec, jax.random.key(1), scale=1.0), None, None, None)):
+            ("min", etf_minimum(spec), 0.0, 0, D * (D - 1) // 2),
+            ("origin", origin(spec), origin_lambda_min(spec), D * (K - 1), None),
+            ("random", ufm.init_params(spec, jax.random.key(1), scale=1.0), None, None, None),
+        ):
             res, t_ba, c_ba = timed(spectrum, spec, point, repeats=args.repeats)
             if lam_ref is None:  # no closed form: checked against dense where it fits
                 lam_ref = float(res.lambda_min)
@@ -151,15 +164,20 @@ def main(argv=None):
                 err = float("nan")  # no independent reference: the certified bracket is reported
             m = min(args.matvecs, spec.num_params)
             lz, t_lz, _ = timed(lanczos, spec, point, jax.random.key(0), m, repeats=1)
-            print(f"| {spec.N} | {name} | {spec.num_params} | {t_ba:.3f} | {c_ba:.1f} | "
-                  f"{int(res.num_iters)} | {int(res.n_neg)}/{int(res.n_zero)}/{int(res.n_pos)} | "
-                  f"{err:.1e} | {float(res.lambda_min - res.lambda_min_lower):.1e} | {t_dense} | "
-                  f"{t_lz:.3f} | {abs(float(lz.lambda_min) - lam_ref):.1e} | "
-                  f"{'ok' if ok else 'MISMATCH'} |", flush=True)
-    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}. Lanczos: {args.matvecs} matvecs, "
-          "full reorthogonalisation, no inertia; 'lanczos err' = |Ritz lambda_min - exact| "
-          "(exact = closed form, or block-arrow for 'random'); 'lambda_min err' for 'random' is "
-          "against dense eigh ('nan' where no dense run).")
+            print(
+                f"| {spec.N} | {name} | {spec.num_params} | {t_ba:.3f} | {c_ba:.1f} | "
+                f"{int(res.num_iters)} | {int(res.n_neg)}/{int(res.n_zero)}/{int(res.n_pos)} | "
+                f"{err:.1e} | {float(res.lambda_min - res.lambda_min_lower):.1e} | {t_dense} | "
+                f"{t_lz:.3f} | {abs(float(lz.lambda_min) - lam_ref):.1e} | "
+                f"{'ok' if ok else 'MISMATCH'} |",
+                flush=True,
+            )
+    print(
+        f"\nload average at the end: {os.getloadavg()[0]:.1f}. Lanczos: {args.matvecs} matvecs, "
+        "full reorthogonalisation, no inertia; 'lanczos err' = |Ritz lambda_min - exact| "
+        "(exact = closed form, or block-arrow for 'random'); 'lambda_min err' for 'random' is "
+        "against dense eigh ('nan' where no dense run)."
+    )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,15 @@ def main():
     p0 = ufm.init_batch(spec, jax.random.key(0), a.seeds)
     out = {}
     for block in (None, "auto"):
-        run = lambda: ufm.optimize(spec, p0, optimizer=ufm.gd(0.5), max_steps=a.steps, tol=0.0,  # noqa: E731
-                                   chunk=a.steps // 2, seed_block=block)
+        run = lambda: ufm.optimize(
+            spec,
+            p0,
+            optimizer=ufm.gd(0.5),
+            max_steps=a.steps,
+            tol=0.0,  # noqa: E731
+            chunk=a.steps // 2,
+            seed_block=block,
+        )
         jax.block_until_ready(run().params)  # compile
         times = []
         for _ in range(3):
@@ -39,11 +46,17 @@ def main():
             jax.block_until_ready(res.params)
             times.append(time.perf_counter() - t)
         out[block] = res
-        print(f"seed_block={block!s:>5}: best {min(times):.2f} s, all {np.round(times, 2).tolist()} "
-              f"({a.seeds} seeds x {a.steps} steps, {a.loss}, n = {a.n})")
-    same = all(np.array_equal(np.asarray(x), np.asarray(y))
-               for x, y in zip(jax.tree_util.tree_leaves(out[None].params),
-                               jax.tree_util.tree_leaves(out["auto"].params)))
+        print(
+            f"seed_block={block!s:>5}: best {min(times):.2f} s, all {np.round(times, 2).tolist()} "
+            f"({a.seeds} seeds x {a.steps} steps, {a.loss}, n = {a.n})"
+        )
+    same = all(
+        np.array_equal(np.asarray(x), np.asarray(y))
+        for x, y in zip(
+            jax.tree_util.tree_leaves(out[None].params),
+            jax.tree_util.tree_leaves(out["auto"].params),
+        )
+    )
     print("identical parameters:", same)
 
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import resource
@@ -54,32 +53,57 @@ import time
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="a ~1 minute version (n=10, S in 1,100)")
     p.add_argument("--losses", default="ce,mse")
     p.add_argument("--K", type=int, default=10)
     p.add_argument("--d", type=int, default=10)
     p.add_argument("--n", default=None, help="samples per class, comma list (default 10,100)")
-    p.add_argument("--seeds", default=None,
-                   help="seed counts S, comma list (default 1,10,100,1000)")
+    p.add_argument(
+        "--seeds", default=None, help="seed counts S, comma list (default 1,10,100,1000)"
+    )
     p.add_argument("--dtypes", default="float32,float64")
     p.add_argument("--lam", type=float, default=5e-3, help="lambda_W = lambda_H")
     p.add_argument("--lr", type=float, default=0.5, help="gradient-descent learning rate")
-    p.add_argument("--max-steps", type=int, default=None,
-                   help="largest step count T per timed run (default 1000; quick 200)")
-    p.add_argument("--target-gflop", type=float, default=None,
-                   help="estimated work per timed run; T = clip(work / (S flops_per_step)) "
-                        "(default 4; quick 1)")
-    p.add_argument("--min-time", type=float, default=None,
-                   help="repeat a timed run until this many seconds are spent (best run kept)")
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="largest step count T per timed run (default 1000; quick 200)",
+    )
+    p.add_argument(
+        "--target-gflop",
+        type=float,
+        default=None,
+        help="estimated work per timed run; T = clip(work / (S flops_per_step)) "
+        "(default 4; quick 1)",
+    )
+    p.add_argument(
+        "--min-time",
+        type=float,
+        default=None,
+        help="repeat a timed run until this many seconds are spent (best run kept)",
+    )
     p.add_argument("--repeats", type=int, default=None, help="at most this many timed runs")
-    p.add_argument("--torch-seeds", type=int, default=None,
-                   help="seeds timed for the per-seed torch loop (default 4; quick 2)")
-    p.add_argument("--torch-steps", type=int, default=None,
-                   help="steps per seed timed for the per-seed torch loop (default 200; quick 100)")
-    p.add_argument("--torch-threads", default=None,
-                   help="torch thread counts tried, best kept (default: 1 and --threads)")
+    p.add_argument(
+        "--torch-seeds",
+        type=int,
+        default=None,
+        help="seeds timed for the per-seed torch loop (default 4; quick 2)",
+    )
+    p.add_argument(
+        "--torch-steps",
+        type=int,
+        default=None,
+        help="steps per seed timed for the per-seed torch loop (default 200; quick 100)",
+    )
+    p.add_argument(
+        "--torch-threads",
+        default=None,
+        help="torch thread counts tried, best kept (default: 1 and --threads)",
+    )
     p.add_argument("--no-torch-batched", action="store_true")
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--threads", type=int, default=None, help="threads for XLA, BLAS and torch")
@@ -98,8 +122,9 @@ def parse_args(argv=None):
     a.torch_seeds = a.torch_seeds or (2 if q else 4)
     a.threads = a.threads or os.cpu_count()
     a.torch_steps = a.torch_steps or (100 if q else 200)
-    a.torch_threads = sorted(set(_ints(a.torch_threads))) if a.torch_threads else sorted(
-        {1, a.threads})
+    a.torch_threads = (
+        sorted(set(_ints(a.torch_threads))) if a.torch_threads else sorted({1, a.threads})
+    )
     return a
 
 
@@ -157,8 +182,10 @@ def steps_for(S: int, fps: int, args) -> tuple[int, int]:
     to 250 steps (so the warm-up call, one chunk, costs at most half a timed run).
     """
     want = args.target_gflop * 1e9 / (S * fps)
-    candidates = sorted({args.max_steps, *(t for t in (1000, 500, 250, 100, 50, 20)
-                                           if t <= args.max_steps)}, reverse=True)
+    candidates = sorted(
+        {args.max_steps, *(t for t in (1000, 500, 250, 100, 50, 20) if t <= args.max_steps)},
+        reverse=True,
+    )
     T = next((t for t in candidates if t <= want), candidates[-1])
     if T % 250 == 0 and T > 250:
         return T, 250
@@ -294,8 +321,7 @@ def memory_child(arg: str) -> None:
     for start in range(0, S, per_call):
         seeds = np.arange(start, min(S, start + per_call))
         p0 = ufm.init_batch(spec, key, seeds=seeds)
-        res = ufm.optimize(spec, p0, optimizer=ufm.gd(0.5), max_steps=T, tol=0.0,
-                           chunk=min(T, 10))
+        res = ufm.optimize(spec, p0, optimizer=ufm.gd(0.5), max_steps=T, tol=0.0, chunk=min(T, 10))
         losses.append(np.asarray(res.loss))  # keep only per-seed scalars, as a sweep store does
         del p0, res
     wall = time.perf_counter() - t0
@@ -303,10 +329,20 @@ def memory_child(arg: str) -> None:
     # address space only. They agree when the parent was small at spawn (it is: the parent
     # runs these children before it imports jax or torch).
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"S": S, "per_call": per_call, "T": T, "rss_after_import_mib": rss0,
-                      "peak_rss_mib": peak, "vm_hwm_mib": _proc_status_mib("VmHWM"),
-                      "wall_s": wall,
-                      "param_mib_per_call": per_call * spec.num_params * 8 / 2**20}))
+    print(
+        json.dumps(
+            {
+                "S": S,
+                "per_call": per_call,
+                "T": T,
+                "rss_after_import_mib": rss0,
+                "peak_rss_mib": peak,
+                "vm_hwm_mib": _proc_status_mib("VmHWM"),
+                "wall_s": wall,
+                "param_mib_per_call": per_call * spec.num_params * 8 / 2**20,
+            }
+        )
+    )
 
 
 def memory_table(args):
@@ -316,9 +352,19 @@ def memory_table(args):
     rows = []
     for S, per_call in runs:
         out = subprocess.run(
-            [sys.executable, os.path.abspath(__file__), "--memory-child", f"{S},{per_call},{T}",
-             "--threads", str(args.threads)],
-            capture_output=True, text=True, env=os.environ.copy(), check=True)
+            [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--memory-child",
+                f"{S},{per_call},{T}",
+                "--threads",
+                str(args.threads),
+            ],
+            capture_output=True,
+            text=True,
+            env=os.environ.copy(),
+            check=True,
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"memory: {rows[-1]}", file=sys.stderr, flush=True)
     return rows
@@ -387,8 +433,10 @@ def main(argv=None):
             pass
     except ImportError:
         torch = None
-        print("torch is not installed: the torch columns are skipped "
-              "(pip install -e '.[torch]')", file=sys.stderr)
+        print(
+            "torch is not installed: the torch columns are skipped (pip install -e '.[torch]')",
+            file=sys.stderr,
+        )
 
     info = machine_info(threads_info, torch)
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
@@ -443,10 +491,17 @@ def main(argv=None):
                 f_loop = np.array(torch_loop(torch, W0, H0, lab, Y, loss, lam, lr, T_check))
                 f_bat = np.array(torch_batched(torch, W0, H0, lab, Y, loss, lam, lr, T_check))
                 f_ufm = np.asarray(res.loss)
-                check.append({"loss": loss, "n": n, "T": T_check, "seeds": 3,
-                              "ufm_final_loss": f_ufm.tolist(),
-                              "max_abs_diff_loop": float(np.max(np.abs(f_ufm - f_loop))),
-                              "max_abs_diff_batched": float(np.max(np.abs(f_ufm - f_bat)))})
+                check.append(
+                    {
+                        "loss": loss,
+                        "n": n,
+                        "T": T_check,
+                        "seeds": 3,
+                        "ufm_final_loss": f_ufm.tolist(),
+                        "max_abs_diff_loop": float(np.max(np.abs(f_ufm - f_loop))),
+                        "max_abs_diff_batched": float(np.max(np.abs(f_ufm - f_bat))),
+                    }
+                )
         log("equivalence:", [(c["loss"], c["n"], c["max_abs_diff_loop"]) for c in check])
 
     # 3. throughput
@@ -467,10 +522,21 @@ def main(argv=None):
                     t_ufm, reps = best_time(lambda: run(T), args.repeats, args.min_time)
                     compile_s = max(warm - t_ufm * chunk / T, 0.0)
                     rate = S * T / t_ufm
-                    row = {"loss": loss, "n": n, "N": N, "dtype": dtype, "S": S, "T": T,
-                           "chunk": chunk, "flops_per_seed_step": fps,
-                           "ufm_compile_s": compile_s, "ufm_time_s": t_ufm, "ufm_repeats": reps,
-                           "ufm_seed_steps_per_s": rate, "ufm_gflops": rate * fps / 1e9}
+                    row = {
+                        "loss": loss,
+                        "n": n,
+                        "N": N,
+                        "dtype": dtype,
+                        "S": S,
+                        "T": T,
+                        "chunk": chunk,
+                        "flops_per_seed_step": fps,
+                        "ufm_compile_s": compile_s,
+                        "ufm_time_s": t_ufm,
+                        "ufm_repeats": reps,
+                        "ufm_seed_steps_per_s": rate,
+                        "ufm_gflops": rate * fps / 1e9,
+                    }
                     if torch is not None:
                         lab, Y = torch_targets(n, dtype)
                         ck = (loss, n, dtype)
@@ -479,8 +545,11 @@ def main(argv=None):
                             Wt, Ht = to_torch(pt)
                             Tt = args.torch_steps
                             t_loop, th = torch_best(
-                                lambda steps: torch_loop(torch, Wt, Ht, lab, Y, loss, lam, lr,
-                                                         steps), Tt)
+                                lambda steps: torch_loop(
+                                    torch, Wt, Ht, lab, Y, loss, lam, lr, steps
+                                ),
+                                Tt,
+                            )
                             torch_loop_rate[ck] = (Wt.shape[0] * Tt / t_loop, th)
                         rl, th = torch_loop_rate[ck]
                         row["torch_loop_seed_steps_per_s"] = rl
@@ -489,17 +558,28 @@ def main(argv=None):
                         if not args.no_torch_batched:
                             Wt, Ht = to_torch(p0)
                             t_b, th = torch_best(
-                                lambda steps: torch_batched(torch, Wt, Ht, lab, Y, loss, lam, lr,
-                                                            steps), T)
+                                lambda steps: torch_batched(
+                                    torch, Wt, Ht, lab, Y, loss, lam, lr, steps
+                                ),
+                                T,
+                            )
                             row["torch_batched_seed_steps_per_s"] = S * T / t_b
                             row["torch_batched_threads"] = th
                             row["ratio_ufm_over_torch_batched"] = rate / (S * T / t_b)
                     rows.append(row)
-                    log(f"{loss} n={n} {dtype} S={S} T={T}: ufm {rate:,.0f} seed-steps/s"
-                        + (f", torch loop {row['torch_loop_seed_steps_per_s']:,.0f}"
-                           if "torch_loop_seed_steps_per_s" in row else "")
-                        + (f", torch batched {row['torch_batched_seed_steps_per_s']:,.0f}"
-                           if "torch_batched_seed_steps_per_s" in row else ""))
+                    log(
+                        f"{loss} n={n} {dtype} S={S} T={T}: ufm {rate:,.0f} seed-steps/s"
+                        + (
+                            f", torch loop {row['torch_loop_seed_steps_per_s']:,.0f}"
+                            if "torch_loop_seed_steps_per_s" in row
+                            else ""
+                        )
+                        + (
+                            f", torch batched {row['torch_batched_seed_steps_per_s']:,.0f}"
+                            if "torch_batched_seed_steps_per_s" in row
+                            else ""
+                        )
+                    )
 
     # the matmul rate again at the end: the best of both is the machine's rate during the run
     mm_end = matmul_rates(jax, jnp, np, torch)
@@ -514,10 +594,20 @@ def main(argv=None):
     print(render(info, args, mm, check, rows, mem))
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"machine": info, "args": {k: v for k, v in vars(args).items()},
-                       "matmul_gflops": mm, "matmul_gflops_start": mm_start,
-                       "matmul_gflops_end": mm_end, "equivalence": check, "throughput": rows,
-                       "memory": mem}, fh, indent=1)
+            json.dump(
+                {
+                    "machine": info,
+                    "args": {k: v for k, v in vars(args).items()},
+                    "matmul_gflops": mm,
+                    "matmul_gflops_start": mm_start,
+                    "matmul_gflops_end": mm_end,
+                    "equivalence": check,
+                    "throughput": rows,
+                    "memory": mem,
+                },
+                fh,
+                indent=1,
+            )
     bad = [c for c in check if max(c["max_abs_diff_loop"], c["max_abs_diff_batched"]) > 1e-10]
     if bad:
         print(f"\nWARNING: float64 final losses differ by more than 1e-10: {bad}", file=sys.stderr)
@@ -539,20 +629,29 @@ def _th(row, key):
 
 def render(info, args, mm, check, rows, mem) -> str:
     L = []
-    L.append(f"Machine: {info['cpu']}, {info['cores']} cores; load average "
-             f"{', '.join(f'{x:.2f}' for x in info['load_average_start'])} (start), "
-             f"{', '.join(f'{x:.2f}' for x in info['load_average_end'])} (end).")
-    L.append(f"Versions: python {info['python']}, jax {info['jax']}, jaxlib {info['jaxlib']}, "
-             f"optax {info['optax']}, numpy {info['numpy']}, "
-             f"torch {info['torch'] or 'not installed'}.")
-    L.append(f"Threads: XLA_FLAGS=`{info['XLA_FLAGS']}`, OMP/OPENBLAS/MKL_NUM_THREADS="
-             f"{info['OMP/OPENBLAS/MKL_NUM_THREADS']}, torch.get_num_threads()="
-             f"{info['torch_threads']}.")
-    L.append(f"Problem: bias-free UFM, K={args.K}, d={args.d}, lambda_W=lambda_H={args.lam}, "
-             f"full-batch GD lr={args.lr}, tol=0 (no early stop).")
+    L.append(
+        f"Machine: {info['cpu']}, {info['cores']} cores; load average "
+        f"{', '.join(f'{x:.2f}' for x in info['load_average_start'])} (start), "
+        f"{', '.join(f'{x:.2f}' for x in info['load_average_end'])} (end)."
+    )
+    L.append(
+        f"Versions: python {info['python']}, jax {info['jax']}, jaxlib {info['jaxlib']}, "
+        f"optax {info['optax']}, numpy {info['numpy']}, "
+        f"torch {info['torch'] or 'not installed'}."
+    )
+    L.append(
+        f"Threads: XLA_FLAGS=`{info['XLA_FLAGS']}`, OMP/OPENBLAS/MKL_NUM_THREADS="
+        f"{info['OMP/OPENBLAS/MKL_NUM_THREADS']}, torch.get_num_threads()="
+        f"{info['torch_threads']}."
+    )
+    L.append(
+        f"Problem: bias-free UFM, K={args.K}, d={args.d}, lambda_W=lambda_H={args.lam}, "
+        f"full-batch GD lr={args.lr}, tol=0 (no early stop)."
+    )
     L.append("")
-    L.append("Matmul rate, 2048 x 2048 (GFLOP/s; best of 3 at the start and 3 at the end of the "
-             "run):")
+    L.append(
+        "Matmul rate, 2048 x 2048 (GFLOP/s; best of 3 at the start and 3 at the end of the run):"
+    )
     L.append("")
     L.append("| library | float32 | float64 |")
     L.append("|---|---:|---:|")
@@ -561,26 +660,36 @@ def render(info, args, mm, check, rows, mem) -> str:
             L.append(f"| {lib} | {mm[lib + ' float32']:.1f} | {mm[lib + ' float64']:.1f} |")
     if check:
         L.append("")
-        L.append("Same computation (float64, 3 seeds, ufm's initial point copied into torch, "
-                 f"{check[0]['T']} GD steps): max |final loss difference|")
+        L.append(
+            "Same computation (float64, 3 seeds, ufm's initial point copied into torch, "
+            f"{check[0]['T']} GD steps): max |final loss difference|"
+        )
         L.append("")
         L.append("| loss | n | ufm vs torch loop | ufm vs torch batched |")
         L.append("|---|---:|---:|---:|")
         for c in check:
-            L.append(f"| {c['loss']} | {c['n']} | {c['max_abs_diff_loop']:.1e} | "
-                     f"{c['max_abs_diff_batched']:.1e} |")
+            L.append(
+                f"| {c['loss']} | {c['n']} | {c['max_abs_diff_loop']:.1e} | "
+                f"{c['max_abs_diff_batched']:.1e} |"
+            )
     L.append("")
     torch_note = (
         f" The torch loop is timed on {args.torch_seeds} seeds x {args.torch_steps} steps (its "
         "cost per seed does not depend on S); both torch columns run at the faster (on a short "
         f"probe) of torch thread counts {args.torch_threads} (threads used in brackets)."
-        if info["torch"] else " torch is not installed: its columns are n/a.")
-    L.append("Throughput in seed-steps per second (higher is better; steady state, best of up to "
-             f"{args.repeats} runs).{torch_note} GFLOP/s from the FLOP model in `flops_per_step`; "
-             "'% peak' is of the best 2048 x 2048 matmul rate above in the same dtype.")
+        if info["torch"]
+        else " torch is not installed: its columns are n/a."
+    )
+    L.append(
+        "Throughput in seed-steps per second (higher is better; steady state, best of up to "
+        f"{args.repeats} runs).{torch_note} GFLOP/s from the FLOP model in `flops_per_step`; "
+        "'% peak' is of the best 2048 x 2048 matmul rate above in the same dtype."
+    )
     L.append("")
-    L.append("| loss | n | dtype | S | T | ufm compile s | ufm | ufm GFLOP/s | % peak | "
-             "torch loop | ufm / torch loop | torch batched | ufm / torch batched |")
+    L.append(
+        "| loss | n | dtype | S | T | ufm compile s | ufm | ufm GFLOP/s | % peak | "
+        "torch loop | ufm / torch loop | torch batched | ufm / torch batched |"
+    )
     L.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         L.append(
@@ -590,20 +699,27 @@ def render(info, args, mm, check, rows, mem) -> str:
             f"{_fmt(r.get('torch_loop_seed_steps_per_s'))}{_th(r, 'torch_loop_threads')} | "
             f"{_fmt(r.get('ratio_ufm_over_torch_loop'))} | "
             f"{_fmt(r.get('torch_batched_seed_steps_per_s'))}{_th(r, 'torch_batched_threads')} | "
-            f"{_fmt(r.get('ratio_ufm_over_torch_batched'))} |")
+            f"{_fmt(r.get('ratio_ufm_over_torch_batched'))} |"
+        )
     if mem:
         L.append("")
-        L.append("Peak RSS of `ufm.optimize` runs (K=10, d=10, n=10, CE, float64, fresh "
-                 "subprocess each; `per call` seeds go into one `ufm.optimize` call):")
+        L.append(
+            "Peak RSS of `ufm.optimize` runs (K=10, d=10, n=10, CE, float64, fresh "
+            "subprocess each; `per call` seeds go into one `ufm.optimize` call):"
+        )
         L.append("")
-        L.append("| seeds S | per call | steps | RSS after import MiB | peak RSS MiB (ru_maxrss) | "
-                 "VmHWM MiB | params per call MiB | wall s |")
+        L.append(
+            "| seeds S | per call | steps | RSS after import MiB | peak RSS MiB (ru_maxrss) | "
+            "VmHWM MiB | params per call MiB | wall s |"
+        )
         L.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
         f = lambda x: "n/a" if x is None else f"{x:.0f}"  # noqa: E731
         for m in mem:
-            L.append(f"| {m['S']} | {m['per_call']} | {m['T']} | {f(m['rss_after_import_mib'])} | "
-                     f"{m['peak_rss_mib']:.0f} | {f(m['vm_hwm_mib'])} | "
-                     f"{m['param_mib_per_call']:.1f} | {m['wall_s']:.1f} |")
+            L.append(
+                f"| {m['S']} | {m['per_call']} | {m['T']} | {f(m['rss_after_import_mib'])} | "
+                f"{m['peak_rss_mib']:.0f} | {f(m['vm_hwm_mib'])} | "
+                f"{m['param_mib_per_call']:.1f} | {m['wall_s']:.1f} |"
+            )
     return "\n".join(L)
 
 

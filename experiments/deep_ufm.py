@@ -46,7 +46,6 @@ import argparse
 import dataclasses
 import functools
 import json
-import math
 import os
 import sys
 import time
@@ -86,9 +85,18 @@ class Config:
 
     @classmethod
     def fast_defaults(cls, **kw):
-        base = dict(fast=True, seeds=4, steps=10_000, sweep_seeds=3, sweep_steps=4_000,
-                    record_every=500, rank_lambdas=(2e-3, 6e-3), widths=(10, 30), small_K=(3,),
-                    binary_L=(3,))
+        base = dict(
+            fast=True,
+            seeds=4,
+            steps=10_000,
+            sweep_seeds=3,
+            sweep_steps=4_000,
+            record_every=500,
+            rank_lambdas=(2e-3, 6e-3),
+            widths=(10, 30),
+            small_K=(3,),
+            binary_L=(3,),
+        )
         base.update(kw)
         return cls(**base)
 
@@ -100,7 +108,7 @@ def _ufm():
     return ufm
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _recorder(tau: float, metrics: bool):
     """A stable ``record`` function for ``ufm.optimize`` (static argument: cached per setting)."""
     ufm = _ufm()
@@ -117,8 +125,17 @@ def _recorder(tau: float, metrics: bool):
 
 def _spec(cfg: Config, **kw):
     ufm = _ufm()
-    args = dict(K=cfg.K, n=cfg.n, L=cfg.L, widths=cfg.width, activation="relu", loss="mse",
-                lambda_H1=cfg.lam, lambda_W=cfg.lam, dtype=cfg.dtype)
+    args = dict(
+        K=cfg.K,
+        n=cfg.n,
+        L=cfg.L,
+        widths=cfg.width,
+        activation="relu",
+        loss="mse",
+        lambda_H1=cfg.lam,
+        lambda_W=cfg.lam,
+        dtype=cfg.dtype,
+    )
     args.update(kw)
     if "lam" in args:
         lam = args.pop("lam")
@@ -133,8 +150,16 @@ def run(cfg: Config, spec, seeds: int, steps: int, record=None, key_offset: int 
     p0 = jax.jit(lambda k: ufm.init_batch(spec, k, seeds))(key)
     every = min(cfg.record_every, steps)
     chunk = max(every, (min(10_000, steps) // every) * every)
-    return ufm.optimize(spec, p0, optimizer=ufm.make_optimizer(cfg.optimizer, lr or cfg.lr), max_steps=steps,
-                        tol=1e-10, chunk=chunk, record_every=every, record=record)
+    return ufm.optimize(
+        spec,
+        p0,
+        optimizer=ufm.make_optimizer(cfg.optimizer, lr or cfg.lr),
+        max_steps=steps,
+        tol=1e-10,
+        chunk=chunk,
+        record_every=every,
+        record=record,
+    )
 
 
 def final_metrics(spec, params, tau: float) -> dict:
@@ -189,10 +214,16 @@ def fig2(cfg: Config) -> dict:
     m = final_metrics(spec, res.params, cfg.tau)
     spectra = class_mean_spectra(spec, res.params)
     kind = classify(spec, res, m, l_dnc)
-    np.savez(os.path.join(cfg.out, "fig2.npz"), steps=res.trace_steps, loss=res.trace["loss"],
-             l_dnc=l_dnc, l_srg=l_srg, final_loss=loss,
-             **{f"trace_{k}": v for k, v in res.trace.items() if k != "loss"},
-             **{f"sv_H{l + 1}": s for l, s in enumerate(spectra)})
+    np.savez(
+        os.path.join(cfg.out, "fig2.npz"),
+        steps=res.trace_steps,
+        loss=res.trace["loss"],
+        l_dnc=l_dnc,
+        l_srg=l_srg,
+        final_loss=loss,
+        **{f"trace_{k}": v for k, v in res.trace.items() if k != "loss"},
+        **{f"sv_H{l + 1}": s for l, s in enumerate(spectra)},
+    )
 
     fig, ax = plt.subplots(1, 3, figsize=(15, 4))
     t, tr = res.trace_steps, res.trace["loss"]
@@ -203,28 +234,64 @@ def fig2(cfg: Config) -> dict:
     ax[0].axhline(l_dnc, color="C3", ls="--", label=f"$L_{{DNC}}$ = {l_dnc:.4f}")
     ax[0].axhline(l_srg, color="C2", ls=":", label=f"$L_{{SRG}}$ = {l_srg:.4f} (upper bound)")
     ax[0].set_ylim(min(tr[-1].min(), l_srg) * 0.95, l_dnc * 1.25)
-    ax[0].set(xlabel="iteration", ylabel="loss", title=f"K={spec.K}, L={spec.L}, $\\lambda$={cfg.lam}")
+    ax[0].set(
+        xlabel="iteration", ylabel="loss", title=f"K={spec.K}, L={spec.L}, $\\lambda$={cfg.lam}"
+    )
     ax[0].legend(fontsize=8)
     for l in range(1, spec.L + 1):
-        ax[1].semilogy(t, np.median(res.trace[f"dnc1_quot_H{l}"], axis=1), color=f"C{l - 1}", label=f"$H_{l}$")
-        ax[1].semilogy(t, np.median(res.trace[f"dnc1_pinv_H{l}"], axis=1), color=f"C{l - 1}", ls=":", lw=0.8)
-    ax[1].set(xlabel="iteration", ylabel="DNC1 (median over seeds)",
-              title="DNC1 per layer: Tr$\\Sigma_W$/Tr$\\Sigma_B$ (solid), Tr($\\Sigma_W\\Sigma_B^+$)/K (dotted)")
+        ax[1].semilogy(
+            t, np.median(res.trace[f"dnc1_quot_H{l}"], axis=1), color=f"C{l - 1}", label=f"$H_{l}$"
+        )
+        ax[1].semilogy(
+            t, np.median(res.trace[f"dnc1_pinv_H{l}"], axis=1), color=f"C{l - 1}", ls=":", lw=0.8
+        )
+    ax[1].set(
+        xlabel="iteration",
+        ylabel="DNC1 (median over seeds)",
+        title="DNC1 per layer: Tr$\\Sigma_W$/Tr$\\Sigma_B$ (solid), Tr($\\Sigma_W\\Sigma_B^+$)/K (dotted)",
+    )
     ax[1].legend(fontsize=8)
     for l, s in enumerate(spectra):
-        ax[2].semilogy(np.arange(1, s.shape[1] + 1) + 0.12 * l, (s / s[:, :1]).T, "o-", ms=3, lw=0.5,
-                       color=f"C{l}", label=[f"$H_{l + 1}$"] + [None] * (s.shape[0] - 1))
+        ax[2].semilogy(
+            np.arange(1, s.shape[1] + 1) + 0.12 * l,
+            (s / s[:, :1]).T,
+            "o-",
+            ms=3,
+            lw=0.5,
+            color=f"C{l}",
+            label=[f"$H_{l + 1}$"] + [None] * (s.shape[0] - 1),
+        )
     ax[2].axhline(cfg.tau, color="k", ls=":", lw=0.8)
-    ax[2].set(xlabel="index i", ylabel="$\\sigma_i / \\sigma_1$ of class means",
-              title="class-mean spectra at the end", ylim=(1e-8, 2))
+    ax[2].set(
+        xlabel="index i",
+        ylabel="$\\sigma_i / \\sigma_1$ of class means",
+        title="class-mean spectra at the end",
+        ylim=(1e-8, 2),
+    )
     ax[2].legend(fontsize=8)
     png = _savefig(fig, cfg, "fig2")
     ranks = {f"H{l}": m[f"rank_H{l}"].tolist() for l in range(1, spec.L + 1)}
-    return dict(png=png, l_dnc=l_dnc, l_srg=l_srg, final_loss=_f(loss), grad_norm=_f(res.grad_norm),
-                below_dnc=int(np.sum(loss < l_dnc)), below_srg=int(np.sum(loss < l_srg)),
-                low_rank=int(np.sum([min(ranks[f"H{l}"][i] for l in range(1, spec.L)) < spec.K
-                                     for i in range(cfg.seeds)])),
-                kind=kind.tolist(), ranks=ranks, status=res.status_counts(), wall_s=res.wall_time)
+    return dict(
+        png=png,
+        l_dnc=l_dnc,
+        l_srg=l_srg,
+        final_loss=_f(loss),
+        grad_norm=_f(res.grad_norm),
+        below_dnc=int(np.sum(loss < l_dnc)),
+        below_srg=int(np.sum(loss < l_srg)),
+        low_rank=int(
+            np.sum(
+                [
+                    min(ranks[f"H{l}"][i] for l in range(1, spec.L)) < spec.K
+                    for i in range(cfg.seeds)
+                ]
+            )
+        ),
+        kind=kind.tolist(),
+        ranks=ranks,
+        status=res.status_counts(),
+        wall_s=res.wall_time,
+    )
 
 
 # -- Fig. 3 ---------------------------------------------------------------------------------------
@@ -240,7 +307,9 @@ def fig3_ratio(cfg: Config) -> dict:
         loss_ratio, c_ratio = [], []
         for r in rs:
             K = int(r * (r - 1) // 2)
-            spec = _spec(cfg, K=K, L=L, widths=tuple([int(r)] * (L - 1) + [K]), lam=cfg.ratio_lambda)
+            spec = _spec(
+                cfg, K=K, L=L, widths=tuple([int(r)] * (L - 1) + [K]), lam=cfg.ratio_lambda
+            )
             loss_ratio.append(float(ufm.deep.srg_loss(spec)) / float(ufm.deep.dnc_loss(spec)))
             c_ratio.append(ufm.deep.srg_ratio(int(r), L))
         ax[0].plot(rs, loss_ratio, "o-", label=f"L={L}")
@@ -252,8 +321,11 @@ def fig3_ratio(cfg: Config) -> dict:
         a.legend()
     ax[0].set(ylabel="$L_{SRG}/L_{DNC}$", title=f"n={cfg.n}, $\\lambda$={cfg.ratio_lambda}")
     ax[1].set(ylabel="$c_{SRG}/c_{DNC}$", title="ratio of the constants (n, $\\lambda$ free)")
-    np.savez(os.path.join(cfg.out, "fig3_ratio.npz"), r=rs,
-             **{f"{k}_{kk}": np.array(vv) for k, v in out.items() for kk, vv in v.items()})
+    np.savez(
+        os.path.join(cfg.out, "fig3_ratio.npz"),
+        r=rs,
+        **{f"{k}_{kk}": np.array(vv) for k, v in out.items() for kk, vv in v.items()},
+    )
     out["png"] = _savefig(fig, cfg, "fig3_ratio")
     out["r"] = rs.tolist()
     return out
@@ -272,21 +344,34 @@ def fig3_rank(cfg: Config) -> dict:
         m = final_metrics(spec, res.params, cfg.tau)
         per_layer = [float(m[f"rank_H{l}"].mean()) for l in range(1, spec.L + 1)]
         l_dnc = float(ufm.deep.dnc_loss(spec))
-        rows.append(dict(lam=lam, mean_rank_per_layer=per_layer,
-                         mean_rank_hidden=float(np.mean(per_layer[:-1])),
-                         below_dnc=int(np.sum(np.asarray(res.loss) < l_dnc)), l_dnc=l_dnc,
-                         final_loss=_f(res.loss), grad_norm_max=float(np.max(res.grad_norm)),
-                         status=res.status_counts()))
+        rows.append(
+            dict(
+                lam=lam,
+                mean_rank_per_layer=per_layer,
+                mean_rank_hidden=float(np.mean(per_layer[:-1])),
+                below_dnc=int(np.sum(np.asarray(res.loss) < l_dnc)),
+                l_dnc=l_dnc,
+                final_loss=_f(res.loss),
+                grad_norm_max=float(np.max(res.grad_norm)),
+                status=res.status_counts(),
+            )
+        )
     fig, ax = plt.subplots(figsize=(5, 4))
     lams = [r["lam"] for r in rows]
     for l in range(cfg.L):
         ax.plot(lams, [r["mean_rank_per_layer"][l] for r in rows], "o-", label=f"$H_{l + 1}$")
     ax.plot(lams, [r["mean_rank_hidden"] for r in rows], "k--", label="mean over $H_1..H_{L-1}$")
-    ax.set(xlabel="weight decay $\\lambda$", ylabel=f"average rank (tau={cfg.tau})",
-           title=f"K={cfg.K}, L={cfg.L}, {cfg.sweep_seeds} seeds, {cfg.sweep_steps} steps")
+    ax.set(
+        xlabel="weight decay $\\lambda$",
+        ylabel=f"average rank (tau={cfg.tau})",
+        title=f"K={cfg.K}, L={cfg.L}, {cfg.sweep_seeds} seeds, {cfg.sweep_steps} steps",
+    )
     ax.legend(fontsize=8)
-    np.savez(os.path.join(cfg.out, "fig3_rank.npz"), lam=np.array(lams),
-             rank=np.array([r["mean_rank_per_layer"] for r in rows]))
+    np.savez(
+        os.path.join(cfg.out, "fig3_rank.npz"),
+        lam=np.array(lams),
+        rank=np.array([r["mean_rank_per_layer"] for r in rows]),
+    )
     return dict(rows=rows, png=_savefig(fig, cfg, "fig3_rank"), wall_s=wall)
 
 
@@ -303,18 +388,36 @@ def fig3_width(cfg: Config) -> dict:
         m = final_metrics(spec, res.params, cfg.tau)
         l_dnc = float(ufm.deep.dnc_loss(spec))
         kind = classify(spec, res, m, l_dnc)
-        rows.append(dict(width=w, p_dnc=float(np.mean(kind == "dnc")), p_below=float(np.mean(kind == "below")),
-                         p_other=float(np.mean(kind == "other")), final_loss=_f(res.loss), l_dnc=l_dnc,
-                         grad_norm_max=float(np.max(res.grad_norm)), status=res.status_counts()))
+        rows.append(
+            dict(
+                width=w,
+                p_dnc=float(np.mean(kind == "dnc")),
+                p_below=float(np.mean(kind == "below")),
+                p_other=float(np.mean(kind == "other")),
+                final_loss=_f(res.loss),
+                l_dnc=l_dnc,
+                grad_norm_max=float(np.max(res.grad_norm)),
+                status=res.status_counts(),
+            )
+        )
     fig, ax = plt.subplots(figsize=(5, 4))
     ws = [r["width"] for r in rows]
     ax.plot(ws, [r["p_dnc"] for r in rows], "o-", label="reached DNC")
     ax.plot(ws, [r["p_below"] for r in rows], "s--", label="below $L_{DNC}$ (low rank)")
-    ax.set(xscale="log", xlabel="width", ylabel="fraction of seeds", ylim=(-0.05, 1.05),
-           title=f"K={cfg.K}, L={cfg.L}, $\\lambda$={cfg.lam}, {cfg.sweep_seeds} seeds")
+    ax.set(
+        xscale="log",
+        xlabel="width",
+        ylabel="fraction of seeds",
+        ylim=(-0.05, 1.05),
+        title=f"K={cfg.K}, L={cfg.L}, $\\lambda$={cfg.lam}, {cfg.sweep_seeds} seeds",
+    )
     ax.legend(fontsize=8)
-    np.savez(os.path.join(cfg.out, "fig3_width.npz"), width=np.array(ws),
-             p_dnc=np.array([r["p_dnc"] for r in rows]), p_below=np.array([r["p_below"] for r in rows]))
+    np.savez(
+        os.path.join(cfg.out, "fig3_width.npz"),
+        width=np.array(ws),
+        p_dnc=np.array([r["p_dnc"] for r in rows]),
+        p_below=np.array([r["p_below"] for r in rows]),
+    )
     return dict(rows=rows, png=_savefig(fig, cfg, "fig3_width"), wall_s=wall)
 
 
@@ -325,13 +428,21 @@ def fig5(cfg: Config) -> dict:
 
     ufm = _ufm()
     Ks = cfg.small_K
-    fig, ax = plt.subplots(len(Ks), 1 + cfg.L, figsize=(3.2 * (1 + cfg.L), 3.3 * len(Ks)), squeeze=False)
+    fig, ax = plt.subplots(
+        len(Ks), 1 + cfg.L, figsize=(3.2 * (1 + cfg.L), 3.3 * len(Ks)), squeeze=False
+    )
     fig.subplots_adjust(hspace=0.45)
     out, wall = {}, 0.0
     for i, K in enumerate(Ks):
         spec = _spec(cfg, K=K)
-        res = run(cfg, spec, cfg.sweep_seeds, cfg.sweep_steps, record=_recorder(cfg.tau, False),
-                  key_offset=300 + i)
+        res = run(
+            cfg,
+            spec,
+            cfg.sweep_seeds,
+            cfg.sweep_steps,
+            record=_recorder(cfg.tau, False),
+            key_offset=300 + i,
+        )
         wall += res.wall_time
         l_dnc = float(ufm.deep.dnc_loss(spec))
         m = final_metrics(spec, res.params, cfg.tau)
@@ -346,22 +457,39 @@ def fig5(cfg: Config) -> dict:
         a.set(title=f"K={K}: seed {best}", xlabel="iteration")
         a.locator_params(axis="x", nbins=3)
         a.legend(fontsize=7)
-        cm = jax.jit(lambda p: ufm.deep.deep_class_means(spec, p))(jax.tree_util.tree_map(lambda x: x[best], res.params))
+        cm = jax.jit(lambda p: ufm.deep.deep_class_means(spec, p))(
+            jax.tree_util.tree_map(lambda x: x[best], res.params)
+        )
         grams = []
         for l, M in enumerate(cm.H):
             M = np.asarray(M)
             G = M.T @ M
             grams.append(G)
             im = ax[i, 1 + l].imshow(G / np.abs(G).max(), cmap="RdBu_r", vmin=-1, vmax=1)
-            ax[i, 1 + l].set(title=f"$M_{l + 1}^T M_{l + 1}$ (rank {int(m[f'rank_H{l + 1}'][best])})",
-                             xticks=[], yticks=[])
+            ax[i, 1 + l].set(
+                title=f"$M_{l + 1}^T M_{l + 1}$ (rank {int(m[f'rank_H{l + 1}'][best])})",
+                xticks=[],
+                yticks=[],
+            )
         fig.colorbar(im, ax=ax[i, -1], fraction=0.046)
-        out[f"K{K}"] = dict(l_dnc=l_dnc, final_loss=_f(loss), below_dnc=int(np.sum(loss < l_dnc * (1 - 1e-6))),
-                            ranks={f"H{l}": m[f"rank_H{l}"].tolist() for l in range(1, spec.L + 1)},
-                            final_fit=_f(res.trace["fit"][-1]), final_reg=_f(res.trace["reg"][-1]),
-                            grad_norm_max=float(np.max(res.grad_norm)), status=res.status_counts())
-        np.savez(os.path.join(cfg.out, f"fig5_K{K}.npz"), steps=t, fit=res.trace["fit"], reg=res.trace["reg"],
-                 loss=res.trace["loss"], **{f"gram_H{l + 1}": g for l, g in enumerate(grams)})
+        out[f"K{K}"] = dict(
+            l_dnc=l_dnc,
+            final_loss=_f(loss),
+            below_dnc=int(np.sum(loss < l_dnc * (1 - 1e-6))),
+            ranks={f"H{l}": m[f"rank_H{l}"].tolist() for l in range(1, spec.L + 1)},
+            final_fit=_f(res.trace["fit"][-1]),
+            final_reg=_f(res.trace["reg"][-1]),
+            grad_norm_max=float(np.max(res.grad_norm)),
+            status=res.status_counts(),
+        )
+        np.savez(
+            os.path.join(cfg.out, f"fig5_K{K}.npz"),
+            steps=t,
+            fit=res.trace["fit"],
+            reg=res.trace["reg"],
+            loss=res.trace["loss"],
+            **{f"gram_H{l + 1}": g for l, g in enumerate(grams)},
+        )
     out["png"] = _savefig(fig, cfg, "fig5")
     out["wall_s"] = wall
     return out
@@ -382,14 +510,27 @@ def binary(cfg: Config) -> dict:
         l_dnc = float(ufm.deep.dnc_loss(spec))
         m = final_metrics(spec, res.params, cfg.tau)
         gap = np.asarray(res.loss) - l_dnc
-        ax.semilogy(res.trace_steps, np.abs(res.trace["loss"] - l_dnc), color=f"C{i}", lw=0.7,
-                    label=[f"L={L}"] + [None] * (cfg.sweep_seeds - 1))
-        out[f"L{L}"] = dict(l_dnc=l_dnc, gap=_f(gap), grad_norm=_f(res.grad_norm),
-                            ranks={f"H{l}": m[f"rank_H{l}"].tolist() for l in range(1, L + 1)},
-                            dnc1_H1=_f(m["dnc1_pinv_H1"]), dnc2_HL=_f(m[f"dnc2_H{L}"]),
-                            status=res.status_counts())
-    ax.set(xlabel="iteration", ylabel="|loss - $L_{DNC}$|",
-           title=f"K=2, $\\lambda$={cfg.lam}, width {cfg.width}, lr {cfg.binary_lr}")
+        ax.semilogy(
+            res.trace_steps,
+            np.abs(res.trace["loss"] - l_dnc),
+            color=f"C{i}",
+            lw=0.7,
+            label=[f"L={L}"] + [None] * (cfg.sweep_seeds - 1),
+        )
+        out[f"L{L}"] = dict(
+            l_dnc=l_dnc,
+            gap=_f(gap),
+            grad_norm=_f(res.grad_norm),
+            ranks={f"H{l}": m[f"rank_H{l}"].tolist() for l in range(1, L + 1)},
+            dnc1_H1=_f(m["dnc1_pinv_H1"]),
+            dnc2_HL=_f(m[f"dnc2_H{L}"]),
+            status=res.status_counts(),
+        )
+    ax.set(
+        xlabel="iteration",
+        ylabel="|loss - $L_{DNC}$|",
+        title=f"K=2, $\\lambda$={cfg.lam}, width {cfg.width}, lr {cfg.binary_lr}",
+    )
     ax.legend(fontsize=8)
     out["png"] = _savefig(fig, cfg, "binary")
     out["wall_s"] = wall
@@ -398,7 +539,9 @@ def binary(cfg: Config) -> dict:
 
 # -- CLI ------------------------------------------------------------------------------------------
 def parse_args(argv=None) -> Config:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", default=None, help="output folder (default results/deep_ufm)")
     p.add_argument("--fast", action="store_true", help="smoke-run settings (well under a minute)")
     p.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(FIGURES)}")
@@ -408,7 +551,9 @@ def parse_args(argv=None) -> Config:
     p.add_argument("--width", type=int, help="width of every layer (default 30)")
     p.add_argument("--lam", type=float, help="weight decay of H_1 and every W_l (default 0.004)")
     p.add_argument("--lr", type=float, help="learning rate (default 0.5)")
-    p.add_argument("--binary-lr", type=float, help="learning rate of the binary case (default 0.25)")
+    p.add_argument(
+        "--binary-lr", type=float, help="learning rate of the binary case (default 0.25)"
+    )
     p.add_argument("--optimizer", help="gd (default), momentum, nesterov or an optax name")
     p.add_argument("--seeds", type=int, help="seeds of Fig. 2 (default 10)")
     p.add_argument("--steps", type=int, help="GD steps of Fig. 2 (default 200000)")
@@ -425,12 +570,35 @@ def parse_args(argv=None) -> Config:
     p.add_argument("--key", type=int, help="PRNG key (default 0)")
     a = p.parse_args(argv)
     kw = {}
-    for name in ("n", "K", "L", "width", "lam", "lr", "binary_lr", "optimizer", "seeds", "steps", "sweep_seeds",
-                 "sweep_steps", "record_every", "tau", "dtype", "ratio_lambda", "key", "out"):
+    for name in (
+        "n",
+        "K",
+        "L",
+        "width",
+        "lam",
+        "lr",
+        "binary_lr",
+        "optimizer",
+        "seeds",
+        "steps",
+        "sweep_seeds",
+        "sweep_steps",
+        "record_every",
+        "tau",
+        "dtype",
+        "ratio_lambda",
+        "key",
+        "out",
+    ):
         v = getattr(a, name)
         if v is not None:
             kw[name] = v
-    for name, conv in (("rank_lambdas", float), ("widths", int), ("small_K", int), ("binary_L", int)):
+    for name, conv in (
+        ("rank_lambdas", float),
+        ("widths", int),
+        ("small_K", int),
+        ("binary_L", int),
+    ):
         v = getattr(a, name)
         if v is not None:
             kw[name] = tuple(conv(x) for x in v.split(","))
@@ -453,8 +621,12 @@ def main(argv=None) -> dict:
 
     matplotlib.use("Agg")
     os.makedirs(cfg.out, exist_ok=True)
-    summary = {"settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()},
-               "runtime_s": {}}
+    summary = {
+        "settings": {
+            k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()
+        },
+        "runtime_s": {},
+    }
     t_all = time.perf_counter()
     for name in cfg.only:
         t0 = time.perf_counter()
@@ -462,10 +634,16 @@ def main(argv=None) -> dict:
         summary["runtime_s"][name] = time.perf_counter() - t0
         print(f"[deep_ufm] {name}: {summary['runtime_s'][name]:.1f} s", file=sys.stderr, flush=True)
     summary["runtime_s"]["total"] = time.perf_counter() - t_all
-    summary["versions"] = {"jax": jax.__version__, "ufm": _ufm().__version__, "device": str(jax.devices()[0])}
+    summary["versions"] = {
+        "jax": jax.__version__,
+        "ufm": _ufm().__version__,
+        "device": str(jax.devices()[0]),
+    }
     path = os.path.join(cfg.out, "summary.json")
     with open(path, "w") as f:
-        json.dump(summary, f, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+        json.dump(
+            summary, f, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)
+        )
     print(f"[deep_ufm] wrote {path} ({summary['runtime_s']['total']:.1f} s)", file=sys.stderr)
     return summary
 

@@ -78,9 +78,15 @@ plt.show()
 spec = ufm.DeepUFMSpec(K=10, n=N_PER_CLASS, L=4, widths=WIDTH, lambda_H1=LAM, lambda_W=LAM)
 L_DNC, L_SRG = float(ufm.deep.dnc_loss(spec)), float(ufm.deep.srg_loss(spec))
 srg = ufm.deep.srg_construction(spec)
-print(f"L_DNC = {L_DNC:.6f}   L_SRG = {L_SRG:.6f} (upper bound)   ranks of the SRG class means: {srg.ranks}")
-print("loss at the DNC point:", float(ufm.loss(spec, ufm.deep.dnc_point(spec))),
-      " grad norm:", float(ufm.grad_norm(spec, ufm.deep.dnc_point(spec))))
+print(
+    f"L_DNC = {L_DNC:.6f}   L_SRG = {L_SRG:.6f} (upper bound)   ranks of the SRG class means: {srg.ranks}"
+)
+print(
+    "loss at the DNC point:",
+    float(ufm.loss(spec, ufm.deep.dnc_point(spec))),
+    " grad norm:",
+    float(ufm.grad_norm(spec, ufm.deep.dnc_point(spec))),
+)
 
 # %% [markdown]
 # ## 2. Gradient descent at K = 10, L = 4 (Fig. 2 of arXiv 2405.14468)
@@ -97,8 +103,16 @@ def record(spec, params):
 
 
 p0 = ufm.init_batch(spec, jax.random.key(0), SEEDS)
-res = ufm.optimize(spec, p0, optimizer=ufm.gd(LR), max_steps=STEPS, tol=1e-10,
-                   chunk=min(STEPS, 10_000), record_every=min(STEPS, 1000) // 2, record=record)
+res = ufm.optimize(
+    spec,
+    p0,
+    optimizer=ufm.gd(LR),
+    max_steps=STEPS,
+    tol=1e-10,
+    chunk=min(STEPS, 10_000),
+    record_every=min(STEPS, 1000) // 2,
+    record=record,
+)
 final = jax.vmap(lambda p: ufm.deep.deep_metrics(spec, p, tau=TAU))(res.params)
 loss = np.asarray(res.loss)
 print(f"{res.wall_time:.1f} s; final losses {np.round(loss, 4)}")
@@ -125,7 +139,12 @@ for l, Mh in enumerate(cm.H):
     s = np.linalg.svd(np.asarray(Mh), compute_uv=False)
     ax[2].semilogy(np.arange(1, 11) + 0.1 * l, (s / s[:, :1]).T, "o-", ms=3, lw=0.5, color=f"C{l}")
 ax[2].axhline(TAU, color="k", ls=":")
-ax[2].set(xlabel="i", ylabel="$\\sigma_i/\\sigma_1$", title="class-mean spectra (colour = layer)", ylim=(1e-8, 2))
+ax[2].set(
+    xlabel="i",
+    ylabel="$\\sigma_i/\\sigma_1$",
+    title="class-mean spectra (colour = layer)",
+    ylim=(1e-8, 2),
+)
 plt.show()
 
 # %% [markdown]
@@ -145,8 +164,14 @@ F3_WIDTHS = (10, 30) if FAST else (10, 15, 20, 30, 50, 100)
 
 
 def gd_end(spec_x, key):
-    r = ufm.optimize(spec_x, ufm.init_batch(spec_x, jax.random.key(key), F3_SEEDS), optimizer=ufm.gd(LR),
-                     max_steps=F3_STEPS, tol=1e-10, chunk=min(F3_STEPS, 10_000))
+    r = ufm.optimize(
+        spec_x,
+        ufm.init_batch(spec_x, jax.random.key(key), F3_SEEDS),
+        optimizer=ufm.gd(LR),
+        max_steps=F3_STEPS,
+        tol=1e-10,
+        chunk=min(F3_STEPS, 10_000),
+    )
     m = jax.vmap(lambda p: ufm.deep.deep_metrics(spec_x, p, tau=TAU))(r.params)
     ranks = np.stack([np.asarray(m[f"rank_H{l}"]) for l in range(1, spec_x.L + 1)], axis=1)
     return np.asarray(r.loss), ranks
@@ -158,8 +183,14 @@ for L in (3, 4, 5):
     ratio = []
     for r in rs:
         K = int(r * (r - 1) // 2)
-        s_r = ufm.DeepUFMSpec(K=K, n=N_PER_CLASS, L=L, widths=tuple([int(r)] * (L - 1) + [K]),
-                              lambda_H1=1e-3, lambda_W=1e-3)
+        s_r = ufm.DeepUFMSpec(
+            K=K,
+            n=N_PER_CLASS,
+            L=L,
+            widths=tuple([int(r)] * (L - 1) + [K]),
+            lambda_H1=1e-3,
+            lambda_W=1e-3,
+        )
         ratio.append(float(ufm.deep.srg_loss(s_r)) / float(ufm.deep.dnc_loss(s_r)))
     ax[0].plot(rs, ratio, "o-", label=f"L = {L}")
 ax[0].axhline(1, color="k", lw=0.8)
@@ -170,8 +201,11 @@ for i, lam in enumerate(F3_LAMS):
     _, ranks = gd_end(spec.replace(lambda_H1=lam, lambda_W=lam), 100 + i)
     mean_rank.append(ranks[:, :-1].mean())
 ax[1].plot(F3_LAMS, mean_rank, "o-")
-ax[1].set(xlabel="weight decay $\\lambda$", ylabel=f"mean rank of $H_1..H_3$ (tau = {TAU})",
-          title=f"K = 10, L = 4, {F3_SEEDS} seeds, {F3_STEPS} steps")
+ax[1].set(
+    xlabel="weight decay $\\lambda$",
+    ylabel=f"mean rank of $H_1..H_3$ (tau = {TAU})",
+    title=f"K = 10, L = 4, {F3_SEEDS} seeds, {F3_STEPS} steps",
+)
 p_dnc, p_below = [], []
 for i, w in enumerate(F3_WIDTHS):
     s_w = ufm.DeepUFMSpec(K=10, n=N_PER_CLASS, L=4, widths=w, lambda_H1=LAM, lambda_W=LAM)
@@ -194,8 +228,14 @@ print("P(DNC), P(below L_DNC) per width:", np.round(p_dnc, 2), np.round(p_below,
 
 # %%
 spec2 = spec.replace(K=2)
-res2 = ufm.optimize(spec2, ufm.init_batch(spec2, jax.random.key(1), SEEDS), optimizer=ufm.gd(LR),
-                    max_steps=STEPS // 2, tol=1e-10, chunk=min(STEPS // 2, 10_000))
+res2 = ufm.optimize(
+    spec2,
+    ufm.init_batch(spec2, jax.random.key(1), SEEDS),
+    optimizer=ufm.gd(LR),
+    max_steps=STEPS // 2,
+    tol=1e-10,
+    chunk=min(STEPS // 2, 10_000),
+)
 gap = np.asarray(res2.loss) - float(ufm.deep.dnc_loss(spec2))
 print("loss - L_DNC per seed:", gap)
 assert (gap > -1e-9).all()
@@ -211,9 +251,15 @@ Ks = (3,) if FAST else (3, 4, 5)
 fig, ax = plt.subplots(len(Ks), 5, figsize=(16, 3.2 * len(Ks)), squeeze=False)
 for i, K in enumerate(Ks):
     sK = spec.replace(K=K)
-    rK = ufm.optimize(sK, ufm.init_batch(sK, jax.random.key(2), SEEDS), optimizer=ufm.gd(LR),
-                      max_steps=STEPS // 2, tol=1e-10, chunk=min(STEPS // 2, 10_000),
-                      record=ufm.deep.deep_loss_terms)
+    rK = ufm.optimize(
+        sK,
+        ufm.init_batch(sK, jax.random.key(2), SEEDS),
+        optimizer=ufm.gd(LR),
+        max_steps=STEPS // 2,
+        tol=1e-10,
+        chunk=min(STEPS // 2, 10_000),
+        record=ufm.deep.deep_loss_terms,
+    )
     best = int(np.argmin(rK.loss))
     ax[i, 0].semilogy(rK.trace_steps, rK.trace["fit"][:, best], label="fit")
     ax[i, 0].semilogy(rK.trace_steps, rK.trace["reg"][:, best], label="regularisation")
@@ -224,7 +270,11 @@ for i, K in enumerate(Ks):
     for l, Mh in enumerate(cmK.H):
         G = np.asarray(Mh).T @ np.asarray(Mh)
         ax[i, 1 + l].imshow(G / np.abs(G).max(), cmap="RdBu_r", vmin=-1, vmax=1)
-        ax[i, 1 + l].set(title=f"layer {l + 1}: rank {int(ufm.metrics.numerical_rank(Mh, TAU))}", xticks=[], yticks=[])
+        ax[i, 1 + l].set(
+            title=f"layer {l + 1}: rank {int(ufm.metrics.numerical_rank(Mh, TAU))}",
+            xticks=[],
+            yticks=[],
+        )
     print(f"K = {K}: final loss - L_DNC = {np.asarray(rK.loss) - float(ufm.deep.dnc_loss(sK))}")
 plt.show()
 
@@ -246,14 +296,20 @@ mask = np.array([[1, 1, 1, 1], [1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0]], float)
 p0 = p0._replace(H1=p0.H1 * mask[:, :, None], Ws=(p0.Ws[0] * mask[:, None, :],) + p0.Ws[1:])
 res_t = ufm.optimize(spec_t, p0, optimizer=ufm.momentum(0.1, 0.9), max_steps=10_000, tol=1e-7)
 pts = ufm.polish(spec_t, res_t.params)
-with_origin = jax.tree_util.tree_map(lambda x: np.concatenate([x, np.zeros_like(x[:1])]), pts.params)
+with_origin = jax.tree_util.tree_map(
+    lambda x: np.concatenate([x, np.zeros_like(x[:1])]), pts.params
+)
 rows = ufm.classify_batch(spec_t, with_origin)
-print(f"{'start':>12} {'class':>14} {'loss':>8} {'f - L_DNC':>10} {'lambda_min':>11} {'n_neg':>5} "
-      f"{'n_zero':>6} {'predicted':>9} {'rank':>4}")
+print(
+    f"{'start':>12} {'class':>14} {'loss':>8} {'f - L_DNC':>10} {'lambda_min':>11} {'n_neg':>5} "
+    f"{'n_zero':>6} {'predicted':>9} {'rank':>4}"
+)
 for i, start in enumerate(["full", "full", "rank 1", "rank 2", "origin"]):
-    print(f"{start:>12} {rows['class'][i]:>14} {rows['loss'][i]:8.5f} {rows['f_gap'][i]:10.5f} "
-          f"{rows['lambda_min'][i]:11.2e} {rows['n_neg'][i]:5d} {rows['n_zero'][i]:6d} "
-          f"{rows['zero_modes_predicted'][i]:9d} {rows['rank'][i]:4d}")
+    print(
+        f"{start:>12} {rows['class'][i]:>14} {rows['loss'][i]:8.5f} {rows['f_gap'][i]:10.5f} "
+        f"{rows['lambda_min'][i]:11.2e} {rows['n_neg'][i]:5d} {rows['n_zero'][i]:6d} "
+        f"{rows['zero_modes_predicted'][i]:9d} {rows['rank'][i]:4d}"
+    )
 
 # %% [markdown]
 # With the identity activation the DNC point is a critical point whose zero modes come from the
@@ -263,8 +319,13 @@ for i, start in enumerate(["full", "full", "rank 1", "rank 2", "origin"]):
 
 # %%
 spec_i = spec_t.replace(activation="identity")
-print("identity DNC: predicted zero modes", int(ufm.deep.deep_zero_mode_count(spec_i, ufm.deep.dnc_point(spec_i))))
+print(
+    "identity DNC: predicted zero modes",
+    int(ufm.deep.deep_zero_mode_count(spec_i, ufm.deep.dnc_point(spec_i))),
+)
 try:
-    ufm.classify(spec_t.replace(activation="relu"), ufm.deep.dnc_point(spec_t.replace(activation="relu")))
+    ufm.classify(
+        spec_t.replace(activation="relu"), ufm.deep.dnc_point(spec_t.replace(activation="relu"))
+    )
 except ValueError as err:
     print("ReLU DNC:", str(err)[:160], "...")

@@ -37,7 +37,6 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import numpy as np
 
 import ufm
 
@@ -63,8 +62,12 @@ fig = ufm.systems.ufm.plot_optimal_value_vs_s(K=4, n=5, lambda_b=0.05)
 import tempfile
 
 if FAST:
-    config = ufm.LandscapeConfig(K=(3,), lambda_W=(5e-3,), seeds=6,
-                                 optimizer=ufm.systems.ufm.LANDSCAPE_OPTIMIZER.replace(max_steps=3000))
+    config = ufm.LandscapeConfig(
+        K=(3,),
+        lambda_W=(5e-3,),
+        seeds=6,
+        optimizer=ufm.systems.ufm.LANDSCAPE_OPTIMIZER.replace(max_steps=3000),
+    )
     folder = os.path.join(tempfile.mkdtemp(), "landscape")
 else:
     config = ufm.LandscapeConfig()  # the embedded default of `ufm landscape`
@@ -76,9 +79,11 @@ print(first, classes, ufm.systems.ufm.verdict(rows, config), sep="\n\n")
 
 # %%
 random = rows["source"] == "random"
-print(f"{random.sum()} random starts ({(random & (rows['status'] == 'converged')).sum()} met the "
-      f"first-order tolerance); {(random & rows['at_optimum']).sum()} are at f* to 1e-8 after "
-      f"polishing. {(~random).sum()} planted / origin points besides.")
+print(
+    f"{random.sum()} random starts ({(random & (rows['status'] == 'converged')).sum()} met the "
+    f"first-order tolerance); {(random & rows['at_optimum']).sum()} are at f* to 1e-8 after "
+    f"polishing. {(~random).sum()} planted / origin points besides."
+)
 assert rows["at_optimum"][random].all(), "a random start missed the closed-form optimum"
 assert not set(rows["class"]) & {"spurious_min", "degenerate"}, "candidate counterexample"
 

@@ -65,13 +65,17 @@ def pattern_point(spec, pattern):
     ``(t_k / t_a)^{1/(L+1)}`` keeps it balanced and puts its product at ``t_k``.
     """
     t_a, t_b = _scalar_roots(spec)
-    assert abs(t_a - float(ufm.deep.power_objective_min(ufm.deep.dnc_constant(spec), spec.L)[1])) < 1e-9
+    assert (
+        abs(t_a - float(ufm.deep.power_objective_min(ufm.deep.dnc_constant(spec), spec.L)[1]))
+        < 1e-9
+    )
     t = np.array([{"a": t_a, "b": t_b, "0": 0.0}[ch] for ch in pattern])
     f = (t / t_a) ** (1.0 / (spec.L + 1))
     p = ufm.deep.dnc_point(spec)
     scale = lambda n: jnp.asarray(np.r_[f, np.ones(n - spec.K)])[:, None]  # noqa: E731
-    return ufm.DeepUFMParams(tuple(scale(W.shape[0]) * W for W in p.Ws),
-                             scale(spec.widths[0]) * p.H1, None)
+    return ufm.DeepUFMParams(
+        tuple(scale(W.shape[0]) * W for W in p.Ws), scale(spec.widths[0]) * p.H1, None
+    )
 
 
 def pattern_formula(spec, pattern):
@@ -108,8 +112,15 @@ def _agree(spec, batch, lanczos=True):
 
 
 # -- the deep linear UFM: closed-form zero modes --------------------------------------------------
-PATTERNS = {"aaa": "local_min", "aa0": "local_min", "a00": "local_min", "000": "local_min",
-            "ab0": "strict_saddle", "aab": "strict_saddle", "bbb": "strict_saddle"}
+PATTERNS = {
+    "aaa": "local_min",
+    "aa0": "local_min",
+    "a00": "local_min",
+    "000": "local_min",
+    "ab0": "strict_saddle",
+    "aab": "strict_saddle",
+    "bbb": "strict_saddle",
+}
 
 
 def _pattern_batch(spec):
@@ -167,8 +178,7 @@ def tanh_points():
     spec = spec_(L=3, activation="tanh", **LAMS)
     p0 = ufm.init_batch(spec, KEY, 4)
     mask = jnp.asarray([[1, 1, 1, 1], [1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0]], jnp.float64)
-    p0 = p0._replace(H1=p0.H1 * mask[:, :, None],
-                     Ws=(p0.Ws[0] * mask[:, None, :],) + p0.Ws[1:])
+    p0 = p0._replace(H1=p0.H1 * mask[:, :, None], Ws=(p0.Ws[0] * mask[:, None, :],) + p0.Ws[1:])
     # L-BFGS (its iterates stay in the subspace, GD oscillates there at lr 0.5), then Newton
     pol = ufm.polish(spec, ufm.polish(spec, p0, method="lbfgs", max_iter=1000, tol=1e-9).params)
     assert bool(pol.converged.all()), np.asarray(pol.grad_norm)
@@ -185,8 +195,9 @@ def tanh_rows(tanh_points):
 def test_tanh_minima_and_saddles(tanh_points, tanh_rows):
     spec, batch = tanh_points
     rows = {k: v[:4] for k, v in tanh_rows.items()}
-    np.testing.assert_array_equal(rows["class"], ["local_min", "local_min", "strict_saddle",
-                                                  "strict_saddle"])
+    np.testing.assert_array_equal(
+        rows["class"], ["local_min", "local_min", "strict_saddle", "strict_saddle"]
+    )
     assert (rows["n_neg"][:2] == 0).all() and (rows["lambda_min"][:2] > -rows["zero_tol"][:2]).all()
     assert (rows["n_neg"][2:] > 0).all()
     # only O(d_1) on (W_1, H_1): z(d_1, r_1), r_1 = rank [W_1; H_1^T] = rank W_1
@@ -208,8 +219,9 @@ def test_origin_is_a_local_min_with_the_closed_form_spectrum(tanh_points, tanh_r
     assert tanh_rows["zero_modes_predicted"][4] == 0 and tanh_rows["rank"][4] == 0
     sizes = [WIDTH * spec.N] + [a * b for a, b in spec.weight_shapes]
     expected = np.sort(np.repeat([spec.lambda_H1, *spec.lambda_W], sizes))
-    np.testing.assert_allclose(jax.jit(ufm.hessian.hessian_spectrum_dense)(spec, zero), expected,
-                               atol=1e-15)
+    np.testing.assert_allclose(
+        jax.jit(ufm.hessian.hessian_spectrum_dense)(spec, zero), expected, atol=1e-15
+    )
     assert tanh_rows["lambda_min"][4] == pytest.approx(3e-3, abs=1e-15)
     assert tanh_rows["f_gap"][4] == pytest.approx(0.5 - float(ufm.deep.dnc_loss(spec)), abs=1e-14)
 
@@ -233,8 +245,9 @@ def test_vmap_matches_batch(tanh_points, tanh_rows):
     rows = tanh_rows
     rec = jax.vmap(lambda p: ufm.classify(spec, p, method="dense"))(batch)
     np.testing.assert_array_equal(np.asarray(rec.code), rows["class_code"])
-    np.testing.assert_allclose(np.asarray(rec.lambda_min), rows["lambda_min"], rtol=1e-12,
-                               atol=1e-15)
+    np.testing.assert_allclose(
+        np.asarray(rec.lambda_min), rows["lambda_min"], rtol=1e-12, atol=1e-15
+    )
 
 
 def test_records_have_the_ufm_columns(tanh_rows):
@@ -328,11 +341,14 @@ def test_relu_point_on_a_linear_piece_matches_the_identity_network():
 def test_structured_newton_matches_dense_and_polishes_a_saddle(tanh_points):
     spec, batch = tanh_points
     rnd = ufm.init_params(spec, KEY)
-    both = jax.jit(lambda p: [ufm.hessian.newton_step(spec, p, method=m) for m in ("structured", "dense")])
+    both = jax.jit(
+        lambda p: [ufm.hessian.newton_step(spec, p, method=m) for m in ("structured", "dense")]
+    )
     steps = both(rnd)
     flat = [jax.flatten_util.ravel_pytree(s)[0] for s in steps]
-    np.testing.assert_allclose(flat[0], flat[1], rtol=1e-8,
-                               atol=1e-10 * float(jnp.abs(flat[1]).max()))
+    np.testing.assert_allclose(
+        flat[0], flat[1], rtol=1e-8, atol=1e-10 * float(jnp.abs(flat[1]).max())
+    )
     saddle = _take(batch, 3)
     noise = ufm.init_params(spec, jax.random.key(5), scale=1e-4)
     p = jax.tree_util.tree_map(lambda a, b: a + b, saddle, noise)

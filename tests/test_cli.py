@@ -10,8 +10,26 @@ from ufm.cli.main import main
 
 def test_landscape_small_run(tmp_path, capsys):
     out = tmp_path / "res"
-    rc = main(["landscape", "--K", "3", "--seeds", "4", "--loss", "mse", "--bias", "none,free",
-               "--lambda-W", "0.005", "--steps", "3000", "--out", str(out), "--quiet"])
+    rc = main(
+        [
+            "landscape",
+            "--K",
+            "3",
+            "--seeds",
+            "4",
+            "--loss",
+            "mse",
+            "--bias",
+            "none,free",
+            "--lambda-W",
+            "0.005",
+            "--steps",
+            "3000",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "mse-none" in text and "mse-free" in text
@@ -31,8 +49,14 @@ def test_landscape_small_run(tmp_path, capsys):
     assert all(c["num_seeds"] == 4 for c in meta["configs"].values())
     assert meta["runs"][-1]["job"] == "landscape" and meta["runs"][-1]["jax_version"]
     assert (rows.opt_learning_rate == 1.0).all() and (rows.opt_max_steps == 3000).all()
-    for name in ("f_gap_ecdf", "nc_vs_iteration", "lambda_min_vs_gap", "negative_counts",
-                 "saddle_bound", "status_counts"):
+    for name in (
+        "f_gap_ecdf",
+        "nc_vs_iteration",
+        "lambda_min_vs_gap",
+        "negative_counts",
+        "saddle_bound",
+        "status_counts",
+    ):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
     from ufm.runs import load_traces
 
@@ -42,19 +66,22 @@ def test_landscape_small_run(tmp_path, capsys):
     assert all((t["source"] == "random").sum() == 4 for t in tr.values())
 
 
-@pytest.mark.parametrize("argv,field", [
-    (["--K", "1"], "K"),
-    (["--loss", "hinge"], "loss"),
-    (["--bias", "sometimes"], "bias"),
-    (["--lambda-W", "-1"], "lambda_W"),
-    (["--lambda-H", "nan"], "lambda_H"),
-    (["--seeds", "0"], "seeds"),
-    (["--optimizer", "nonsense"], "optimizer"),
-    (["--lr", "-0.1"], "learning_rate"),
-    (["--lr", "abc"], "--lr"),
-    (["--dtype", "int8"], "dtype"),
-    (["--d-offset", "-9"], "d"),
-])
+@pytest.mark.parametrize(
+    "argv,field",
+    [
+        (["--K", "1"], "K"),
+        (["--loss", "hinge"], "loss"),
+        (["--bias", "sometimes"], "bias"),
+        (["--lambda-W", "-1"], "lambda_W"),
+        (["--lambda-H", "nan"], "lambda_H"),
+        (["--seeds", "0"], "seeds"),
+        (["--optimizer", "nonsense"], "optimizer"),
+        (["--lr", "-0.1"], "learning_rate"),
+        (["--lr", "abc"], "--lr"),
+        (["--dtype", "int8"], "dtype"),
+        (["--d-offset", "-9"], "d"),
+    ],
+)
 def test_bad_options_give_one_line_errors(argv, field, capsys, tmp_path):
     try:
         rc = main(["landscape", *argv, "--out", str(tmp_path / "x")])
@@ -76,9 +103,32 @@ def test_diverging_runs_are_flagged_and_explained(tmp_path, capsys):
     """GD with lr 1 diverges on MSE with a large regularised bias: every seed gets the per-seed
     status 'diverged' (no crash, no NaN in the stored table's status), and the verdict says so."""
     out = tmp_path / "div"
-    rc = main(["landscape", "--K", "3", "--seeds", "3", "--loss", "mse", "--bias", "regularized",
-               "--lambda-b", "1.5", "--lambda-W", "0.005", "--steps", "500", "--saddle-seeds", "0",
-               "--no-origin", "--no-figures", "--out", str(out), "--quiet"])
+    rc = main(
+        [
+            "landscape",
+            "--K",
+            "3",
+            "--seeds",
+            "3",
+            "--loss",
+            "mse",
+            "--bias",
+            "regularized",
+            "--lambda-b",
+            "1.5",
+            "--lambda-W",
+            "0.005",
+            "--steps",
+            "500",
+            "--saddle-seeds",
+            "0",
+            "--no-origin",
+            "--no-figures",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "3 diverged" in text and "smaller --lr" in text and "left out" in text

@@ -50,13 +50,20 @@ def saddles():
 # -- classifier at known points ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("loss, bias, lb, d, scale", [
-    ("ce", "none", 0.0, 3, 1), ("ce", "free", 0.0, 5, 1), ("ce", "free", 0.0, 3, 40),
-    ("mse", "none", 0.0, 3, 1), ("mse", "regularized", 0.5, 5, 1),
-])
+@pytest.mark.parametrize(
+    "loss, bias, lb, d, scale",
+    [
+        ("ce", "none", 0.0, 3, 1),
+        ("ce", "free", 0.0, 5, 1),
+        ("ce", "free", 0.0, 3, 40),
+        ("mse", "none", 0.0, 3, 1),
+        ("mse", "regularized", 0.5, 5, 1),
+    ],
+)
 def test_closed_form_optima_are_global_minima(loss, bias, lb, d, scale):
-    spec = ufm.UFMSpec(K=3, n=2, d=d, loss=loss, bias=bias, lambda_W=scale * LW,
-                       lambda_H=scale * LH, lambda_b=lb)
+    spec = ufm.UFMSpec(
+        K=3, n=2, d=d, loss=loss, bias=bias, lambda_W=scale * LW, lambda_H=scale * LH, lambda_b=lb
+    )
     opt = ufm.optimum(spec)
     p = opt.params
     moved = _rotate(_stack(p), jax.random.key(1))
@@ -74,8 +81,9 @@ def test_closed_form_optima_are_global_minima(loss, bias, lb, d, scale):
     assert (rows["zero_max"] < 1e-3 * rows["zero_tol"]).all()
     assert (rows["lambda_pos_min"] > 1e3 * rows["zero_tol"]).all()
     np.testing.assert_allclose(rows["zero_tol"], 1e-8 * rows["hess_norm"], rtol=1e-12)
-    np.testing.assert_allclose(rows["hess_norm"], np.maximum(-rows["lambda_min"],
-                                                             rows["lambda_max"]))
+    np.testing.assert_allclose(
+        rows["hess_norm"], np.maximum(-rows["lambda_min"], rows["lambda_max"])
+    )
 
 
 def test_classify_vmap_and_batch_agree(saddles):
@@ -163,8 +171,9 @@ def test_not_critical_and_tolerance_formula():
     assert lax["grad_tol"][0] == 1.0 and lax["class"][0] == "global_min"
 
 
-@pytest.mark.parametrize("factor, expected", [(1.0, "degenerate"), (1.01, "global_min"),
-                                             (0.99, "strict_saddle")])
+@pytest.mark.parametrize(
+    "factor, expected", [(1.0, "degenerate"), (1.01, "global_min"), (0.99, "strict_saddle")]
+)
 def test_origin_at_the_collapse_threshold_is_degenerate(factor, expected):
     """CE, lW = lH = lam: the origin's Hessian has eigenvalues lam -+ sigma_i(G) (multiplicity d
     each) with sigma_i = 1/(K sqrt(n)) on the K-1 class directions. At s = sqrt(n) lam = 1/K the
@@ -204,7 +213,9 @@ def test_local_min_below_the_closed_form_dimension(saddles):
     """d = 1 < K - 1: no closed form, the certificate fails at the minimum: LOCAL_MIN, not a
     counterexample; its value is the planted d' = 1 saddle's value at d = 3."""
     spec = SPEC.replace(d=1)
-    pts = ufm.systems.ufm.find_minima(spec, 2, KEY, max_steps=3000)  # shapes of the planted d' = 1 runs
+    pts = ufm.systems.ufm.find_minima(
+        spec, 2, KEY, max_steps=3000
+    )  # shapes of the planted d' = 1 runs
     with warnings.catch_warnings():
         warnings.simplefilter("error", ufm.CounterexampleWarning)
         rows = ufm.classify_batch(spec, pts.params)
@@ -241,10 +252,10 @@ def test_deduplicate_merges_rotated_copies_and_keeps_distinct_points_apart(minim
     nudged = jax.tree_util.tree_map(lambda x: x + 1e-3, pts.params)
     res = ufm.landscape.deduplicate(SPEC, _cat(pts.params, rotated, permuted, nudged))
     lab = res.labels
-    np.testing.assert_array_equal(lab[:n], lab[n:2 * n])  # a rotation is the same point
-    assert len(set(lab[:minima.num_points])) == 1  # all minima: one orbit
+    np.testing.assert_array_equal(lab[:n], lab[n : 2 * n])  # a rotation is the same point
+    assert len(set(lab[: minima.num_points])) == 1  # all minima: one orbit
     assert res.counts[lab[0]] >= 2 * minima.num_points
-    assert not set(lab[3 * n:]) & set(lab[:3 * n])  # 1e-3 perturbations are new points
+    assert not set(lab[3 * n :]) & set(lab[: 3 * n])  # 1e-3 perturbations are new points
     losses = np.asarray(pts.loss)
     for i in range(n):
         for j in range(n):
@@ -265,7 +276,9 @@ def test_generic_finder_finds_saddles():
     np.testing.assert_array_equal(pts.scale, [0.3, 1.0, 3.0, 0.3])
     conv = pts.select(pts.converged)
     assert conv.num_points >= 1 and (conv.grad_norm <= 1e-10).all()
-    dropped = ufm.systems.ufm.find_critical_points(SPEC, 4, KEY)  # drop_failed=True: the converged subset
+    dropped = ufm.systems.ufm.find_critical_points(
+        SPEC, 4, KEY
+    )  # drop_failed=True: the converged subset
     np.testing.assert_array_equal(dropped.seed, conv.seed)
     assert (dropped.grad_norm <= 1e-9).all()
     rows = ufm.classify_batch(SPEC, dropped.params)
@@ -277,19 +290,23 @@ def test_gradnorm_spec_and_finder():
     p = ufm.init_params(SPEC, jax.random.key(5), scale=0.5)
     gn = ufm.landscape.GradNormSpec(SPEC)
     np.testing.assert_allclose(ufm.loss(gn, p), 0.5 * ufm.grad_norm(SPEC, p) ** 2, rtol=1e-12)
-    pts = ufm.systems.ufm.find_critical_points(SPEC, 4, KEY, method="gradnorm", gradnorm_steps=300,
-                                   drop_failed=False)
+    pts = ufm.systems.ufm.find_critical_points(
+        SPEC, 4, KEY, method="gradnorm", gradnorm_steps=300, drop_failed=False
+    )
     assert set(pts.source) == {"gradnorm"} and pts.converged.any()
     assert (pts.grad_norm[pts.converged] <= 1e-10).all()
 
 
 def test_rank_restricted_points_stay_in_their_subspace():
     r = 1  # < K - 1: strict saddles (r = K - 1 would give the global minimum)
-    pts, U = ufm.systems.ufm.rank_restricted_points(SPEC, r, 2, jax.random.key(r), return_bases=True)
+    pts, U = ufm.systems.ufm.rank_restricted_points(
+        SPEC, r, 2, jax.random.key(r), return_bases=True
+    )
     assert (pts.grad_norm <= 1e-10).all() and (pts.dim == r).all()
     assert U.shape == (2, SPEC.d, r)
-    np.testing.assert_allclose(np.swapaxes(U, 1, 2) @ U, np.broadcast_to(np.eye(r), (2, r, r)),
-                               atol=1e-14)
+    np.testing.assert_allclose(
+        np.swapaxes(U, 1, 2) @ U, np.broadcast_to(np.eye(r), (2, r, r)), atol=1e-14
+    )
     P = np.eye(SPEC.d) - np.einsum("sda,sea->sde", U, U)  # projector off the subspace
     W, H = np.asarray(pts.params.W), np.asarray(pts.params.H)
     assert np.abs(W @ P).max() < 1e-12 and np.abs(P @ H).max() < 1e-12
@@ -320,8 +337,16 @@ def test_full_space_gd_from_a_rank_r_start_is_the_embedded_small_gd():
 
 
 def test_landscape_points_table():
-    rows = ufm.systems.ufm.landscape_points(SPEC, KEY, 4, saddle_seeds_per_dim=2, generic_seeds=3,
-                                rank_restricted=(1,), rank_seeds=2, max_steps=3000)
+    rows = ufm.systems.ufm.landscape_points(
+        SPEC,
+        KEY,
+        4,
+        saddle_seeds_per_dim=2,
+        generic_seeds=3,
+        rank_restricted=(1,),
+        rank_seeds=2,
+        max_steps=3000,
+    )
     m = len(rows["source"])
     assert all(len(v) == m for v in rows.values())
     src = rows["source"]

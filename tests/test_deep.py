@@ -84,7 +84,9 @@ def test_spec_is_a_pytree_with_traced_lambdas():
 # -- objective ------------------------------------------------------------------------------------
 def _numpy_loss(spec, p):
     """Independent numpy forward pass (ReLU / tanh), MSE or CE, with optional biases."""
-    act = {"relu": lambda x: np.maximum(x, 0), "tanh": np.tanh, "identity": lambda x: x}[spec.activation]
+    act = {"relu": lambda x: np.maximum(x, 0), "tanh": np.tanh, "identity": lambda x: x}[
+        spec.activation
+    ]
     H = np.asarray(p.H1)
     for i, W in enumerate(p.Ws):
         Z = np.asarray(W) @ H + (0 if p.biases is None else np.asarray(p.biases[i])[:, None])
@@ -98,7 +100,9 @@ def _numpy_loss(spec, p):
     reg = 0.5 * spec.lambda_H1 * np.sum(np.asarray(p.H1) ** 2)
     reg += sum(0.5 * lam * np.sum(np.asarray(W) ** 2) for lam, W in zip(spec.lambda_W, p.Ws))
     if spec.bias == "regularized":
-        reg += sum(0.5 * lam * np.sum(np.asarray(b) ** 2) for lam, b in zip(spec.lambda_b, p.biases))
+        reg += sum(
+            0.5 * lam * np.sum(np.asarray(b) ** 2) for lam, b in zip(spec.lambda_b, p.biases)
+        )
     return fit + reg
 
 
@@ -125,7 +129,9 @@ def test_one_layer_is_the_ufm():
     s = spec_(K=4, n=3, L=1, widths=6, lambda_H1=2e-3, lambda_W=7e-3)
     p = ufm.init_params(s, jax.random.key(3))
     u = ufm.UFMSpec(K=4, n=3, d=6, loss="mse", bias="none", lambda_W=7e-3, lambda_H=2e-3)
-    np.testing.assert_allclose(ufm.loss(s, p), ufm.loss(u, ufm.UFMParams(p.Ws[0], p.H1)), rtol=1e-14)
+    np.testing.assert_allclose(
+        ufm.loss(s, p), ufm.loss(u, ufm.UFMParams(p.Ws[0], p.H1)), rtol=1e-14
+    )
 
 
 def test_features_chain():
@@ -137,7 +143,9 @@ def test_features_chain():
         np.testing.assert_allclose(f.Z[i], p.Ws[i] @ f.H[i])
     cm = ufm.deep.deep_class_means(s, p)
     for A, M in zip(f.H + f.Z, cm.H + cm.Z):
-        np.testing.assert_allclose(M, ufm.metrics.class_means(A, ufm.systems.ufm.labels(s.K, s.n), s.K)[0], atol=1e-14)
+        np.testing.assert_allclose(
+            M, ufm.metrics.class_means(A, ufm.systems.ufm.labels(s.K, s.n), s.K)[0], atol=1e-14
+        )
 
 
 def test_init_scale_dtype_and_batch():
@@ -187,14 +195,25 @@ def test_dnc_loss_traceable_in_lambdas():
     s = spec_(K=10, n=5, L=4, widths=30)
     lams = jnp.array([1e-3, 4e-3, 1e-2, 5e-2])
     vm = jax.vmap(lambda lam: ufm.deep.dnc_loss(s.replace(lambda_H1=lam, lambda_W=lam)))(lams)
-    loop = [float(ufm.deep.dnc_loss(s.replace(lambda_H1=float(x), lambda_W=float(x)))) for x in lams]
+    loop = [
+        float(ufm.deep.dnc_loss(s.replace(lambda_H1=float(x), lambda_W=float(x)))) for x in lams
+    ]
     np.testing.assert_allclose(vm, loop, rtol=1e-12)
 
 
-@pytest.mark.parametrize("act, L", [("relu", 1), ("relu", 2), ("relu", 4), ("identity", 4), ("leaky_relu", 3)])
+@pytest.mark.parametrize(
+    "act, L", [("relu", 1), ("relu", 2), ("relu", 4), ("identity", 4), ("leaky_relu", 3)]
+)
 def test_dnc_point_attains_dnc_loss_and_is_critical(act, L):
-    s = spec_(K=4, n=3, L=L, widths=(5, 6, 4, 7)[:L], activation=act,
-              lambda_W=(3e-3, 5e-3, 4e-3, 6e-3)[:L], lambda_H1=2e-3)
+    s = spec_(
+        K=4,
+        n=3,
+        L=L,
+        widths=(5, 6, 4, 7)[:L],
+        activation=act,
+        lambda_W=(3e-3, 5e-3, 4e-3, 6e-3)[:L],
+        lambda_H1=2e-3,
+    )
     p = ufm.deep.dnc_point(s)
     np.testing.assert_allclose(ufm.loss(s, p), ufm.deep.dnc_loss(s), rtol=0, atol=1e-12)
     assert float(ufm.loss(s, p)) < 0.5
@@ -250,7 +269,9 @@ def test_origin_is_strict_local_min_for_deep(act, L):
 
 def test_origin_is_a_saddle_for_one_layer():
     s = spec_(K=3, n=2, L=1, widths=3)  # K s < 1: the UFM origin is a strict saddle
-    x0, unravel = ravel_pytree(jax.tree_util.tree_map(jnp.zeros_like, ufm.init_params(s, jax.random.key(0))))
+    x0, unravel = ravel_pytree(
+        jax.tree_util.tree_map(jnp.zeros_like, ufm.init_params(s, jax.random.key(0)))
+    )
     hess = jax.jit(jax.hessian(lambda x: ufm.loss(s, unravel(x))))(x0)
     assert np.linalg.eigvalsh(np.asarray(hess)).min() < 0
 
@@ -272,19 +293,34 @@ def test_edge_incidence_and_srg_gram(r):
 
 def _srg_spec(r, L, n=2, extra=0):
     K = r * (r - 1) // 2
-    return spec_(K=K, n=n, L=L, widths=tuple([r + extra] * (L - 1) + [K + extra]),
-                 lambda_W=tuple(LAM * (1 + 0.1 * i) for i in range(L)))
+    return spec_(
+        K=K,
+        n=n,
+        L=L,
+        widths=tuple([r + extra] * (L - 1) + [K + extra]),
+        lambda_W=tuple(LAM * (1 + 0.1 * i) for i in range(L)),
+    )
 
 
 @pytest.mark.parametrize(
     "r, L, optimize_offsets",
-    [(3, 2, True), (4, 3, True), (5, 4, True), (6, 3, True), (5, 5, True), (5, 4, False), (4, 3, False)],
+    [
+        (3, 2, True),
+        (4, 3, True),
+        (5, 4, True),
+        (6, 3, True),
+        (5, 5, True),
+        (5, 4, False),
+        (4, 3, False),
+    ],
 )
 def test_srg_construction_is_consistent(r, L, optimize_offsets):
     s = _srg_spec(r, L, extra=1)
     sol = ufm.deep.srg_construction(s, optimize_offsets=optimize_offsets)
     np.testing.assert_allclose(ufm.loss(s, sol.params), sol.loss, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(ufm.deep.srg_loss(s, optimize_offsets=optimize_offsets), sol.loss, atol=1e-13)
+    np.testing.assert_allclose(
+        ufm.deep.srg_loss(s, optimize_offsets=optimize_offsets), sol.loss, atol=1e-13
+    )
     f = ufm.deep.deep_features(s, sol.params)
     out = np.asarray(f.Z[-1])
     t = out[0, 0]
@@ -322,8 +358,16 @@ def test_srg_offsets_solve_the_convex_problem(r, L):
 
     bounds = [(-30, 30)] + [(math.log(gamma), 30)] * (L - 2)
     best = min(
-        (minimize(cost, np.full(L - 1, u0), bounds=bounds, method="L-BFGS-B", options=dict(ftol=1e-15, gtol=1e-12))
-         for u0 in (0.5, 2.0, 4.0)),
+        (
+            minimize(
+                cost,
+                np.full(L - 1, u0),
+                bounds=bounds,
+                method="L-BFGS-B",
+                options=dict(ftol=1e-15, gtol=1e-12),
+            )
+            for u0 in (0.5, 2.0, 4.0)
+        ),
         key=lambda res: res.fun,
     )
     x = _srg_offsets(r, L, True)
@@ -402,7 +446,9 @@ def test_metrics_against_numpy_and_vmap():
             M = means - means.mean(1, keepdims=True)
             R = A - np.repeat(means, n, axis=1)
             Sw, Sb = R @ R.T / N, M @ M.T / K
-            ref[f"dnc1_pinv_{X}{l}"] = np.trace(Sw @ np.linalg.pinv(Sb, rcond=1e-10, hermitian=True)) / K
+            ref[f"dnc1_pinv_{X}{l}"] = (
+                np.trace(Sw @ np.linalg.pinv(Sb, rcond=1e-10, hermitian=True)) / K
+            )
             ref[f"dnc1_quot_{X}{l}"] = np.trace(Sw) / np.trace(Sb)
             if (X, l) == ("H", 2):  # post-ReLU: orthogonal frame of the uncentred means
                 G, T = means.T @ means, np.eye(K) / np.sqrt(K)
@@ -425,7 +471,9 @@ def test_metrics_against_numpy_and_vmap():
     for k in ref:
         np.testing.assert_allclose(vm[k][1], ref[k], rtol=1e-9, atol=1e-13, err_msg=k)
     assert (vm["dnc1_quot_H1"] > 0.1).all()  # random features are far from collapse
-    m = jax.jit(lambda p: ufm.nc_metrics(s, p, tau=0.05))(jax.tree_util.tree_map(lambda x: x[0], batch))
+    m = jax.jit(lambda p: ufm.nc_metrics(s, p, tau=0.05))(
+        jax.tree_util.tree_map(lambda x: x[0], batch)
+    )
     for k in m:
         np.testing.assert_allclose(m[k], vm[k][0], rtol=1e-10, atol=1e-14)
 
@@ -448,7 +496,9 @@ def test_block_arrow_split_matches_dense_hessian():
     ba = ba_mod.block_arrow(s, p, method="autodiff")
     for k in range(3):
         v = jax.random.normal(jax.random.key(20 + k), x0.shape, x0.dtype)
-        np.testing.assert_allclose(ba_mod.block_arrow_matvec(ba, v), dense @ v, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            ba_mod.block_arrow_matvec(ba, v), dense @ v, rtol=1e-10, atol=1e-12
+        )
 
 
 # -- gradient descent: the two headline behaviours (cheap versions of experiments/deep_ufm.py) ----
@@ -492,7 +542,9 @@ def test_experiment_cli_smoke(tmp_path):
     finally:
         sys.modules.pop(spec.name, None)
     cfg = mod.parse_args(["--fast", "--only", "fig3_ratio,binary", "--widths", "10,20", "--n", "3"])
-    assert cfg.fast and cfg.only == ("fig3_ratio", "binary") and cfg.widths == (10, 20) and cfg.n == 3
+    assert (
+        cfg.fast and cfg.only == ("fig3_ratio", "binary") and cfg.widths == (10, 20) and cfg.n == 3
+    )
     with pytest.raises(SystemExit):
         mod.parse_args(["--only", "fig9"])
     out = mod.main(["--fast", "--only", "fig3_ratio", "--out", str(tmp_path)])

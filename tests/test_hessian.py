@@ -25,8 +25,9 @@ LW = LH = 5e-3
 
 def make_spec(loss, bias, d, K=3, n=2, **kw):
     lb = 0.01 if bias == "regularized" else 0.0
-    return ufm.UFMSpec(K=K, n=n, d=d, loss=loss, bias=bias, lambda_W=LW, lambda_H=LH, lambda_b=lb,
-                       **kw)
+    return ufm.UFMSpec(
+        K=K, n=n, d=d, loss=loss, bias=bias, lambda_W=LW, lambda_H=LH, lambda_b=lb, **kw
+    )
 
 
 def random_point(spec, seed, scale=0.7):
@@ -36,7 +37,7 @@ def random_point(spec, seed, scale=0.7):
     return p
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def solve(spec, seed):
     """A critical point near the L-BFGS limit from a random start, polished by dense Newton."""
     p0 = random_point(spec, seed, scale=0.3)
@@ -46,8 +47,13 @@ def solve(spec, seed):
         f, g = value_and_grad(spec, unravel(jnp.asarray(x)))
         return float(f), np.asarray(ravel_pytree(g)[0], np.float64)
 
-    x = scipy.optimize.minimize(fun, np.asarray(x0), jac=True, method="L-BFGS-B",
-                                options=dict(maxiter=5000, gtol=1e-9, ftol=0.0)).x
+    x = scipy.optimize.minimize(
+        fun,
+        np.asarray(x0),
+        jac=True,
+        method="L-BFGS-B",
+        options=dict(maxiter=5000, gtol=1e-9, ftol=0.0),
+    ).x
     for _ in range(10):  # independent dense Newton (numpy pseudo-inverse)
         g = fun(x)[1]
         if np.linalg.norm(g) < 1e-14:
@@ -58,7 +64,7 @@ def solve(spec, seed):
     return unravel(jnp.asarray(x))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def planted_saddle(spec, seed, d_sub=1):
     """Solve in dimension ``d_sub`` and zero-pad ``W`` columns and ``H`` rows to ``spec.d``."""
     p = solve(spec.replace(d=d_sub), seed)
@@ -87,17 +93,27 @@ value_and_grad = jax.jit(jax.value_and_grad(ufm.loss, argnums=1))
 def dense_ev(spec, p):
     """The oracle: numpy eigvalsh of the autodiff Hessian (one compile per shape, with dense_H)."""
     return np.linalg.eigvalsh(np.asarray(dense_H(spec, p)))
+
+
 lanczos = jax.jit(ufm.hessian.lanczos_extremes, static_argnames=("num_matvecs",))
 newton = jax.jit(ufm.hessian.newton_step, static_argnames=("method",))
 
 
 # -- block-arrow blocks: fast path == autodiff path == dense Hessian ----------------------------
 
+
 @jax.jit(static_argnames=("method", "sample_chunk"))
 def facts(spec, p, sigma, Y, x, method="auto", sample_chunk=1024):
     ba = ufm.hessian.block_arrow(spec, p, method=method, sample_chunk=sample_chunk)
     S, C = ba.schur(sigma)
-    return (ba.A, S, ba.apply_cinv(C, Y), ufm.hessian.block_arrow_matvec(ba, x), ba.diag_min, ba.b_fro())
+    return (
+        ba.A,
+        S,
+        ba.apply_cinv(C, Y),
+        ufm.hessian.block_arrow_matvec(ba, x),
+        ba.diag_min,
+        ba.b_fro(),
+    )
 
 
 @pytest.mark.parametrize("loss", ["ce", "mse"])
@@ -124,9 +140,13 @@ def test_block_arrow_blocks_match_dense(loss, bias):
             np.testing.assert_allclose(Hx, Hd @ x, atol=1e-13)
             assert abs(float(dmin) - np.linalg.eigvalsh(D)[0]) < 1e-14
             assert abs(float(bfro) - np.linalg.norm(B)) < 1e-12
-    assert isinstance(jax.eval_shape(lambda p: ufm.hessian.block_arrow(spec, p), p), ufm.systems.ufm.UFMBlockArrow)
-    assert isinstance(jax.eval_shape(lambda p: ufm.hessian.block_arrow(spec, p, method="autodiff"), p),
-                      ufm.hessian.BlockArrow)
+    assert isinstance(
+        jax.eval_shape(lambda p: ufm.hessian.block_arrow(spec, p), p), ufm.systems.ufm.UFMBlockArrow
+    )
+    assert isinstance(
+        jax.eval_shape(lambda p: ufm.hessian.block_arrow(spec, p, method="autodiff"), p),
+        ufm.hessian.BlockArrow,
+    )
 
 
 def test_dense_hessian_matches_finite_differences():
@@ -144,6 +164,7 @@ def test_dense_hessian_matches_finite_differences():
 
 # -- the three routines agree: random points, minima, planted saddles ---------------------------
 
+
 def zero_modes(spec, W):
     r = int(np.linalg.matrix_rank(np.asarray(W), tol=1e-6 * np.abs(W).max()))
     d = spec.d
@@ -152,14 +173,19 @@ def zero_modes(spec, W):
 
 
 CASES = [(loss, bias, 3) for loss in ("ce", "mse") for bias in BIASES] + [
-    ("ce", "free", 5), ("mse", "regularized", 5)]
+    ("ce", "free", 5),
+    ("mse", "regularized", 5),
+]
 
 
 @pytest.mark.parametrize("loss,bias,d", CASES)  # d = K = 3 for every variant, d > K for two
 def test_three_routines_agree(loss, bias, d):
     spec = make_spec(loss, bias, d)
-    points = {"random": random_point(spec, 2), "minimum": solve(spec, 5),
-              "saddle": planted_saddle(spec, 7)}
+    points = {
+        "random": random_point(spec, 2),
+        "minimum": solve(spec, 5),
+        "saddle": planted_saddle(spec, 7),
+    }
     for kind, p in points.items():
         assert kind == "random" or float(grad_norm(spec, p)) < 1e-12
         ev = np.asarray(dense_ev(spec, p))
@@ -194,13 +220,16 @@ def test_block_arrow_many_chunks_and_samples():
     assert (int(res.n_neg), int(res.n_zero), int(res.n_pos)) == counts(ev, res.zero_tol)
     assert abs(float(res.lambda_min) - ev[0]) < 1e-10
     lz = lanczos(spec, p, jax.random.key(1), num_matvecs=60)
-    for lam, r, ref in ((lz.lambda_min, lz.residual_min, ev[0]),
-                        (lz.lambda_max, lz.residual_max, ev[-1])):
+    for lam, r, ref in (
+        (lz.lambda_min, lz.residual_min, ev[0]),
+        (lz.lambda_max, lz.residual_max, ev[-1]),
+    ):
         assert abs(float(lam) - ref) <= max(1e-6, float(r))
     assert ev[0] - 1e-12 <= float(lz.lambda_min) and float(lz.lambda_max) <= ev[-1] + 1e-12
 
 
 # -- Lanczos breakdown -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("loss", ["ce", "mse"])
 def test_lanczos_breakdown_at_origin_is_finite(loss):
@@ -209,8 +238,14 @@ def test_lanczos_breakdown_at_origin_is_finite(loss):
     ev = np.asarray(dense_ev(spec, p))  # a handful of distinct eigenvalues
     lz = lanczos(spec, p, jax.random.key(0), num_matvecs=24)
     assert bool(lz.breakdown) and int(lz.num_restarts) > 0
-    leaves = [lz.lambda_min, lz.lambda_max, lz.residual_min, lz.residual_max, lz.ritz_values,
-              *jax.tree_util.tree_leaves(lz.vector_min)]
+    leaves = [
+        lz.lambda_min,
+        lz.lambda_max,
+        lz.residual_min,
+        lz.residual_max,
+        lz.ritz_values,
+        *jax.tree_util.tree_leaves(lz.vector_min),
+    ]
     assert all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
     assert abs(float(lz.lambda_min) - ev[0]) < 1e-10 and abs(float(lz.lambda_max) - ev[-1]) < 1e-10
     # every Ritz value is a Rayleigh-Ritz value: within the spectrum
@@ -227,19 +262,24 @@ def test_lanczos_breakdown_at_origin_is_finite(loss):
 def test_lanczos_bad_depth():
     spec = make_spec("mse", "none", 3)
     with pytest.raises(ValueError, match="num_matvecs"):
-        ufm.hessian.lanczos_extremes(spec, random_point(spec, 0), jax.random.key(0), num_matvecs=10**4)
+        ufm.hessian.lanczos_extremes(
+            spec, random_point(spec, 0), jax.random.key(0), num_matvecs=10**4
+        )
     with pytest.raises(ValueError, match="method"):
         ufm.hessian.block_arrow(spec, random_point(spec, 0), method="qr")
 
 
 # -- vmap == loop ----------------------------------------------------------------------------------
 
+
 def test_vmap_equals_loop():
     spec = make_spec("ce", "free", 3)
     ps = ufm.init_batch(spec, jax.random.key(0), 3, scale=0.8)
     keys = jax.random.split(jax.random.key(1), 3)
     vres = jax.jit(jax.vmap(lambda p: ufm.hessian.block_arrow_spectrum(spec, p)))(ps)
-    vlz = jax.jit(jax.vmap(lambda p, k: ufm.hessian.lanczos_extremes(spec, p, k, num_matvecs=20)))(ps, keys)
+    vlz = jax.jit(jax.vmap(lambda p, k: ufm.hessian.lanczos_extremes(spec, p, k, num_matvecs=20)))(
+        ps, keys
+    )
     vev = jax.jit(jax.vmap(lambda p: ufm.hessian.hessian_spectrum_dense(spec, p)))(ps)
     for i in range(3):
         p = jax.tree_util.tree_map(lambda x: x[i], ps)
@@ -257,6 +297,7 @@ def test_vmap_equals_loop():
 
 # -- Newton steps ----------------------------------------------------------------------------------
 
+
 def _add(p, s):
     return jax.tree_util.tree_map(lambda a, b: a + b, p, s)
 
@@ -268,8 +309,9 @@ def test_newton_step_structured_equals_dense_and_polishes(loss, bias):
     p = random_point(spec, 3)  # a generic point: nonsingular Hessian, the two steps must agree
     s_dense, _ = ravel_pytree(step(spec, p, method="dense"))
     s_struct, _ = ravel_pytree(step(spec, p, method="structured"))
-    np.testing.assert_allclose(s_struct, s_dense, rtol=1e-9,
-                               atol=1e-9 * float(jnp.max(jnp.abs(s_dense))))
+    np.testing.assert_allclose(
+        s_struct, s_dense, rtol=1e-9, atol=1e-9 * float(jnp.max(jnp.abs(s_dense)))
+    )
     for target in (solve(spec, 5), planted_saddle(spec, 7)):
         x, unravel = ravel_pytree(target)
         q = unravel(x + 1e-4 * jax.random.normal(jax.random.key(9), x.shape, x.dtype))
@@ -282,6 +324,7 @@ def test_newton_step_structured_equals_dense_and_polishes(loss, bias):
 
 
 # -- the generic path serves other per-sample models -----------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class TanhSpec:
@@ -316,21 +359,35 @@ def _tanh_split(spec: TanhSpec, params):
 
 def _tanh_init(spec: TanhSpec, key, scale=None):
     k1, k2, k3 = jax.random.split(key, 3)
-    return (jax.random.normal(k1, (spec.width, spec.d)), jax.random.normal(k2, (spec.K, spec.width)),
-            jax.random.normal(k3, (spec.d, spec.N)))
+    return (
+        jax.random.normal(k1, (spec.width, spec.d)),
+        jax.random.normal(k2, (spec.K, spec.width)),
+        jax.random.normal(k3, (spec.d, spec.N)),
+    )
 
 
-ufm.core.register_system(ufm.core.System(
-    name="test_tanh", spec_type=TanhSpec, loss=_tanh_loss, init=_tanh_init,
-    examples=lambda: (TanhSpec(),), split_features=_tanh_split, sweepable=False))
+ufm.core.register_system(
+    ufm.core.System(
+        name="test_tanh",
+        spec_type=TanhSpec,
+        loss=_tanh_loss,
+        init=_tanh_init,
+        examples=lambda: (TanhSpec(),),
+        split_features=_tanh_split,
+        sweepable=False,
+    )
+)
 
 
 def test_generic_path_other_model():
     """Indefinite D_i (tanh curvature), the Haynsworth term In(D - sigma I) counted exactly."""
     spec = TanhSpec()
     k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
-    p = (2.0 * jax.random.normal(k1, (4, 3)), 2.0 * jax.random.normal(k2, (3, 4)),
-         2.0 * jax.random.normal(k3, (3, spec.N)))
+    p = (
+        2.0 * jax.random.normal(k1, (4, 3)),
+        2.0 * jax.random.normal(k2, (3, 4)),
+        2.0 * jax.random.normal(k3, (3, spec.N)),
+    )
     ev = np.asarray(dense_ev(spec, p))
 
     @jax.jit
@@ -338,7 +395,9 @@ def test_generic_path_other_model():
         ba = ufm.hessian.block_arrow(spec, p)
         return ba.diag_min, jax.vmap(lambda s: ufm.hessian.block_arrow_inertia(ba, s))(sigmas)
 
-    assert isinstance(jax.eval_shape(lambda p: ufm.hessian.block_arrow(spec, p), p), ufm.hessian.BlockArrow)
+    assert isinstance(
+        jax.eval_shape(lambda p: ufm.hessian.block_arrow(spec, p), p), ufm.hessian.BlockArrow
+    )
     dmin, _ = inertias(p, jnp.zeros(1))
     sigmas = jnp.asarray([ev[0] - 0.1, 0.0, float(dmin) + 1e-3, ev[3] + 1e-3])
     dmin, below = inertias(p, sigmas)
@@ -360,6 +419,10 @@ def test_float32_runs():
     res = spectrum(spec, p)
     lz = lanczos(spec, p, jax.random.key(0), num_matvecs=16)
     assert res.lambda_min.dtype == jnp.float32 and lz.lambda_min.dtype == jnp.float32
-    ev = np.asarray(dense_ev(spec.replace(dtype="float64"),
-                             jax.tree_util.tree_map(lambda x: x.astype(jnp.float64), p)))
+    ev = np.asarray(
+        dense_ev(
+            spec.replace(dtype="float64"),
+            jax.tree_util.tree_map(lambda x: x.astype(jnp.float64), p),
+        )
+    )
     assert abs(float(res.lambda_min) - ev[0]) < 1e-4

@@ -46,7 +46,9 @@ def ufm_point(rng, K, n, d, bias="none", dtype="float64"):
     W = rng.standard_normal((K, d)).astype(dtype)
     H = rng.standard_normal((d, K * n)).astype(dtype)
     b = rng.standard_normal(K).astype(dtype) if spec.has_bias else None
-    return spec, ufm.UFMParams(jnp.asarray(W), jnp.asarray(H), None if b is None else jnp.asarray(b))
+    return spec, ufm.UFMParams(
+        jnp.asarray(W), jnp.asarray(H), None if b is None else jnp.asarray(b)
+    )
 
 
 # Independent NumPy references (per-sample loops) --------------------------------------------
@@ -71,10 +73,15 @@ def np_stats(H, y, K):
 
 def np_cdnv(H, y, K):
     means, _, _, _ = np_stats(H, y, K)
-    var = [np.mean([np.sum((H[:, i] - means[:, c]) ** 2) for i in range(H.shape[1]) if y[i] == c])
-           for c in range(K)]
-    vals = [(var[a] + var[c]) / (2 * np.sum((means[:, a] - means[:, c]) ** 2))
-            for a in range(K) for c in range(a + 1, K)]
+    var = [
+        np.mean([np.sum((H[:, i] - means[:, c]) ** 2) for i in range(H.shape[1]) if y[i] == c])
+        for c in range(K)
+    ]
+    vals = [
+        (var[a] + var[c]) / (2 * np.sum((means[:, a] - means[:, c]) ** 2))
+        for a in range(K)
+        for c in range(a + 1, K)
+    ]
     return np.mean(vals)
 
 
@@ -131,9 +138,22 @@ def test_orthogonal_frame_collapse_mse_no_bias():
     y = ufm.systems.ufm.labels(K, N_PER)
     spec = ufm.UFMSpec(K=K, n=N_PER, d=D, loss="mse", bias="none")
     m = ufm.nc_metrics(spec, ufm.UFMParams(jnp.asarray(W), jnp.asarray(H)))
-    zero = ["nc1_pinv", "nc1_svd", "nc1_quotient", "nc1_cdnv", "nc2_equinorm_M", "nc2_equinorm_W",
-            "nc2_equiangular_M", "nc2_equiangular_W", "nc2_maxangle_M", "nc2_etf_M", "nc2_etf_W",
-            "nc2_orth_M", "nc2_orth_W", "nc3_zhu"]
+    zero = [
+        "nc1_pinv",
+        "nc1_svd",
+        "nc1_quotient",
+        "nc1_cdnv",
+        "nc2_equinorm_M",
+        "nc2_equinorm_W",
+        "nc2_equiangular_M",
+        "nc2_equiangular_W",
+        "nc2_maxangle_M",
+        "nc2_etf_M",
+        "nc2_etf_W",
+        "nc2_orth_M",
+        "nc2_orth_W",
+        "nc3_zhu",
+    ]
     for key in zero:
         assert abs(float(m[key])) < TOL, key
     assert abs(float(ufm.metrics.nc2_orthogonal_frame_means(H, y, K))) < TOL
@@ -142,7 +162,9 @@ def test_orthogonal_frame_collapse_mse_no_bias():
     # closed forms of what does not vanish for an uncentred orthogonal frame
     assert float(m["nc3_papyan"]) == pytest.approx(2 - 2 * math.sqrt((K - 1) / K), abs=TOL)
     assert float(m["nc2_maxangle_W"]) == pytest.approx(1 / (K - 1), abs=TOL)  # all cosines 0
-    assert float(m["nc4_bias"]) == pytest.approx(c * a**2 / math.sqrt(K), abs=TOL)  # W mu_G = c a^2 1/K
+    assert float(m["nc4_bias"]) == pytest.approx(
+        c * a**2 / math.sqrt(K), abs=TOL
+    )  # W mu_G = c a^2 1/K
     assert float(m["nc4_ncc"]) == 1.0
     assert int(m["rank_M"]) == K - 1 and int(m["rank_W"]) == K  # centring drops one direction
 
@@ -157,7 +179,9 @@ def test_frame_errors_closed_forms():
         assert float(ufm.metrics.orthogonal_frame_error(etf)) == pytest.approx(cross, abs=TOL)
         # G = 0 normalises to 0: distance to a unit-norm target is 1
         assert float(ufm.metrics.etf_error(jnp.zeros((k, k)))) == pytest.approx(1.0, abs=TOL)
-        assert float(ufm.metrics.orthogonal_frame_error(jnp.zeros((k, k)))) == pytest.approx(1.0, abs=TOL)
+        assert float(ufm.metrics.orthogonal_frame_error(jnp.zeros((k, k)))) == pytest.approx(
+            1.0, abs=TOL
+        )
         # a negated ETF sits at distance 2
         assert float(ufm.metrics.etf_error(-etf)) == pytest.approx(2.0, abs=TOL)
 
@@ -176,8 +200,12 @@ def test_hand_computed_two_classes():
     M_raw, mu_G = ufm.metrics.class_means(H, y, 2)
     np.testing.assert_allclose(M_raw, [[-2.0, 2.0], [0.0, 0.0]], atol=TOL)
     np.testing.assert_allclose(mu_G, [0.0, 0.0], atol=TOL)
-    np.testing.assert_allclose(ufm.metrics.within_class_cov(H, y, 2), [[0.5, -0.5], [-0.5, 5.0]], atol=TOL)
-    np.testing.assert_allclose(ufm.metrics.between_class_cov(H, y, 2), [[4.0, 0.0], [0.0, 0.0]], atol=TOL)
+    np.testing.assert_allclose(
+        ufm.metrics.within_class_cov(H, y, 2), [[0.5, -0.5], [-0.5, 5.0]], atol=TOL
+    )
+    np.testing.assert_allclose(
+        ufm.metrics.between_class_cov(H, y, 2), [[4.0, 0.0], [0.0, 0.0]], atol=TOL
+    )
     assert float(ufm.metrics.nc1_pinv(H, y, 2)) == pytest.approx(0.5 / 4 / 2, abs=TOL)
     assert float(ufm.metrics.nc1_svd(H, y, 2)) == pytest.approx(0.5 / 4 / 2, abs=TOL)
     assert float(ufm.metrics.nc1_quotient(H, y, 2)) == pytest.approx(5.5 / 4, abs=TOL)
@@ -199,9 +227,13 @@ def test_hand_computed_nc2_values():
     # three unit vectors at 0, 90, 180 degrees in the plane: cosines 0, -1, 0
     V = np.array([[1.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
     assert float(ufm.metrics.equiangularity(V)) == pytest.approx(np.std([0.0, -1.0, 0.0]), abs=TOL)
-    assert float(ufm.metrics.max_angle_deviation(V)) == pytest.approx((0.5 + 0.5 + 0.5) / 3, abs=TOL)
+    assert float(ufm.metrics.max_angle_deviation(V)) == pytest.approx(
+        (0.5 + 0.5 + 0.5) / 3, abs=TOL
+    )
     # a zero vector has cosine 0 with everything; all-zero vectors: CoV 0 (0/0 defined as 0)
-    np.testing.assert_allclose(ufm.metrics.cosines(np.array([[1.0, 0.0], [0.0, 0.0]])), np.diag([1.0, 0.0]))
+    np.testing.assert_allclose(
+        ufm.metrics.cosines(np.array([[1.0, 0.0], [0.0, 0.0]])), np.diag([1.0, 0.0])
+    )
     assert float(ufm.metrics.equinorm(np.zeros((3, 4)))) == 0.0
 
 
@@ -225,14 +257,20 @@ def test_nc4_ncc_agreement_cases():
     y1 = np.array([0, 0, 1, 1])
     W1 = np.array([[-1.0], [1.0]])
     assert float(ufm.metrics.nc4_ncc_agreement(W1, None, H1, y1, 2)) == 0.5  # 0.2 and 0.5 disagree
-    assert float(ufm.metrics.nc4_ncc_agreement(W1, np.array([1.0, 0.0]), H1, y1, 2)) == 1.0  # threshold 1
+    assert (
+        float(ufm.metrics.nc4_ncc_agreement(W1, np.array([1.0, 0.0]), H1, y1, 2)) == 1.0
+    )  # threshold 1
     # bias relation ||W mu_G + b|| by hand: mu_G = 1, W mu_G + b = (-1 + 1, 1 + 0)
-    assert float(ufm.metrics.nc4_bias_relation(W1, np.array([1.0, 0.0]), H1, y1, 2)) == pytest.approx(1.0)
+    assert float(
+        ufm.metrics.nc4_bias_relation(W1, np.array([1.0, 0.0]), H1, y1, 2)
+    ) == pytest.approx(1.0)
 
 
 def test_numerical_rank_prescribed_spectrum():
     rng = np.random.default_rng(3)
-    s = np.array([2.0, 1.0, 3e-3, 1e-3 * 2.0 * 0.5, 0.0])  # 4th equals tau * sigma_1 exactly: not counted
+    s = np.array(
+        [2.0, 1.0, 3e-3, 1e-3 * 2.0 * 0.5, 0.0]
+    )  # 4th equals tau * sigma_1 exactly: not counted
     U, V = rand_orth(rng, 6)[:, :5], rand_orth(rng, 5)
     M = U @ np.diag(s) @ V.T
     assert int(ufm.metrics.numerical_rank(M)) == 3
@@ -259,13 +297,15 @@ def test_nc1_against_numpy_loops():
     np.testing.assert_allclose(ufm.metrics.between_class_cov(H, y, k), Sb, rtol=1e-12, atol=TOL)
     ref_pinv = np.trace(Sw @ np.linalg.pinv(Sb, rcond=1e-10)) / k
     lam, vec = np.linalg.eigh(Sb)
-    top = vec[:, -(k - 1):]
-    ref_svd = np.trace(Sw @ top @ np.diag(1 / lam[-(k - 1):]) @ top.T) / k
+    top = vec[:, -(k - 1) :]
+    ref_svd = np.trace(Sw @ top @ np.diag(1 / lam[-(k - 1) :]) @ top.T) / k
     assert float(ufm.metrics.nc1_pinv(H, y, k)) == pytest.approx(ref_pinv, rel=1e-10)
     assert float(ufm.metrics.nc1_pinv(H, y, k, rtol=1e-10)) == pytest.approx(ref_pinv, rel=1e-10)
     assert float(ufm.metrics.nc1_svd(H, y, k)) == pytest.approx(ref_svd, rel=1e-10)
     assert ref_svd == pytest.approx(ref_pinv, rel=1e-8)  # rank Sigma_B <= K-1 even when imbalanced
-    assert float(ufm.metrics.nc1_quotient(H, y, k)) == pytest.approx(np.trace(Sw) / np.trace(Sb), rel=1e-12)
+    assert float(ufm.metrics.nc1_quotient(H, y, k)) == pytest.approx(
+        np.trace(Sw) / np.trace(Sb), rel=1e-12
+    )
     assert float(ufm.metrics.nc1_cdnv(H, y, k)) == pytest.approx(np_cdnv(H, y, k), rel=1e-10)
 
 
@@ -299,7 +339,12 @@ def test_nc1_is_stable_under_a_large_common_offset():
     sv = np.linalg.svd(means - mu_G[:, None], compute_uv=False)
     # premise: naive centring leaves a K-th singular value far above matrix_rank's tolerance
     assert sv[-1] > 1e3 * max(d, k) * np.finfo(float).eps * sv[0]
-    for fn in (ufm.metrics.nc1_pinv, ufm.metrics.nc1_svd, ufm.metrics.nc1_quotient, ufm.metrics.nc1_cdnv):
+    for fn in (
+        ufm.metrics.nc1_pinv,
+        ufm.metrics.nc1_svd,
+        ufm.metrics.nc1_quotient,
+        ufm.metrics.nc1_cdnv,
+    ):
         assert float(fn(Ho, y, k)) == pytest.approx(float(fn(H, y, k)), rel=1e-6), fn.__name__
 
 
@@ -311,17 +356,26 @@ def test_nc_metrics_matches_generic_functions():
     M_raw, mu_G = ufm.metrics.class_means(H, y, k)
     M = M_raw - mu_G[:, None]
     ref = {
-        "nc1_pinv": ufm.metrics.nc1_pinv(H, y, k), "nc1_svd": ufm.metrics.nc1_svd(H, y, k),
-        "nc1_quotient": ufm.metrics.nc1_quotient(H, y, k), "nc1_cdnv": ufm.metrics.nc1_cdnv(H, y, k),
-        "nc2_equinorm_M": ufm.metrics.equinorm(M), "nc2_equinorm_W": ufm.metrics.equinorm(W.T),
-        "nc2_equiangular_M": ufm.metrics.equiangularity(M), "nc2_equiangular_W": ufm.metrics.equiangularity(W.T),
-        "nc2_maxangle_M": ufm.metrics.max_angle_deviation(M), "nc2_maxangle_W": ufm.metrics.max_angle_deviation(W.T),
-        "nc2_etf_M": ufm.metrics.nc2_etf_means(H, y, k), "nc2_etf_W": ufm.metrics.nc2_etf_weights(W),
+        "nc1_pinv": ufm.metrics.nc1_pinv(H, y, k),
+        "nc1_svd": ufm.metrics.nc1_svd(H, y, k),
+        "nc1_quotient": ufm.metrics.nc1_quotient(H, y, k),
+        "nc1_cdnv": ufm.metrics.nc1_cdnv(H, y, k),
+        "nc2_equinorm_M": ufm.metrics.equinorm(M),
+        "nc2_equinorm_W": ufm.metrics.equinorm(W.T),
+        "nc2_equiangular_M": ufm.metrics.equiangularity(M),
+        "nc2_equiangular_W": ufm.metrics.equiangularity(W.T),
+        "nc2_maxangle_M": ufm.metrics.max_angle_deviation(M),
+        "nc2_maxangle_W": ufm.metrics.max_angle_deviation(W.T),
+        "nc2_etf_M": ufm.metrics.nc2_etf_means(H, y, k),
+        "nc2_etf_W": ufm.metrics.nc2_etf_weights(W),
         "nc2_orth_M": ufm.metrics.nc2_orthogonal_frame_means(H, y, k),
         "nc2_orth_W": ufm.metrics.nc2_orthogonal_frame_weights(W),
-        "nc3_papyan": ufm.metrics.nc3_papyan(W, H, y, k), "nc3_zhu": ufm.metrics.nc3_zhu(W, H, y, k),
-        "nc4_ncc": ufm.metrics.nc4_ncc_agreement(W, b, H, y, k), "nc4_bias": ufm.metrics.nc4_bias_relation(W, b, H, y, k),
-        "rank_M": ufm.metrics.numerical_rank(M), "rank_W": ufm.metrics.numerical_rank(W),
+        "nc3_papyan": ufm.metrics.nc3_papyan(W, H, y, k),
+        "nc3_zhu": ufm.metrics.nc3_zhu(W, H, y, k),
+        "nc4_ncc": ufm.metrics.nc4_ncc_agreement(W, b, H, y, k),
+        "nc4_bias": ufm.metrics.nc4_bias_relation(W, b, H, y, k),
+        "rank_M": ufm.metrics.numerical_rank(M),
+        "rank_W": ufm.metrics.numerical_rank(W),
     }
     m = ufm.nc_metrics(spec, p)
     assert tuple(m) == ufm.NC_METRIC_NAMES == tuple(ref)
@@ -350,8 +404,19 @@ def test_rotation_and_scale_invariance():
     # translation of the features: NC1 and the centred-mean metrics do not move; uncentred do
     t = jnp.asarray(rng.standard_normal((spec.d, 1)))
     m_tr = ufm.nc_metrics(spec, ufm.UFMParams(p.W, p.H + t))
-    for key in ("nc1_pinv", "nc1_svd", "nc1_quotient", "nc1_cdnv", "nc2_equinorm_M",
-                "nc2_equiangular_M", "nc2_maxangle_M", "nc2_etf_M", "nc3_papyan", "nc3_zhu", "rank_M"):
+    for key in (
+        "nc1_pinv",
+        "nc1_svd",
+        "nc1_quotient",
+        "nc1_cdnv",
+        "nc2_equinorm_M",
+        "nc2_equiangular_M",
+        "nc2_maxangle_M",
+        "nc2_etf_M",
+        "nc3_papyan",
+        "nc3_zhu",
+        "rank_M",
+    ):
         np.testing.assert_allclose(m_tr[key], m0[key], rtol=1e-9, atol=1e-12, err_msg=key)
     assert abs(float(m_tr["nc2_orth_M"]) - float(m0["nc2_orth_M"])) > 1e-6
 
@@ -364,8 +429,18 @@ def test_zero_and_point_collapsed_features_are_defined():
     zeros = ufm.UFMParams(jnp.zeros((K, D)), jnp.zeros((D, K * N_PER)), jnp.zeros(K))
     m = jax.jit(ufm.nc_metrics)(spec, zeros)
     assert all(bool(jnp.isfinite(v)) for v in m.values())
-    for key in ("nc1_pinv", "nc1_svd", "nc1_quotient", "nc1_cdnv", "nc2_equinorm_M", "nc2_equiangular_M",
-                "nc3_papyan", "nc4_bias", "rank_M", "rank_W"):
+    for key in (
+        "nc1_pinv",
+        "nc1_svd",
+        "nc1_quotient",
+        "nc1_cdnv",
+        "nc2_equinorm_M",
+        "nc2_equiangular_M",
+        "nc3_papyan",
+        "nc4_bias",
+        "rank_M",
+        "rank_W",
+    ):
         assert float(m[key]) == 0.0, key
     for key in ("nc2_etf_M", "nc2_etf_W", "nc2_orth_M", "nc2_orth_W", "nc3_zhu"):
         assert float(m[key]) == pytest.approx(1.0, abs=TOL), key
@@ -401,7 +476,9 @@ def test_vmap_over_seeds_equals_loop_and_jit_equals_eager():
         np.testing.assert_allclose(v, [fn(Hs[i], y, K) for i in range(S)], rtol=1e-10, atol=1e-14)
         np.testing.assert_allclose(j, fn(Hs[1], y, K), rtol=1e-10, atol=1e-14)
     v = jax.vmap(lambda w, h: ufm.metrics.nc3_zhu(w, h, y, K))(Ws, Hs)
-    np.testing.assert_allclose(v, [ufm.metrics.nc3_zhu(Ws[i], Hs[i], y, K) for i in range(S)], rtol=1e-10)
+    np.testing.assert_allclose(
+        v, [ufm.metrics.nc3_zhu(Ws[i], Hs[i], y, K) for i in range(S)], rtol=1e-10
+    )
     v = jax.vmap(lambda w, b, h: ufm.metrics.nc4_ncc_agreement(w, b, h, y, K))(Ws, batch.b, Hs)
     loop = [ufm.metrics.nc4_ncc_agreement(Ws[i], batch.b[i], Hs[i], y, K) for i in range(S)]
     np.testing.assert_array_equal(v, loop)
@@ -428,15 +505,23 @@ def test_float32_in_float32_out():
     m = ufm.nc_metrics(spec, p)
     for key, v in m.items():
         assert v.dtype == (jnp.int32 if key.startswith("rank") else jnp.float32), key
-    m64 = ufm.nc_metrics(spec.replace(dtype="float64"),
-                         jax.tree_util.tree_map(lambda x: x.astype(jnp.float64), p))
+    m64 = ufm.nc_metrics(
+        spec.replace(dtype="float64"), jax.tree_util.tree_map(lambda x: x.astype(jnp.float64), p)
+    )
     for key in ufm.NC_METRIC_NAMES:
         np.testing.assert_allclose(m[key], m64[key], rtol=2e-4, atol=1e-5, err_msg=key)
     y = ufm.systems.ufm.labels(K, N_PER)
     H, W = p.H, p.W
-    for v in (ufm.metrics.nc1_pinv(H, y, K), ufm.metrics.nc1_cdnv(H, y, K), ufm.metrics.within_class_cov(H, y, K),
-              ufm.metrics.class_means(H, y, K)[0], ufm.metrics.nc3_zhu(W, H, y, K), ufm.metrics.etf_error(W @ W.T),
-              ufm.metrics.equinorm(W.T), ufm.metrics.nc4_ncc_agreement(W, p.b, H, y, K)):
+    for v in (
+        ufm.metrics.nc1_pinv(H, y, K),
+        ufm.metrics.nc1_cdnv(H, y, K),
+        ufm.metrics.within_class_cov(H, y, K),
+        ufm.metrics.class_means(H, y, K)[0],
+        ufm.metrics.nc3_zhu(W, H, y, K),
+        ufm.metrics.etf_error(W @ W.T),
+        ufm.metrics.equinorm(W.T),
+        ufm.metrics.nc4_ncc_agreement(W, p.b, H, y, K),
+    ):
         assert v.dtype == jnp.float32
 
 
@@ -468,23 +553,49 @@ def test_bad_inputs_name_the_field():
 
 # The closed-form optima of theory.md section 2 (ufm.optimum) are collapsed ----------------------
 
-_ETF_ZERO = ("nc1_pinv", "nc1_svd", "nc1_quotient", "nc1_cdnv", "nc2_equinorm_M", "nc2_equinorm_W",
-             "nc2_equiangular_M", "nc2_equiangular_W", "nc2_maxangle_M", "nc2_etf_M", "nc2_etf_W", "nc3_zhu")
+_ETF_ZERO = (
+    "nc1_pinv",
+    "nc1_svd",
+    "nc1_quotient",
+    "nc1_cdnv",
+    "nc2_equinorm_M",
+    "nc2_equinorm_W",
+    "nc2_equiangular_M",
+    "nc2_equiangular_W",
+    "nc2_maxangle_M",
+    "nc2_etf_M",
+    "nc2_etf_W",
+    "nc3_zhu",
+)
 
 
 @pytest.mark.parametrize(
     "loss,bias,lb,frame",
-    [("ce", "none", 0.0, "etf"), ("ce", "free", 0.0, "etf"), ("ce", "regularized", 0.1, "etf"),
-     ("mse", "none", 0.0, "orth"), ("mse", "free", 0.0, "etf"),
-     ("mse", "regularized", 0.01, "etf"), ("mse", "regularized", 0.5, "other")],
+    [
+        ("ce", "none", 0.0, "etf"),
+        ("ce", "free", 0.0, "etf"),
+        ("ce", "regularized", 0.1, "etf"),
+        ("mse", "none", 0.0, "orth"),
+        ("mse", "free", 0.0, "etf"),
+        ("mse", "regularized", 0.01, "etf"),
+        ("mse", "regularized", 0.5, "other"),
+    ],
 )
 def test_nc_metrics_vanish_at_the_closed_form_optimum(loss, bias, lb, frame):
-    spec = ufm.UFMSpec(K=K, n=5, d=D, loss=loss, bias=bias, lambda_W=5e-3, lambda_H=5e-3, lambda_b=lb)
+    spec = ufm.UFMSpec(
+        K=K, n=5, d=D, loss=loss, bias=bias, lambda_W=5e-3, lambda_H=5e-3, lambda_b=lb
+    )
     if bias == "regularized" and loss == "mse":  # both sides of the bias phase boundary
         assert (lb < ufm.systems.ufm.mse_bias_threshold(spec)) == (frame == "etf")
     m = ufm.nc_metrics(spec, ufm.optimum(spec).params)
-    zero = _ETF_ZERO + {"etf": ("nc2_maxangle_W", "nc3_papyan"), "orth": ("nc2_orth_M", "nc2_orth_W"),
-                        "other": ()}[frame]
+    zero = (
+        _ETF_ZERO
+        + {
+            "etf": ("nc2_maxangle_W", "nc3_papyan"),
+            "orth": ("nc2_orth_M", "nc2_orth_W"),
+            "other": (),
+        }[frame]
+    )
     for key in zero:
         assert abs(float(m[key])) < TOL, key
     assert float(m["nc4_ncc"]) == 1.0

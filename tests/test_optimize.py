@@ -62,7 +62,13 @@ def test_no_recompilation_for_new_lambdas_or_seeds():
     before = _run_chunk._cache_size()
     spec2 = spec.replace(lambda_W=2e-2, lambda_H=3e-3)
     ufm.optimize(spec2, ufm.init_batch(spec2, jax.random.key(7), 6), **kw)
-    ufm.optimize(spec, ufm.init_batch(spec, jax.random.key(9), 6), optimizer=ufm.gd(0.5), max_steps=40, chunk=20)
+    ufm.optimize(
+        spec,
+        ufm.init_batch(spec, jax.random.key(9), 6),
+        optimizer=ufm.gd(0.5),
+        max_steps=40,
+        chunk=20,
+    )
     assert _run_chunk._cache_size() == before
 
 
@@ -76,8 +82,14 @@ def test_divergence_and_nan_are_flagged_per_seed():
     assert st[1] in (ufm.Status.DIVERGED, ufm.Status.NAN)
     assert st[0] == st[2] == ufm.Status.CONVERGED
     assert np.all(np.isfinite(np.asarray(res.params.W[1])))  # frozen at a finite point
-    ref = ufm.optimize(spec, jax.tree_util.tree_map(lambda x: x[::2], p0), optimizer=ufm.gd(0.9),
-                       max_steps=4000, tol=1e-8, chunk=200)
+    ref = ufm.optimize(
+        spec,
+        jax.tree_util.tree_map(lambda x: x[::2], p0),
+        optimizer=ufm.gd(0.9),
+        max_steps=4000,
+        tol=1e-8,
+        chunk=200,
+    )
     np.testing.assert_allclose(ref.params.W, res.params.W[::2], rtol=1e-12)
 
 
@@ -99,18 +111,22 @@ def test_any_optax_optimizer_and_record_fn():
     def record(spec, params):
         return {"normW": jnp.linalg.norm(params.W)}
 
-    res = ufm.optimize(spec, p0, optimizer=optax.adam(1e-2), max_steps=60, chunk=30,
-                       record_every=10, record=record)
+    res = ufm.optimize(
+        spec, p0, optimizer=optax.adam(1e-2), max_steps=60, chunk=30, record_every=10, record=record
+    )
     assert res.trace["normW"].shape == (7, 2)
     np.testing.assert_allclose(res.trace["normW"][0], np.linalg.norm(p0.W, axis=(1, 2)))
     np.testing.assert_allclose(res.trace["normW"][-1], np.linalg.norm(res.params.W, axis=(1, 2)))
 
 
-@pytest.mark.parametrize("bad", [dict(max_steps=0), dict(chunk=-1), dict(tol=-1.0),
-                                 dict(chunk=10, record_every=3)])
+@pytest.mark.parametrize(
+    "bad", [dict(max_steps=0), dict(chunk=-1), dict(tol=-1.0), dict(chunk=10, record_every=3)]
+)
 def test_bad_arguments(bad):
     spec = _spec()
-    with pytest.raises(ValueError, match=next(iter(bad)) if "record_every" not in bad else "multiple"):
+    with pytest.raises(
+        ValueError, match=next(iter(bad)) if "record_every" not in bad else "multiple"
+    ):
         ufm.optimize(spec, ufm.init_batch(spec, jax.random.key(0), 1), **bad)
 
 

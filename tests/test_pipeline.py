@@ -86,10 +86,12 @@ def _assert_rows_equal(a, b, skip=()):
     for k in set(EXACT) - set(skip):
         assert a[k].tolist() == b[k].tolist(), k
     for k in CLOSE:
-        np.testing.assert_allclose(a[k].astype(float), b[k].astype(float), rtol=1e-12,
-                                   atol=1e-14, err_msg=k)
-    np.testing.assert_allclose(a["grad_norm"].astype(float), b["grad_norm"].astype(float),
-                               atol=1e-15, err_msg="grad_norm")
+        np.testing.assert_allclose(
+            a[k].astype(float), b[k].astype(float), rtol=1e-12, atol=1e-14, err_msg=k
+        )
+    np.testing.assert_allclose(
+        a["grad_norm"].astype(float), b["grad_norm"].astype(float), atol=1e-15, err_msg="grad_norm"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -127,20 +129,32 @@ def _reference(spec, num_random, planted_per_dim):
     pol = ufm.polish(spec, res.params, tol=1e-10)
     rec = ufm.classify_batch(spec, pol.params, warn=False)
     f_star = ufm.optimal_value(spec)
-    return {"source": np.array(["random"] * num_random + ["planted"] * P + ["origin"]),
-            "dim": np.concatenate([[spec.d] * num_random, dp, [0]]),
-            "steps": np.asarray(res.steps), "f": np.asarray(pol.loss),
-            "f_gap": np.asarray(pol.loss) - f_star, "class": rec["class"],
-            "lambda_min": rec["lambda_min"]}
+    return {
+        "source": np.array(["random"] * num_random + ["planted"] * P + ["origin"]),
+        "dim": np.concatenate([[spec.d] * num_random, dp, [0]]),
+        "steps": np.asarray(res.steps),
+        "f": np.asarray(pol.loss),
+        "f_gap": np.asarray(pol.loss) - f_star,
+        "class": rec["class"],
+        "lambda_min": rec["lambda_min"],
+    }
 
 
 def test_landscape_sweep_and_reference_agree(planted, tmp_path):
     """One configuration (CE, K = d = 3) three ways: ufm landscape (its own results folder, one
     device), ufm sweep (8 devices, chunks padded) and the hand-written reference: the same rows,
     start by start."""
-    config = ufm.LandscapeConfig(K=(3,), n=2, variants=(("ce", "none"),), lambda_W=(5e-3,),
-                                 lambda_H=(5e-3,), seeds=4, starts=ufm.StartSettings(2, True),
-                                 optimizer=SETTINGS, record_every=50)
+    config = ufm.LandscapeConfig(
+        K=(3,),
+        n=2,
+        variants=(("ce", "none"),),
+        lambda_W=(5e-3,),
+        lambda_H=(5e-3,),
+        seeds=4,
+        starts=ufm.StartSettings(2, True),
+        optimizer=SETTINGS,
+        record_every=50,
+    )
     (spec,) = config.specs()
     assert spec == CE
     run = ufm.run_landscape(config, tmp_path / "land", progress=False)
@@ -197,25 +211,32 @@ def test_polish_settings_parse_and_hash():
     none = _spec(optimizer={"polish": "none"})
     h = none.expand()[0][0].hash
     # polish = "none" hashes as before the stage existed: old stores stay resumable
-    doc = {"model": "ufm", "spec": c.spec.as_dict(),
-           "optimizer": {k: v for k, v in none.optimizer.as_dict().items()
-                         if not k.startswith("polish")},
-           "analyses": {"closed_form": {}, "hessian": {}, "metrics": {}},
-           "seeds": {"base": 0, "init_scale": 0.1}}
+    doc = {
+        "model": "ufm",
+        "spec": c.spec.as_dict(),
+        "optimizer": {
+            k: v for k, v in none.optimizer.as_dict().items() if not k.startswith("polish")
+        },
+        "analyses": {"closed_form": {}, "hessian": {}, "metrics": {}},
+        "seeds": {"base": 0, "init_scale": 0.1},
+    }
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     assert h == hashlib.sha256(blob.encode()).hexdigest()[:16] and h != c.hash
     # the starts are not hashed: more planted starts extend a sweep
     assert _spec(starts={"planted_per_dim": 5}).expand()[0][0].hash == c.hash
 
 
-@pytest.mark.parametrize("change,key", [
-    ({"optimizer": {"polish": "fast"}}, "optimizer.polish"),
-    ({"optimizer": {"polish_tol": -1.0}}, "optimizer.polish_tol"),
-    ({"starts": {"origin": 1}}, "starts.origin"),
-    ({"starts": {"planted_per_dim": -2}}, "starts.planted_per_dim"),
-    ({"starts": {"planted": 2}}, "starts.planted"),
-    ({"analyses": {"hessian": {"methd": "dense"}}}, "analyses.hessian.methd"),
-])
+@pytest.mark.parametrize(
+    "change,key",
+    [
+        ({"optimizer": {"polish": "fast"}}, "optimizer.polish"),
+        ({"optimizer": {"polish_tol": -1.0}}, "optimizer.polish_tol"),
+        ({"starts": {"origin": 1}}, "starts.origin"),
+        ({"starts": {"planted_per_dim": -2}}, "starts.planted_per_dim"),
+        ({"starts": {"planted": 2}}, "starts.planted"),
+        ({"analyses": {"hessian": {"methd": "dense"}}}, "analyses.hessian.methd"),
+    ],
+)
 def test_bad_settings_name_the_key(change, key):
     with pytest.raises(ufm.SpecError, match=key.replace(".", r"\.")):
         _spec(**change)
@@ -255,8 +276,9 @@ def test_hessian_check_rejects_models_without_rules(monkeypatch):
         width: int = 2
 
     monkeypatch.setitem(_sweep_spec._MODELS, "toy", (Toy, ("width",)))
-    spec = ufm.load_sweep_spec('model = "toy"\nanalyses = ["hessian"]\n[grid]\nwidth = [1, 2]\n'
-                               '[seeds]\ncount = 1\n')
+    spec = ufm.load_sweep_spec(
+        'model = "toy"\nanalyses = ["hessian"]\n[grid]\nwidth = [1, 2]\n[seeds]\ncount = 1\n'
+    )
     configs, invalid = spec.expand()
     assert not configs and len(invalid) == 2
     assert all("analysis 'hessian'" in p.error and "Toy" in p.error for p in invalid)
@@ -269,8 +291,10 @@ def test_counterexamples_recorded_and_warned_once_per_chunk():
     an = (("hessian", (("zero_rtol", 10.0),)),)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        chunks = [run_chunk(CE, s, mesh, optimizer=SETTINGS, analyses=an)
-                  for s in (np.arange(3), np.arange(3, 4))]
+        chunks = [
+            run_chunk(CE, s, mesh, optimizer=SETTINGS, analyses=an)
+            for s in (np.arange(3), np.arange(3, 4))
+        ]
     found = [w for w in caught if issubclass(w.category, ufm.CounterexampleWarning)]
     assert len(found) == 2 and "ce-none K=3" in str(found[0].message)
     for c in chunks:
@@ -315,7 +339,8 @@ def test_old_store_without_source_column(planted, tmp_path):
         if t.num_rows:
             pq.write_table(t, p)
     assert ufm.runs.store.ResultStore(out).done_seeds() == {
-        h: {0, 1, 2, 3} for h in ufm.runs.store.ResultStore(planted).done_seeds()}
+        h: {0, 1, 2, 3} for h in ufm.runs.store.ResultStore(planted).done_seeds()
+    }
     s = ufm.run_sweep(_spec(), out, progress=False)
     assert (s.seeds_run, s.seeds_skipped) == ((2 + 1) + (4 + 1), 8)
     r = _rows(out)
@@ -342,8 +367,9 @@ def test_make_starts_do_not_depend_on_the_batch():
     for i, k in zip(range(3, 7), meta["dim"][3:7]):
         assert not W[i, :, k:].any() and np.all(W[i, :, :k] != 0)
     with pytest.raises(ValueError, match="UFMSpec"):
-        ufm.runs.start_keys(ufm.DeepUFMSpec(K=3, n=2, L=2, widths=4), 2,
-                       ufm.StartSettings(planted_per_dim=1))
+        ufm.runs.start_keys(
+            ufm.DeepUFMSpec(K=3, n=2, L=2, widths=4), 2, ufm.StartSettings(planted_per_dim=1)
+        )
 
 
 # -- deep UFM ----------------------------------------------------------------------------------
@@ -399,8 +425,9 @@ def test_cpu_analyses_do_not_deadlock():
         "print('rows', len(out.columns['class']), len(out.columns['nc1_pinv']))\n"
     )
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                       timeout=240)
+    r = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=240
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "rows 2048 2048" in r.stdout
 
@@ -408,9 +435,11 @@ def test_cpu_analyses_do_not_deadlock():
 def test_hessian_analysis_rejects_kinked_activations():
     """ReLU end points sit at kinks (no Hessian): the grid point is named invalid up front, while
     a smooth activation with the same analyses is accepted."""
-    base = ('model = "deep_ufm"\nanalyses = ["hessian"]\n[grid]\nK = 3\nn = 2\nL = 2\nwidths = 4\n'
-            'lambda_H1 = 0.005\nlambda_W = 0.005\nactivation = ["relu", "leaky_relu", "tanh"]\n'
-            '[seeds]\ncount = 1\n')
+    base = (
+        'model = "deep_ufm"\nanalyses = ["hessian"]\n[grid]\nK = 3\nn = 2\nL = 2\nwidths = 4\n'
+        'lambda_H1 = 0.005\nlambda_W = 0.005\nactivation = ["relu", "leaky_relu", "tanh"]\n'
+        "[seeds]\ncount = 1\n"
+    )
     configs, invalid = ufm.load_sweep_spec(base).expand()
     assert [c.spec.activation for c in configs] == ["tanh"]
     assert len(invalid) == 2

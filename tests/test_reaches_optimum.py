@@ -12,8 +12,14 @@ import pytest
 
 import ufm
 
-VARIANTS = [("ce", "none"), ("ce", "free"), ("ce", "regularized"),
-            ("mse", "none"), ("mse", "free"), ("mse", "regularized")]
+VARIANTS = [
+    ("ce", "none"),
+    ("ce", "free"),
+    ("ce", "regularized"),
+    ("mse", "none"),
+    ("mse", "free"),
+    ("mse", "regularized"),
+]
 
 
 def _random_spec(rng, loss, bias, d_extra):
@@ -21,8 +27,16 @@ def _random_spec(rng, loss, bias, d_extra):
     n = int(rng.integers(1, 5))
     lw, lh = np.exp(rng.uniform(np.log(1e-3), np.log(2e-2), size=2))
     lb = float(np.exp(rng.uniform(np.log(1e-3), np.log(1.0)))) if bias == "regularized" else 0.0
-    return ufm.UFMSpec(K=K, n=n, d=K + d_extra, loss=loss, bias=bias, lambda_W=float(lw),
-                       lambda_H=float(lh), lambda_b=lb)
+    return ufm.UFMSpec(
+        K=K,
+        n=n,
+        d=K + d_extra,
+        loss=loss,
+        bias=bias,
+        lambda_W=float(lw),
+        lambda_H=float(lh),
+        lambda_b=lb,
+    )
 
 
 @pytest.mark.parametrize("loss,bias", VARIANTS)
@@ -52,7 +66,9 @@ def test_optimiser_reaches_closed_form(loss, bias, d_extra):
         np.testing.assert_allclose(H, c * np.repeat(W.T, spec.n, axis=1), atol=2e-7)
         if bias == "regularized" or (bias == "free" and loss == "mse"):
             np.testing.assert_allclose(np.asarray(pol.params.b[i]), opt.bias, atol=2e-7)
-        if bias == "free" and loss == "ce":  # flat direction b -> b + c 1: only the centred part is fixed
+        if (
+            bias == "free" and loss == "ce"
+        ):  # flat direction b -> b + c 1: only the centred part is fixed
             b = np.asarray(pol.params.b[i])
             np.testing.assert_allclose(b - b.mean(), 0.0, atol=2e-7)
 
@@ -62,7 +78,9 @@ def test_trivial_regime_collapses_to_zero():
     for loss, fstar in [("ce", np.log(3.0)), ("mse", 0.5)]:
         spec = ufm.UFMSpec(K=3, n=2, d=3, loss=loss, lambda_W=0.3, lambda_H=0.3)
         assert spec.s >= 1 / 3
-        res = ufm.optimize(spec, ufm.init_batch(spec, jax.random.key(0), 3), max_steps=5000, tol=1e-9)
+        res = ufm.optimize(
+            spec, ufm.init_batch(spec, jax.random.key(0), 3), max_steps=5000, tol=1e-9
+        )
         pol = ufm.polish(spec, res.params)
         np.testing.assert_allclose(pol.loss, fstar, rtol=1e-10)
         assert np.abs(np.asarray(pol.params.W)).max() < 1e-8

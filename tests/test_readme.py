@@ -16,7 +16,9 @@ def test_readme_example_runs():
     ns = {}
     exec(code.replace("num_seeds=1000", "num_seeds=8"), ns)
     assert ns["res"].converged.all()
-    np.testing.assert_allclose(np.asarray(ns["pol"].loss), ns["ufm"].optimal_value(ns["spec"]), rtol=1e-10)
+    np.testing.assert_allclose(
+        np.asarray(ns["pol"].loss), ns["ufm"].optimal_value(ns["spec"]), rtol=1e-10
+    )
     assert float(np.max(np.asarray(ns["cert"].gap))) < 1e-8
     assert set(ns["rows"]["class"]) == {"global_min"}
     # zero modes at the CE free-bias minimum: z(4, 3) rotations + the shift b -> b + c 1

@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 
 import ufm
-from ufm.runs.sharding import (bytes_per_seed, chunk_size, local_devices, pad_seeds,
-                           process_seeds, shard_seeds, split_chunks)
+from ufm.runs.sharding import (
+    bytes_per_seed,
+    chunk_size,
+    local_devices,
+    pad_seeds,
+    process_seeds,
+    shard_seeds,
+    split_chunks,
+)
 from ufm.runs.sweep import run_chunk
 from ufm.runs.sweep_spec import OptimizerSettings
 
@@ -141,7 +148,8 @@ def test_cpu_multi_device_analyses_do_not_deadlock():
         "print('rows', len(c['nc1_pinv']))\n"
     )
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                       timeout=240)
+    r = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=240
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "rows 2048" in r.stdout

@@ -14,8 +14,11 @@ from ufm.runs.store import ResultStore
 
 def _chunk(h, seeds, **extra):
     seeds = np.asarray(seeds, dtype=np.int64)
-    cols = {"config_hash": pa.array([h] * seeds.size), "seed": pa.array(seeds),
-            "f": pa.array(seeds * 0.5)}
+    cols = {
+        "config_hash": pa.array([h] * seeds.size),
+        "seed": pa.array(seeds),
+        "f": pa.array(seeds * 0.5),
+    }
     cols.update({k: pa.array(v) for k, v in extra.items()})
     return pa.table(cols)
 
@@ -30,12 +33,20 @@ def test_roundtrip_done_seeds_and_schema_union(tmp_path):
     t = ufm.runs.load_results_arrow(tmp_path / "sweep")
     assert t.num_rows == 6
     assert list(zip(t["config_hash"].to_pylist(), t["seed"].to_pylist())) == [
-        ("a", 0), ("a", 1), ("b", 0), ("b", 1), ("b", 2), ("b", 3)]
+        ("a", 0),
+        ("a", 1),
+        ("b", 0),
+        ("b", 1),
+        ("b", 2),
+        ("b", 3),
+    ]
     np.testing.assert_array_equal(t["f"].to_numpy(), 0.5 * np.array([0, 1, 0, 1, 2, 3]))
     assert t["nc1"].to_pylist() == [None, None, 0.3, 0.4, 0.1, 0.2]  # missing column -> nulls
     df = ufm.load_results(tmp_path / "sweep")
     assert df.shape == (6, 4) and df["seed"].tolist() == t["seed"].to_pylist()
-    assert ufm.runs.load_results_arrow(tmp_path / "sweep", columns=["seed"]).column_names == ["seed"]
+    assert ufm.runs.load_results_arrow(tmp_path / "sweep", columns=["seed"]).column_names == [
+        "seed"
+    ]
 
 
 def test_temp_files_are_ignored_and_cleaned(tmp_path):
@@ -121,8 +132,9 @@ def test_unwritable_folder_named(tmp_path):
         ResultStore(blocker / "sweep").prepare()
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                    reason="root ignores permission bits")
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root ignores permission bits"
+)
 def test_read_only_folder_named(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()

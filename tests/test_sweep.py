@@ -50,9 +50,27 @@ chunk = 100
 seeds_per_chunk = 2
 """
 TOTAL = 2 * 24
-VALUE_COLUMNS = ("config_hash", "seed", "model", "K", "n", "d", "loss", "bias", "lambda_W",
-                 "lambda_H", "lambda_b", "dtype", "status", "f", "grad_norm", "steps",
-                 "f_star", "f_gap", "error")
+VALUE_COLUMNS = (
+    "config_hash",
+    "seed",
+    "model",
+    "K",
+    "n",
+    "d",
+    "loss",
+    "bias",
+    "lambda_W",
+    "lambda_H",
+    "lambda_b",
+    "dtype",
+    "status",
+    "f",
+    "grad_norm",
+    "steps",
+    "f_star",
+    "f_gap",
+    "error",
+)
 
 
 def _spec(text=SPEC, **changes):
@@ -102,21 +120,28 @@ def test_example_specs_load():
     configs, invalid = tiny.expand()
     assert len(configs) == 4 and not invalid
     assert {(c.spec.loss, c.spec.bias) for c in configs} == {
-        (lo, b) for lo in ("ce", "mse") for b in ("none", "free")}
+        (lo, b) for lo in ("ce", "mse") for b in ("none", "free")
+    }
     assert configs[0].label == "loss=ce bias=none"
     big = ufm.load_sweep_spec(ROOT / "experiments/sweeps/d_equals_k.toml")
     configs, invalid = big.expand()
     assert not invalid and big.num_seeds == 10_000
     assert all(c.spec.d == c.spec.K for c in configs)
     assert {(c.spec.loss, c.spec.bias) for c in configs} == {
-        (lo, b) for lo in ("ce", "mse") for b in ("none", "free", "regularized")}
+        (lo, b) for lo in ("ce", "mse") for b in ("none", "free", "regularized")
+    }
 
 
 def test_config_hash_is_canonical_json_sha256():
     spec = _spec()
     c = spec.expand()[0][0]
-    doc = {"model": "ufm", "spec": c.spec.as_dict(), "optimizer": spec.optimizer.as_dict(),
-           "analyses": {"closed_form": {}}, "seeds": {"base": 5, "init_scale": None}}
+    doc = {
+        "model": "ufm",
+        "spec": c.spec.as_dict(),
+        "optimizer": spec.optimizer.as_dict(),
+        "analyses": {"closed_form": {}},
+        "seeds": {"base": 5, "init_scale": None},
+    }
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     assert c.hash == hashlib.sha256(blob.encode()).hexdigest()[:16]
     # not hashed: seed count, chunking; hashed: tolerance, seed base; aliases normalised
@@ -129,7 +154,9 @@ def test_config_hash_is_canonical_json_sha256():
 
 
 def test_union_grid_and_invalid_points_named():
-    text = SPEC.replace("[grid]", "[[grid]]") + """
+    text = (
+        SPEC.replace("[grid]", "[[grid]]")
+        + """
 [[grid]]
 K = 3
 n = 2
@@ -137,6 +164,7 @@ d = [1, 3]
 bias = ["none", "regularized"]
 lambda_b = [0.0, 0.01]
 """
+    )
     configs, invalid = ufm.load_sweep_spec(text).expand()
     # table 1: ce, mse; table 2: d=3 (none, 0.0) and (regularized, 0.01) valid, rest invalid
     assert len(configs) == 3  # (ce, d=3, none, 0.0) of table 2 is table 1's ce point
@@ -215,8 +243,16 @@ def test_run_columns_and_resume(reference):
         assert np.all(f_star[m] == ufm.optimal_value(ufm.UFMSpec(K=3, n=2, d=3, loss=loss)))
     np.testing.assert_array_equal(t["f_gap"].to_numpy(), f - f_star)
     assert np.all(t["f_gap"].to_numpy() > -1e-12)  # nothing below the global minimum
-    for c in ("ufm_version", "jax_version", "device_kind", "matmul_precision", "timestamp",
-              "process_index", "num_devices", "x64"):
+    for c in (
+        "ufm_version",
+        "jax_version",
+        "device_kind",
+        "matmul_precision",
+        "timestamp",
+        "process_index",
+        "num_devices",
+        "x64",
+    ):
         assert c in t.column_names
     assert set(t["num_devices"].to_pylist()) == {8} and all(t["x64"].to_pylist())
     # same spec again: nothing to do
@@ -269,11 +305,26 @@ def test_two_processes_equal_one(tmp_path, spec_file, reference):
     port = _free_port()
     procs = []
     for i in range(2):
-        cmd, env = _cli_cmd("run", spec_file, "--out", out, "--devices", "2", "--quiet",
-                        "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
-                        "--process-id", i)
-        procs.append(subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE))
+        cmd, env = _cli_cmd(
+            "run",
+            spec_file,
+            "--out",
+            out,
+            "--devices",
+            "2",
+            "--quiet",
+            "--coordinator",
+            f"127.0.0.1:{port}",
+            "--num-processes",
+            "2",
+            "--process-id",
+            i,
+        )
+        procs.append(
+            subprocess.Popen(
+                cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        )
     try:
         logs = [p.communicate(timeout=300) for p in procs]
     finally:
@@ -294,8 +345,9 @@ def test_two_processes_equal_one(tmp_path, spec_file, reference):
 def test_invalid_points_and_divergent_seeds(tmp_path, monkeypatch, capsys):
     """lambda_b without a regularised bias is skipped and reported; lambda_W = 50 with lr 1
     diverges seed by seed: flagged per row, the sweep completes."""
-    spec = _spec(grid={"loss": "mse", "lambda_W": [5e-3, 50.0], "lambda_b": [0.0, 0.01]},
-                 seeds={"count": 6})
+    spec = _spec(
+        grid={"loss": "mse", "lambda_W": [5e-3, 50.0], "lambda_b": [0.0, 0.01]}, seeds={"count": 6}
+    )
     with pytest.raises(ufm.SpecError, match="lambda_b"):
         ufm.run_sweep(spec, tmp_path / "strict", strict=True, progress=False)
     assert not (tmp_path / "strict").exists()  # raised before touching the folder
@@ -321,15 +373,17 @@ def test_failing_analysis_is_recorded_not_raised(tmp_path, monkeypatch):
         raise RuntimeError("boom")
 
     monkeypatch.setitem(_sweep_spec._ANALYSES, "broken", broken)
-    monkeypatch.setitem(_sweep_spec._ANALYSES, "twice_f",
-                        lambda spec, result: {"twice_f": 2 * np.asarray(result.loss)})
+    monkeypatch.setitem(
+        _sweep_spec._ANALYSES,
+        "twice_f",
+        lambda spec, result: {"twice_f": 2 * np.asarray(result.loss)},
+    )
     spec = _spec(analyses=["broken", "twice_f"], seeds={"count": 3}, grid={"loss": "mse"})
     with pytest.warns(RuntimeWarning, match="'broken' failed"):
         ufm.run_sweep(spec, tmp_path, progress=False)
     t = ufm.runs.load_results_arrow(tmp_path)
     assert t.num_rows == 3
-    assert all("analysis 'broken' failed: RuntimeError: boom" == e
-               for e in t["error"].to_pylist())
+    assert all("analysis 'broken' failed: RuntimeError: boom" == e for e in t["error"].to_pylist())
     np.testing.assert_array_equal(t["twice_f"].to_numpy(), 2 * t["f"].to_numpy())
 
 
@@ -343,8 +397,16 @@ def test_unwritable_folder_fails_before_compute(tmp_path, monkeypatch):
     monkeypatch.setattr(_sweep, "run_chunk", no_compute)
     with pytest.raises(ufm.runs.StoreError, match="not writable"):
         ufm.run_sweep(_spec(), blocker / "out", progress=False)
-    code = _cli.main(["sweep", "run", str(ROOT / "experiments/sweeps/tiny.toml"),
-                            "--out", str(blocker / "out"), "--quiet"])
+    code = _cli.main(
+        [
+            "sweep",
+            "run",
+            str(ROOT / "experiments/sweeps/tiny.toml"),
+            "--out",
+            str(blocker / "out"),
+            "--quiet",
+        ]
+    )
     assert code == 2
 
 
@@ -374,7 +436,8 @@ def test_status_eta_from_recorded_rates(tmp_path):
     st = ufm.report.sweep_status(out)
     t = ufm.runs.load_results_arrow(out)
     sps = t["chunk_seconds"].to_numpy() / t["chunk_size"].to_numpy()
-    expect = sum(16 * np.median(sps[np.array(t["config_hash"].to_pylist()) == r["hash"]])
-                 for r in st.rows)
+    expect = sum(
+        16 * np.median(sps[np.array(t["config_hash"].to_pylist()) == r["hash"]]) for r in st.rows
+    )
     assert (st.done, st.total) == (16, 48)
     assert st.eta_seconds == pytest.approx(expect)

@@ -71,8 +71,13 @@ def _solve(spec, seed=0, d_small=None, newton=4):
         v, g = _value_and_grad_flat(spec, x * mask, like)
         return float(v), np.asarray(g) * mask
 
-    res = so.minimize(fun, x, jac=True, method="L-BFGS-B",
-                      options=dict(maxiter=5000, gtol=1e-9, ftol=0.0, maxcor=20))
+    res = so.minimize(
+        fun,
+        x,
+        jac=True,
+        method="L-BFGS-B",
+        options=dict(maxiter=5000, gtol=1e-9, ftol=0.0, maxcor=20),
+    )
     x = res.x * mask
     idx = np.flatnonzero(mask)
     for _ in range(newton):
@@ -118,18 +123,26 @@ def _expected(spec):
 
 
 VARIANTS = [  # (loss, bias, lambda_b, lambda scale) -- scale 1 nontrivial, 40 above the threshold
-    ("ce", "none", 0.0, 1), ("ce", "free", 0.0, 1), ("ce", "regularized", 0.1, 1),
-    ("mse", "none", 0.0, 1), ("mse", "free", 0.0, 1), ("mse", "regularized", 0.01, 1),
+    ("ce", "none", 0.0, 1),
+    ("ce", "free", 0.0, 1),
+    ("ce", "regularized", 0.1, 1),
+    ("mse", "none", 0.0, 1),
+    ("mse", "free", 0.0, 1),
+    ("mse", "regularized", 0.01, 1),
     ("mse", "regularized", 0.5, 1),
-    ("ce", "none", 0.0, 40), ("ce", "free", 0.0, 40), ("mse", "none", 0.0, 40),
-    ("mse", "free", 0.0, 40), ("mse", "regularized", 0.3, 40),
+    ("ce", "none", 0.0, 40),
+    ("ce", "free", 0.0, 40),
+    ("mse", "none", 0.0, 40),
+    ("mse", "free", 0.0, 40),
+    ("mse", "regularized", 0.3, 40),
 ]
 
 
 def _spec(loss, bias, lb, scale, K=3, n=2, d=None):
     d = K + 1 if d is None else d
-    return ufm.UFMSpec(K=K, n=n, d=d, loss=loss, bias=bias, lambda_W=scale * LW,
-                       lambda_H=scale * LH, lambda_b=lb)
+    return ufm.UFMSpec(
+        K=K, n=n, d=d, loss=loss, bias=bias, lambda_W=scale * LW, lambda_H=scale * LH, lambda_b=lb
+    )
 
 
 # -- frames --------------------------------------------------------------------------------------
@@ -156,12 +169,15 @@ def test_simplex_etf_and_orthogonal_frame(K):
 # -- closed forms --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kw, expected", [
-    (dict(loss="ce"), 0.1836919957),
-    (dict(loss="mse"), 0.0437213595),
-    (dict(loss="mse", bias="free"), 0.0327910197),
-    (dict(loss="mse", bias="regularized", lambda_b=0.01), 0.0340286434),
-])
+@pytest.mark.parametrize(
+    "kw, expected",
+    [
+        (dict(loss="ce"), 0.1836919957),
+        (dict(loss="mse"), 0.0437213595),
+        (dict(loss="mse", bias="free"), 0.0327910197),
+        (dict(loss="mse", bias="regularized", lambda_b=0.01), 0.0340286434),
+    ],
+)
 def test_theory_md_examples(kw, expected):
     spec = ufm.UFMSpec(K=4, n=5, d=4, lambda_W=5e-3, lambda_H=5e-3, **kw)
     opt = ufm.optimum(spec)
@@ -176,15 +192,24 @@ def test_ce_closed_form_matches_scalar_minimisation():
         K = int(rng.integers(2, 12))
         s = float(np.exp(rng.uniform(np.log(1e-4), np.log(1.5 / K))))
         phi = lambda r: np.log1p((K - 1) * np.exp(-r * K / (K - 1))) + K * s * r  # noqa: E731
-        res = so.minimize_scalar(phi, bounds=(0.0, 60.0), method="bounded",
-                                 options=dict(xatol=1e-12))
+        res = so.minimize_scalar(
+            phi, bounds=(0.0, 60.0), method="bounded", options=dict(xatol=1e-12)
+        )
         spec = ufm.UFMSpec(K=K, n=1, d=K, lambda_W=s, lambda_H=s)  # s = sqrt(1 * s * s)
         assert abs(ufm.optimal_value(spec) - min(res.fun, phi(0.0))) < 1e-10
-        assert abs(float(ufm.systems.ufm.ce_optimal_rho(K, s)) - (res.x if res.fun < phi(0.0) else 0.0)) < 1e-5
+        assert (
+            abs(
+                float(ufm.systems.ufm.ce_optimal_rho(K, s)) - (res.x if res.fun < phi(0.0) else 0.0)
+            )
+            < 1e-5
+        )
     # vmappable over s
     ss = jnp.array([1e-3, 0.1, 0.5])
-    np.testing.assert_allclose(jax.vmap(lambda s: ufm.systems.ufm.ce_optimal_rho(3, s))(ss),
-                               [float(ufm.systems.ufm.ce_optimal_rho(3, float(s))) for s in ss], rtol=1e-14)
+    np.testing.assert_allclose(
+        jax.vmap(lambda s: ufm.systems.ufm.ce_optimal_rho(3, s))(ss),
+        [float(ufm.systems.ufm.ce_optimal_rho(3, float(s))) for s in ss],
+        rtol=1e-14,
+    )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -211,7 +236,9 @@ def test_optimum_structure(variant):
         assert opt.params.b is None
     assert opt.bias == pytest.approx(b, abs=1e-15)
     if spec.loss == "ce":
-        assert opt.rho == pytest.approx(float(ufm.systems.ufm.ce_optimal_rho(spec.K, spec.s)), rel=1e-14)
+        assert opt.rho == pytest.approx(
+            float(ufm.systems.ufm.ce_optimal_rho(spec.K, spec.s)), rel=1e-14
+        )
         Z = np.asarray(ufm.systems.ufm.logits(opt.params))
         assert Z[0, 0] == pytest.approx(opt.rho, abs=1e-13)  # true-class logit is rho*
     else:
@@ -223,7 +250,8 @@ def test_optimum_structure(variant):
 
 
 @pytest.mark.parametrize(
-    "variant", [v for v in VARIANTS if v[3] == 1 and v[:2] != ("ce", "regularized")])
+    "variant", [v for v in VARIANTS if v[3] == 1 and v[:2] != ("ce", "regularized")]
+)
 def test_closed_form_is_what_a_solver_finds(variant):
     # d = K: no spurious local minima (Shen & Gu 2024), so a random start reaches f*.
     spec = _spec(*variant, d=3)
@@ -268,8 +296,9 @@ def test_optimum_errors_dtype_and_traced_lambdas():
     lbs = np.array([0.005, 0.05, 0.5, 5.0])
     base = ufm.UFMSpec(K=3, n=2, d=3, loss="mse", bias="regularized", lambda_b=1.0)
     got = jax.vmap(lambda lb: ufm.optimal_value(base.replace(lambda_b=lb)))(jnp.asarray(lbs))
-    np.testing.assert_allclose(got, [ufm.optimal_value(base.replace(lambda_b=float(v)))
-                                     for v in lbs], rtol=1e-14)
+    np.testing.assert_allclose(
+        got, [ufm.optimal_value(base.replace(lambda_b=float(v))) for v in lbs], rtol=1e-14
+    )
     small = base.replace(d=2)
     got = jax.vmap(lambda lb: ufm.optimal_value(small.replace(lambda_b=lb)))(jnp.asarray(lbs))
     thr = ufm.systems.ufm.mse_bias_threshold(small)
@@ -287,8 +316,10 @@ def test_mse_bias_threshold_is_the_phase_boundary():
     thr = ufm.systems.ufm.mse_bias_threshold(base)
     Ks = base.K * base.s
     assert thr == pytest.approx(Ks / (1 - Ks), rel=1e-15)
-    lo, hi = ufm.optimum(base.replace(lambda_b=thr * (1 - 1e-12))), ufm.optimum(
-        base.replace(lambda_b=thr * (1 + 1e-12)))
+    lo, hi = (
+        ufm.optimum(base.replace(lambda_b=thr * (1 - 1e-12))),
+        ufm.optimum(base.replace(lambda_b=thr * (1 + 1e-12))),
+    )
     assert (lo.regime, hi.regime) == ("etf", "bias-dominated")
     assert abs(lo.value - hi.value) < 1e-12 and abs(lo.bias - hi.bias) < 1e-11  # continuous
     np.testing.assert_allclose(lo.gram, hi.gram, atol=1e-10)
@@ -327,11 +358,15 @@ def test_negative_curvature_rayleigh_quotient_is_the_bound(mix):
     # point with a common null vector of W and H^T (here: random padded points), critical or not.
     spec = _spec("mse", "regularized", 0.1, 1, K=3, n=2, d=4)
     rng = np.random.default_rng(0)
-    batch = ufm.UFMParams(jnp.asarray(0.7 * rng.normal(size=(3, 3, 2))),
-                          jnp.asarray(0.7 * rng.normal(size=(3, 2, 6))), jnp.zeros((3, 3)))
+    batch = ufm.UFMParams(
+        jnp.asarray(0.7 * rng.normal(size=(3, 3, 2))),
+        jnp.asarray(0.7 * rng.normal(size=(3, 2, 6))),
+        jnp.zeros((3, 3)),
+    )
     batch = ufm.systems.ufm.pad_params(batch, 4)
     nc = jax.vmap(ufm.negative_curvature_direction, in_axes=(None, 0, None, None))(
-        spec, batch, 1e-6, mix)
+        spec, batch, 1e-6, mix
+    )
     assert bool(jnp.all(nc.found))
     assert not np.any(np.asarray(nc.direction.b))
     norms = jax.vmap(lambda d: _tree_dot(d, d))(nc.direction)
@@ -367,12 +402,21 @@ def test_negative_curvature_at_optima():
 # -- zero modes ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant, d", [
-    (("ce", "none", 0.0, 1), 3), (("ce", "free", 0.0, 1), 3), (("ce", "free", 0.0, 1), 5),
-    (("ce", "regularized", 0.1, 1), 4), (("mse", "none", 0.0, 1), 3), (("mse", "none", 0.0, 1), 5),
-    (("mse", "free", 0.0, 1), 4), (("mse", "regularized", 0.01, 1), 3),
-    (("mse", "regularized", 0.5, 1), 4), (("ce", "free", 0.0, 40), 3),
-])
+@pytest.mark.parametrize(
+    "variant, d",
+    [
+        (("ce", "none", 0.0, 1), 3),
+        (("ce", "free", 0.0, 1), 3),
+        (("ce", "free", 0.0, 1), 5),
+        (("ce", "regularized", 0.1, 1), 4),
+        (("mse", "none", 0.0, 1), 3),
+        (("mse", "none", 0.0, 1), 5),
+        (("mse", "free", 0.0, 1), 4),
+        (("mse", "regularized", 0.01, 1), 3),
+        (("mse", "regularized", 0.5, 1), 4),
+        (("ce", "free", 0.0, 40), 3),
+    ],
+)
 def test_zero_modes_at_global_minima(variant, d):
     spec = _spec(*variant, d=d)
     opt = ufm.optimum(spec)
@@ -396,7 +440,10 @@ def test_zero_mode_count_formula_and_helpers():
     assert ufm.saddle_dims(ufm.UFMSpec(K=4, n=2, d=2, loss="mse")) == (1,)
     assert ufm.saddle_dims(ufm.UFMSpec(K=4, n=2, d=4, loss="ce", lambda_W=1.0, lambda_H=1.0)) == ()
     W = jnp.asarray(np.random.default_rng(0).normal(size=(5, 2)) @ np.ones((2, 4)))
-    assert int(ufm.systems.ufm.rank_of(W)) == 1 and int(ufm.systems.ufm.rank_of(jnp.zeros((3, 3)))) == 0
+    assert (
+        int(ufm.systems.ufm.rank_of(W)) == 1
+        and int(ufm.systems.ufm.rank_of(jnp.zeros((3, 3)))) == 0
+    )
     batch = ufm.UFMParams(jnp.ones((2, 3, 1)), jnp.ones((2, 1, 6)), None)
     padded = ufm.systems.ufm.pad_params(batch, 4)
     assert padded.W.shape == (2, 3, 4) and padded.H.shape == (2, 4, 6)
@@ -408,18 +455,21 @@ def test_zero_mode_count_formula_and_helpers():
 # -- planted saddles -------------------------------------------------------------------------------
 
 SADDLES = [  # (loss, bias, lambda_b, K, d, d_small, equal lambdas); d' = 1, 2 share a compilation
-    ("ce", "none", 0.0, 4, 4, 1, False), ("ce", "none", 0.0, 4, 4, 2, True),
-    ("ce", "free", 0.0, 4, 5, 2, False), ("mse", "none", 0.0, 3, 3, 2, False),
-    ("mse", "none", 0.0, 3, 3, 1, True), ("mse", "free", 0.0, 4, 4, 2, False),
-    ("mse", "regularized", 0.01, 3, 3, 1, True), ("mse", "regularized", 0.5, 3, 3, 2, False),
+    ("ce", "none", 0.0, 4, 4, 1, False),
+    ("ce", "none", 0.0, 4, 4, 2, True),
+    ("ce", "free", 0.0, 4, 5, 2, False),
+    ("mse", "none", 0.0, 3, 3, 2, False),
+    ("mse", "none", 0.0, 3, 3, 1, True),
+    ("mse", "free", 0.0, 4, 4, 2, False),
+    ("mse", "regularized", 0.01, 3, 3, 1, True),
+    ("mse", "regularized", 0.5, 3, 3, 2, False),
 ]
 
 
 @pytest.mark.parametrize("loss, bias, lb, K, d, d_small, equal", SADDLES)
 def test_planted_saddles(loss, bias, lb, K, d, d_small, equal):
     lH = LW if equal else LH
-    spec = ufm.UFMSpec(K=K, n=2, d=d, loss=loss, bias=bias, lambda_W=LW, lambda_H=lH,
-                       lambda_b=lb)
+    spec = ufm.UFMSpec(K=K, n=2, d=d, loss=loss, bias=bias, lambda_W=LW, lambda_H=lH, lambda_b=lb)
     assert d_small in ufm.saddle_dims(spec)
     padded = _solve(spec, d_small=d_small)
     W, H = np.asarray(padded.W), np.asarray(padded.H)
@@ -453,4 +503,6 @@ def test_planted_saddle_errors():
     with pytest.raises(ValueError, match="shape"):
         ufm.systems.ufm.planted_saddle(spec, 2, ufm.UFMParams(jnp.ones((4, 1)), jnp.ones((1, 8))))
     with pytest.raises(ValueError, match="params_small.b"):
-        ufm.systems.ufm.planted_saddle(spec, 1, ufm.UFMParams(jnp.ones((4, 1)), jnp.ones((1, 8)), jnp.ones(4)))
+        ufm.systems.ufm.planted_saddle(
+            spec, 1, ufm.UFMParams(jnp.ones((4, 1)), jnp.ones((1, 8)), jnp.ones(4))
+        )

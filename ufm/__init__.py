@@ -36,7 +36,6 @@ from . import report as report  # noqa: E402
 from . import runs as runs  # noqa: E402
 from . import systems as systems  # noqa: E402
 from ._version import __version__ as __version__  # noqa: E402
-from .systems import deep_ufm as deep  # noqa: E402
 
 # -- specs, parameters, objectives -------------------------------------------------------------
 from .core import SpecError as SpecError  # noqa: E402
@@ -46,22 +45,14 @@ from .core import init_params as init_params  # noqa: E402
 from .core import loss as loss  # noqa: E402
 from .core import nc_metrics as nc_metrics  # noqa: E402
 from .core import objective as objective  # noqa: E402
-from .metrics import NC_METRIC_NAMES as NC_METRIC_NAMES  # noqa: E402
-from .systems.deep_ufm import DeepUFMParams as DeepUFMParams  # noqa: E402
-from .systems.deep_ufm import DeepUFMSpec as DeepUFMSpec  # noqa: E402
-from .systems.ufm import UFMParams as UFMParams  # noqa: E402
-from .systems.ufm import UFMSpec as UFMSpec  # noqa: E402
 
-# -- closed forms and certificates of the UFM (docs/theory.md sections 2-3) --------------------
-from .systems.ufm import Optimum as Optimum  # noqa: E402
-from .systems.ufm import certificate as certificate  # noqa: E402
-from .systems.ufm import negative_curvature_direction as negative_curvature_direction  # noqa: E402
-from .systems.ufm import optimal_value as optimal_value  # noqa: E402
-from .systems.ufm import optimum as optimum  # noqa: E402
-from .systems.ufm import orthogonal_frame as orthogonal_frame  # noqa: E402
-from .systems.ufm import saddle_dims as saddle_dims  # noqa: E402
-from .systems.ufm import simplex_etf as simplex_etf  # noqa: E402
-from .systems.ufm import zero_mode_count as zero_mode_count  # noqa: E402
+# -- classification of critical points ---------------------------------------------------------
+from .landscape import CLASS_NAMES as CLASS_NAMES  # noqa: E402
+from .landscape import CounterexampleWarning as CounterexampleWarning  # noqa: E402
+from .landscape import PointClass as PointClass  # noqa: E402
+from .landscape import classify as classify  # noqa: E402
+from .landscape import classify_batch as classify_batch  # noqa: E402
+from .metrics import NC_METRIC_NAMES as NC_METRIC_NAMES  # noqa: E402
 
 # -- optimisation ------------------------------------------------------------------------------
 from .optim import OptimizeResult as OptimizeResult  # noqa: E402
@@ -74,13 +65,6 @@ from .optim import momentum as momentum  # noqa: E402
 from .optim import optimize as optimize  # noqa: E402
 from .optim import polish as polish  # noqa: E402
 
-# -- classification of critical points ---------------------------------------------------------
-from .landscape import CLASS_NAMES as CLASS_NAMES  # noqa: E402
-from .landscape import CounterexampleWarning as CounterexampleWarning  # noqa: E402
-from .landscape import PointClass as PointClass  # noqa: E402
-from .landscape import classify as classify  # noqa: E402
-from .landscape import classify_batch as classify_batch  # noqa: E402
-
 # -- runs, sweeps, results ---------------------------------------------------------------------
 from .runs import StartSettings as StartSettings  # noqa: E402
 from .runs import load_results as load_results  # noqa: E402
@@ -88,5 +72,21 @@ from .runs import load_sweep_spec as load_sweep_spec  # noqa: E402
 from .runs import make_starts as make_starts  # noqa: E402
 from .runs import run_points as run_points  # noqa: E402
 from .runs import run_sweep as run_sweep  # noqa: E402
+from .systems import deep_ufm as deep  # noqa: E402,F401
+from .systems.deep_ufm import DeepUFMParams as DeepUFMParams  # noqa: E402
+from .systems.deep_ufm import DeepUFMSpec as DeepUFMSpec  # noqa: E402
 from .systems.ufm import LandscapeConfig as LandscapeConfig  # noqa: E402
+
+# -- closed forms and certificates of the UFM (docs/theory.md sections 2-3) --------------------
+from .systems.ufm import Optimum as Optimum  # noqa: E402
+from .systems.ufm import UFMParams as UFMParams  # noqa: E402
+from .systems.ufm import UFMSpec as UFMSpec  # noqa: E402
+from .systems.ufm import certificate as certificate  # noqa: E402
+from .systems.ufm import negative_curvature_direction as negative_curvature_direction  # noqa: E402
+from .systems.ufm import optimal_value as optimal_value  # noqa: E402
+from .systems.ufm import optimum as optimum  # noqa: E402
+from .systems.ufm import orthogonal_frame as orthogonal_frame  # noqa: E402
 from .systems.ufm import run_landscape as run_landscape  # noqa: E402
+from .systems.ufm import saddle_dims as saddle_dims  # noqa: E402
+from .systems.ufm import simplex_etf as simplex_etf  # noqa: E402
+from .systems.ufm import zero_mode_count as zero_mode_count  # noqa: E402

@@ -25,8 +25,11 @@ import toy_system  # noqa: E402  (registers "toy_ridge": one folder, one registr
 import ufm  # noqa: E402
 from ufm.core import OPTIONAL_HOOKS, registered_systems  # noqa: E402
 
-CASES = [(name, i) for name, system in registered_systems().items()
-         for i in range(len(system.examples()))]
+CASES = [
+    (name, i)
+    for name, system in registered_systems().items()
+    for i in range(len(system.examples()))
+]
 
 
 def _example(name, i):
@@ -72,12 +75,15 @@ def test_gradient_matches_finite_differences(name, i):
     f = jax.jit(ufm.objective(spec))
     g = jax.grad(ufm.objective(spec))(p)
     direction = jax.tree_util.tree_map(
-        lambda x: jax.random.normal(jax.random.key(3), x.shape, x.dtype), p)
+        lambda x: jax.random.normal(jax.random.key(3), x.shape, x.dtype), p
+    )
     h = 1e-5
     shift = lambda t: jax.tree_util.tree_map(lambda x, v: x + t * v, p, direction)  # noqa: E731
     fd = (float(f(shift(h))) - float(f(shift(-h)))) / (2 * h)
-    exact = sum(float(jnp.vdot(a, b)) for a, b in zip(jax.tree_util.tree_leaves(g),
-                                                       jax.tree_util.tree_leaves(direction)))
+    exact = sum(
+        float(jnp.vdot(a, b))
+        for a, b in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(direction))
+    )
     assert abs(fd - exact) <= 1e-6 * max(1.0, abs(exact)), (fd, exact)
 
 
@@ -107,8 +113,7 @@ def _bad_values(field: dataclasses.Field, value):
     return []
 
 
-@pytest.mark.parametrize("name", sorted(n for n, s in registered_systems().items()
-                                        if s.sweepable))
+@pytest.mark.parametrize("name", sorted(n for n, s in registered_systems().items() if s.sweepable))
 def test_spec_validation_names_the_field(name):
     spec = registered_systems()[name].examples()[0]
     checked = 0
@@ -127,15 +132,23 @@ def test_new_system_runs_through_the_generic_layers(tmp_path):
     reference value and swept into the store."""
     spec = toy_system.RidgeSpec(m=8, p=3, lam=0.1)
     p0, meta = ufm.make_starts(spec, ["random"] * 4, np.arange(4))
-    out = ufm.run_points(spec, p0, optimizer=ufm.OptimizerSettings(learning_rate=0.5,
-                                                                   max_steps=2000),
-                         analyses=[("closed_form", ())])
+    out = ufm.run_points(
+        spec,
+        p0,
+        optimizer=ufm.OptimizerSettings(learning_rate=0.5, max_steps=2000),
+        analyses=[("closed_form", ())],
+    )
     assert out.columns["at_optimum"].all()
     assert np.abs(out.columns["f_gap"]).max() < 1e-12
-    sweep = ufm.runs.SweepSpec.from_dict({
-        "model": "toy_ridge", "analyses": ["closed_form"], "grid": {"m": 8, "p": 3,
-                                                                  "lam": [0.1, 0.5]},
-        "seeds": {"count": 3}, "optimizer": {"learning_rate": 0.5, "max_steps": 2000}})
+    sweep = ufm.runs.SweepSpec.from_dict(
+        {
+            "model": "toy_ridge",
+            "analyses": ["closed_form"],
+            "grid": {"m": 8, "p": 3, "lam": [0.1, 0.5]},
+            "seeds": {"count": 3},
+            "optimizer": {"learning_rate": 0.5, "max_steps": 2000},
+        }
+    )
     ufm.run_sweep(sweep, tmp_path / "toy", devices=2, progress=False)
     rows = ufm.load_results(tmp_path / "toy")
     assert len(rows) == 6 and set(rows.model) == {"toy_ridge"} and rows.at_optimum.all()

@@ -14,8 +14,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm.core import SpecError, System, check_choice, check_int, check_lambda, register_spec
-from ufm.core import register_system
+from ufm.core import (
+    SpecError,
+    System,
+    check_choice,
+    check_int,
+    check_lambda,
+    register_spec,
+    register_system,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,8 +38,7 @@ class RidgeSpec:
         object.__setattr__(self, "p", check_int("p", self.p, 1))
         object.__setattr__(self, "lam", check_lambda("lam", self.lam))
         object.__setattr__(self, "data_seed", check_int("data_seed", self.data_seed, 0))
-        object.__setattr__(self, "dtype", check_choice("dtype", self.dtype,
-                                                       ("float32", "float64")))
+        object.__setattr__(self, "dtype", check_choice("dtype", self.dtype, ("float32", "float64")))
 
     def as_dict(self):
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -55,8 +61,9 @@ def ridge_loss(spec, w):
 
 
 def ridge_init(spec, key, scale=None):
-    return (1.0 if scale is None else scale) * jax.random.normal(key, (spec.p,),
-                                                                 np.dtype(spec.dtype))
+    return (1.0 if scale is None else scale) * jax.random.normal(
+        key, (spec.p,), np.dtype(spec.dtype)
+    )
 
 
 def ridge_optimum(spec) -> float:
@@ -69,8 +76,15 @@ def ridge_optimum(spec) -> float:
     return float(0.5 * r @ r / spec.m + 0.5 * spec.lam * w @ w)
 
 
-SYSTEM = register_system(System(
-    name="toy_ridge", spec_type=RidgeSpec, loss=ridge_loss, init=ridge_init,
-    examples=lambda: (RidgeSpec(), RidgeSpec(m=4, p=5, lam=0.3, dtype="float32")),
-    summary="test-only ridge regression", reference_value=ridge_optimum,
-    label=lambda s: f"ridge m={s.m} p={s.p} lam={s.lam:g}"))
+SYSTEM = register_system(
+    System(
+        name="toy_ridge",
+        spec_type=RidgeSpec,
+        loss=ridge_loss,
+        init=ridge_init,
+        examples=lambda: (RidgeSpec(), RidgeSpec(m=4, p=5, lam=0.3, dtype="float32")),
+        summary="test-only ridge regression",
+        reference_value=ridge_optimum,
+        label=lambda s: f"ridge m={s.m} p={s.p} lam={s.lam:g}",
+    )
+)

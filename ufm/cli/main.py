@@ -27,7 +27,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ufm", description="Unconstrained feature models and representation collapse.")
+    parser = _Parser(
+        prog="ufm", description="Unconstrained feature models and representation collapse."
+    )
     parser.add_argument("--version", action="version", version=f"ufm {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     for system in registered_systems().values():

@@ -35,34 +35,63 @@ def _env_int(name):
 def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``sweep`` (with ``run``, ``status``, ``report``) on an argparse subparsers."""
     p = subparsers.add_parser(
-        "sweep", help="run, resume and inspect many-seed sweeps",
+        "sweep",
+        help="run, resume and inspect many-seed sweeps",
         description="Grids of configurations x seeds, sharded over devices and hosts, "
-                    "stored as resumable Parquet chunks.")
+        "stored as resumable Parquet chunks.",
+    )
     sub = p.add_subparsers(dest="sweep_command", metavar="{run,status,report}")
     sub.required = True
 
     r = sub.add_parser("run", help="run or resume a sweep spec (TOML)")
     r.add_argument("spec", help="sweep spec TOML file (see experiments/sweeps/tiny.toml)")
-    r.add_argument("--out", help="output folder (default: the spec's `out`, else "
-                                 "ufm-results/<name>)")
-    r.add_argument("--devices", type=int, metavar="N",
-                   help="shard seeds over the first N local devices (CPU: creates N fake "
-                        "devices); default all")
-    r.add_argument("--coordinator", default=os.environ.get("UFM_COORDINATOR"), metavar="ADDR",
-                   help="jax.distributed coordinator host:port of process 0, or 'auto' for "
-                        "cluster detection (SLURM, Open MPI)")
-    r.add_argument("--num-processes", type=int, default=_env_int("UFM_NUM_PROCESSES"),
-                   metavar="P", help="number of processes of a multi-process run")
-    r.add_argument("--process-id", type=int, default=_env_int("UFM_PROCESS_ID"), metavar="I",
-                   help="this process, 0..P-1 (process 0 hosts the coordinator)")
-    r.add_argument("--strict", action="store_true",
-                   help="fail on invalid grid points instead of skipping them")
-    r.add_argument("--extend", action="store_true",
-                   help="allow adding configurations with other settings to a folder that "
-                        "already holds results (rows keep their settings and config_hash)")
+    r.add_argument(
+        "--out", help="output folder (default: the spec's `out`, else ufm-results/<name>)"
+    )
+    r.add_argument(
+        "--devices",
+        type=int,
+        metavar="N",
+        help="shard seeds over the first N local devices (CPU: creates N fake "
+        "devices); default all",
+    )
+    r.add_argument(
+        "--coordinator",
+        default=os.environ.get("UFM_COORDINATOR"),
+        metavar="ADDR",
+        help="jax.distributed coordinator host:port of process 0, or 'auto' for "
+        "cluster detection (SLURM, Open MPI)",
+    )
+    r.add_argument(
+        "--num-processes",
+        type=int,
+        default=_env_int("UFM_NUM_PROCESSES"),
+        metavar="P",
+        help="number of processes of a multi-process run",
+    )
+    r.add_argument(
+        "--process-id",
+        type=int,
+        default=_env_int("UFM_PROCESS_ID"),
+        metavar="I",
+        help="this process, 0..P-1 (process 0 hosts the coordinator)",
+    )
+    r.add_argument(
+        "--strict", action="store_true", help="fail on invalid grid points instead of skipping them"
+    )
+    r.add_argument(
+        "--extend",
+        action="store_true",
+        help="allow adding configurations with other settings to a folder that "
+        "already holds results (rows keep their settings and config_hash)",
+    )
     g = r.add_mutually_exclusive_group()
-    g.add_argument("--progress", action="store_true", default=None,
-                   help="draw the progress bar even when stderr is not a terminal")
+    g.add_argument(
+        "--progress",
+        action="store_true",
+        default=None,
+        help="draw the progress bar even when stderr is not a terminal",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_run)
 
@@ -73,8 +102,12 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="summary tables and figures (DIR/figures)")
     rep.add_argument("dir", help="sweep output folder")
     rep.add_argument("--no-figures", action="store_true", help="tables only")
-    rep.add_argument("--gap-tol", type=float, default=1e-6,
-                     help="|f - f*| counted as the global optimum (default 1e-6)")
+    rep.add_argument(
+        "--gap-tol",
+        type=float,
+        default=1e-6,
+        help="|f - f*| counted as the global optimum (default 1e-6)",
+    )
     rep.set_defaults(func=_cmd_report)
     return p
 
@@ -112,22 +145,33 @@ def _cmd_run(args) -> int:
         return _fail(str(err), 2)
     progress = False if args.quiet else (True if args.progress else None)
     try:
-        summary = run_sweep(spec, args.out, devices=args.devices, progress=progress,
-                            strict=args.strict, extend=args.extend)
+        summary = run_sweep(
+            spec,
+            args.out,
+            devices=args.devices,
+            progress=progress,
+            strict=args.strict,
+            extend=args.extend,
+        )
     except (SpecError, StoreError) as err:
         return _fail(str(err), 2)
     if jax.process_index() == 0:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.status_counts.items()))
         who = "process 0" if jax.process_count() > 1 else "ufm sweep"
-        print(f"{who}: {summary.seeds_run} seeds run ({counts or 'none'}), "
-              f"{summary.seeds_skipped} already done, {summary.num_configs} configurations, "
-              f"{summary.seconds:.1f} s -> {summary.folder}", file=sys.stderr)
+        print(
+            f"{who}: {summary.seeds_run} seeds run ({counts or 'none'}), "
+            f"{summary.seeds_skipped} already done, {summary.num_configs} configurations, "
+            f"{summary.seconds:.1f} s -> {summary.folder}",
+            file=sys.stderr,
+        )
         if jax.process_count() > 1:  # run_sweep ended on a barrier: the store is complete
             from ..report.sweep import sweep_status
 
             st = sweep_status(summary.folder)
-            print(f"all processes: {st.done}/{st.total} seeds done, {st.failed} failed",
-                  file=sys.stderr)
+            print(
+                f"all processes: {st.done}/{st.total} seeds done, {st.failed} failed",
+                file=sys.stderr,
+            )
     return 0
 
 

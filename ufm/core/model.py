@@ -19,8 +19,16 @@ from .registry import system_of
 from .trees import tree_norm
 from .validation import SpecError, check_int, require_x64
 
-__all__ = ["loss", "objective", "init_params", "init_batch", "grad_norm", "nc_metrics",
-           "evaluate_points", "spec_label"]
+__all__ = [
+    "loss",
+    "objective",
+    "init_params",
+    "init_batch",
+    "grad_norm",
+    "nc_metrics",
+    "evaluate_points",
+    "spec_label",
+]
 
 
 def loss(spec, params):
@@ -72,8 +80,9 @@ def init_batch(spec, key, num_seeds: int | None = None, scale=None, seeds=None):
         seeds = np.arange(check_int("num_seeds", num_seeds, 1))
     seeds = np.asarray(seeds)
     if seeds.ndim != 1 or seeds.size == 0:
-        raise SpecError(f"seeds must be a non-empty 1-D sequence of integers, got shape "
-                        f"{seeds.shape}")
+        raise SpecError(
+            f"seeds must be a non-empty 1-D sequence of integers, got shape {seeds.shape}"
+        )
     require_x64(spec)
     scale = tuple(scale) if isinstance(scale, list) else scale
     return _init_batch(spec, key, jnp.asarray(seeds, dtype=jnp.uint32), scale)

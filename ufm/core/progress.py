@@ -75,9 +75,18 @@ class Progress:
     readable at any time, also when nothing is drawn.
     """
 
-    def __init__(self, total: int | None = None, desc: str = "", *, unit: str = "it",
-                 file=None, force: bool = False, quiet: bool = False,
-                 min_interval: float = 0.1, log_interval: float = 30.0):
+    def __init__(
+        self,
+        total: int | None = None,
+        desc: str = "",
+        *,
+        unit: str = "it",
+        file=None,
+        force: bool = False,
+        quiet: bool = False,
+        min_interval: float = 0.1,
+        log_interval: float = 30.0,
+    ):
         if total is not None and (isinstance(total, bool) or int(total) != total or total < 0):
             raise ValueError(f"total must be an integer >= 0 or None, got {total!r}")
         self.total = None if total is None else int(total)
@@ -132,8 +141,10 @@ class Progress:
             self._sec_per_item = per_item
         else:
             self._sec_per_item = 0.3 * per_item + 0.7 * self._sec_per_item
-        if self.enabled and (now - self._last_draw >= self.min_interval
-                             or (self.total is not None and self.n >= self.total)):
+        if self.enabled and (
+            now - self._last_draw >= self.min_interval
+            or (self.total is not None and self.n >= self.total)
+        ):
             self._draw(now)
 
     def write(self, msg: str) -> None:
@@ -159,7 +170,7 @@ class Progress:
                 self.file.write("\n")
             self.file.flush()
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -34,5 +34,3 @@ def register_spec(cls, data_fields: tuple[str, ...]):
 
     jax.tree_util.register_pytree_node(cls, flatten, unflatten)
     return cls
-
-

@@ -35,17 +35,36 @@ hook                         used by
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, Optional
 
-__all__ = ["System", "PlantedStarts", "register_system", "system_of", "get_system", "registered_systems",
-           "OPTIONAL_HOOKS"]
+__all__ = [
+    "System",
+    "PlantedStarts",
+    "register_system",
+    "system_of",
+    "get_system",
+    "registered_systems",
+    "OPTIONAL_HOOKS",
+]
 
 Hook = Optional[Callable[..., Any]]
 
 #: Names of the optional hooks of :class:`System` (``None`` when a system does not provide one).
-OPTIONAL_HOOKS = ("validate_params", "metrics", "reference_value", "classification",
-                  "classification_check", "num_global_params", "split_features", "block_arrow",
-                  "planted", "invariants", "label", "add_cli")
+OPTIONAL_HOOKS = (
+    "validate_params",
+    "metrics",
+    "reference_value",
+    "classification",
+    "classification_check",
+    "num_global_params",
+    "split_features",
+    "block_arrow",
+    "planted",
+    "invariants",
+    "label",
+    "add_cli",
+)
 
 
 class PlantedStarts(NamedTuple):
@@ -94,7 +113,7 @@ class System:
     num_global_params: Hook = None
     split_features: Hook = None
     block_arrow: Hook = None
-    planted: Optional["PlantedStarts"] = None
+    planted: PlantedStarts | None = None
     invariants: Hook = None
     label: Hook = None
     add_cli: Hook = None
@@ -109,8 +128,10 @@ class System:
         """The ``hook``, or a ``TypeError`` saying that ``what`` is not available for the system."""
         fn = getattr(self, hook)
         if fn is None:
-            raise TypeError(f"{what} is not available for the {self.name!r} system "
-                            f"({self.spec_type.__name__} registers no {hook!r} hook)")
+            raise TypeError(
+                f"{what} is not available for the {self.name!r} system "
+                f"({self.spec_type.__name__} registers no {hook!r} hook)"
+            )
         return fn
 
 
@@ -141,8 +162,10 @@ def system_of(spec) -> System:
         system = _BY_TYPE.get(cls)
         if system is not None:
             return system
-    raise TypeError(f"no system registered for {type(spec).__name__} (registered: "
-                    f"{', '.join(s.spec_type.__name__ for s in _BY_NAME.values()) or 'none'})")
+    raise TypeError(
+        f"no system registered for {type(spec).__name__} (registered: "
+        f"{', '.join(s.spec_type.__name__ for s in _BY_NAME.values()) or 'none'})"
+    )
 
 
 def get_system(name: str) -> System:
@@ -150,8 +173,9 @@ def get_system(name: str) -> System:
     try:
         return _BY_NAME[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown system {name!r}; registered: "
-                         f"{', '.join(sorted(_BY_NAME)) or 'none'}") from None
+        raise ValueError(
+            f"unknown system {name!r}; registered: {', '.join(sorted(_BY_NAME)) or 'none'}"
+        ) from None
 
 
 def registered_systems() -> dict[str, System]:

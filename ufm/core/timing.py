@@ -15,12 +15,14 @@ import jax.monitoring
 __all__ = ["CompileTimer", "COMPILE_EVENTS"]
 
 #: The ``jax.monitoring`` duration events counted as compilation.
-COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
-                  "/jax/core/compile/jaxpr_to_mlir_module_duration",
-                  "/jax/core/compile/backend_compile_duration")
+COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
 
 _lock = threading.Lock()
-_active: list["CompileTimer"] = []
+_active: list[CompileTimer] = []
 _installed = False
 
 
@@ -51,7 +53,7 @@ class CompileTimer:
     def __init__(self):
         self.seconds = 0.0
 
-    def __enter__(self) -> "CompileTimer":
+    def __enter__(self) -> CompileTimer:
         _install()
         with _lock:
             _active.append(self)

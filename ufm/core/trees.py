@@ -23,7 +23,8 @@ def rows_where(mask, a, b):
     """Per point: ``a`` where ``mask`` else ``b`` (pytrees with a leading point axis)."""
     m = jnp.asarray(mask)
     return jax.tree_util.tree_map(
-        lambda x, y: jnp.where(m.reshape((-1,) + (1,) * (x.ndim - 1)), x, y), a, b)
+        lambda x, y: jnp.where(m.reshape((-1,) + (1,) * (x.ndim - 1)), x, y), a, b
+    )
 
 
 def leading_size(tree) -> int:

@@ -13,8 +13,15 @@ from typing import Any
 import jax
 import numpy as np
 
-__all__ = ["SpecError", "is_concrete", "check_int", "check_lambda", "check_choice", "dtype_ok",
-           "require_x64"]
+__all__ = [
+    "SpecError",
+    "is_concrete",
+    "check_int",
+    "check_lambda",
+    "check_choice",
+    "dtype_ok",
+    "require_x64",
+]
 
 
 class SpecError(ValueError):
@@ -68,8 +75,6 @@ def dtype_ok(x) -> bool:
         return True
     except TypeError:
         return False
-
-
 
 
 def require_x64(spec) -> None:

@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ..core.model import loss
 
 __all__ = ["hessian_dense", "hessian_spectrum_dense", "flat_objective"]
 
+
 def flat_objective(spec, params):
     flat, unravel = ravel_pytree(params)
     return (lambda x: loss(spec, unravel(x))), flat, unravel
+
 
 def hessian_dense(spec, params):
     """The full Hessian of ``ufm.loss(spec, .)`` at ``params``, as a matrix of the flat parameters.
@@ -47,6 +48,7 @@ def hessian_dense(spec, params):
     f, flat, unravel = flat_objective(spec, params)
     H = jax.hessian(f)(flat)
     return 0.5 * (H + H.T), unravel
+
 
 def hessian_spectrum_dense(spec, params) -> jax.Array:
     """All Hessian eigenvalues, ascending (``eigvalsh`` of :func:`hessian_dense`; vmappable).

@@ -29,7 +29,12 @@ import jax.numpy as jnp
 from ..core.validation import check_int
 from .structure import block_arrow, block_arrow_matvec
 
-__all__ = ["BlockArrowResult", "block_arrow_inertia", "block_arrow_spectrum", "spectrum_of_structure"]
+__all__ = [
+    "BlockArrowResult",
+    "block_arrow_inertia",
+    "block_arrow_spectrum",
+    "spectrum_of_structure",
+]
 
 
 class BlockArrowResult(NamedTuple):
@@ -101,8 +106,16 @@ def _lanczos_plain(matvec, v0, m: int, num_steps):
         b = jnp.linalg.norm(w)
         nxt = active & (b > 1e3 * eps * (jnp.abs(a) + b_prev))
         q_new = jnp.where(nxt, w / jnp.where(nxt, b, 1.0), 0.0)
-        return (q_new, q, jnp.where(nxt, b, 0.0), nxt, alphas.at[j].set(a), betas.at[j].set(b),
-                act.at[j].set(active), nxt_m.at[j].set(nxt))
+        return (
+            q_new,
+            q,
+            jnp.where(nxt, b, 0.0),
+            nxt,
+            alphas.at[j].set(a),
+            betas.at[j].set(b),
+            act.at[j].set(active),
+            nxt_m.at[j].set(nxt),
+        )
 
     z = jnp.zeros((m,), dtype)
     f = jnp.zeros((m,), bool)
@@ -118,10 +131,20 @@ def _lanczos_plain(matvec, v0, m: int, num_steps):
 LAMBDA_RTOL, MAX_ITER, NUM_MATVECS = 2e-11, 64, 12
 
 
-def block_arrow_spectrum(spec, params, *, zero_rtol=1e-8, zero_atol=0.0,
-                         lambda_rtol=LAMBDA_RTOL, max_iter: int = MAX_ITER,
-                         num_matvecs: int = NUM_MATVECS, key=None, method: str = "auto",
-                         chunk_size: int = 64, sample_chunk: int = 1024) -> BlockArrowResult:
+def block_arrow_spectrum(
+    spec,
+    params,
+    *,
+    zero_rtol=1e-8,
+    zero_atol=0.0,
+    lambda_rtol=LAMBDA_RTOL,
+    max_iter: int = MAX_ITER,
+    num_matvecs: int = NUM_MATVECS,
+    key=None,
+    method: str = "auto",
+    chunk_size: int = 64,
+    sample_chunk: int = 1024,
+) -> BlockArrowResult:
     """Exact inertia and ``lambda_min`` of the Hessian of a per-sample objective (block-arrow).
 
     Algorithm (docs/theory.md section 3): build the block-arrow structure (:func:`ufm.hessian.block_arrow`);
@@ -162,13 +185,27 @@ def block_arrow_spectrum(spec, params, *, zero_rtol=1e-8, zero_atol=0.0,
     max_iter = check_int("max_iter", max_iter, 1)
     m = check_int("num_matvecs", num_matvecs, 2)
     ba = block_arrow(spec, params, method=method, chunk_size=chunk_size, sample_chunk=sample_chunk)
-    return spectrum_of_structure(ba, zero_rtol=zero_rtol, zero_atol=zero_atol, lambda_rtol=lambda_rtol,
-                     max_iter=max_iter, num_matvecs=m,
-                     key=jax.random.key(0) if key is None else key)
+    return spectrum_of_structure(
+        ba,
+        zero_rtol=zero_rtol,
+        zero_atol=zero_atol,
+        lambda_rtol=lambda_rtol,
+        max_iter=max_iter,
+        num_matvecs=m,
+        key=jax.random.key(0) if key is None else key,
+    )
 
 
-def spectrum_of_structure(ba, *, zero_rtol, zero_atol, key, lambda_rtol=LAMBDA_RTOL,
-                          max_iter=MAX_ITER, num_matvecs=NUM_MATVECS) -> BlockArrowResult:
+def spectrum_of_structure(
+    ba,
+    *,
+    zero_rtol,
+    zero_atol,
+    key,
+    lambda_rtol=LAMBDA_RTOL,
+    max_iter=MAX_ITER,
+    num_matvecs=NUM_MATVECS,
+) -> BlockArrowResult:
     """:func:`block_arrow_spectrum` on an already built structure ``ba`` (:func:`block_arrow`)."""
     A = ba.A
     dtype = A.dtype

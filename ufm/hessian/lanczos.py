@@ -55,8 +55,9 @@ def _cgs2(Q, w):
     return w - Q.T @ (Q @ w)
 
 
-def lanczos_extremes(spec, params, key, num_matvecs: int = 64, *,
-                     breakdown_rtol=None) -> LanczosResult:
+def lanczos_extremes(
+    spec, params, key, num_matvecs: int = 64, *, breakdown_rtol=None
+) -> LanczosResult:
     """Smallest and largest Hessian eigenvalues by Lanczos on Hessian-vector products.
 
     Algorithm: symmetric Lanczos tridiagonalisation (Lanczos 1950; Golub & Van Loan, *Matrix

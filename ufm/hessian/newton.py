@@ -15,7 +15,7 @@ from jax.flatten_util import ravel_pytree
 
 from ..core.model import loss
 from .dense import hessian_dense
-from .structure import block_arrow, has_split
+from .structure import block_arrow, has_split, split_features
 
 __all__ = ["newton_step"]
 
@@ -27,8 +27,9 @@ def _pinv_solve(M, rhs, rtol):
     return V @ coef
 
 
-def newton_step(spec, params, *, method: str = "auto", rtol: float = 1e-10, sample_chunk: int =
-1024):
+def newton_step(
+    spec, params, *, method: str = "auto", rtol: float = 1e-10, sample_chunk: int = 1024
+):
     """The Newton step ``-Hess^+ grad`` at ``params``, returned as a params pytree.
 
     ``params + step`` (leafwise) is the next iterate; iterate to polish a critical point of any
@@ -83,4 +84,3 @@ def newton_step(spec, params, *, method: str = "auto", rtol: float = 1e-10, samp
     x_th = _pinv_solve(S0, rhs, rtol)
     x_F = -ba.apply_cinv(C0, gF + ba.bt(x_th))
     return split.merge(unravel_th(x_th), x_F)
-

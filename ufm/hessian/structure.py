@@ -28,8 +28,8 @@ like ``H``):
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -65,11 +65,13 @@ def split_features(spec, params) -> FeatureSplit:
     ``split_features`` hook: the UFM gives ``theta = (W, b)``, ``features = H``; the deep UFM
     ``theta = (W_1, ..., W_L)``, ``features = H_1``)."""
     fn = system_of(spec).require(
-        "split_features", "the block-arrow Hessian structure (use the dense or Lanczos routines)")
+        "split_features", "the block-arrow Hessian structure (use the dense or Lanczos routines)"
+    )
     return fn(spec, params)
 
 
 # -- per-sample small linear algebra (sample axis last; a trailing 1 broadcasts) ----------------
+
 
 def _small_matmul(X, Y):
     """``out[:, :, i] = X[:, :, i] @ Y[:, :, i]`` for ``X (r, s, N)``, ``Y (s, t, N)``."""
@@ -93,6 +95,7 @@ def _sub_diag(Dt, sigma):
 
 
 # -- the two structures -----------------------------------------------------------------------
+
 
 class BlockArrow(NamedTuple):
     """Explicit block-arrow Hessian: ``A (P, P)``, ``B (P, d, N)`` (``B[:, :, i] = B_i``),
@@ -171,6 +174,7 @@ def block_arrow_matvec(ba, x):
 
 # -- builders ---------------------------------------------------------------------------------
 
+
 def _autodiff_block_arrow(spec, params, chunk_size: int = 64) -> BlockArrow:
     split = split_features(spec, params)
     th, unravel = ravel_pytree(split.theta)
@@ -189,8 +193,9 @@ def _autodiff_block_arrow(spec, params, chunk_size: int = 64) -> BlockArrow:
 
     _, hvp = jax.linearize(grads, th, F)
     zeroF = jnp.zeros_like(F)
-    cols_A, cols_B = jax.lax.map(lambda e: hvp(e, zeroF), jnp.eye(P, dtype=dtype),
-                                 batch_size=chunk_size)
+    cols_A, cols_B = jax.lax.map(
+        lambda e: hvp(e, zeroF), jnp.eye(P, dtype=dtype), batch_size=chunk_size
+    )
     # a feature tangent with e_a in every column returns D_i e_a for every sample at once
     tangents = jnp.broadcast_to(jnp.eye(d, dtype=dtype)[:, :, None], (d, d, N))
     _, cols_D = jax.lax.map(lambda E: hvp(jnp.zeros_like(th), E), tangents, batch_size=chunk_size)
@@ -200,11 +205,9 @@ def _autodiff_block_arrow(spec, params, chunk_size: int = 64) -> BlockArrow:
     return BlockArrow(A=A, B=cols_B, D=D, D_eigs=D_eigs)
 
 
-
-
-
-def block_arrow(spec, params, *, method: str = "auto", chunk_size: int = 64,
-                sample_chunk: int = 1024):
+def block_arrow(
+    spec, params, *, method: str = "auto", chunk_size: int = 64, sample_chunk: int = 1024
+):
     """The block-arrow Hessian structure of ``ufm.loss(spec, .)`` at ``params``.
 
     ``method``: ``"fast"`` (closed form, registered for :class:`ufm.UFMSpec`), ``"autodiff"`` (the
@@ -234,4 +237,3 @@ def block_arrow(spec, params, *, method: str = "auto", chunk_size: int = 64,
         if method == "fast":
             raise TypeError(f"no fast block-arrow path registered for {type(spec).__name__}")
     return _autodiff_block_arrow(spec, params, chunk_size)
-

@@ -9,8 +9,15 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-__all__ = ["PointClass", "CLASS_NAMES", "COUNTEREXAMPLE_CLASSES", "CounterexampleWarning",
-           "CriticalPointRecord", "warn_counterexamples", "RECORD_DOCS"]
+__all__ = [
+    "PointClass",
+    "CLASS_NAMES",
+    "COUNTEREXAMPLE_CLASSES",
+    "CounterexampleWarning",
+    "CriticalPointRecord",
+    "warn_counterexamples",
+    "RECORD_DOCS",
+]
 
 
 class PointClass(enum.IntEnum):
@@ -105,21 +112,25 @@ def warn_counterexamples(cols: dict, context: str = "") -> list[int]:
         warnings.warn(
             f"{bad.size} critical point(s) without negative curvature that are not certified "
             f"global minima {context}(candidate counterexamples to the strict-saddle property):\n"
-            + "\n".join(lines) + more, CounterexampleWarning, stacklevel=3)
+            + "\n".join(lines)
+            + more,
+            CounterexampleWarning,
+            stacklevel=3,
+        )
     return bad.tolist()
 
 
 #: Meaning of the columns of :func:`ufm.classify_batch` (and of the ``hessian`` analysis).
 RECORD_DOCS = {
     "class": "class of the point: global_min, strict_saddle, local_min (no closed form, not "
-             "certified), spurious_min, degenerate (second-order test inconclusive), not_critical",
+    "certified), spurious_min, degenerate (second-order test inconclusive), not_critical",
     "class_code": "int8 code of class (ufm.PointClass)",
     "counterexample": "spurious_min or degenerate: a candidate counterexample to the "
-                      "strict-saddle theorems (bool)",
+    "strict-saddle theorems (bool)",
     "sigma_1": "top singular value of grad_Z g (the certificate's left side)",
     "certificate_gap": "sigma_1 - sqrt(lambda_W lambda_H); <= cert_tol certifies global optimality",
     "curvature_bound": "upper bound on lambda_min from the negative-curvature direction (nan if "
-                       "W and H^T share no null direction)",
+    "W and H^T share no null direction)",
     "lambda_min": "smallest Hessian eigenvalue (a Ritz upper bound for method lanczos)",
     "lambda_max": "largest Hessian eigenvalue (nan for block_arrow)",
     "hess_norm": "||Hessian||_2 (block_arrow: an upper estimate)",

@@ -70,7 +70,6 @@ unknown, ``-1``, and the zero-mode check is skipped), ``"auto"`` (dense up to
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -84,12 +83,15 @@ from ..hessian.dense import hessian_spectrum_dense
 from ..hessian.inertia import block_arrow_inertia, spectrum_of_structure
 from ..hessian.lanczos import lanczos_extremes
 from ..hessian.structure import BlockArrow, block_arrow
-from .classes import CLASS_NAMES, CounterexampleWarning, CriticalPointRecord, PointClass
-from .classes import warn_counterexamples
+from .classes import (
+    CLASS_NAMES,
+    CriticalPointRecord,
+    PointClass,
+    warn_counterexamples,
+)
 from .facts import Tolerances, default_tolerances
 
-__all__ = ["classify", "classify_batch", "resolve_method", "METHODS",
-           "DENSE_CLASSIFY_MAX_PARAMS"]
+__all__ = ["classify", "classify_batch", "resolve_method", "METHODS", "DENSE_CLASSIFY_MAX_PARAMS"]
 
 #: Largest parameter count for which ``method="auto"`` builds the dense Hessian.
 DENSE_CLASSIFY_MAX_PARAMS = 1500
@@ -138,8 +140,15 @@ def _hessian_facts(spec, params, method, tol_of_norm, num_matvecs, key):
         pos_min = jnp.min(jnp.where(pos, ev, jnp.inf))
         zmax = jnp.max(jnp.where(zero, jnp.abs(ev), 0.0))
         counts = [jnp.sum(m).astype(jnp.int32) for m in (neg, zero, pos)]
-        return (ev[0], ev[-1], hnorm, jnp.where(jnp.isfinite(pos_min), pos_min, nan), zmax,
-                *counts, tol)
+        return (
+            ev[0],
+            ev[-1],
+            hnorm,
+            jnp.where(jnp.isfinite(pos_min), pos_min, nan),
+            zmax,
+            *counts,
+            tol,
+        )
     if method == "block_arrow":
         # "standard" promotion: the inertia routines add int32 and int64 counts under x64
         # (they fail with jax_numpy_dtype_promotion="strict").
@@ -152,8 +161,9 @@ def _hessian_facts(spec, params, method, tol_of_norm, num_matvecs, key):
             below_neg = block_arrow_inertia(ba, -tol)
             below_pos = block_arrow_inertia(ba, tol)
         total = spec.num_params
-        counts = [x.astype(jnp.int32)
-                  for x in (below_neg, below_pos - below_neg, total - below_pos)]
+        counts = [
+            x.astype(jnp.int32) for x in (below_neg, below_pos - below_neg, total - below_pos)
+        ]
         return (res.lambda_min, nan, res.scale, nan, nan, *counts, tol)
     # lanczos
     m = min(num_matvecs, spec.num_params)
@@ -179,7 +189,8 @@ def _classify_one(spec, params, tols: Tolerances, method: str, num_matvecs: int,
         return jnp.maximum(c(tols.zero_rtol) * hnorm, c(tols.zero_gtol) * g)
 
     lam_min, lam_max, hnorm, pos_min, zmax, n_neg, n_zero, n_pos, zero_tol = _hessian_facts(
-        spec, params, method, tol_of_norm, num_matvecs, key)
+        spec, params, method, tol_of_norm, num_matvecs, key
+    )
 
     grad_tol = c(tols.grad_tol)
     f_tol = c(tols.f_rtol) * jnp.maximum(1.0, jnp.abs(jnp.where(jnp.isfinite(f_star), f_star, 0.0)))
@@ -193,19 +204,48 @@ def _classify_one(spec, params, tols: Tolerances, method: str, num_matvecs: int,
     is_global = jnp.where(known, at_fstar & cert_ok, cert_ok)
 
     code = jnp.where(
-        g > grad_tol, PointClass.NOT_CRITICAL,
-        jnp.where(negative, PointClass.STRICT_SADDLE,
-                  jnp.where(zero_ok & is_global, PointClass.GLOBAL_MIN,
-                            jnp.where(zero_ok & above, PointClass.SPURIOUS_MIN,
-                                      jnp.where(zero_ok & ~known & ~cert_ok, PointClass.LOCAL_MIN,
-                                                PointClass.DEGENERATE))))).astype(jnp.int8)
+        g > grad_tol,
+        PointClass.NOT_CRITICAL,
+        jnp.where(
+            negative,
+            PointClass.STRICT_SADDLE,
+            jnp.where(
+                zero_ok & is_global,
+                PointClass.GLOBAL_MIN,
+                jnp.where(
+                    zero_ok & above,
+                    PointClass.SPURIOUS_MIN,
+                    jnp.where(
+                        zero_ok & ~known & ~cert_ok, PointClass.LOCAL_MIN, PointClass.DEGENERATE
+                    ),
+                ),
+            ),
+        ),
+    ).astype(jnp.int8)
     return CriticalPointRecord(
-        code=code, loss=f, grad_norm=g, f_star=f_star, f_gap=f_gap, sigma_1=mf.sigma_1,
-        certificate_gap=mf.certificate_gap, curvature_bound=mf.curvature_bound,
-        lambda_min=lam_min, lambda_max=lam_max, hess_norm=hnorm, lambda_pos_min=pos_min,
-        zero_max=zmax, n_neg=n_neg, n_zero=n_zero, n_pos=n_pos, rank=rank,
-        zero_modes_predicted=predicted, grad_tol=grad_tol, zero_tol=zero_tol, f_tol=f_tol,
-        cert_tol=cert_tol)
+        code=code,
+        loss=f,
+        grad_norm=g,
+        f_star=f_star,
+        f_gap=f_gap,
+        sigma_1=mf.sigma_1,
+        certificate_gap=mf.certificate_gap,
+        curvature_bound=mf.curvature_bound,
+        lambda_min=lam_min,
+        lambda_max=lam_max,
+        hess_norm=hnorm,
+        lambda_pos_min=pos_min,
+        zero_max=zmax,
+        n_neg=n_neg,
+        n_zero=n_zero,
+        n_pos=n_pos,
+        rank=rank,
+        zero_modes_predicted=predicted,
+        grad_tol=grad_tol,
+        zero_tol=zero_tol,
+        f_tol=f_tol,
+        cert_tol=cert_tol,
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("method", "num_matvecs"))
@@ -218,16 +258,31 @@ def _classify_many(spec, params, valid, tols, key, method, num_matvecs, batch_si
     """``lax.map`` of ``_classify_one``; padding rows (``valid`` False) are skipped by a
     ``lax.cond`` when ``batch_size == 1`` (under a batched map both branches run)."""
     one = lambda p: _classify_one(spec, p, tols, method, num_matvecs, key)  # noqa: E731
-    blank = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype),
-                                   jax.eval_shape(one, jax.tree_util.tree_map(lambda x: x[0], params)))
+    blank = jax.tree_util.tree_map(
+        lambda s: jnp.zeros(s.shape, s.dtype),
+        jax.eval_shape(one, jax.tree_util.tree_map(lambda x: x[0], params)),
+    )
     fn = lambda pv: jax.lax.cond(pv[1], one, lambda _: blank, pv[0])  # noqa: E731
     return jax.lax.map(fn, (params, valid), batch_size=batch_size)
 
 
-def classify(spec, params, *, method: str = "auto", grad_tol=None, zero_rtol=None,
-             zero_gtol=None, f_rtol=None, cert_rtol=None, cert_gtol=None, rank_rtol=None,
-             rank_atol=None, kink_rtol=None, num_matvecs: int = 64,
-             key=None) -> CriticalPointRecord:
+def classify(
+    spec,
+    params,
+    *,
+    method: str = "auto",
+    grad_tol=None,
+    zero_rtol=None,
+    zero_gtol=None,
+    f_rtol=None,
+    cert_rtol=None,
+    cert_gtol=None,
+    rank_rtol=None,
+    rank_atol=None,
+    kink_rtol=None,
+    num_matvecs: int = 64,
+    key=None,
+) -> CriticalPointRecord:
     """Classify one (polished, float64) point of the UFM or deep UFM: minimum, saddle, or neither.
 
     Computes the gradient norm, ``f - f*`` against the closed form, the global-optimality
@@ -258,16 +313,33 @@ def classify(spec, params, *, method: str = "auto", grad_tol=None, zero_rtol=Non
         >>> ufm.CLASS_NAMES[int(rec.code)], int(rec.n_zero), int(rec.zero_modes_predicted)
         ('global_min', 4, 4)
     """
-    tols = default_tolerances(_dtype(params), grad_tol, zero_rtol, zero_gtol, f_rtol, cert_rtol,
-                         cert_gtol, rank_rtol, rank_atol, kink_rtol)
+    tols = default_tolerances(
+        _dtype(params),
+        grad_tol,
+        zero_rtol,
+        zero_gtol,
+        f_rtol,
+        cert_rtol,
+        cert_gtol,
+        rank_rtol,
+        rank_atol,
+        kink_rtol,
+    )
     _validate(spec, params, batched=False, tols=tols)
     method = resolve_method(spec, method)
     key = jax.random.key(0) if key is None else key
     return _classify_jit(spec, params, tols, key, method, int(num_matvecs))
 
 
-def classify_batch(spec, params, *, method: str = "auto", batch_size: int | None = None,
-                   warn: bool = True, **tolerances) -> dict:
+def classify_batch(
+    spec,
+    params,
+    *,
+    method: str = "auto",
+    batch_size: int | None = None,
+    warn: bool = True,
+    **tolerances,
+) -> dict:
     """Classify a batch of points (leading axis) and return numpy columns, one row per point.
 
     Runs :func:`classify` under ``jax.lax.map`` in batches of ``batch_size`` points (default: one
@@ -293,7 +365,9 @@ def classify_batch(spec, params, *, method: str = "auto", batch_size: int | None
     num_matvecs = int(tolerances.pop("num_matvecs", 64))
     key = tolerances.pop("key", None)
     key = jax.random.key(0) if key is None else key
-    tols = default_tolerances(leaves[0].dtype, **{k: tolerances.pop(k, None) for k in Tolerances._fields})
+    tols = default_tolerances(
+        leaves[0].dtype, **{k: tolerances.pop(k, None) for k in Tolerances._fields}
+    )
     if tolerances:
         raise TypeError(f"unknown keyword arguments {sorted(tolerances)}")
     _validate(spec, params, batched=True, tols=tols)
@@ -308,7 +382,8 @@ def classify_batch(spec, params, *, method: str = "auto", batch_size: int | None
     if bucket > num:
         params = jax.tree_util.tree_map(
             lambda x: jnp.concatenate([x, jnp.broadcast_to(x[:1], (bucket - num,) + x.shape[1:])]),
-            params)
+            params,
+        )
     batch_size = min(int(batch_size), bucket)
     valid = jnp.arange(bucket) < num
     rec = _classify_many(spec, params, valid, tols, key, method, num_matvecs, batch_size)

@@ -50,8 +50,18 @@ class Tolerances(NamedTuple):
     kink_rtol: float
 
 
-def default_tolerances(dtype, grad_tol=None, zero_rtol=None, zero_gtol=None, f_rtol=None,
-                  cert_rtol=None, cert_gtol=None, rank_rtol=None, rank_atol=None, kink_rtol=None):
+def default_tolerances(
+    dtype,
+    grad_tol=None,
+    zero_rtol=None,
+    zero_gtol=None,
+    f_rtol=None,
+    cert_rtol=None,
+    cert_gtol=None,
+    rank_rtol=None,
+    rank_atol=None,
+    kink_rtol=None,
+):
     f64 = np.dtype(dtype) == np.float64
     pick = lambda v, a, b: float((a if f64 else b) if v is None else v)  # noqa: E731
     tols = Tolerances(

@@ -45,8 +45,6 @@ def _gradnorm_loss(spec: GradNormSpec, params):
     return 0.5 * tree_norm(g) ** 2
 
 
-
-
 def _examples():
     out = []
     for system in registered_systems().values():
@@ -55,8 +53,15 @@ def _examples():
     return tuple(out[:1])
 
 
-register_system(System(
-    name="grad_norm", spec_type=GradNormSpec, loss=_gradnorm_loss,
-    init=lambda spec, key, scale=None: init_params(spec.inner, key, scale), examples=_examples,
-    summary="0.5 ||grad f||^2 of a wrapped spec: its zeros are the critical points of any index",
-    label=lambda spec: "grad-norm of " + type(spec.inner).__name__, sweepable=False))
+register_system(
+    System(
+        name="grad_norm",
+        spec_type=GradNormSpec,
+        loss=_gradnorm_loss,
+        init=lambda spec, key, scale=None: init_params(spec.inner, key, scale),
+        examples=_examples,
+        summary="0.5 ||grad f||^2 of a wrapped spec: its zeros are the critical points of any index",
+        label=lambda spec: "grad-norm of " + type(spec.inner).__name__,
+        sweepable=False,
+    )
+)

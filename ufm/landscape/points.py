@@ -40,7 +40,7 @@ class CriticalPoints(NamedTuple):
         """Number of points ``M`` (``len`` of a NamedTuple counts its fields)."""
         return int(self.loss.shape[0])
 
-    def select(self, mask) -> "CriticalPoints":
+    def select(self, mask) -> CriticalPoints:
         """The points where ``mask`` (bool or integer indices) selects."""
         idx = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
         params = jax.tree_util.tree_map(lambda x: x[idx], self.params)
@@ -54,9 +54,16 @@ def points_from_polish(params, pol, source, seed, dim, scale) -> CriticalPoints:
     def full(v, dt):
         return np.full(m, v, dtype=dt) if np.ndim(v) == 0 else np.asarray(v, dt)
 
-    return CriticalPoints(params, np.asarray(pol.loss), np.asarray(pol.grad_norm),
-                          np.asarray(pol.converged), np.full(m, source, dtype=object),
-                          full(seed, np.int64), full(dim, np.int64), full(scale, np.float64))
+    return CriticalPoints(
+        params,
+        np.asarray(pol.loss),
+        np.asarray(pol.grad_norm),
+        np.asarray(pol.converged),
+        np.full(m, source, dtype=object),
+        full(seed, np.int64),
+        full(dim, np.int64),
+        full(scale, np.float64),
+    )
 
 
 def concat_points(*points: CriticalPoints) -> CriticalPoints:
@@ -66,5 +73,3 @@ def concat_points(*points: CriticalPoints) -> CriticalPoints:
         raise ValueError("concat_points needs at least one non-empty batch")
     params = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *(p.params for p in points))
     return CriticalPoints(params, *(np.concatenate([p[i] for p in points]) for i in range(1, 8)))
-
-

@@ -15,8 +15,6 @@ belong to no class.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,7 +40,9 @@ def _check_labels(labels, N: int) -> jax.Array:
 
 def _check_range(lab, K: int) -> None:
     if isinstance(lab, np.ndarray) and lab.size and (lab.min() < 0 or lab.max() >= K):
-        raise ValueError(f"labels must lie in [0, num_classes) = [0, {K}), got [{lab.min()}, {lab.max()}]")
+        raise ValueError(
+            f"labels must lie in [0, num_classes) = [0, {K}), got [{lab.min()}, {lab.max()}]"
+        )
 
 
 def _inputs(H, labels, num_classes):
@@ -62,7 +62,7 @@ def _check_W(W, d: int, K: int, dtype) -> jax.Array:
     return W.astype(dtype) if W.dtype != dtype else W
 
 
-def _check_b(b, K: int, dtype) -> Optional[jax.Array]:
+def _check_b(b, K: int, dtype) -> jax.Array | None:
     if b is None:
         return None
     b = as_float(b)

@@ -20,14 +20,12 @@ layout), cheaply (class-major reshapes, one thin SVD), for recording along train
 
 from __future__ import annotations
 
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .class_stats import _check_b, _check_W, _inputs, _stats, _Stats, _stats_class_major
 from ..core.validation import check_int
+from .class_stats import _check_b, _check_W, _inputs, _Stats, _stats, _stats_class_major
 from .frames import (
     _equiangularity,
     _equinorm,
@@ -79,7 +77,7 @@ def _nc1_scale(st: _Stats) -> jax.Array:
     return jnp.sqrt(jnp.sum(st.means**2))
 
 
-def _nc1_inverse(s, e, N: int, rtol, top: Optional[int], ref=None) -> jax.Array:
+def _nc1_inverse(s, e, N: int, rtol, top: int | None, ref=None) -> jax.Array:
     """``sum_i e_i / (N s_i^2)`` over ``s_i > rtol * ref`` (``ref`` default ``s_1``), top ``top`` only."""
     ref = s[0] if ref is None else ref
     keep = s > rtol * ref  # ref = 0 (all means 0) keeps nothing
@@ -90,7 +88,7 @@ def _nc1_inverse(s, e, N: int, rtol, top: Optional[int], ref=None) -> jax.Array:
     return jnp.sum(jnp.where(keep, terms, jnp.zeros_like(terms))) / N
 
 
-def nc1_pinv(H, labels, num_classes: int, rtol: Optional[float] = None) -> jax.Array:
+def nc1_pinv(H, labels, num_classes: int, rtol: float | None = None) -> jax.Array:
     """NC1, pseudo-inverse variant ``Tr(Sigma_W Sigma_B^+) / K``.
 
     Papyan, Han & Donoho 2020 (arXiv 2008.08186); used by Zhu et al. 2021 (arXiv 2105.02375) and
@@ -119,7 +117,7 @@ def nc1_pinv(H, labels, num_classes: int, rtol: Optional[float] = None) -> jax.A
     return jit_call(_nc1_pinv, H, labels, K=K, rtol=_rtol(rtol, H, K), top=None)
 
 
-def nc1_svd(H, labels, num_classes: int, rtol: Optional[float] = None) -> jax.Array:
+def nc1_svd(H, labels, num_classes: int, rtol: float | None = None) -> jax.Array:
     """NC1, truncated variant: ``Tr(Sigma_W Sigma_B^+)/K`` over the top ``K-1`` eigenvectors of ``Sigma_B``.
 
     Han, Papyan & Donoho 2022 (arXiv 2106.02073) invert ``Sigma_B`` on its top ``K-1`` eigenvectors
@@ -395,8 +393,9 @@ NC_METRIC_NAMES = (
 """Keys of :func:`nc_metrics_class_major` (and of :func:`ufm.nc_metrics` for the UFM), in order."""
 
 
-def nc_metrics_class_major(W, H, b, num_classes: int, n: int, *, rtol: Optional[float] = None,
-                           tau: float = 1e-3) -> dict:
+def nc_metrics_class_major(
+    W, H, b, num_classes: int, n: int, *, rtol: float | None = None, tau: float = 1e-3
+) -> dict:
     """All NC metrics of balanced class-major features ``H (d, K n)`` with classifier ``W``, ``b``.
 
     Keys (:data:`NC_METRIC_NAMES`); ``M`` centred class means, ``M_raw`` uncentred, ``W`` as given:

@@ -59,7 +59,9 @@ def fro_normalize(A: jax.Array) -> jax.Array:
 def _vectors(vectors, name: str = "vectors") -> jax.Array:
     V = as_float(vectors)
     if V.ndim != 2:
-        raise ValueError(f"{name} must be a (d, K) matrix whose columns are the vectors, got shape {V.shape}")
+        raise ValueError(
+            f"{name} must be a (d, K) matrix whose columns are the vectors, got shape {V.shape}"
+        )
     if V.shape[1] < 2:
         raise ValueError(f"{name} must have at least 2 columns (vectors), got shape {V.shape}")
     return V

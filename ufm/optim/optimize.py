@@ -16,22 +16,23 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..core.devices import single_cpu_device
 from ..core.model import init_params
 from ..core.model import loss as _loss
-from ..core.registry import system_of
-from ..core.devices import single_cpu_device
 from ..core.progress import Progress
-from ..core.trees import tree_norm, tree_where as _tree_where
-from .status import STATUS_NAMES, Status
+from ..core.registry import system_of
+from ..core.trees import tree_norm
+from ..core.trees import tree_where as _tree_where
 from .settings import OptimizerSettings
-
+from .status import STATUS_NAMES, Status
 
 # -- state and results -----------------------------------------------------------------------
 
@@ -110,9 +111,12 @@ def _init_state(spec, params, optimizer, record):
     return jax.vmap(one)(params)
 
 
-@functools.partial(jax.jit, static_argnames=("optimizer", "num_records", "record_every", "record",
-                                             "seed_block"))
-def _run_chunk(spec, state, limits, *, optimizer, num_records, record_every, record, seed_block=None):
+@functools.partial(
+    jax.jit, static_argnames=("optimizer", "num_records", "record_every", "record", "seed_block")
+)
+def _run_chunk(
+    spec, state, limits, *, optimizer, num_records, record_every, record, seed_block=None
+):
     """``num_records * record_every`` steps for every seed; returns the new state and the records."""
     tol, threshold, max_steps = limits
 
@@ -169,8 +173,8 @@ def optimize(
     max_steps: int | None = None,
     tol: float | None = None,
     chunk: int | None = None,
-    record_every: Optional[int] = None,
-    record: Optional[Callable] = None,
+    record_every: int | None = None,
+    record: Callable | None = None,
     divergence_threshold: float | None = None,
     progress: bool | Callable = False,
     seed_block: int | str | None = "auto",
@@ -218,9 +222,13 @@ def optimize(
     settings = OptimizerSettings() if settings is None else settings
     if not isinstance(settings, OptimizerSettings):
         raise TypeError(f"settings must be an OptimizerSettings, got {type(settings).__name__}")
-    overrides = {k: v for k, v in dict(max_steps=max_steps, tol=tol, chunk=chunk,
-                                       divergence_threshold=divergence_threshold).items()
-                 if v is not None}
+    overrides = {
+        k: v
+        for k, v in dict(
+            max_steps=max_steps, tol=tol, chunk=chunk, divergence_threshold=divergence_threshold
+        ).items()
+        if v is not None
+    }
     if overrides:
         settings = settings.replace(**overrides)  # validated (SpecError naming the field)
     optimizer = settings.transform() if optimizer is None else optimizer
@@ -313,13 +321,16 @@ def _check_batch(spec, params0) -> None:
         raise ValueError("params0 has no arrays")
     shapes = jax.eval_shape(lambda: init_params(spec, jax.random.key(0)))
     want = jax.tree_util.tree_leaves(shapes)
-    if len(want) != len(leaves) or any(x.ndim != w.ndim + 1 or x.shape[1:] != w.shape
-                                       for x, w in zip(leaves, want)):
+    if len(want) != len(leaves) or any(
+        x.ndim != w.ndim + 1 or x.shape[1:] != w.shape for x, w in zip(leaves, want)
+    ):
         got = [tuple(x.shape) for x in leaves]
         one = [tuple(w.shape) for w in want]
-        raise ValueError(f"params0 must hold a batch of points with a leading seed axis: leaf "
-                         f"shapes {got}, expected (S,) + {one} (use ufm.init_batch, or add an "
-                         "axis with jax.tree_util.tree_map(lambda x: x[None], params))")
+        raise ValueError(
+            f"params0 must hold a batch of points with a leading seed axis: leaf "
+            f"shapes {got}, expected (S,) + {one} (use ufm.init_batch, or add an "
+            "axis with jax.tree_util.tree_map(lambda x: x[None], params))"
+        )
 
 
 def _positive_int(name, value) -> int:

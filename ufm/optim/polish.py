@@ -107,7 +107,9 @@ def _newton_dense(spec, params, tol, rtol, max_iter):
     done = jnp.zeros((num,), bool)
     iters = jnp.zeros((num,), jnp.int32)
     for _ in range(-(-max_iter // NEWTON_CHUNK)):
-        params, done, k, value, gnorm = _newton_dense_chunk(spec, params, done, tol, rtol, NEWTON_CHUNK)
+        params, done, k, value, gnorm = _newton_dense_chunk(
+            spec, params, done, tol, rtol, NEWTON_CHUNK
+        )
         iters = iters + k.astype(jnp.int32)
         if bool(jnp.all(done)):
             break
@@ -134,7 +136,9 @@ def _lbfgs(spec, params, tol, max_iter):
 
         with jax.numpy_dtype_promotion("standard"):
             state0 = opt.init(p)
-        (p, _, _), stops = jax.lax.scan(body, (p, state0, jnp.asarray(False)), None, length=max_iter)
+        (p, _, _), stops = jax.lax.scan(
+            body, (p, state0, jnp.asarray(False)), None, length=max_iter
+        )
         return p, jnp.sum(~stops)
 
     return jax.vmap(one)(params)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Optional
 
 import numpy as np
 
@@ -40,11 +39,16 @@ def _bounded_int(name: str, value, minimum: int, maximum: int) -> int:
 
 
 def _number(name: str, value, *, positive: bool) -> float:
-    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
-          and math.isfinite(value) and (value > 0 if positive else value >= 0))
+    ok = (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value > 0 if positive else value >= 0)
+    )
     if not ok:
-        raise SpecError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, "
-                        f"got {value!r}")
+        raise SpecError(
+            f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}"
+        )
     return float(value)
 
 
@@ -82,8 +86,8 @@ class OptimizerSettings:
     divergence_threshold: float = 1e10
     options: tuple = ()  # sorted (key, value) pairs passed to make_optimizer
     polish: str = "auto"
-    polish_tol: Optional[float] = None
-    polish_max_iter: Optional[int] = None
+    polish_tol: float | None = None
+    polish_max_iter: int | None = None
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -92,26 +96,32 @@ class OptimizerSettings:
         set_("max_steps", _bounded_int("max_steps", self.max_steps, 1, MAX_STEPS))
         set_("tol", _number("tol", self.tol, positive=False))
         set_("chunk", _bounded_int("chunk", self.chunk, 1, MAX_STEPS))
-        set_("divergence_threshold", _number("divergence_threshold", self.divergence_threshold,
-                                             positive=True))
+        set_(
+            "divergence_threshold",
+            _number("divergence_threshold", self.divergence_threshold, positive=True),
+        )
         options = self.options
         if isinstance(options, dict):
             options = tuple(sorted(options.items()))
         if not isinstance(options, tuple) or not all(
-                isinstance(o, tuple) and len(o) == 2 and isinstance(o[0], str) for o in options):
+            isinstance(o, tuple) and len(o) == 2 and isinstance(o[0], str) for o in options
+        ):
             raise SpecError(f"options must be (name, value) pairs or a dict, got {options!r}")
         set_("options", tuple(sorted(options)))
         if self.polish not in POLISH_METHODS:
-            raise SpecError(f"polish must be one of {', '.join(POLISH_METHODS)}; "
-                            f"got {self.polish!r}")
+            raise SpecError(
+                f"polish must be one of {', '.join(POLISH_METHODS)}; got {self.polish!r}"
+            )
         if self.polish_tol is not None:
             set_("polish_tol", _number("polish_tol", self.polish_tol, positive=True))
         if self.polish_max_iter is not None:
-            set_("polish_max_iter", _bounded_int("polish_max_iter", self.polish_max_iter, 1,
-                                                 MAX_STEPS))
+            set_(
+                "polish_max_iter",
+                _bounded_int("polish_max_iter", self.polish_max_iter, 1, MAX_STEPS),
+            )
         self.transform()  # unknown optimiser names and options fail here, naming them
 
-    def replace(self, **changes) -> "OptimizerSettings":
+    def replace(self, **changes) -> OptimizerSettings:
         """A copy with fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 

@@ -13,7 +13,9 @@ class Status(enum.IntEnum):
     MAX_STEPS = 0  #: still running, or the step budget was exhausted before meeting the tolerance
     RUNNING = 0  #: alias of ``MAX_STEPS`` (the name while a run is in progress)
     CONVERGED = 1  #: gradient norm <= tol
-    DIVERGED = 2  #: loss or gradient norm above ``divergence_threshold`` (frozen at last finite point)
+    DIVERGED = (
+        2  #: loss or gradient norm above ``divergence_threshold`` (frozen at last finite point)
+    )
     NAN = 3  #: non-finite loss or gradient (frozen at last finite point)
 
 

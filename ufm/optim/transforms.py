@@ -25,14 +25,18 @@ NAMED = {"gd": (), "sgd": (), "momentum": ("beta",), "nesterov": ("beta",)}
 
 def check_learning_rate(learning_rate) -> float:
     """``learning_rate`` as a float, or a ``SpecError``: it must be a finite number > 0."""
-    ok = (isinstance(learning_rate, numbers.Real) and not isinstance(learning_rate, bool)
-          and math.isfinite(learning_rate) and learning_rate > 0)
+    ok = (
+        isinstance(learning_rate, numbers.Real)
+        and not isinstance(learning_rate, bool)
+        and math.isfinite(learning_rate)
+        and learning_rate > 0
+    )
     if not ok:
         raise SpecError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
     return float(learning_rate)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gd(learning_rate: float) -> optax.GradientTransformation:
     return optax.sgd(learning_rate)
 
@@ -46,7 +50,7 @@ def gd(learning_rate: float) -> optax.GradientTransformation:
     return _gd(check_learning_rate(learning_rate))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _momentum(learning_rate: float, beta: float, nesterov: bool):
     return optax.sgd(learning_rate, momentum=beta, nesterov=nesterov)
 
@@ -67,8 +71,7 @@ def optimizer_options(name: str) -> tuple:
     if key in NAMED:
         return NAMED[key]
     params = list(_optax_signature(key).parameters.values())
-    return tuple(p.name for p in params[1:]
-                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    return tuple(p.name for p in params[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 def make_optimizer(name: str, learning_rate: float, **options) -> optax.GradientTransformation:
@@ -89,8 +92,10 @@ def make_optimizer(name: str, learning_rate: float, **options) -> optax.Gradient
     allowed = optimizer_options(key)
     for k in options:
         if k not in allowed:
-            raise SpecError(f"optimizer {key!r} has no option {k!r}; its options: "
-                            f"{', '.join(allowed) or '(none)'}")
+            raise SpecError(
+                f"optimizer {key!r} has no option {k!r}; its options: "
+                f"{', '.join(allowed) or '(none)'}"
+            )
     if key in ("gd", "sgd"):
         return _gd(lr)
     if key in ("momentum", "nesterov"):
@@ -99,8 +104,9 @@ def make_optimizer(name: str, learning_rate: float, **options) -> optax.Gradient
         try:
             hash(v)
         except TypeError:
-            raise SpecError(f"optimizer {key!r} option {k!r} must be a number, bool or string, "
-                            f"got {v!r}") from None
+            raise SpecError(
+                f"optimizer {key!r} option {k!r} must be a number, bool or string, got {v!r}"
+            ) from None
     try:
         return _optax_by_name(key, lr, tuple(sorted(options.items())))
     except (TypeError, ValueError) as err:
@@ -115,8 +121,10 @@ def _name(name) -> str:
 
 def _optax_signature(name: str) -> inspect.Signature:
     ctor = getattr(optax, name, None)
-    bad = SpecError(f"optimizer must be gd, momentum, nesterov or an optax optimiser taking a "
-                    f"learning rate (adam, adamw, rmsprop, lbfgs, ...); got {name!r}")
+    bad = SpecError(
+        f"optimizer must be gd, momentum, nesterov or an optax optimiser taking a "
+        f"learning rate (adam, adamw, rmsprop, lbfgs, ...); got {name!r}"
+    )
     if ctor is None or name.startswith("_") or not callable(ctor) or isinstance(ctor, type):
         raise bad
     try:
@@ -129,7 +137,7 @@ def _optax_signature(name: str) -> inspect.Signature:
     return sig
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _optax_by_name(name, learning_rate, options):
     out = getattr(optax, name)(learning_rate, **dict(options))
     if not isinstance(out, optax.GradientTransformation):

@@ -9,25 +9,43 @@ legend says how many were left out. matplotlib is imported lazily.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from .summaries import columns, valid_rows
 
-__all__ = ["plt_module", "config_colors", "plot_gap_ecdf", "plot_nc_traces",
-           "plot_lambda_min_vs_gap", "plot_negative_counts", "plot_saddle_bound",
-           "plot_status_counts", "FLOOR", "CLASS_COLORS"]
+__all__ = [
+    "plt_module",
+    "config_colors",
+    "plot_gap_ecdf",
+    "plot_nc_traces",
+    "plot_lambda_min_vs_gap",
+    "plot_negative_counts",
+    "plot_saddle_bound",
+    "plot_status_counts",
+    "FLOOR",
+    "CLASS_COLORS",
+]
 
 #: ``|f - f*|`` below this is drawn at it (float64 round-off of the objective is ~1e-16).
 FLOOR = 1e-17
 
-CLASS_COLORS = {"global_min": "tab:green", "strict_saddle": "tab:blue", "local_min": "tab:olive",
-                "spurious_min": "tab:red", "degenerate": "tab:purple",
-                "not_critical": "tab:grey"}
+CLASS_COLORS = {
+    "global_min": "tab:green",
+    "strict_saddle": "tab:blue",
+    "local_min": "tab:olive",
+    "spurious_min": "tab:red",
+    "degenerate": "tab:purple",
+    "not_critical": "tab:grey",
+}
 
-_STATUS_COLORS = {"converged": "tab:green", "max_steps": "tab:orange", "diverged": "tab:red",
-                  "nan": "black"}
+_STATUS_COLORS = {
+    "converged": "tab:green",
+    "max_steps": "tab:orange",
+    "diverged": "tab:red",
+    "nan": "black",
+}
 
 
 def plt_module():
@@ -53,8 +71,9 @@ def config_colors(labels: Sequence[str]) -> dict:
     """One colour per configuration label (tab10, then tab20, then viridis)."""
     plt = plt_module()
     labels = list(dict.fromkeys(labels))
-    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20" if len(labels) <= 20
-                        else "viridis")
+    cmap = plt.get_cmap(
+        "tab10" if len(labels) <= 10 else "tab20" if len(labels) <= 20 else "viridis"
+    )
     n = max(len(labels) - 1, 1)
     return {lab: cmap(i if len(labels) <= 20 else i / n) for i, lab in enumerate(labels)}
 
@@ -66,8 +85,12 @@ def _new(figsize):
 
 def _legend(fig, ax, n_items: int) -> None:
     if n_items > 6:
-        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center",
-                   ncols=2 if n_items <= 16 else 3, fontsize="small")
+        fig.legend(
+            *ax.get_legend_handles_labels(),
+            loc="outside lower center",
+            ncols=2 if n_items <= 16 else 3,
+            fontsize="small",
+        )
     elif n_items:
         ax.legend(fontsize="small")
 
@@ -92,30 +115,50 @@ def plot_gap_ecdf(rows, *, source: str = "random"):
         g = np.sort(np.maximum(g[np.isfinite(g)], FLOOR))
         excluded = int((sel & ~valid).sum())
         if g.size:
-            ax.step(g, np.arange(1, g.size + 1) / g.size, where="post", color=color,
-                    label=name + (f" ({excluded} failed, excluded)" if excluded else ""))
+            ax.step(
+                g,
+                np.arange(1, g.size + 1) / g.size,
+                where="post",
+                color=color,
+                label=name + (f" ({excluded} failed, excluded)" if excluded else ""),
+            )
     ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
-    ax.set(xlabel=f"|f - f*| after polishing (values below {FLOOR:g} drawn at {FLOOR:g})",
-           ylabel=f"fraction of {source} starts",
-           title="Distance of the end points to the closed-form optimum")
+    ax.set(
+        xlabel=f"|f - f*| after polishing (values below {FLOOR:g} drawn at {FLOOR:g})",
+        ylabel=f"fraction of {source} starts",
+        title="Distance of the end points to the closed-form optimum",
+    )
     _legend(fig, ax, len(colors))
     return fig
 
 
-def plot_nc_traces(traces: Mapping[str, Mapping], metrics: Sequence[str] = ("nc1_pinv",
-                   "nc2_etf_W", "nc3_zhu", "grad_norm"), *, quantiles=(0.1, 0.9)):
+def plot_nc_traces(
+    traces: Mapping[str, Mapping],
+    metrics: Sequence[str] = ("nc1_pinv", "nc2_etf_W", "nc3_zhu", "grad_norm"),
+    *,
+    quantiles=(0.1, 0.9),
+):
     """Neural-collapse metrics against the iteration: median over seeds (line) and a quantile
     band, one colour per configuration, log-log axes. ``traces`` maps a configuration label to a
     trace (``step`` and ``(R, S)`` arrays), as :func:`ufm.run_landscape` returns."""
-    titles = {"nc1_pinv": "NC1: within-class variability", "nc2_etf_W": "NC2: distance of W to a "
-              "simplex ETF", "nc2_orth_W": "NC2: distance of W to an orthogonal frame",
-              "nc3_zhu": "NC3: self-duality of W and the class means",
-              "grad_norm": "gradient norm", "loss": "objective"}
+    titles = {
+        "nc1_pinv": "NC1: within-class variability",
+        "nc2_etf_W": "NC2: distance of W to a simplex ETF",
+        "nc2_orth_W": "NC2: distance of W to an orthogonal frame",
+        "nc3_zhu": "NC3: self-duality of W and the class means",
+        "grad_norm": "gradient norm",
+        "loss": "objective",
+    }
     plt = plt_module()
     colors = config_colors(list(traces))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.6 + 0.16 * len(colors)),
-                             layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(metrics),
+        figsize=(3.6 * len(metrics), 3.6 + 0.16 * len(colors)),
+        layout="constrained",
+        squeeze=False,
+    )
     for label, tr in traces.items():
         x = np.maximum(np.asarray(tr["step"], float), 1.0)
         for ax, m in zip(axes[0], metrics):
@@ -126,16 +169,24 @@ def plot_nc_traces(traces: Mapping[str, Mapping], metrics: Sequence[str] = ("nc1
                 med = np.nanmedian(v, axis=1)
                 lo, hi = np.nanquantile(v, quantiles, axis=1)
             ax.plot(x, np.maximum(med, FLOOR), color=colors[label], lw=1.2, label=label)
-            ax.fill_between(x, np.maximum(lo, FLOOR), np.maximum(hi, FLOOR),
-                            color=colors[label], alpha=0.15, lw=0)
+            ax.fill_between(
+                x,
+                np.maximum(lo, FLOOR),
+                np.maximum(hi, FLOOR),
+                color=colors[label],
+                alpha=0.15,
+                lw=0,
+            )
     for ax, m in zip(axes[0], metrics):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("iteration")
         ax.set_ylabel(m)
         ax.set_title(titles.get(m, m), fontsize="medium")
-    fig.suptitle(f"Metrics along gradient descent (median, {int(100 * quantiles[0])}-"
-                 f"{int(100 * quantiles[1])}% band over seeds)")
+    fig.suptitle(
+        f"Metrics along gradient descent (median, {int(100 * quantiles[0])}-"
+        f"{int(100 * quantiles[1])}% band over seeds)"
+    )
     _legend(fig, axes[0][0], len(colors))
     return fig
 
@@ -152,8 +203,15 @@ def plot_lambda_min_vs_gap(rows, *, linthresh: float = 1e-12, max_panels: int = 
     names = list(dict.fromkeys(lab[valid].tolist()))[:max_panels]
     cols = min(3, max(len(names), 1))
     nrows = -(-max(len(names), 1) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows + 0.6),
-                             layout="constrained", squeeze=False, sharex=True, sharey=True)
+    fig, axes = plt.subplots(
+        nrows,
+        cols,
+        figsize=(4.2 * cols, 3.4 * nrows + 0.6),
+        layout="constrained",
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+    )
     cls = np.asarray(rows["class"]).astype(str)
     gap = np.asarray(rows["f_gap"], float)
     lam = np.asarray(rows["lambda_min"], float)
@@ -162,30 +220,36 @@ def plot_lambda_min_vs_gap(rows, *, linthresh: float = 1e-12, max_panels: int = 
         sel = valid & (lab == name)
         for c in dict.fromkeys(cls[sel].tolist()):
             s = sel & (cls == c)
-            ax.scatter(np.where(np.isfinite(gap[s]), gap[s], 0.0), lam[s], s=10, alpha=0.6,
-                       color=CLASS_COLORS.get(c, "k"), label=None if c in seen else c)
+            ax.scatter(
+                np.where(np.isfinite(gap[s]), gap[s], 0.0),
+                lam[s],
+                s=10,
+                alpha=0.6,
+                color=CLASS_COLORS.get(c, "k"),
+                label=None if c in seen else c,
+            )
             seen.add(c)
         ax.set_xscale("symlog", linthresh=linthresh)
         ax.set_yscale("symlog", linthresh=linthresh)
         ax.axhline(0, color="k", lw=0.5)
         ax.axvline(0, color="k", lw=0.5)
         ax.set_title(name, fontsize="small")
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(names) :]:
         ax.set_visible(False)
     for ax in axes[-1]:
         ax.set_xlabel("f - f* (nan: no closed form, drawn at 0)")
     for ax in axes[:, 0]:
         ax.set_ylabel("lambda_min of the Hessian")
-    fig.suptitle(f"Critical points: curvature against suboptimality (symlog, linear within "
-                 f"+-{linthresh:g})")
+    fig.suptitle(
+        f"Critical points: curvature against suboptimality (symlog, linear within +-{linthresh:g})"
+    )
     handles, labels = [], []
     for ax in axes.flat:
         h, lb = ax.get_legend_handles_labels()
         handles += h
         labels += lb
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=len(labels),
-                   fontsize="small")
+        fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize="small")
     return fig
 
 
@@ -208,8 +272,11 @@ def plot_negative_counts(rows):
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="number of negative Hessian eigenvalues (Morse index)",
-           ylabel="critical points (log scale)", title="Morse index of the end points")
+    ax.set(
+        xlabel="number of negative Hessian eigenvalues (Morse index)",
+        ylabel="critical points (log scale)",
+        title="Morse index of the end points",
+    )
     if names:
         ax.legend(fontsize="small", title="start")
     return fig
@@ -239,8 +306,11 @@ def plot_saddle_bound(rows):
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="lambda_min = bound")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set(xlabel="- curvature bound", ylabel="- lambda_min",
-           title="Planted saddles against the curvature bound")
+    ax.set(
+        xlabel="- curvature bound",
+        ylabel="- lambda_min",
+        title="Planted saddles against the curvature bound",
+    )
     _legend(fig, ax, len(colors) + 1)
     return fig
 

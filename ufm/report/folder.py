@@ -11,7 +11,7 @@ import io
 import os
 import pathlib
 import uuid
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 from . import figures as F
 from .summaries import class_summary, columns, optimum_summary
@@ -54,7 +54,7 @@ def write_text(path, text: str) -> pathlib.Path:
     return path
 
 
-def write_csv(path, entries) -> Optional[pathlib.Path]:
+def write_csv(path, entries) -> pathlib.Path | None:
     """Write summary entries (dicts with the same keys) as CSV, atomically."""
     if not entries:
         return None
@@ -65,8 +65,9 @@ def write_csv(path, entries) -> Optional[pathlib.Path]:
     return write_text(path, buf.getvalue())
 
 
-def write_report(folder, rows, traces: Optional[Mapping] = None, *, text: str = "",
-                 figures: bool = True) -> list[pathlib.Path]:
+def write_report(
+    folder, rows, traces: Mapping | None = None, *, text: str = "", figures: bool = True
+) -> list[pathlib.Path]:
     """The report of a results folder: ``summary.txt`` (``text``), ``summary.csv`` (per
     configuration: how the random starts ended), ``classes.csv`` (Hessian classes, when
     classified) and the figure set in ``figures/`` (the figures whose columns exist)."""
@@ -88,8 +89,9 @@ def write_report(folder, rows, traces: Optional[Mapping] = None, *, text: str = 
         if traces:
             made.append(save_figure(F.plot_nc_traces(traces), figdir / "nc_vs_iteration.png"))
         if "class" in rows and "f_gap" in rows:
-            made.append(save_figure(F.plot_lambda_min_vs_gap(rows),
-                                    figdir / "lambda_min_vs_gap.png"))
+            made.append(
+                save_figure(F.plot_lambda_min_vs_gap(rows), figdir / "lambda_min_vs_gap.png")
+            )
             made.append(save_figure(F.plot_negative_counts(rows), figdir / "negative_counts.png"))
             if "curvature_bound" in rows:
                 made.append(save_figure(F.plot_saddle_bound(rows), figdir / "saddle_bound.png"))

@@ -11,15 +11,23 @@ quantile nor silently vanish from a count.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from ..landscape.classes import CLASS_NAMES, COUNTEREXAMPLE_CLASSES
 from ..runs.analyses import AT_OPTIMUM_RTOL
 
-__all__ = ["columns", "valid_rows", "group_keys", "optimum_summary", "class_summary",
-           "exclusions", "AT_OPTIMUM_RTOL", "FAILED_STATUSES"]
+__all__ = [
+    "columns",
+    "valid_rows",
+    "group_keys",
+    "optimum_summary",
+    "class_summary",
+    "exclusions",
+    "AT_OPTIMUM_RTOL",
+    "FAILED_STATUSES",
+]
 
 #: First-order statuses whose end points are not used in statistics.
 FAILED_STATUSES = ("diverged", "nan")
@@ -74,9 +82,11 @@ def exclusions(rows, mask=None) -> dict:
     status = _str(rows, "status", "converged")
     finite = _finite_end(rows)
     failed = np.isin(status, FAILED_STATUSES)
-    return {"excluded_diverged": int((mask & (status == "diverged")).sum()),
-            "excluded_nan": int((mask & (status == "nan")).sum()),
-            "excluded_nonfinite": int((mask & ~failed & ~finite).sum())}
+    return {
+        "excluded_diverged": int((mask & (status == "diverged")).sum()),
+        "excluded_nan": int((mask & (status == "nan")).sum()),
+        "excluded_nonfinite": int((mask & ~failed & ~finite).sum()),
+    }
 
 
 def group_keys(rows, by: Sequence[str]) -> list[tuple]:
@@ -100,8 +110,13 @@ def _label(rows, sel) -> str:
     return ""
 
 
-def optimum_summary(rows, *, by: Sequence[str] = ("config_hash",), source: str = "random",
-                    metrics: Sequence[str] = ()) -> list[dict]:
+def optimum_summary(
+    rows,
+    *,
+    by: Sequence[str] = ("config_hash",),
+    source: str = "random",
+    metrics: Sequence[str] = (),
+) -> list[dict]:
     """Per configuration: how the ``source`` starts ended, judged on the polished end points.
 
     Entries: the group keys, ``label``, ``runs``; first-order statuses (``converged``,
@@ -189,8 +204,9 @@ def class_summary(rows, *, by: Sequence[str] = ("config_hash", "source")) -> lis
         entry["saddle_lambda_min"] = float(lam[saddle].min()) if saddle.any() else float("nan")
         entry["saddle_lambda_max"] = float(lam[saddle].max()) if saddle.any() else float("nan")
         entry["minima_lambda_min"] = float(lam[rest].min()) if rest.any() else float("nan")
-        entry["bound_excess"] = (float((lam[planted] - bound[planted]).max()) if planted.any()
-                                 else float("nan"))
+        entry["bound_excess"] = (
+            float((lam[planted] - bound[planted]).max()) if planted.any() else float("nan")
+        )
         entry.update(exclusions(rows, sel))
         out.append(entry)
     return out

@@ -53,7 +53,7 @@ def _manifest(folder) -> dict:
 
 
 def _flat(entry: dict) -> dict:
-    out = {f"model": entry.get("model")}
+    out = {"model": entry.get("model")}
     out.update({k: v for k, v in entry.get("spec", {}).items()})
     out.update({k: v for k, v in entry.get("settings", {}).items()})
     return out
@@ -65,9 +65,11 @@ def config_labels(manifest: dict) -> dict:
     configs = manifest.get("configs", {})
     flats = {h: _flat(e) for h, e in configs.items()}
     keys = dict.fromkeys(k for f in flats.values() for k in f)
-    varying = [k for k in keys
-               if len({json.dumps(f.get(k), sort_keys=True, default=str)
-                       for f in flats.values()}) > 1]
+    varying = [
+        k
+        for k in keys
+        if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flats.values()}) > 1
+    ]
     out = {}
     for h, f in flats.items():
         parts = [f"{k}={_short(f.get(k))}" for k in varying]
@@ -90,8 +92,7 @@ def load_rows(folder) -> dict:
     rows = columns(load_results_arrow(folder))
     if rows and "config_hash" in rows:
         labels = config_labels(manifest)
-        rows["label"] = np.array([labels.get(h, h[:8]) for h in rows["config_hash"]],
-                                 dtype=object)
+        rows["label"] = np.array([labels.get(h, h[:8]) for h in rows["config_hash"]], dtype=object)
         if "source" not in rows:
             rows["source"] = np.full(len(rows["config_hash"]), "random", dtype=object)
     return rows
@@ -108,9 +109,19 @@ def sweep_status(folder) -> SweepStatus:
     configs = manifest.get("configs", {})
     latest = _latest_configs(manifest)
     labels = config_labels(manifest)
-    t = load_results_arrow(folder, columns=["config_hash", "source", "seed", "status",
-                                            "chunk_seconds", "compile_seconds", "chunk_size"],
-                           duplicates="drop")
+    t = load_results_arrow(
+        folder,
+        columns=[
+            "config_hash",
+            "source",
+            "seed",
+            "status",
+            "chunk_seconds",
+            "compile_seconds",
+            "chunk_size",
+        ],
+        duplicates="drop",
+    )
     cols = columns(t)
     n = t.num_rows
     hashes = cols.get("config_hash", np.array([], dtype=object))
@@ -126,8 +137,11 @@ def sweep_status(folder) -> SweepStatus:
     else:
         sps_all = comp_per_chunk = None
     global_sps = float(np.median(sps_all)) if sps_all is not None and sps_all.size else None
-    global_comp = (float(np.median(comp_per_chunk)) if comp_per_chunk is not None
-                   and comp_per_chunk.size else 0.0)
+    global_comp = (
+        float(np.median(comp_per_chunk))
+        if comp_per_chunk is not None and comp_per_chunk.size
+        else 0.0
+    )
     keys = list(zip(sources.tolist(), seeds.tolist()))
     duplicates = count_duplicates(folder)
 
@@ -140,8 +154,9 @@ def sweep_status(folder) -> SweepStatus:
         done = len({keys[i] for i in np.flatnonzero(m)})
         counts = {s: int(np.sum(status[m] == s)) for s in _STATUSES}
         bad = np.isin(status, ("diverged", "nan")) & m
-        bad_keys = sorted((keys[i] for i in np.flatnonzero(bad)),
-                          key=lambda k: (k[0] != "random", k[0], k[1]))
+        bad_keys = sorted(
+            (keys[i] for i in np.flatnonzero(bad)), key=lambda k: (k[0] != "random", k[0], k[1])
+        )
         failed_seeds = [s if src == "random" else f"{src}:{s}" for src, s in bad_keys]
         sps = float(np.median(sps_all[m])) if sps_all is not None and m.any() else global_sps
         left = max(total - done, 0)
@@ -150,8 +165,17 @@ def sweep_status(folder) -> SweepStatus:
                 eta_known = False
             else:
                 eta += left * sps + (global_comp if not m.any() else 0.0)
-        rows.append({"hash": h, "label": labels.get(h, info.get("label", "")), "done": done,
-                     "total": total, "counts": counts, "failed_seeds": failed_seeds, "sps": sps})
+        rows.append(
+            {
+                "hash": h,
+                "label": labels.get(h, info.get("label", "")),
+                "done": done,
+                "total": total,
+                "counts": counts,
+                "failed_seeds": failed_seeds,
+                "sps": sps,
+            }
+        )
         done_all, total_all = done_all + done, total_all + total
         failed_all += len(failed_seeds)
     nproc = max(int((manifest.get("runs") or [{}])[-1].get("process_count", 1)), 1)
@@ -164,24 +188,46 @@ def sweep_status(folder) -> SweepStatus:
 
     table = format_table(
         ["config", "hash", "done/total", *_STATUSES, "s/seed", "failed seeds"],
-        [[r["label"], r["hash"][:8], f"{r['done']}/{r['total']}",
-          *(r["counts"][s] for s in _STATUSES),
-          "?" if r["sps"] is None else f"{r['sps']:.3g}", fmt_failed(r)] for r in rows])
+        [
+            [
+                r["label"],
+                r["hash"][:8],
+                f"{r['done']}/{r['total']}",
+                *(r["counts"][s] for s in _STATUSES),
+                "?" if r["sps"] is None else f"{r['sps']:.3g}",
+                fmt_failed(r),
+            ]
+            for r in rows
+        ],
+    )
     pct = 100.0 * done_all / total_all if total_all else 100.0
-    head = (f"{manifest.get('name', '?')!r} in {folder}: {done_all}/{total_all} starts done "
-            f"({pct:.1f}%), {failed_all} failed, ETA {format_duration(eta_s)} "
-            f"({nproc} process{'es' if nproc > 1 else ''}; rate without compilation)")
+    head = (
+        f"{manifest.get('name', '?')!r} in {folder}: {done_all}/{total_all} starts done "
+        f"({pct:.1f}%), {failed_all} failed, ETA {format_duration(eta_s)} "
+        f"({nproc} process{'es' if nproc > 1 else ''}; rate without compilation)"
+    )
     notes = []
     if duplicates:
-        notes.append(f"warning: {duplicates} duplicate (config_hash, source, seed) rows, written "
-                     "twice by concurrent writers; reports count each key once")
+        notes.append(
+            f"warning: {duplicates} duplicate (config_hash, source, seed) rows, written "
+            "twice by concurrent writers; reports count each key once"
+        )
     if stale:
         notes.append(f"{stale} rows belong to configurations not in the latest run")
     for p in manifest.get("invalid", []):
         notes.append(f"skipped invalid {p}")
     text = "\n".join([head, "", table, *([""] + notes if notes else [])])
-    return SweepStatus(manifest.get("name", "?"), rows, done_all, total_all, failed_all,
-                       eta_s, duplicates, stale, text)
+    return SweepStatus(
+        manifest.get("name", "?"),
+        rows,
+        done_all,
+        total_all,
+        failed_all,
+        eta_s,
+        duplicates,
+        stale,
+        text,
+    )
 
 
 def sweep_report(folder, *, figures: bool = True, gap_tol: float = 1e-6) -> str:
@@ -195,8 +241,11 @@ def sweep_report(folder, *, figures: bool = True, gap_tol: float = 1e-6) -> str:
     rows = load_rows(folder)
     parts = [f"# Report: {manifest.get('name', '?')}", ""]
     if duplicates:
-        parts += [f"Warning: {duplicates} duplicate rows (same configuration, source and seed), "
-                  "counted once.", ""]
+        parts += [
+            f"Warning: {duplicates} duplicate rows (same configuration, source and seed), "
+            "counted once.",
+            "",
+        ]
     if not rows:
         text = "\n".join(parts + ["No rows yet."])
         write_text(Path(folder) / "report.md", text)
@@ -213,29 +262,78 @@ def sweep_report(folder, *, figures: bool = True, gap_tol: float = 1e-6) -> str:
         if has_gap:
             q = gap_quantiles(rows, sel)
             ok = sel & valid_rows(rows) & np.isfinite(np.asarray(rows["f_gap"], float))
-            frac = (float(np.mean(np.abs(np.asarray(rows["f_gap"], float)[ok]) <= gap_tol))
-                    if ok.any() else float("nan"))
+            frac = (
+                float(np.mean(np.abs(np.asarray(rows["f_gap"], float)[ok]) <= gap_tol))
+                if ok.any()
+                else float("nan")
+            )
             line += q + [frac]
         lines.append(line)
     headers = ["config", "hash", "seeds", *_STATUSES, "excluded"]
     if has_gap:
         headers += ["gap min", "q05", "median", "q95", "max", f"P(|gap|<={gap_tol:g})"]
-    parts += ["## Status and f - f* (random starts; statistics over valid rows, failed runs "
-              "excluded)", "", "```", format_table(headers, lines), "```", ""]
+    parts += [
+        "## Status and f - f* (random starts; statistics over valid rows, failed runs excluded)",
+        "",
+        "```",
+        format_table(headers, lines),
+        "```",
+        "",
+    ]
     classes = class_summary(rows, by=("config_hash", "source"))
     if classes:
-        names = [k for k in classes[0] if k not in (
-            "config_hash", "source", "label", "points", "counterexamples", "critical",
-            "saddle_lambda_min", "saddle_lambda_max", "minima_lambda_min", "bound_excess",
-            "excluded_diverged", "excluded_nan", "excluded_nonfinite")]
-        lines = [[e["label"], e["config_hash"][:8], e["source"], e["points"]]
-                 + [e[c] for c in names]
-                 + [e["counterexamples"],
-                    e["excluded_diverged"] + e["excluded_nan"] + e["excluded_nonfinite"],
-                    e["saddle_lambda_min"], e["saddle_lambda_max"]] for e in classes]
-        parts += ["## Hessian classes (per configuration and start source)", "", "```",
-                  format_table(["config", "hash", "source", "points", *names, "counterexamples",
-                                "excluded", "saddle lmin", "weakest saddle"], lines), "```", ""]
+        names = [
+            k
+            for k in classes[0]
+            if k
+            not in (
+                "config_hash",
+                "source",
+                "label",
+                "points",
+                "counterexamples",
+                "critical",
+                "saddle_lambda_min",
+                "saddle_lambda_max",
+                "minima_lambda_min",
+                "bound_excess",
+                "excluded_diverged",
+                "excluded_nan",
+                "excluded_nonfinite",
+            )
+        ]
+        lines = [
+            [e["label"], e["config_hash"][:8], e["source"], e["points"]]
+            + [e[c] for c in names]
+            + [
+                e["counterexamples"],
+                e["excluded_diverged"] + e["excluded_nan"] + e["excluded_nonfinite"],
+                e["saddle_lambda_min"],
+                e["saddle_lambda_max"],
+            ]
+            for e in classes
+        ]
+        parts += [
+            "## Hessian classes (per configuration and start source)",
+            "",
+            "```",
+            format_table(
+                [
+                    "config",
+                    "hash",
+                    "source",
+                    "points",
+                    *names,
+                    "counterexamples",
+                    "excluded",
+                    "saddle lmin",
+                    "weakest saddle",
+                ],
+                lines,
+            ),
+            "```",
+            "",
+        ]
     out = Path(folder)
     if figures:
         labels = config_labels(manifest)

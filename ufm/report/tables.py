@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = ["format_table", "fmt"]
 
@@ -53,5 +53,6 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence], *, align: str
             out.append(c.ljust(w) if i == 0 or align == "left" else c.rjust(w))
         return "  ".join(out).rstrip()
 
-    return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths)]
-                     + [line(r) for r in cells[1:]])
+    return "\n".join(
+        [line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]]
+    )

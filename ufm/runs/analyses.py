@@ -42,7 +42,8 @@ faster on CPU here (2048 points of ``K = d = 4, n = 5``: 1.2 s classified).
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -50,11 +51,10 @@ import numpy as np
 from ..core.devices import on_cpu
 from ..core.model import nc_metrics, spec_label
 from ..core.registry import system_of
-from ..core.validation import SpecError
-from .schema import register_column_docs
 from ..landscape.classes import COUNTEREXAMPLE_CLASSES, RECORD_DOCS, warn_counterexamples
-from ..metrics.collapse import NC_METRIC_DOCS
 from ..landscape.classify import classify_batch
+from ..metrics.collapse import NC_METRIC_DOCS
+from .schema import register_column_docs
 
 __all__ = ["register_analysis", "analysis_registry", "analysis_options"]
 
@@ -63,10 +63,14 @@ _CHECKS: dict[str, Callable[[Any], Any] | None] = {}
 _OPTIONS: dict[str, tuple[str, ...] | None] = {}
 
 
-def register_analysis(name: str, fn: Callable[..., Mapping[str, Any]] | None = None, *,
-                      check: Callable[[Any], Any] | None = None,
-                      options: tuple[str, ...] | None = None,
-                      columns: Mapping[str, str] | None = None):
+def register_analysis(
+    name: str,
+    fn: Callable[..., Mapping[str, Any]] | None = None,
+    *,
+    check: Callable[[Any], Any] | None = None,
+    options: tuple[str, ...] | None = None,
+    columns: Mapping[str, str] | None = None,
+):
     """Register a per-point analysis ``fn(spec, result, **options) -> {column: (S,) values}``.
 
     ``result`` is the batch's :class:`ufm.OptimizeResult` after the polish stage (leading seed
@@ -80,8 +84,7 @@ def register_analysis(name: str, fn: Callable[..., Mapping[str, Any]] | None = N
     Usable as a decorator: ``@register_analysis("my_analysis")``.
     """
     if fn is None:
-        return lambda f: register_analysis(name, f, check=check, options=options,
-                                           columns=columns)
+        return lambda f: register_analysis(name, f, check=check, options=options, columns=columns)
     if not callable(fn):
         raise TypeError(f"analysis {name!r} must be callable")
     _ANALYSES[name] = fn
@@ -124,12 +127,18 @@ def _check_closed_form(spec):
 AT_OPTIMUM_RTOL = 1e-8
 
 
-@register_analysis("closed_form", check=_check_closed_form, options=(), columns={
-    "f_star": "reference value: the closed-form global optimum (UFM), L_DNC (deep UFM); nan "
-              "where the system has none",
-    "f_gap": "f - f_star",
-    "at_optimum": "|f - f_star| <= 1e-8 max(1, |f_star|) at the polished end point (bool; "
-                  "false where f_star is nan)"})
+@register_analysis(
+    "closed_form",
+    check=_check_closed_form,
+    options=(),
+    columns={
+        "f_star": "reference value: the closed-form global optimum (UFM), L_DNC (deep UFM); nan "
+        "where the system has none",
+        "f_gap": "f - f_star",
+        "at_optimum": "|f - f_star| <= 1e-8 max(1, |f_star|) at the polished end point (bool; "
+        "false where f_star is nan)",
+    },
+)
 def closed_form_gap(spec, result):
     """``f_star`` (:func:`reference_value`; ``nan`` where there is none), ``f_gap = f - f_star``
     and ``at_optimum`` (``|f_gap| <= AT_OPTIMUM_RTOL max(1, |f_star|)``)."""
@@ -157,8 +166,7 @@ def _nc_batch(spec, params, options, one_by_one):
     return jax.lax.map(fn, params) if one_by_one else jax.vmap(fn)(params)
 
 
-@register_analysis("metrics", check=_check_metrics, options=("rtol", "tau"),
-                   columns=NC_METRIC_DOCS)
+@register_analysis("metrics", check=_check_metrics, options=("rtol", "tau"), columns=NC_METRIC_DOCS)
 def nc_metric_columns(spec, result, **options):
     """Neural-collapse metrics of the end points (``ufm.nc_metrics(spec, p, **options)``, e.g.
     ``tau``, ``rtol``), one column each; compiled once per spec shape. On CPU one point at a
@@ -174,8 +182,20 @@ def nc_metric_columns(spec, result, **options):
 #: are the pipeline's (the polished point), ``f_star`` and ``f_gap`` the ``closed_form`` analysis's.
 _HESSIAN_DROPPED = ("loss", "grad_norm", "f_star", "f_gap")
 
-HESSIAN_OPTIONS = ("method", "batch_size", "num_matvecs", "warn", "grad_tol", "zero_rtol",
-                   "zero_gtol", "f_rtol", "cert_rtol", "cert_gtol", "rank_rtol", "rank_atol")
+HESSIAN_OPTIONS = (
+    "method",
+    "batch_size",
+    "num_matvecs",
+    "warn",
+    "grad_tol",
+    "zero_rtol",
+    "zero_gtol",
+    "f_rtol",
+    "cert_rtol",
+    "cert_gtol",
+    "rank_rtol",
+    "rank_atol",
+)
 
 
 def _check_hessian(spec):
@@ -187,16 +207,22 @@ def _check_hessian(spec):
         system.classification_check(spec)
 
 
-@register_analysis("hessian", check=_check_hessian, options=HESSIAN_OPTIONS,
-                   columns={k: v for k, v in RECORD_DOCS.items() if k not in _HESSIAN_DROPPED})
-def hessian_classification(spec, result, *, method: str = "auto", batch_size=None,
-                           warn: bool = True, **tolerances):
+@register_analysis(
+    "hessian",
+    check=_check_hessian,
+    options=HESSIAN_OPTIONS,
+    columns={k: v for k, v in RECORD_DOCS.items() if k not in _HESSIAN_DROPPED},
+)
+def hessian_classification(
+    spec, result, *, method: str = "auto", batch_size=None, warn: bool = True, **tolerances
+):
     """:func:`ufm.classify_batch` of the end points (module docstring), with a
     ``counterexample`` column and one :class:`ufm.CounterexampleWarning` per call. ``batch_size``
     as in classify_batch (1 on CPU: no batched LAPACK calls, module docstring)."""
     _check_hessian(spec)
-    cols = classify_batch(spec, result.params, method=method, batch_size=batch_size, warn=False,
-                          **tolerances)
+    cols = classify_batch(
+        spec, result.params, method=method, batch_size=batch_size, warn=False, **tolerances
+    )
     cols["counterexample"] = np.isin(cols["class_code"], [int(c) for c in COUNTEREXAMPLE_CLASSES])
     if warn:
         warn_counterexamples(cols, context=f"in {spec_label(spec)} ")

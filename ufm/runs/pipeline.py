@@ -26,10 +26,10 @@ points one at a time (:mod:`ufm.runs.analyses`).
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ..core.devices import on_one_cpu_device
@@ -44,11 +44,20 @@ from .analyses import analysis_registry
 __all__ = ["PointsResult", "BASE_COLUMNS", "run_points", "analyse", "points_result"]
 
 #: Columns every :func:`run_points` batch has (analyses may not return them).
-BASE_COLUMNS = ("status", "steps", "f", "grad_norm", "first_order_grad_norm", "polished",
-                "polish_iterations", "error")
+BASE_COLUMNS = (
+    "status",
+    "steps",
+    "f",
+    "grad_norm",
+    "first_order_grad_norm",
+    "polished",
+    "polish_iterations",
+    "error",
+)
 
-_STATUS_LOOKUP = np.array([STATUS_NAMES.get(c, f"status_{c}") for c in range(max(Status) + 1)],
-                          dtype=object)
+_STATUS_LOOKUP = np.array(
+    [STATUS_NAMES.get(c, f"status_{c}") for c in range(max(Status) + 1)], dtype=object
+)
 
 
 # -- the pipeline ----------------------------------------------------------------------------
@@ -83,10 +92,16 @@ def _polish_stage(spec, params, loss, gnorm, status, settings: OptimizerSettings
     src = params
     if not finite.all():  # failed seeds: polish a copy of a finite one instead (then dropped)
         first = int(np.flatnonzero(finite)[0])
-        src = _rows_where(finite, params,
-                          jax.tree_util.tree_map(lambda x: x[first:first + 1], params))
-    pol = polish(spec, src, method=method, tol=settings.polish_tolerance(dtype),
-                 max_iter=settings.polish_max_iter)
+        src = _rows_where(
+            finite, params, jax.tree_util.tree_map(lambda x: x[first : first + 1], params)
+        )
+    pol = polish(
+        spec,
+        src,
+        method=method,
+        tol=settings.polish_tolerance(dtype),
+        max_iter=settings.polish_max_iter,
+    )
     params = _rows_where(finite, pol.params, params)
     loss = np.where(finite, np.asarray(pol.loss, np.float64), loss)
     gnorm = np.where(finite, np.asarray(pol.grad_norm, np.float64), gnorm)
@@ -95,9 +110,16 @@ def _polish_stage(spec, params, loss, gnorm, status, settings: OptimizerSettings
     return params, loss, gnorm, polished, iters
 
 
-def run_points(spec, params0, *, optimizer: OptimizerSettings = OptimizerSettings(),
-               analyses: Sequence = (), record: Optional[Callable] = None,
-               record_every: Optional[int] = None, errors: str = "raise") -> PointsResult:
+def run_points(
+    spec,
+    params0,
+    *,
+    optimizer: OptimizerSettings = OptimizerSettings(),
+    analyses: Sequence = (),
+    record: Callable | None = None,
+    record_every: int | None = None,
+    errors: str = "raise",
+) -> PointsResult:
     """Optimise, polish and analyse a batch of starting points of one configuration.
 
     Args:
@@ -125,14 +147,27 @@ def run_points(spec, params0, *, optimizer: OptimizerSettings = OptimizerSetting
     """
     if errors not in ("raise", "record"):
         raise ValueError(f"errors must be 'raise' or 'record', got {errors!r}")
-    res = optimize(spec, params0, optimizer=optimizer.transform(), max_steps=optimizer.max_steps,
-                   tol=optimizer.tol, chunk=optimizer.chunk, record_every=record_every,
-                   record=record, divergence_threshold=optimizer.divergence_threshold)
+    res = optimize(
+        spec,
+        params0,
+        optimizer=optimizer.transform(),
+        max_steps=optimizer.max_steps,
+        tol=optimizer.tol,
+        chunk=optimizer.chunk,
+        record_every=record_every,
+        record=record,
+        divergence_threshold=optimizer.divergence_threshold,
+    )
     status = np.asarray(res.status)
     first_gnorm = np.asarray(res.grad_norm, np.float64)
     params, loss, gnorm, polished, iters = _polish_stage(
-        spec, on_one_cpu_device(res.params), np.asarray(res.loss, np.float64), first_gnorm,
-        status, optimizer)
+        spec,
+        on_one_cpu_device(res.params),
+        np.asarray(res.loss, np.float64),
+        first_gnorm,
+        status,
+        optimizer,
+    )
     cols = {
         "status": _STATUS_LOOKUP[status.astype(np.int64)],
         "steps": np.asarray(res.steps).astype(np.int64),
@@ -158,8 +193,9 @@ def analyse(spec, result, analyses: Sequence, *, errors: str = "raise") -> tuple
     cols, messages = {}, []
     for name, options in analyses:
         if name not in registry:
-            raise ValueError(f"unknown analysis {name!r}; registered: "
-                             f"{', '.join(sorted(registry))}")
+            raise ValueError(
+                f"unknown analysis {name!r}; registered: {', '.join(sorted(registry))}"
+            )
         try:
             out = dict(registry[name](spec, result, **dict(options)))
             out = {k: _column(name, k, v, size) for k, v in out.items()}
@@ -182,8 +218,10 @@ def _column(analysis: str, key: str, value, size: int) -> np.ndarray:
     if v.ndim == 0:  # one value for the whole batch
         v = np.full(size, v.item())
     if v.shape != (size,):
-        raise ValueError(f"analysis {analysis!r} column {key!r} has shape {v.shape}; "
-                         f"expected one value per point, ({size},)")
+        raise ValueError(
+            f"analysis {analysis!r} column {key!r} has shape {v.shape}; "
+            f"expected one value per point, ({size},)"
+        )
     return v
 
 
@@ -194,6 +232,13 @@ def points_result(spec, params, loss=None, grad_norm=None, status=None) -> Optim
         loss, grad_norm = evaluate_points(spec, params)
     num = int(np.asarray(loss).shape[0])
     status = np.full(num, int(Status.CONVERGED), np.int8) if status is None else status
-    return OptimizeResult(params, np.asarray(loss, np.float64), np.asarray(grad_norm, np.float64),
-                          np.asarray(status), np.zeros(num, np.int32), {}, np.zeros(0, np.int64),
-                          0.0)
+    return OptimizeResult(
+        params,
+        np.asarray(loss, np.float64),
+        np.asarray(grad_norm, np.float64),
+        np.asarray(status),
+        np.zeros(num, np.int32),
+        {},
+        np.zeros(0, np.int64),
+        0.0,
+    )

@@ -23,9 +23,22 @@ from .._version import __version__
 __all__ = ["provenance", "ROW_PROVENANCE", "git_commit"]
 
 #: Provenance columns written into every result row (the rest stays in the manifest).
-ROW_PROVENANCE = ("ufm_version", "jax_version", "jaxlib_version", "numpy_version",
-                  "python_version", "git_commit", "platform", "device_kind", "num_devices",
-                  "matmul_precision", "x64", "process_index", "process_count", "host")
+ROW_PROVENANCE = (
+    "ufm_version",
+    "jax_version",
+    "jaxlib_version",
+    "numpy_version",
+    "python_version",
+    "git_commit",
+    "platform",
+    "device_kind",
+    "num_devices",
+    "matmul_precision",
+    "x64",
+    "process_index",
+    "process_count",
+    "host",
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -36,12 +49,17 @@ def git_commit() -> str:
     if not (root / ".git").exists():
         return ""
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=5)
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
         if head.returncode != 0:
             return ""
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "ufm"],
-                               capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "ufm"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return ""

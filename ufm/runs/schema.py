@@ -10,24 +10,25 @@ from __future__ import annotations
 
 import fnmatch
 
-__all__ = ["BASE_DOCS", "column_docs_for", "register_column_docs", "all_column_docs"]
+__all__ = ["BASE_DOCS", "column_docs_for", "register_column_docs", "all_column_docs",
+           "schema_markdown"]
 
 #: Columns every row of a landscape or sweep folder has, and their meaning (unit).
 BASE_DOCS = {
     # identity
     "config_hash": "16-hex-digit SHA-256 of the configuration: model, spec fields, optimiser "
-                   "settings, analyses with options, seed base and init scale",
+    "settings, analyses with options, seed base and init scale",
     "model": "registered system of the configuration (ufm, deep_ufm, ...)",
     "label": "short human label of the configuration (the grid values that vary in its run)",
     "source": "kind of start: random, planted (optimum of a smaller problem, embedded), origin, "
-              "newton (generic critical-point finder)",
+    "newton (generic critical-point finder)",
     "seed": "index of the start within its source (random seed i starts from fold_in(key(base), "
-            "i))",
+    "i))",
     "dim": "dimension of the start's subspace: d for random starts, d' for planted, 0 for the "
-           "origin, -1 where not defined",
+    "origin, -1 where not defined",
     # the run
     "status": "first-order optimiser status: converged (||grad f|| <= tol), max_steps (step budget "
-              "used up), diverged (loss or ||grad f|| above the divergence threshold), nan",
+    "used up), diverged (loss or ||grad f|| above the divergence threshold), nan",
     "steps": "first-order steps taken (count)",
     "f": "objective value of the final (polished) point",
     "grad_norm": "||grad f|| of the final (polished) point",
@@ -56,7 +57,7 @@ BASE_DOCS = {
     "numpy_version": "numpy version",
     "python_version": "Python version",
     "git_commit": "git commit of the ufm source tree (+dirty with local changes; empty outside "
-                  "a checkout)",
+    "a checkout)",
     "platform": "JAX platform (cpu, gpu, tpu)",
     "device_kind": "device model",
     "num_devices": "devices the chunk was sharded over (count)",
@@ -101,3 +102,11 @@ def column_docs_for(names, spec_fields=()) -> dict:
             if hit is not None:
                 out[k] = hit
     return out
+
+
+def schema_markdown() -> str:
+    """The column table of docs/results.md (a test keeps the file equal to it)."""
+    lines = ["| column | meaning (unit) |", "|---|---|"]
+    for k, v in all_column_docs().items():
+        lines.append(f"| `{k}` | {v} |")
+    return "\n".join(lines)

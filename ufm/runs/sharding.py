@@ -45,8 +45,17 @@ from jax.sharding import PartitionSpec as P
 from ..core.model import init_batch, loss
 
 __all__ = [
-    "SEED_AXIS", "local_devices", "seed_mesh", "seed_sharding", "shard_seeds", "pad_seeds",
-    "process_seeds", "split_chunks", "bytes_per_seed", "chunk_size", "initialize_distributed",
+    "SEED_AXIS",
+    "local_devices",
+    "seed_mesh",
+    "seed_sharding",
+    "shard_seeds",
+    "pad_seeds",
+    "process_seeds",
+    "split_chunks",
+    "bytes_per_seed",
+    "chunk_size",
+    "initialize_distributed",
 ]
 
 SEED_AXIS = "seeds"
@@ -62,10 +71,15 @@ def local_devices(num: int | None = None) -> list:
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
         raise ValueError(f"devices must be an integer >= 1, got {num!r}")
     if num > len(devs):
-        hint = (" (on CPU, set jax.config.update('jax_num_cpu_devices', N) before JAX starts, "
-                "or pass --devices N to `ufm sweep run`)" if devs[0].platform == "cpu" else "")
-        raise ValueError(f"devices={num} but this process has {len(devs)} "
-                         f"{devs[0].platform} device(s){hint}")
+        hint = (
+            " (on CPU, set jax.config.update('jax_num_cpu_devices', N) before JAX starts, "
+            "or pass --devices N to `ufm sweep run`)"
+            if devs[0].platform == "cpu"
+            else ""
+        )
+        raise ValueError(
+            f"devices={num} but this process has {len(devs)} {devs[0].platform} device(s){hint}"
+        )
     return devs[:num]
 
 
@@ -124,14 +138,16 @@ def split_chunks(seeds, size: int) -> list[np.ndarray]:
     [[0, 1], [2, 3], [4]]
     """
     seeds = np.asarray(seeds, dtype=np.int64)
-    return [seeds[i:i + size] for i in range(0, seeds.size, size)]
+    return [seeds[i : i + size] for i in range(0, seeds.size, size)]
 
 
 @functools.lru_cache(maxsize=64)
 def _bytes_per_seed(spec, extra_copies: int, probe: int) -> int:
     shapes = jax.eval_shape(lambda: init_batch(spec, jax.random.key(0), probe))
-    param_bytes = sum(math.prod(x.shape) * x.dtype.itemsize
-                      for x in jax.tree_util.tree_leaves(shapes)) // probe
+    param_bytes = (
+        sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(shapes))
+        // probe
+    )
     step = jax.jit(jax.vmap(jax.value_and_grad(functools.partial(loss, spec))))
     try:
         mem = step.lower(shapes).compile().memory_analysis()
@@ -153,8 +169,14 @@ def bytes_per_seed(spec, extra_copies: int = 4, probe: int = 8) -> int:
     return _bytes_per_seed(spec, extra_copies, probe)
 
 
-def chunk_size(spec, num_devices: int, *, seeds_per_chunk: int | None = None,
-               memory_budget: int | None = None, num_seeds: int | None = None) -> int:
+def chunk_size(
+    spec,
+    num_devices: int,
+    *,
+    seeds_per_chunk: int | None = None,
+    memory_budget: int | None = None,
+    num_seeds: int | None = None,
+) -> int:
     """Seeds per chunk: a multiple of ``num_devices``.
 
     ``seeds_per_chunk`` is taken as given (rounded up to a multiple of the device count);
@@ -168,8 +190,10 @@ def chunk_size(spec, num_devices: int, *, seeds_per_chunk: int | None = None,
         budget = DEFAULT_BUDGET if memory_budget is None else memory_budget
         per_device = budget // bytes_per_seed(spec)
         if per_device < 1:
-            raise ValueError(f"memory_budget={budget} bytes per device is below the "
-                             f"{bytes_per_seed(spec)} bytes one seed needs")
+            raise ValueError(
+                f"memory_budget={budget} bytes per device is below the "
+                f"{bytes_per_seed(spec)} bytes one seed needs"
+            )
         if memory_budget is None:
             per_device = min(per_device, DEFAULT_MAX_PER_DEVICE)
         size = per_device * num_devices
@@ -178,8 +202,9 @@ def chunk_size(spec, num_devices: int, *, seeds_per_chunk: int | None = None,
     return max(num_devices, -(-size // num_devices) * num_devices)
 
 
-def initialize_distributed(coordinator: str | None = None, num_processes: int | None = None,
-                           process_id: int | None = None) -> None:
+def initialize_distributed(
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> None:
     """``jax.distributed.initialize`` for a multi-process sweep (call before any JAX work).
 
     ``coordinator="auto"`` lets JAX detect the cluster (SLURM, Open MPI, ...). Missing values
@@ -202,8 +227,10 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
         jax.distributed.initialize()
         return
     if coordinator is None or num_processes is None or process_id is None:
-        raise ValueError("a multi-process sweep needs coordinator, num_processes and "
-                         "process_id (flags --coordinator/--num-processes/--process-id)")
+        raise ValueError(
+            "a multi-process sweep needs coordinator, num_processes and "
+            "process_id (flags --coordinator/--num-processes/--process-id)"
+        )
     if not 0 <= process_id < num_processes:
         raise ValueError(f"process_id must be in [0, {num_processes}), got {process_id}")
     jax.distributed.initialize(coordinator, num_processes, process_id)

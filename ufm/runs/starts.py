@@ -48,8 +48,10 @@ def planted_hook(spec):
     """The system's :class:`ufm.core.PlantedStarts`, or a ``SpecError`` naming the system."""
     system = system_of(spec)
     if system.planted is None:
-        raise SpecError(f"starts.planted_per_dim: planted starts are not available for the "
-                        f"{system.name!r} system (it registers no 'planted' hook)")
+        raise SpecError(
+            f"starts.planted_per_dim: planted starts are not available for the "
+            f"{system.name!r} system (it registers no 'planted' hook)"
+        )
     return system.planted
 
 
@@ -83,8 +85,10 @@ def start_dims(spec, source, seed) -> np.ndarray:
     if planted.any():
         sd = np.asarray(planted_hook(spec).dims(spec), np.int64)
         if not sd.size:
-            raise SpecError("planted starts requested but this configuration has no reduced "
-                            "dimension (collapse-to-zero regime, or d too small)")
+            raise SpecError(
+                "planted starts requested but this configuration has no reduced "
+                "dimension (collapse-to-zero regime, or d too small)"
+            )
         dims[planted] = sd[seed[planted] % sd.size]
     dims[source == "origin"] = 0
     return dims
@@ -124,8 +128,7 @@ def make_starts(spec, source, seed, *, base_seed: int = 0, init_scale=None):
         order = np.concatenate([idx for idx, _ in groups])
         inverse = np.empty_like(order)
         inverse[order] = np.arange(order.size)
-        params = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs)[inverse],
-                                        *(p for _, p in groups))
+        params = jax.tree_util.tree_map(
+            lambda *xs: jnp.concatenate(xs)[inverse], *(p for _, p in groups)
+        )
     return params, {"source": source, "seed": seed, "dim": dims}
-
-

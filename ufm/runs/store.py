@@ -44,8 +44,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-__all__ = ["ResultStore", "StoreError", "DuplicateRowsWarning", "load_results",
-           "load_results_arrow", "load_traces", "KEY_COLUMNS", "ROW_KEY", "DEFAULT_SOURCE"]
+__all__ = [
+    "ResultStore",
+    "StoreError",
+    "DuplicateRowsWarning",
+    "load_results",
+    "load_results_arrow",
+    "load_traces",
+    "KEY_COLUMNS",
+    "ROW_KEY",
+    "DEFAULT_SOURCE",
+]
 
 KEY_COLUMNS = ("config_hash", "seed")  # required in every chunk file
 ROW_KEY = ("config_hash", "source", "seed")  # identifies a row; ``source`` may be missing
@@ -108,8 +117,9 @@ class ResultStore:
         process_index, process_count: this process in a multi-process run.
     """
 
-    def __init__(self, folder, process_index: int = 0, process_count: int = 1,
-                 writer: str | None = None):
+    def __init__(
+        self, folder, process_index: int = 0, process_count: int = 1, writer: str | None = None
+    ):
         self.folder = Path(folder)
         self.data = self.folder / DATA_DIR
         self.traces = self.folder / TRACE_DIR
@@ -135,8 +145,10 @@ class ResultStore:
             probe.unlink()
         except OSError as err:
             reason = err.strerror or str(err)
-            raise StoreError(f"output folder {str(self.folder)!r} is not writable ({reason}); "
-                             "choose another folder (--out DIR or `out` in the spec)") from None
+            raise StoreError(
+                f"output folder {str(self.folder)!r} is not writable ({reason}); "
+                "choose another folder (--out DIR or `out` in the spec)"
+            ) from None
         self.acquire()
         self.clean_temp()
 
@@ -154,11 +166,14 @@ class ResultStore:
                 os.close(fd)
                 raise StoreError(
                     f"results folder {str(self.folder)!r} is in use by another writer "
-                    f"({holder}); wait for it to finish, or choose another folder") from None
-        info = {"host": socket.gethostname(), "pid": os.getpid(),
-                "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                    timespec="seconds"),
-                "command": " ".join(sys.argv)[:300]}
+                    f"({holder}); wait for it to finish, or choose another folder"
+                ) from None
+        info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv)[:300],
+        }
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(info).encode())
         self._lock_fd = fd
@@ -169,7 +184,7 @@ class ResultStore:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def __enter__(self) -> "ResultStore":
+    def __enter__(self) -> ResultStore:
         self.prepare()
         return self
 
@@ -206,7 +221,7 @@ class ResultStore:
             for path in folder.iterdir():
                 if not path.name.startswith(_TMP):
                     continue
-                writer = path.name[len(_TMP):].split("-", 1)[0]
+                writer = path.name[len(_TMP) :].split("-", 1)[0]
                 if self._writer_free(writer):
                     path.unlink(missing_ok=True)
                     removed += 1
@@ -217,8 +232,9 @@ class ResultStore:
         """Finished chunk files, sorted by name (temp files excluded)."""
         if not self.data.is_dir():
             return []
-        return sorted(p for p in self.data.iterdir()
-                      if p.suffix == ".parquet" and not p.name.startswith("."))
+        return sorted(
+            p for p in self.data.iterdir() if p.suffix == ".parquet" and not p.name.startswith(".")
+        )
 
     def write_chunk(self, table: pa.Table, column_docs: dict | None = None) -> Path:
         """Atomically write one chunk's rows; returns the final path. ``column_docs`` (column ->
@@ -231,7 +247,8 @@ class ResultStore:
         if column_docs:
             docs = {k: column_docs[k] for k in table.column_names if k in column_docs}
             table = table.replace_schema_metadata(
-                {**(table.schema.metadata or {}), SCHEMA_KEY: json.dumps(docs).encode()})
+                {**(table.schema.metadata or {}), SCHEMA_KEY: json.dumps(docs).encode()}
+            )
         first = table.column("config_hash")[0].as_py()
         seed0 = table.column("seed")[0].as_py()
         name = f"{first}-{self.writer}-s{seed0:010d}-{uuid.uuid4().hex[:8]}.parquet"
@@ -242,7 +259,9 @@ class ResultStore:
     def write_trace(self, config_hash: str, seed0: int, arrays: dict) -> Path:
         """Atomically write the trace arrays of one chunk (``.npz``) next to its rows."""
         self.traces.mkdir(parents=True, exist_ok=True)
-        final = self.traces / f"{config_hash}-{self.writer}-s{seed0:010d}-{uuid.uuid4().hex[:8]}.npz"
+        final = (
+            self.traces / f"{config_hash}-{self.writer}-s{seed0:010d}-{uuid.uuid4().hex[:8]}.npz"
+        )
         _atomic_write(final, lambda f: np.savez_compressed(f, **arrays), self.writer)
         return final
 
@@ -285,8 +304,10 @@ def _read_holder(path: Path) -> str:
         info = json.loads(path.read_text() or "{}")
     except (OSError, ValueError):
         return "holder unknown"
-    return (f"pid {info.get('pid', '?')} on {info.get('host', '?')} since "
-            f"{info.get('started', '?')}: {info.get('command', '?')}")
+    return (
+        f"pid {info.get('pid', '?')} on {info.get('host', '?')} since "
+        f"{info.get('started', '?')}: {info.get('command', '?')}"
+    )
 
 
 def _read(path: Path, columns=None) -> pa.Table:
@@ -331,8 +352,9 @@ def load_results_arrow(folder, columns=None, *, duplicates: str = "warn") -> pa.
         raise StoreError(f"no results in {str(store.folder)!r}: folder does not exist")
     files = store.chunk_files()
     if not files:
-        return pa.table({"config_hash": pa.array([], pa.string()),
-                         "seed": pa.array([], pa.int64())})
+        return pa.table(
+            {"config_hash": pa.array([], pa.string()), "seed": pa.array([], pa.int64())}
+        )
     tables = []
     for path in files:
         t = _read(path)
@@ -343,8 +365,10 @@ def load_results_arrow(folder, columns=None, *, duplicates: str = "warn") -> pa.
     try:
         table = pa.concat_tables(tables, promote_options="permissive")
     except pa.ArrowException as err:
-        raise StoreError(f"the result files of {str(store.folder)!r} have incompatible columns "
-                         f"(e.g. two models with a field of different types): {err}") from None
+        raise StoreError(
+            f"the result files of {str(store.folder)!r} have incompatible columns "
+            f"(e.g. two models with a field of different types): {err}"
+        ) from None
     if "source" in table.column_names:
         i = table.column_names.index("source")
         table = table.set_column(i, "source", pc.fill_null(table.column("source"), DEFAULT_SOURCE))
@@ -368,8 +392,10 @@ def _drop_duplicates(table: pa.Table, key: list[str], mode: str, folder: Path) -
     dup = int(table.num_rows - keep.sum())
     if not dup:
         return table
-    msg = (f"{dup} duplicate row(s) (same {', '.join(key)}) in {str(folder)!r}: written twice by "
-           "concurrent writers")
+    msg = (
+        f"{dup} duplicate row(s) (same {', '.join(key)}) in {str(folder)!r}: written twice by "
+        "concurrent writers"
+    )
     if mode == "raise":
         raise StoreError(msg)
     if mode == "warn":
@@ -398,8 +424,10 @@ def load_results(folder, columns=None, *, duplicates: str = "warn"):
     try:
         import pandas  # noqa: F401  (lazy: pandas is an optional dependency)
     except ImportError:
-        raise ImportError("load_results needs pandas (pip install pandas); "
-                          "ufm.runs.load_results_arrow returns a pyarrow.Table without it") from None
+        raise ImportError(
+            "load_results needs pandas (pip install pandas); "
+            "ufm.runs.load_results_arrow returns a pyarrow.Table without it"
+        ) from None
     return load_results_arrow(folder, columns, duplicates=duplicates).to_pandas()
 
 

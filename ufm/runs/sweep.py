@@ -43,8 +43,9 @@ import datetime
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -62,8 +63,15 @@ from .starts import make_starts, start_keys
 from .store import ResultStore, StoreError
 from .sweep_spec import SweepConfig, SweepSpec, load_sweep_spec, spec_fields
 
-__all__ = ["run_sweep", "run_chunk", "SweepSummary", "default_out", "chunk_table",
-           "settings_columns", "BASE_COLUMNS"]
+__all__ = [
+    "run_sweep",
+    "run_chunk",
+    "SweepSummary",
+    "default_out",
+    "chunk_table",
+    "settings_columns",
+    "BASE_COLUMNS",
+]
 
 BASE_COLUMNS = ("config_hash", "model", "source", "seed", "dim") + _POINT_COLUMNS
 _RUN_COLUMNS = ("writer", "timestamp", "chunk_seconds", "compile_seconds", "chunk_size")
@@ -91,9 +99,20 @@ def default_out(spec: SweepSpec) -> Path:
 # -- one chunk -------------------------------------------------------------------------------
 
 
-def run_chunk(spec, seeds, mesh, *, optimizer=None, base_seed: int = 0, init_scale=None,
-              analyses: tuple = (), sources=None, record: Optional[Callable] = None,
-              record_every: Optional[int] = None, return_trace: bool = False):
+def run_chunk(
+    spec,
+    seeds,
+    mesh,
+    *,
+    optimizer=None,
+    base_seed: int = 0,
+    init_scale=None,
+    analyses: tuple = (),
+    sources=None,
+    record: Callable | None = None,
+    record_every: int | None = None,
+    return_trace: bool = False,
+):
     """Optimise, polish and analyse the starts of one chunk of one configuration, sharded over
     ``mesh``.
 
@@ -111,22 +130,32 @@ def run_chunk(spec, seeds, mesh, *, optimizer=None, base_seed: int = 0, init_sca
     optimizer = OptimizerSettings() if optimizer is None else optimizer
     seeds = np.asarray(seeds, dtype=np.int64)
     n = seeds.size
-    sources = (np.full(n, "random", dtype=object) if sources is None
-               else np.asarray(sources, dtype=object))
+    sources = (
+        np.full(n, "random", dtype=object) if sources is None else np.asarray(sources, dtype=object)
+    )
     if sources.shape != seeds.shape:
         raise ValueError(f"sources has shape {sources.shape}, seeds {seeds.shape}")
     index = pad_seeds(np.arange(n), mesh.size)
-    params0, meta = make_starts(spec, sources[index], seeds[index], base_seed=base_seed,
-                                init_scale=init_scale)
-    out = run_points(spec, shard_seeds(params0, mesh), optimizer=optimizer, analyses=analyses,
-                     errors="record", record=record, record_every=record_every)
+    params0, meta = make_starts(
+        spec, sources[index], seeds[index], base_seed=base_seed, init_scale=init_scale
+    )
+    out = run_points(
+        spec,
+        shard_seeds(params0, mesh),
+        optimizer=optimizer,
+        analyses=analyses,
+        errors="record",
+        record=record,
+        record_every=record_every,
+    )
     cols = {k: np.asarray(v)[:n] for k, v in meta.items()}
     cols.update({k: np.asarray(v)[:n] for k, v in out.columns.items()})
     if not return_trace:
         return cols
     trace = {k: np.asarray(v)[:, :n] for k, v in out.result.trace.items()}
-    trace.update(step=np.asarray(out.result.trace_steps), seed=seeds,
-                 source=np.asarray(sources, dtype=str))
+    trace.update(
+        step=np.asarray(out.result.trace_steps), seed=seeds, source=np.asarray(sources, dtype=str)
+    )
     return cols, trace
 
 
@@ -137,10 +166,14 @@ def settings_columns(spec: SweepSpec) -> dict:
     """The run settings of every row (``opt_*``, ``base_seed``, ``init_scale``, ``analyses``)."""
     o = spec.optimizer
     return {
-        "opt_name": o.name, "opt_learning_rate": float(o.learning_rate),
-        "opt_max_steps": int(o.max_steps), "opt_tol": float(o.tol), "opt_chunk": int(o.chunk),
+        "opt_name": o.name,
+        "opt_learning_rate": float(o.learning_rate),
+        "opt_max_steps": int(o.max_steps),
+        "opt_tol": float(o.tol),
+        "opt_chunk": int(o.chunk),
         "opt_divergence_threshold": float(o.divergence_threshold),
-        "opt_options": json.dumps(dict(o.options), sort_keys=True), "opt_polish": o.polish,
+        "opt_options": json.dumps(dict(o.options), sort_keys=True),
+        "opt_polish": o.polish,
         "opt_polish_tol": None if o.polish_tol is None else float(o.polish_tol),
         "opt_polish_max_iter": None if o.polish_max_iter is None else int(o.polish_max_iter),
         "base_seed": int(spec.base_seed),
@@ -149,13 +182,23 @@ def settings_columns(spec: SweepSpec) -> dict:
     }
 
 
-_TYPES = {"opt_polish_tol": pa.float64(), "opt_polish_max_iter": pa.int64(),
-          "init_scale": pa.float64()}
+_TYPES = {
+    "opt_polish_tol": pa.float64(),
+    "opt_polish_max_iter": pa.int64(),
+    "init_scale": pa.float64(),
+}
 _STRINGS = ("source", "status", "error", "class")
 
 
-def chunk_table(config: SweepConfig, cols: dict, run: dict, prov: dict, seconds: float,
-                compile_seconds: float = 0.0, writer: str = "p0") -> pa.Table:
+def chunk_table(
+    config: SweepConfig,
+    cols: dict,
+    run: dict,
+    prov: dict,
+    seconds: float,
+    compile_seconds: float = 0.0,
+    writer: str = "p0",
+) -> pa.Table:
     """The Parquet table of one chunk: identity, spec fields, result columns, settings (``run``,
     :func:`settings_columns`), provenance and chunk timing, one row per start."""
     n = len(cols["seed"])
@@ -163,17 +206,22 @@ def chunk_table(config: SweepConfig, cols: dict, run: dict, prov: dict, seconds:
     reserved = set(BASE_COLUMNS) | set(run) | set(prov) | set(_RUN_COLUMNS)
     for k in fields:
         if k in reserved or k in cols:
-            raise ValueError(f"spec field {k!r} of model {config.model!r} clashes with a "
-                             "result column; rename the field")
+            raise ValueError(
+                f"spec field {k!r} of model {config.model!r} clashes with a "
+                "result column; rename the field"
+            )
     for k in cols:
         if k in ("config_hash", "model") or k in run or k in prov or k in _RUN_COLUMNS:
             raise ValueError(f"result column {k!r} clashes with a sweep column")
-    data = {"config_hash": pa.array([config.hash] * n, pa.string()),
-            "model": pa.array([config.model] * n, pa.string())}
+    data = {
+        "config_hash": pa.array([config.hash] * n, pa.string()),
+        "model": pa.array([config.model] * n, pa.string()),
+    }
     data.update({k: pa.array([v] * n) for k, v in fields.items()})
     for k, v in cols.items():
-        data[k] = pa.array(v.tolist() if v.dtype == object else v,
-                           type=pa.string() if k in _STRINGS else None)
+        data[k] = pa.array(
+            v.tolist() if v.dtype == object else v, type=pa.string() if k in _STRINGS else None
+        )
     data.update({k: pa.array([v] * n, type=_TYPES.get(k)) for k, v in run.items()})
     data.update({k: pa.array([prov[k]] * n) for k in ROW_PROVENANCE})
     data["writer"] = pa.array([writer] * n, pa.string())
@@ -190,11 +238,16 @@ def chunk_table(config: SweepConfig, cols: dict, run: dict, prov: dict, seconds:
 
 def _config_entry(c: SweepConfig, spec: SweepSpec) -> dict:
     src, _ = start_keys(c.spec, spec.num_seeds, spec.starts)
-    return {"model": c.model, "point": c.point, "spec": spec_fields(c.spec),
-            "settings": settings_columns(spec), "num_seeds": spec.num_seeds,
-            "num_starts": int(src.size),
-            "starts": {k: int(np.sum(src == k)) for k in dict.fromkeys(src.tolist())},
-            "label": c.label}
+    return {
+        "model": c.model,
+        "point": c.point,
+        "spec": spec_fields(c.spec),
+        "settings": settings_columns(spec),
+        "num_seeds": spec.num_seeds,
+        "num_starts": int(src.size),
+        "starts": {k: int(np.sum(src == k)) for k in dict.fromkeys(src.tolist())},
+        "label": c.label,
+    }
 
 
 def _differences(a: dict, b: dict) -> list[str]:
@@ -218,7 +271,8 @@ def _check_mixing(doc: dict, configs, spec: SweepSpec, folder: Path, extend: boo
         f"{str(folder)!r} already holds results of {len(known)} other configuration(s); this run "
         f"would add {len(new)} new one(s) (e.g. {new[0].label or new[0].hash}, differing in "
         f"{diff}). Use --extend (extend=True) to add them to this folder (every row keeps its "
-        f"settings and config_hash), or choose another --out")
+        f"settings and config_hash), or choose another --out"
+    )
 
 
 def _manifest(doc: dict, spec: SweepSpec, configs, invalid, mesh, prov: dict, job: str) -> dict:
@@ -229,28 +283,51 @@ def _manifest(doc: dict, spec: SweepSpec, configs, invalid, mesh, prov: dict, jo
         if old is not None:  # a resume may raise the seed count: keep the larger
             entry["num_seeds"] = max(entry["num_seeds"], int(old.get("num_seeds", 0)))
             entry["num_starts"] = max(entry["num_starts"], int(old.get("num_starts", 0)))
-            entry["starts"] = {k: max(v, int(old.get("starts", {}).get(k, 0)))
-                               for k, v in {**old.get("starts", {}), **entry["starts"]}.items()}
+            entry["starts"] = {
+                k: max(v, int(old.get("starts", {}).get(k, 0)))
+                for k, v in {**old.get("starts", {}), **entry["starts"]}.items()
+            }
         known[c.hash] = entry
-    runs = doc.get("runs", [])[-49:] + [{
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "job": job, "name": spec.name, "process_count": jax.process_count(),
-        "devices_per_process": int(mesh.size), "configs": [c.hash for c in configs],
-        "settings": spec.settings_dict(), "spec_toml": spec.text,
-        **{k: prov[k] for k in ("ufm_version", "jax_version", "git_commit", "host", "command")},
-    }]
-    return {"format": "ufm-results/1", "name": doc.get("name", spec.name), "configs": known,
-            "invalid": [str(p) for p in invalid], "runs": runs}
+    runs = doc.get("runs", [])[-49:] + [
+        {
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "job": job,
+            "name": spec.name,
+            "process_count": jax.process_count(),
+            "devices_per_process": int(mesh.size),
+            "configs": [c.hash for c in configs],
+            "settings": spec.settings_dict(),
+            "spec_toml": spec.text,
+            **{k: prov[k] for k in ("ufm_version", "jax_version", "git_commit", "host", "command")},
+        }
+    ]
+    return {
+        "format": "ufm-results/1",
+        "name": doc.get("name", spec.name),
+        "configs": known,
+        "invalid": [str(p) for p in invalid],
+        "runs": runs,
+    }
 
 
 # -- the sweep ---------------------------------------------------------------------------------
 
 
-def run_sweep(spec, out=None, *, devices=None, progress: bool | None = None,
-              strict: bool = False, log=None, extend: bool = False,
-              record: Optional[Callable] = None, record_every: Optional[int] = None,
-              share: Optional[tuple] = None, writer: Optional[str] = None,
-              job: str = "sweep") -> SweepSummary:
+def run_sweep(
+    spec,
+    out=None,
+    *,
+    devices=None,
+    progress: bool | None = None,
+    strict: bool = False,
+    log=None,
+    extend: bool = False,
+    record: Callable | None = None,
+    record_every: int | None = None,
+    share: tuple | None = None,
+    writer: str | None = None,
+    job: str = "sweep",
+) -> SweepSummary:
     """Run (or resume) a sweep; returns a :class:`SweepSummary` of this process's work.
 
     Args:
@@ -289,22 +366,54 @@ def run_sweep(spec, out=None, *, devices=None, progress: bool | None = None,
         raise SpecError(f"{len(invalid)} invalid grid point(s); first: {invalid[0]}")
     if not configs:
         raise SpecError("the sweep grid has no valid point: " + str(invalid[0]))
-    if any(str(getattr(c.spec, "dtype", "")) == "float64" for c in configs) and \
-            not jax.config.jax_enable_x64:
-        raise SpecError("dtype 'float64' needs 64-bit JAX: call "
-                        "jax.config.update('jax_enable_x64', True) first (the CLI does)")
+    if (
+        any(str(getattr(c.spec, "dtype", "")) == "float64" for c in configs)
+        and not jax.config.jax_enable_x64
+    ):
+        raise SpecError(
+            "dtype 'float64' needs 64-bit JAX: call "
+            "jax.config.update('jax_enable_x64', True) first (the CLI does)"
+        )
 
     store = ResultStore(folder, pid, nproc, writer=writer)
     store.prepare()  # unwritable folder or a live writer with our id: an error, before compute
     try:
-        return _run(spec, configs, invalid, store, devices, progress, log, extend, record,
-                    record_every, pid, nproc, job, t_start)
+        return _run(
+            spec,
+            configs,
+            invalid,
+            store,
+            devices,
+            progress,
+            log,
+            extend,
+            record,
+            record_every,
+            pid,
+            nproc,
+            job,
+            t_start,
+        )
     finally:
         store.release()
 
 
-def _run(spec, configs, invalid, store, devices, progress, log, extend, record, record_every,
-         pid, nproc, job, t_start) -> SweepSummary:
+def _run(
+    spec,
+    configs,
+    invalid,
+    store,
+    devices,
+    progress,
+    log,
+    extend,
+    record,
+    record_every,
+    pid,
+    nproc,
+    job,
+    t_start,
+) -> SweepSummary:
     mesh = seed_mesh(devices)
     prov = provenance(list(mesh.devices.flat))
     doc = store.read_manifest() or {}
@@ -318,12 +427,19 @@ def _run(spec, configs, invalid, store, devices, progress, log, extend, record, 
         sources, seeds = start_keys(c.spec, spec.num_seeds, spec.starts)
         mine = seeds % nproc == pid  # static ownership (the origin, seed 0, is share 0's)
         finished = done.get(c.hash, set())
-        todo = np.array([i for i in np.flatnonzero(mine)
-                         if (sources[i], int(seeds[i])) not in finished], dtype=np.int64)
+        todo = np.array(
+            [i for i in np.flatnonzero(mine) if (sources[i], int(seeds[i])) not in finished],
+            dtype=np.int64,
+        )
         skipped += int(mine.sum()) - todo.size
         if todo.size:
-            size = chunk_size(c.spec, mesh.size, seeds_per_chunk=spec.seeds_per_chunk,
-                              memory_budget=spec.memory_budget, num_seeds=todo.size)
+            size = chunk_size(
+                c.spec,
+                mesh.size,
+                seeds_per_chunk=spec.seeds_per_chunk,
+                memory_budget=spec.memory_budget,
+                num_seeds=todo.size,
+            )
             plan.append((c, [(sources[ch], seeds[ch]) for ch in split_chunks(todo, size)]))
 
     run_cols = settings_columns(spec)
@@ -331,20 +447,31 @@ def _run(spec, configs, invalid, store, devices, progress, log, extend, record, 
     total = sum(ch[1].size for _, chunks in plan for ch in chunks)
     desc = spec.name + (f" [{store.writer}/{nproc}]" if nproc > 1 else "")
     compile_total = 0.0
-    with Progress(total, desc, unit="seeds", file=log, force=bool(progress),
-                  quiet=progress is False) as bar:
+    with Progress(
+        total, desc, unit="seeds", file=log, force=bool(progress), quiet=progress is False
+    ) as bar:
         for config, chunks in plan:
             for sources, seeds in chunks:
                 t0 = time.perf_counter()
                 with CompileTimer() as ct:
-                    out = run_chunk(config.spec, seeds, mesh, optimizer=spec.optimizer,
-                                    base_seed=spec.base_seed, init_scale=spec.init_scale,
-                                    analyses=spec.analyses, sources=sources, record=record,
-                                    record_every=record_every, return_trace=record is not None)
+                    out = run_chunk(
+                        config.spec,
+                        seeds,
+                        mesh,
+                        optimizer=spec.optimizer,
+                        base_seed=spec.base_seed,
+                        init_scale=spec.init_scale,
+                        analyses=spec.analyses,
+                        sources=sources,
+                        record=record,
+                        record_every=record_every,
+                        return_trace=record is not None,
+                    )
                 cols, trace = out if record is not None else (out, None)
                 compile_total += ct.seconds
-                table = chunk_table(config, cols, run_cols, prov, time.perf_counter() - t0,
-                                    ct.seconds, store.writer)
+                table = chunk_table(
+                    config, cols, run_cols, prov, time.perf_counter() - t0, ct.seconds, store.writer
+                )
                 docs = column_docs_for(table.column_names, spec_fields(config.spec))
                 if trace is not None:
                     store.write_trace(config.hash, int(seeds[0]), trace)
@@ -356,5 +483,14 @@ def _run(spec, configs, invalid, store, devices, progress, log, extend, record, 
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices("ufm-sweep-finished")
-    return SweepSummary(store.folder, len(configs), invalid, total, skipped, counts,
-                        time.perf_counter() - t_start, compile_total, tuple(configs))
+    return SweepSummary(
+        store.folder,
+        len(configs),
+        invalid,
+        total,
+        skipped,
+        counts,
+        time.perf_counter() - t_start,
+        compile_total,
+        tuple(configs),
+    )

@@ -81,8 +81,9 @@ import json
 import math
 import numbers
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +92,7 @@ from ..core.validation import SpecError
 from ..optim.settings import POLISH_METHODS, OptimizerSettings
 from ..optim.transforms import make_optimizer
 from .analyses import analysis_check, analysis_options, analysis_registry
-from .starts import StartSettings, planted_hook
+from .starts import StartSettings
 
 try:  # Python >= 3.11
     import tomllib as _toml
@@ -99,10 +100,16 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as _toml
 
 __all__ = [
-    "SweepSpec", "SweepConfig", "InvalidPoint", "OptimizerSettings", "StartSettings",
+    "SweepSpec",
+    "SweepConfig",
+    "InvalidPoint",
+    "OptimizerSettings",
+    "StartSettings",
     "load_sweep_spec",
-    "model_registry", "analysis_registry",
-    "config_hash", "parse_bytes",
+    "model_registry",
+    "analysis_registry",
+    "config_hash",
+    "parse_bytes",
 ]
 
 # -- models: the sweepable registered systems ------------------------------------------------
@@ -110,9 +117,11 @@ __all__ = [
 
 def model_registry() -> dict:
     """``{name: (spec constructor, grid fields)}`` of the sweepable systems (a copy)."""
-    return {name: (system.spec_type, tuple(f.name for f in dataclasses.fields(system.spec_type)))
-            for name, system in registered_systems().items()
-            if system.sweepable and dataclasses.is_dataclass(system.spec_type)}
+    return {
+        name: (system.spec_type, tuple(f.name for f in dataclasses.fields(system.spec_type)))
+        for name, system in registered_systems().items()
+        if system.sweepable and dataclasses.is_dataclass(system.spec_type)
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,29 +190,46 @@ class SweepSpec:
                     except (ValueError, TypeError) as err:  # SpecError is a ValueError
                         invalid.append(InvalidPoint(index, model, shown, str(err)))
                     else:
-                        h = config_hash(model, spec, self.optimizer, self.analyses,
-                                        self.base_seed, self.init_scale)
+                        h = config_hash(
+                            model,
+                            spec,
+                            self.optimizer,
+                            self.analyses,
+                            self.base_seed,
+                            self.init_scale,
+                        )
                         if h not in seen:
                             seen.add(h)
                             configs.append(SweepConfig(index, model, spec, shown, h))
                     index += 1
         points = [c.point for c in configs] + [p.point for p in invalid]
         keys = dict.fromkeys(k for p in points for k in p)
-        varying = [k for k in keys
-                   if len({json.dumps(_plain(p.get(k)), sort_keys=True) for p in points}) > 1]
-        configs = [dataclasses.replace(c, label=" ".join(
-            f"{k}={c.point[k]}" for k in varying if k in c.point) or c.hash) for c in configs]
+        varying = [
+            k
+            for k in keys
+            if len({json.dumps(_plain(p.get(k)), sort_keys=True) for p in points}) > 1
+        ]
+        configs = [
+            dataclasses.replace(
+                c, label=" ".join(f"{k}={c.point[k]}" for k in varying if k in c.point) or c.hash
+            )
+            for c in configs
+        ]
         return configs, invalid
 
     def settings_dict(self) -> dict:
         """The non-grid settings as plain JSON-able data (for the manifest)."""
         return {
-            "name": self.name, "model": self.model, "num_seeds": self.num_seeds,
-            "base_seed": self.base_seed, "init_scale": self.init_scale,
+            "name": self.name,
+            "model": self.model,
+            "num_seeds": self.num_seeds,
+            "base_seed": self.base_seed,
+            "init_scale": self.init_scale,
             "optimizer": self.optimizer.as_dict(),
             "analyses": {k: dict(v) for k, v in self.analyses},
             "starts": self.starts.as_dict(),
-            "seeds_per_chunk": self.seeds_per_chunk, "memory_budget": self.memory_budget,
+            "seeds_per_chunk": self.seeds_per_chunk,
+            "memory_budget": self.memory_budget,
         }
 
 
@@ -212,8 +238,10 @@ def _construct(model: str, point: dict, analyses: tuple, starts: StartSettings =
     ValueError/TypeError)."""
     spec = model_registry()[model][0](**{k: _from_toml(v) for k, v in point.items()})
     if starts.planted_per_dim and get_system(model).planted is None:
-        raise SpecError(f"starts.planted_per_dim: planted saddles need model 'ufm' "
-                        f"(ufm.saddle_dims), not {model!r}")
+        raise SpecError(
+            f"starts.planted_per_dim: planted saddles need model 'ufm' "
+            f"(ufm.saddle_dims), not {model!r}"
+        )
     for name, _ in analyses:
         check = analysis_check(name)
         if check is not None:
@@ -251,11 +279,14 @@ def spec_fields(spec) -> dict:
     return {k: _plain(v) for k, v in d.items()}
 
 
-def config_hash(model: str, spec, optimizer: OptimizerSettings, analyses: tuple,
-                base_seed: int, init_scale) -> str:
+def config_hash(
+    model: str, spec, optimizer: OptimizerSettings, analyses: tuple, base_seed: int, init_scale
+) -> str:
     """Stable 16-hex-digit SHA-256 of the canonical JSON of a configuration."""
     doc = {
-        "model": model, "spec": spec_fields(spec), "optimizer": optimizer.hash_dict(),
+        "model": model,
+        "spec": spec_fields(spec),
+        "optimizer": optimizer.hash_dict(),
         "analyses": {k: dict(v) for k, v in analyses},
         "seeds": {"base": base_seed, "init_scale": init_scale},
     }
@@ -282,8 +313,7 @@ def _from_toml(v):
 
 # -- parsing -----------------------------------------------------------------------------------
 
-_TOP_KEYS = ("name", "model", "out", "analyses", "grid", "seeds", "starts", "optimizer",
-             "chunking")
+_TOP_KEYS = ("name", "model", "out", "analyses", "grid", "seeds", "starts", "optimizer", "chunking")
 _OPT_KEYS = ("name", "learning_rate", "max_steps", "tol", "chunk", "divergence_threshold")
 
 
@@ -294,8 +324,9 @@ def _err(key: str, expected: str, got) -> SpecError:
 def _unknown(where: str, keys, allowed) -> None:
     for k in keys:
         if k not in allowed:
-            raise SpecError(f"sweep spec: unknown key {where + k!r}; "
-                            f"expected one of {', '.join(allowed)}")
+            raise SpecError(
+                f"sweep spec: unknown key {where + k!r}; expected one of {', '.join(allowed)}"
+            )
 
 
 def _int(key, v, minimum):
@@ -332,8 +363,9 @@ def _parse(raw: Mapping, default_name: str, text: str | None) -> SweepSpec:
 
     # grid
     if "grid" not in raw:
-        raise SpecError("sweep spec: missing key 'grid' (a [grid] table of the problem-spec "
-                        "fields to sweep)")
+        raise SpecError(
+            "sweep spec: missing key 'grid' (a [grid] table of the problem-spec fields to sweep)"
+        )
     grids = raw["grid"]
     if isinstance(grids, Mapping):
         grids = [grids]
@@ -352,8 +384,10 @@ def _parse(raw: Mapping, default_name: str, text: str | None) -> SweepSpec:
         for k in sub:
             if k not in allowed:
                 fields = ", ".join(f for f in models_known[models[0]][1])
-                raise SpecError(f"sweep spec: unknown key {where + k!r} for model "
-                                f"{'/'.join(models)}; expected one of {fields}")
+                raise SpecError(
+                    f"sweep spec: unknown key {where + k!r} for model "
+                    f"{'/'.join(models)}; expected one of {fields}"
+                )
         axes = []
         for k, v in sub.items():
             values = v if isinstance(v, list) else [v]
@@ -434,17 +468,30 @@ def _parse(raw: Mapping, default_name: str, text: str | None) -> SweepSpec:
     ch = _table("chunking", raw.get("chunking", {}))
     _unknown("chunking.", ch, ("seeds_per_chunk", "memory_budget"))
     if "seeds_per_chunk" in ch and "memory_budget" in ch:
-        raise SpecError("sweep spec: give either 'chunking.seeds_per_chunk' or "
-                        "'chunking.memory_budget', not both")
+        raise SpecError(
+            "sweep spec: give either 'chunking.seeds_per_chunk' or "
+            "'chunking.memory_budget', not both"
+        )
     spc = ch.get("seeds_per_chunk")
     spc = None if spc is None else _int("chunking.seeds_per_chunk", spc, 1)
     budget = ch.get("memory_budget")
     budget = None if budget is None else parse_bytes(budget, "chunking.memory_budget")
 
-    spec = SweepSpec(name=name, model=model, grid=tuple(grid), num_seeds=num_seeds,
-                     base_seed=base_seed, init_scale=init_scale, optimizer=optimizer,
-                     analyses=tuple(analyses), starts=starts, seeds_per_chunk=spc,
-                     memory_budget=budget, out=out, text=text)
+    spec = SweepSpec(
+        name=name,
+        model=model,
+        grid=tuple(grid),
+        num_seeds=num_seeds,
+        base_seed=base_seed,
+        init_scale=init_scale,
+        optimizer=optimizer,
+        analyses=tuple(analyses),
+        starts=starts,
+        seeds_per_chunk=spc,
+        memory_budget=budget,
+        out=out,
+        text=text,
+    )
     return spec
 
 
@@ -456,8 +503,18 @@ def _check_optimizer(opt: OptimizerSettings) -> None:
         raise SpecError(f"sweep spec key 'optimizer': {err}") from None
 
 
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 
 def parse_bytes(value, key: str = "memory_budget") -> int:
@@ -472,5 +529,6 @@ def parse_bytes(value, key: str = "memory_budget") -> int:
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([A-Za-z]*)\s*", value)
         if m and m.group(2).lower() in _UNITS and float(m.group(1)) > 0:
             return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-    raise _err(key, "a positive byte count (an integer, or a string like '512 MiB' or '2 GB')",
-               value)
+    raise _err(
+        key, "a positive byte count (an integer, or a string like '512 MiB' or '2 GB')", value
+    )

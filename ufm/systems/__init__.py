@@ -5,5 +5,5 @@ optional hooks the generic layers use) and calls :func:`ufm.core.register_system
 is one folder plus one line below (docs/adding_a_system.md).
 """
 
-from . import ufm as ufm
 from . import deep_ufm as deep_ufm
+from . import ufm as ufm

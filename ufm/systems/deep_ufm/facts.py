@@ -82,8 +82,14 @@ from ...landscape.facts import ModelFacts, default_tolerances, numerical_rank_of
 from .model import LEAKY_SLOPE, DeepUFMParams, DeepUFMSpec, deep_features
 from .theory import dnc_loss
 
-__all__ = ["deep_zero_mode_count", "deep_validate_params", "deep_classification_facts",
-           "deep_num_global_params", "deep_classification_check", "KINKED"]
+__all__ = [
+    "deep_zero_mode_count",
+    "deep_validate_params",
+    "deep_classification_facts",
+    "deep_num_global_params",
+    "deep_classification_check",
+    "KINKED",
+]
 
 #: Activations with a kink at 0 (no Hessian there).
 KINKED = ("relu", "leaky_relu")
@@ -99,19 +105,22 @@ def _z(d: int, r):
 def deep_validate_params(spec: DeepUFMSpec, params, *, batched: bool, tols) -> None:
     """Shape checks of a deep-UFM point (or batch), and the ReLU kink test."""
     if not isinstance(params, DeepUFMParams):
-        raise TypeError("params must be DeepUFMParams for a DeepUFMSpec, got "
-                        f"{type(params).__name__}")
+        raise TypeError(
+            f"params must be DeepUFMParams for a DeepUFMSpec, got {type(params).__name__}"
+        )
     if len(params.Ws) != spec.L:
         raise ValueError(f"params.Ws has {len(params.Ws)} matrices, spec.L = {spec.L}")
     for i, (W, shape) in enumerate(zip(params.Ws, spec.weight_shapes)):
         if W.shape[-2:] != shape:
             raise ValueError(f"params.Ws[{i}] (W_{i + 1}) has shape {W.shape}, expected {shape}")
     if params.H1.shape[-2:] != (spec.widths[0], spec.N):
-        raise ValueError(f"params.H1 has shape {params.H1.shape}, expected "
-                         f"{(spec.widths[0], spec.N)}")
+        raise ValueError(
+            f"params.H1 has shape {params.H1.shape}, expected {(spec.widths[0], spec.N)}"
+        )
     if (params.biases is None) == spec.has_bias:
-        raise ValueError(f"params.biases must be {'a tuple' if spec.has_bias else 'None'} for "
-                         f"bias={spec.bias!r}")
+        raise ValueError(
+            f"params.biases must be {'a tuple' if spec.has_bias else 'None'} for bias={spec.bias!r}"
+        )
     if spec.activation in KINKED and spec.L > 1:
         _check_kinks(spec, params, batched, tols.kink_rtol)
 
@@ -127,7 +136,8 @@ def _check_kinks(spec, params, batched: bool, rtol: float) -> None:
     if any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(params)):
         raise ValueError(
             f"classify cannot check the kinks of activation={spec.activation!r} on traced params: "
-            "call ufm.classify outside jit/vmap, or ufm.classify_batch for a batch")
+            "call ufm.classify outside jit/vmap, or ufm.classify_batch for a batch"
+        )
     fn = jax.vmap(_kink_counts, in_axes=(None, 0, None)) if batched else _kink_counts
     counts = np.asarray(fn(spec, params, rtol)).reshape(-1, spec.L - 1)
     bad = np.flatnonzero(counts.sum(axis=1))
@@ -136,17 +146,23 @@ def _check_kinks(spec, params, batched: bool, rtol: float) -> None:
     size = spec.N * np.asarray(spec.widths[1:])
 
     def describe(c):
-        return ", ".join(f"layer {l + 1}: {c[l]} of {size[l]} entries of Z_{l + 1} = W_{l + 1} "
-                         f"H_{l + 1}" for l in np.flatnonzero(c))
+        return ", ".join(
+            f"layer {l + 1}: {c[l]} of {size[l]} entries of Z_{l + 1} = W_{l + 1} H_{l + 1}"
+            for l in np.flatnonzero(c)
+        )
 
-    where = (describe(counts[0]) if not batched else "; ".join(
-        f"point {i}: {describe(counts[i])}" for i in bad[:5])
-        + (f"; ... ({bad.size} points in all)" if bad.size > 5 else ""))
+    where = (
+        describe(counts[0])
+        if not batched
+        else "; ".join(f"point {i}: {describe(counts[i])}" for i in bad[:5])
+        + (f"; ... ({bad.size} points in all)" if bad.size > 5 else "")
+    )
     raise ValueError(
         f"the Hessian is not defined at a kink of activation={spec.activation!r}: pre-activation "
         f"entries within kink_rtol={rtol:g} * max|Z_l| of 0 ({where}). Exact zeros are common at "
         "DNC and low-rank ReLU solutions; classify such points with activation='identity' or a "
-        "smooth activation (tanh, softplus, gelu)")
+        "smooth activation (tanh, softplus, gelu)"
+    )
 
 
 # -- symmetry zero modes --------------------------------------------------------------------------
@@ -215,8 +231,11 @@ def _tangents(spec: DeepUFMSpec, params: DeepUFMParams):
 
             add(rot, E, lin[j] & lin[k] & (slope[j] == slope[k]))
             if spec.bias == "free":  # b_i -> b_i + v, b_{i+1} -> b_{i+1} - slope W_{i+1} v
-                add(lambda v, i=i, s=slope: set_b(set_b(zero, i - 1, v), i, -Ws[i] @ (s * v)),
-                    np.eye(spec.widths[i], dtype=dtype), lin)
+                add(
+                    lambda v, i=i, s=slope: set_b(set_b(zero, i - 1, v), i, -Ws[i] @ (s * v)),
+                    np.eye(spec.widths[i], dtype=dtype),
+                    lin,
+                )
         if spec.loss == "mse":  # class rotations, valid where the network is affine in H_1
             affine = jnp.all(jnp.stack([jnp.all(lin) for lin, _ in signs])) if signs else True
             K, n = spec.K, spec.n
@@ -227,8 +246,11 @@ def _tangents(spec: DeepUFMSpec, params: DeepUFMParams):
                 basis = _skew_basis(K, dtype)[0]
 
             def cls(A):
-                t = set_w(zero._replace(H1=H1 @ jnp.kron(A.T, jnp.eye(n, dtype=dtype))),
-                          spec.L - 1, A @ Ws[-1])
+                t = set_w(
+                    zero._replace(H1=H1 @ jnp.kron(A.T, jnp.eye(n, dtype=dtype))),
+                    spec.L - 1,
+                    A @ Ws[-1],
+                )
                 return t if bs is None else set_b(t, spec.L - 1, A @ bs[-1])
 
             add(cls, basis, jnp.broadcast_to(jnp.asarray(affine), (basis.shape[0],)))
@@ -256,8 +278,9 @@ def _zero_modes(spec, params, rtol, atol):
     return (_z(spec.widths[0], r1) + extra).astype(jnp.int32)
 
 
-def deep_zero_mode_count(spec: DeepUFMSpec, params: DeepUFMParams, *, rank_rtol=None,
-                         rank_atol=None) -> jax.Array:
+def deep_zero_mode_count(
+    spec: DeepUFMSpec, params: DeepUFMParams, *, rank_rtol=None, rank_atol=None
+) -> jax.Array:
     """Predicted number of symmetry zero modes of the Hessian at a deep-UFM point.
 
     The dimension of the orbit through ``params`` of the continuous symmetry group (module
@@ -276,11 +299,13 @@ def deep_zero_mode_count(spec: DeepUFMSpec, params: DeepUFMParams, *, rank_rtol=
         >>> int(ufm.deep.deep_zero_mode_count(spec, ufm.deep.dnc_point(spec)))  # 2 * z(4, 3)
         12
     """
-    tols = default_tolerances(jax.tree_util.tree_leaves(params)[0].dtype, rank_rtol=rank_rtol,
-                         rank_atol=rank_atol)
+    tols = default_tolerances(
+        jax.tree_util.tree_leaves(params)[0].dtype, rank_rtol=rank_rtol, rank_atol=rank_atol
+    )
     dtype = params.H1.dtype
-    return _zero_modes_jit(spec, params, jnp.asarray(tols.rank_rtol, dtype),
-                           jnp.asarray(tols.rank_atol, dtype))
+    return _zero_modes_jit(
+        spec, params, jnp.asarray(tols.rank_rtol, dtype), jnp.asarray(tols.rank_atol, dtype)
+    )
 
 
 _zero_modes_jit = jax.jit(_zero_modes)
@@ -295,9 +320,15 @@ def deep_classification_facts(spec: DeepUFMSpec, params, tols) -> ModelFacts:
     rtol, atol = c(tols.rank_rtol), c(tols.rank_atol)
     f_ref = dnc_loss(spec).astype(dtype) if (spec.loss == "mse" and spec.bias == "none") else nan
     return ModelFacts(
-        f_star=f_ref, ref_is_optimum=jnp.asarray(False), sigma_1=nan, certificate_gap=nan,
-        cert_bound=nan, curvature_bound=nan, rank=_first_layer_rank(params, rtol, atol),
-        zero_modes_predicted=_zero_modes(spec, params, rtol, atol))
+        f_star=f_ref,
+        ref_is_optimum=jnp.asarray(False),
+        sigma_1=nan,
+        certificate_gap=nan,
+        cert_bound=nan,
+        curvature_bound=nan,
+        rank=_first_layer_rank(params, rtol, atol),
+        zero_modes_predicted=_zero_modes(spec, params, rtol, atol),
+    )
 
 
 def deep_num_global_params(spec: DeepUFMSpec) -> int:
@@ -308,7 +339,9 @@ def deep_num_global_params(spec: DeepUFMSpec) -> int:
 def deep_classification_check(spec: DeepUFMSpec) -> None:
     """Reject kinked activations up front (the ``hessian`` analysis of a sweep)."""
     if spec.activation in KINKED:
-        raise ValueError(f"activation={spec.activation!r}: trained end points sit at its kink "
-                         "(dead units, exact zeros), where the Hessian is not defined; the hessian "
-                         "analysis needs a smooth activation (identity, tanh, softplus, gelu, ...). "
-                         "Classify single ReLU points away from kinks with ufm.classify")
+        raise ValueError(
+            f"activation={spec.activation!r}: trained end points sit at its kink "
+            "(dead units, exact zeros), where the Hessian is not defined; the hessian "
+            "analysis needs a smooth activation (identity, tanh, softplus, gelu, ...). "
+            "Classify single ReLU points away from kinks with ufm.classify"
+        )

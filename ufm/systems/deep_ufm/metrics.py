@@ -27,8 +27,6 @@ References: Sukenik, Mondelli, Lampert 2023 (arXiv 2305.13165); Sukenik, Lampert
 
 from __future__ import annotations
 
-from typing import Optional
-
 import jax.numpy as jnp
 
 from ...metrics.class_stats import class_means
@@ -70,7 +68,11 @@ def _row_misalignment(W, means):
 def _feature_metrics(A, lab, K, rtol, tau, post_relu):
     """NC1 (pinv, quotient), NC2 and rank of one feature matrix, its raw class means and their SVD."""
     means, _ = class_means(A, lab, K)
-    dnc2 = nc2_orthogonal_frame_means(A, lab, K, center=False) if post_relu else nc2_etf_means(A, lab, K)
+    dnc2 = (
+        nc2_orthogonal_frame_means(A, lab, K, center=False)
+        if post_relu
+        else nc2_etf_means(A, lab, K)
+    )
     U, sv, _ = jnp.linalg.svd(means, full_matrices=False)
     keep = sv > tau * sv[0]
     vals = (nc1_pinv(A, lab, K, rtol), nc1_quotient(A, lab, K), dnc2, numerical_rank(means, tau))
@@ -78,7 +80,7 @@ def _feature_metrics(A, lab, K, rtol, tau, post_relu):
 
 
 def deep_metrics(
-    spec: DeepUFMSpec, params: DeepUFMParams, *, tau: float = 1e-3, rtol: Optional[float] = None
+    spec: DeepUFMSpec, params: DeepUFMParams, *, tau: float = 1e-3, rtol: float | None = None
 ) -> dict:
     """Per-layer DNC metrics of one deep-UFM point, a dict of scalars (keys in the module docstring).
 
@@ -119,8 +121,8 @@ def deep_metrics(
     return {k: out[k] for k in deep_metric_names(spec.L)}
 
 
-def deep_metrics_hook(spec: DeepUFMSpec, params, *, rtol: Optional[float] = None,
-                      tau: float = 1e-3) -> dict:
+def deep_metrics_hook(
+    spec: DeepUFMSpec, params, *, rtol: float | None = None, tau: float = 1e-3
+) -> dict:
     """The deep UFM's ``metrics`` hook (:func:`ufm.nc_metrics`): :func:`deep_metrics`."""
     return deep_metrics(spec, params, tau=tau, rtol=rtol)
-

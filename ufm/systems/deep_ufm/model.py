@@ -26,15 +26,21 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ...core.pytree import register_spec
-from ...core.validation import (SpecError, check_choice, check_int, check_lambda, dtype_ok,
-                                is_concrete)
+from ...core.validation import (
+    SpecError,
+    check_choice,
+    check_int,
+    check_lambda,
+    dtype_ok,
+    is_concrete,
+)
 from ...hessian.structure import FeatureSplit
 from ..ufm.objective import fit_term
 from ..ufm.spec import DTYPES, LOSSES
@@ -86,7 +92,9 @@ def _per_layer(name: str, value, L: int) -> tuple:
     """A per-layer lambda: one number for every layer, or a sequence / 1-d array of ``L`` numbers."""
     if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1):
         if len(value) != L:
-            raise SpecError(f"{name} must be a number or a sequence of L = {L} numbers, got {len(value)}")
+            raise SpecError(
+                f"{name} must be a number or a sequence of L = {L} numbers, got {len(value)}"
+            )
         return tuple(check_lambda(f"{name}[{i}]", v) for i, v in enumerate(value))
     if isinstance(value, jax.Array) and value.ndim == 1:  # traced or device array of L values
         if value.shape[0] != L:
@@ -101,9 +109,13 @@ def _widths(value, L: int) -> tuple:
     try:
         items = tuple(value)
     except TypeError:
-        raise SpecError(f"widths must be an int or a sequence of L = {L} ints, got {value!r}") from None
+        raise SpecError(
+            f"widths must be an int or a sequence of L = {L} ints, got {value!r}"
+        ) from None
     if len(items) != L:
-        raise SpecError(f"widths must be an int or a sequence of L = {L} ints (d_1..d_L), got {len(items)}")
+        raise SpecError(
+            f"widths must be an int or a sequence of L = {L} ints (d_1..d_L), got {len(items)}"
+        )
     return tuple(check_int(f"widths[{i}]", w, 1) for i, w in enumerate(items))
 
 
@@ -158,8 +170,12 @@ class DeepUFMSpec:
         set_("activation", check_choice("activation", self.activation, ACTIVATIONS, _ACT_ALIASES))
         set_("loss", check_choice("loss", self.loss, LOSSES))
         set_("bias", check_choice("bias", self.bias, BIASES, _BIAS_ALIASES))
-        set_("dtype", check_choice("dtype", str(np.dtype(self.dtype)) if dtype_ok(self.dtype)
-                                   else self.dtype, DTYPES))
+        set_(
+            "dtype",
+            check_choice(
+                "dtype", str(np.dtype(self.dtype)) if dtype_ok(self.dtype) else self.dtype, DTYPES
+            ),
+        )
         set_("lambda_H1", check_lambda("lambda_H1", self.lambda_H1))
         set_("lambda_W", _per_layer("lambda_W", self.lambda_W, self.L))
         set_("lambda_b", _per_layer("lambda_b", self.lambda_b, self.L))
@@ -167,9 +183,13 @@ class DeepUFMSpec:
             if not is_concrete(lb):
                 continue
             if self.bias == "regularized" and not lb > 0:
-                raise SpecError(f"lambda_b[{i}] must be > 0 for bias='regularized' (use bias='free')")
+                raise SpecError(
+                    f"lambda_b[{i}] must be > 0 for bias='regularized' (use bias='free')"
+                )
             if self.bias != "regularized" and lb != 0:
-                raise SpecError(f"lambda_b is set but bias={self.bias!r}; lambda_b needs bias='regularized'")
+                raise SpecError(
+                    f"lambda_b is set but bias={self.bias!r}; lambda_b needs bias='regularized'"
+                )
 
     # Derived quantities -------------------------------------------------------------------
     @property
@@ -202,7 +222,7 @@ class DeepUFMSpec:
     def jnp_dtype(self):
         return np.dtype(self.dtype)
 
-    def replace(self, **changes) -> "DeepUFMSpec":
+    def replace(self, **changes) -> DeepUFMSpec:
         """A copy with fields changed (validated again).
 
         When ``L`` changes, per-layer fields not given (``widths``, ``lambda_W``, ``lambda_b``) carry
@@ -220,8 +240,17 @@ class DeepUFMSpec:
 
     def static_key(self) -> tuple:
         """Hashable key of the static (shape-determining) fields."""
-        return (type(self).__name__, self.K, self.n, self.L, self.widths, self.activation,
-                self.loss, self.bias, self.dtype)
+        return (
+            type(self).__name__,
+            self.K,
+            self.n,
+            self.L,
+            self.widths,
+            self.activation,
+            self.loss,
+            self.bias,
+            self.dtype,
+        )
 
     def as_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -245,7 +274,7 @@ class DeepUFMParams(NamedTuple):
 
     Ws: tuple
     H1: jax.Array
-    biases: Optional[tuple] = None
+    biases: tuple | None = None
 
 
 class DeepFeatures(NamedTuple):
@@ -300,7 +329,10 @@ def deep_loss_terms(spec: DeepUFMSpec, params: DeepUFMParams) -> dict:
     ``reg_b1..`` are added for ``bias="regularized"``. ``fit + reg`` is :func:`ufm.loss`.
     """
     f = deep_features(spec, params)
-    out = {"fit": fit_term(f.Z[-1], spec.loss, spec.n), "reg_H1": 0.5 * spec.lambda_H1 * _sq(params.H1)}
+    out = {
+        "fit": fit_term(f.Z[-1], spec.loss, spec.n),
+        "reg_H1": 0.5 * spec.lambda_H1 * _sq(params.H1),
+    }
     for i, W in enumerate(params.Ws):
         out[f"reg_W{i + 1}"] = 0.5 * spec.lambda_W[i] * _sq(W)
     if spec.bias == "regularized":
@@ -338,7 +370,7 @@ def deep_init(spec: DeepUFMSpec, key, scale=None):
     sizes = [a * b for a, b in shapes]
     z = jax.random.normal(key, (sum(sizes),), dtype)
     offsets = np.cumsum([0] + sizes)
-    blocks = [z[offsets[i]:offsets[i + 1]].reshape(shape) for i, shape in enumerate(shapes)]
+    blocks = [z[offsets[i] : offsets[i + 1]].reshape(shape) for i, shape in enumerate(shapes)]
     H1 = sh * blocks[0]
     Ws = tuple((sw / float(np.sqrt(shape[1]))) * B for B, shape in zip(blocks[1:], shapes[1:]))
     biases = tuple(jnp.zeros((d,), dtype) for d in spec.dims[1:]) if spec.has_bias else None
@@ -352,4 +384,6 @@ def deep_split_features(spec: DeepUFMSpec, params: DeepUFMParams) -> FeatureSpli
     Hessian is block-arrow (docs/theory.md section 3) with ``d_1 x d_1`` feature blocks. Block-arrow order:
     ``ravel_pytree((Ws, biases))`` then ``H_1`` row-major (``ravel_pytree(params)`` without biases).
     """
-    return FeatureSplit((params.Ws, params.biases), params.H1, lambda th, F: DeepUFMParams(th[0], F, th[1]))
+    return FeatureSplit(
+        (params.Ws, params.biases), params.H1, lambda th, F: DeepUFMParams(th[0], F, th[1])
+    )

@@ -327,20 +327,33 @@ class SRGSolution(NamedTuple):
 def _check_srg(spec: DeepUFMSpec, r, fn: str) -> int:
     _require_mse(spec, fn)
     if spec.activation != "relu":
-        raise SpecError(f"activation must be 'relu' for {fn} (the construction relies on ReLU(M) = I)")
+        raise SpecError(
+            f"activation must be 'relu' for {fn} (the construction relies on ReLU(M) = I)"
+        )
     if spec.L < 2:
-        raise SpecError(f"L must be >= 2 for {fn} (the construction needs a ReLU layer), got {spec.L}")
+        raise SpecError(
+            f"L must be >= 2 for {fn} (the construction needs a ReLU layer), got {spec.L}"
+        )
     r0 = _triangular_root(spec.K)
     if r is None:
         if r0 is None:
-            raise SpecError(f"K = {spec.K} is not C(r, 2) for an integer r; the SRG construction needs it")
+            raise SpecError(
+                f"K = {spec.K} is not C(r, 2) for an integer r; the SRG construction needs it"
+            )
         r = r0
-    if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 3 or r * (r - 1) // 2 != spec.K:
+    if (
+        isinstance(r, bool)
+        or not isinstance(r, (int, np.integer))
+        or r < 3
+        or r * (r - 1) // 2 != spec.K
+    ):
         raise SpecError(f"r must be an integer >= 3 with K = r(r-1)/2 = {spec.K}, got {r!r}")
     return int(r)
 
 
-def srg_construction(spec: DeepUFMSpec, r: int | None = None, *, optimize_offsets: bool = True) -> SRGSolution:
+def srg_construction(
+    spec: DeepUFMSpec, r: int | None = None, *, optimize_offsets: bool = True
+) -> SRGSolution:
     """Low-rank SRG-type solution of the deep ReLU UFM (Sukenik, Lampert, Mondelli 2024, arXiv 2405.14468).
 
     ``K = C(r, 2)`` classes are the edges of ``K_r`` (``r`` defaults to the root of ``K``). The class
@@ -369,8 +382,10 @@ def srg_construction(spec: DeepUFMSpec, r: int | None = None, *, optimize_offset
     for i, d in enumerate(spec.widths):
         need = K if i == L - 1 else r
         if d < need:
-            raise SpecError(f"widths[{i}] = {d} < {need}: the SRG construction needs d_l >= r for "
-                            f"l < L and d_L >= K")
+            raise SpecError(
+                f"widths[{i}] = {d} < {need}: the SRG construction needs d_l >= r for "
+                f"l < L and d_L >= K"
+            )
     _require_positive(spec)
     mats, x = _srg_shape(r, L, optimize_offsets)
     dims = spec.dims
@@ -404,12 +419,18 @@ def deep_reference_value(spec: DeepUFMSpec) -> float:
     bias, an activation with ``sigma(x) = x`` for ``x >= 0`` and every width ``>= K``.
     """
     if spec.loss != "mse" or spec.bias != "none":
-        raise SpecError("the deep-UFM reference ufm.deep.dnc_loss needs loss = 'mse' and bias = "
-                        f"'none' (got loss={spec.loss!r}, bias={spec.bias!r})")
+        raise SpecError(
+            "the deep-UFM reference ufm.deep.dnc_loss needs loss = 'mse' and bias = "
+            f"'none' (got loss={spec.loss!r}, bias={spec.bias!r})"
+        )
     if spec.activation not in POSITIVE_LINEAR:
-        raise SpecError(f"the deep-UFM reference ufm.deep.dnc_loss is attained only for activation "
-                        f"in {', '.join(POSITIVE_LINEAR)}; got {spec.activation!r}")
+        raise SpecError(
+            f"the deep-UFM reference ufm.deep.dnc_loss is attained only for activation "
+            f"in {', '.join(POSITIVE_LINEAR)}; got {spec.activation!r}"
+        )
     if min(spec.widths) < spec.K:
-        raise SpecError(f"the deep-UFM reference ufm.deep.dnc_loss needs every width >= K = "
-                        f"{spec.K} (orthogonal class means); got widths={spec.widths}")
+        raise SpecError(
+            f"the deep-UFM reference ufm.deep.dnc_loss needs every width >= K = "
+            f"{spec.K} (orthogonal class means); got widths={spec.widths}"
+        )
     return float(dnc_loss(spec))

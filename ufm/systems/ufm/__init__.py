@@ -11,48 +11,143 @@ from .cli import add_landscape_parser
 from .critical import find_critical_points, find_minima, planted_saddles, rank_restricted_points
 from .facts import ufm_classification_facts, ufm_num_global_params, ufm_validate_params
 from .invariants import ufm_invariants
-from .landscape import (LANDSCAPE_OPTIMIZER, TRACE_METRICS, LandscapeConfig, LandscapeRun,
-                        landscape_tables, load_landscape, run_landscape, trace_metrics, verdict)
+from .landscape import (
+    LANDSCAPE_OPTIMIZER,
+    TRACE_METRICS,
+    LandscapeConfig,
+    LandscapeRun,
+    landscape_tables,
+    load_landscape,
+    run_landscape,
+    trace_metrics,
+    verdict,
+)
 from .metrics import ufm_nc_metrics
-from .objective import (UFMParams, fit_grad, fit_term, labels, logits, one_hot_targets, ufm_init,
-                        ufm_loss)
+from .objective import (
+    UFMParams,
+    fit_grad,
+    fit_term,
+    labels,
+    logits,
+    one_hot_targets,
+    ufm_init,
+    ufm_loss,
+)
 from .plots import plot_optimal_value_vs_s
 from .points import landscape_points, summarize_points
-from .saddles import (Certificate, NegativeCurvature, certificate, negative_curvature_direction,
-                      pad_params, planted_saddle, rank_of, restrict_to_subspace, saddle_dims,
-                      zero_mode_count)
+from .saddles import (
+    Certificate,
+    NegativeCurvature,
+    certificate,
+    negative_curvature_direction,
+    pad_params,
+    planted_saddle,
+    rank_of,
+    restrict_to_subspace,
+    saddle_dims,
+    zero_mode_count,
+)
 from .spec import UFMSpec, ufm_label
 from .structure import UFMBlockArrow, ufm_block_arrow, ufm_split_features
-from .theory import (Optimum, ce_optimal_rho, mse_bias_threshold, optimal_value, optimum,
-                     orthogonal_frame, simplex_etf)
+from .theory import (
+    Optimum,
+    ce_optimal_rho,
+    mse_bias_threshold,
+    optimal_value,
+    optimum,
+    orthogonal_frame,
+    simplex_etf,
+)
+
+
+__all__ = [
+    "Certificate",
+    "LANDSCAPE_OPTIMIZER",
+    "LandscapeConfig",
+    "LandscapeRun",
+    "NegativeCurvature",
+    "Optimum",
+    "TRACE_METRICS",
+    "UFMBlockArrow",
+    "UFMParams",
+    "UFMSpec",
+    "add_landscape_parser",
+    "ce_optimal_rho",
+    "certificate",
+    "find_critical_points",
+    "find_minima",
+    "fit_grad",
+    "fit_term",
+    "labels",
+    "landscape_points",
+    "landscape_tables",
+    "load_landscape",
+    "logits",
+    "mse_bias_threshold",
+    "negative_curvature_direction",
+    "one_hot_targets",
+    "optimal_value",
+    "optimum",
+    "orthogonal_frame",
+    "pad_params",
+    "planted_saddle",
+    "planted_saddles",
+    "plot_optimal_value_vs_s",
+    "rank_of",
+    "rank_restricted_points",
+    "restrict_to_subspace",
+    "run_landscape",
+    "saddle_dims",
+    "simplex_etf",
+    "summarize_points",
+    "trace_metrics",
+    "ufm_block_arrow",
+    "ufm_classification_facts",
+    "ufm_init",
+    "ufm_invariants",
+    "ufm_label",
+    "ufm_loss",
+    "ufm_nc_metrics",
+    "ufm_num_global_params",
+    "ufm_split_features",
+    "ufm_validate_params",
+    "verdict",
+    "zero_mode_count",
+    "SYSTEM",
+]
 
 
 def _examples():
     """Small specs covering every loss and bias variant (the conformance test runs them)."""
-    return (UFMSpec(K=3, n=2, d=3, loss="ce", bias="none"),
-            UFMSpec(K=3, n=2, d=4, loss="ce", bias="free", lambda_W=1e-2, lambda_H=2e-3),
-            UFMSpec(K=4, n=2, d=3, loss="mse", bias="regularized", lambda_b=1e-2),
-            UFMSpec(K=3, n=1, d=3, loss="mse", bias="none", dtype="float32"))
+    return (
+        UFMSpec(K=3, n=2, d=3, loss="ce", bias="none"),
+        UFMSpec(K=3, n=2, d=4, loss="ce", bias="free", lambda_W=1e-2, lambda_H=2e-3),
+        UFMSpec(K=4, n=2, d=3, loss="mse", bias="regularized", lambda_b=1e-2),
+        UFMSpec(K=3, n=1, d=3, loss="mse", bias="none", dtype="float32"),
+    )
 
 
-SYSTEM = register_system(System(
-    name="ufm",
-    spec_type=UFMSpec,
-    loss=ufm_loss,
-    init=ufm_init,
-    examples=_examples,
-    summary="single-layer unconstrained feature model (CE/MSE, bias none/free/regularized)",
-    validate_params=ufm_validate_params,
-    metrics=ufm_nc_metrics,
-    metric_options=("rtol", "tau"),
-    reference_value=optimal_value,
-    classification=ufm_classification_facts,
-    num_global_params=ufm_num_global_params,
-    split_features=ufm_split_features,
-    block_arrow=ufm_block_arrow,
-    planted=PlantedStarts(dims=saddle_dims, embed=restrict_to_subspace,
-                          full_dim=lambda spec: spec.d),
-    invariants=ufm_invariants,
-    label=ufm_label,
-    add_cli=add_landscape_parser,
-))
+SYSTEM = register_system(
+    System(
+        name="ufm",
+        spec_type=UFMSpec,
+        loss=ufm_loss,
+        init=ufm_init,
+        examples=_examples,
+        summary="single-layer unconstrained feature model (CE/MSE, bias none/free/regularized)",
+        validate_params=ufm_validate_params,
+        metrics=ufm_nc_metrics,
+        metric_options=("rtol", "tau"),
+        reference_value=optimal_value,
+        classification=ufm_classification_facts,
+        num_global_params=ufm_num_global_params,
+        split_features=ufm_split_features,
+        block_arrow=ufm_block_arrow,
+        planted=PlantedStarts(
+            dims=saddle_dims, embed=restrict_to_subspace, full_dim=lambda spec: spec.d
+        ),
+        invariants=ufm_invariants,
+        label=ufm_label,
+        add_cli=add_landscape_parser,
+    )
+)

@@ -36,42 +36,69 @@ def add_landscape_parser(sub):
     p.add_argument("--K", type=ints, default=d.K, help="class counts, comma-separated")
     p.add_argument("--n", type=int, default=d.n, help="samples per class")
     p.add_argument("--d", type=int, default=None, help="feature dimension (default: d = K)")
-    p.add_argument("--d-offset", type=int, default=d.d_offset,
-                   help="use d = K + D_OFFSET (e.g. -2 or 2)")
+    p.add_argument(
+        "--d-offset", type=int, default=d.d_offset, help="use d = K + D_OFFSET (e.g. -2 or 2)"
+    )
     p.add_argument("--loss", type=words, default=("ce", "mse"), help="ce,mse")
-    p.add_argument("--bias", type=words, default=("none", "free", "regularized"),
-                   help="none,free,regularized")
+    p.add_argument(
+        "--bias", type=words, default=("none", "free", "regularized"), help="none,free,regularized"
+    )
     p.add_argument("--lambda-W", type=floats, default=d.lambda_W, help="lambda_W values")
     p.add_argument("--lambda-H", type=floats, default=d.lambda_H, help="lambda_H values")
-    p.add_argument("--lambda-b", type=float, default=d.lambda_b,
-                   help="lambda_b of the regularized bias (only with --bias regularized)")
+    p.add_argument(
+        "--lambda-b",
+        type=float,
+        default=d.lambda_b,
+        help="lambda_b of the regularized bias (only with --bias regularized)",
+    )
     p.add_argument("--seeds", type=int, default=d.seeds, help="random starts per configuration")
-    p.add_argument("--saddle-seeds", type=int, default=d.starts.planted_per_dim,
-                   help="planted-saddle starts per saddle dimension d'")
-    p.add_argument("--generic-seeds", type=int, default=d.generic_seeds,
-                   help="starts of the generic Newton critical-point finder")
+    p.add_argument(
+        "--saddle-seeds",
+        type=int,
+        default=d.starts.planted_per_dim,
+        help="planted-saddle starts per saddle dimension d'",
+    )
+    p.add_argument(
+        "--generic-seeds",
+        type=int,
+        default=d.generic_seeds,
+        help="starts of the generic Newton critical-point finder",
+    )
     p.add_argument("--no-origin", action="store_true", help="do not add the origin as a start")
     p.add_argument("--no-hessian", action="store_true", help="skip the Hessian classification")
-    p.add_argument("--hessian-method", default=d.hessian_method,
-                   help="auto, dense, block_arrow or lanczos")
-    p.add_argument("--base-seed", type=int, default=d.base_seed,
-                   help="PRNG key of the initialisations")
+    p.add_argument(
+        "--hessian-method", default=d.hessian_method, help="auto, dense, block_arrow or lanczos"
+    )
+    p.add_argument(
+        "--base-seed", type=int, default=d.base_seed, help="PRNG key of the initialisations"
+    )
     p.add_argument("--steps", type=int, default=o.max_steps, help="first-order step budget")
     p.add_argument("--optimizer", default=o.name, help="gd, momentum, nesterov or an optax name")
     p.add_argument("--lr", type=float, default=o.learning_rate, help="learning rate")
-    p.add_argument("--tol", type=float, default=o.tol,
-                   help="first-order gradient-norm tolerance")
-    p.add_argument("--polish-tol", type=float, default=o.polish_tol,
-                   help="gradient norm of the float64 Newton polish")
-    p.add_argument("--init-scale", type=float, default=d.init_scale,
-                   help="std of the N(0, s^2) initialisation")
+    p.add_argument("--tol", type=float, default=o.tol, help="first-order gradient-norm tolerance")
+    p.add_argument(
+        "--polish-tol",
+        type=float,
+        default=o.polish_tol,
+        help="gradient norm of the float64 Newton polish",
+    )
+    p.add_argument(
+        "--init-scale", type=float, default=d.init_scale, help="std of the N(0, s^2) initialisation"
+    )
     p.add_argument("--dtype", default=d.dtype, help="float64 or float32")
-    p.add_argument("--devices", type=int, default=1,
-                   help="CPU devices to shard the seeds over (one per core)")
-    p.add_argument("--out", default=None,
-                   help="results folder (default: ./ufm-results/landscape-<settings hash>)")
-    p.add_argument("--extend", action="store_true",
-                   help="allow adding these settings to a folder that holds other results")
+    p.add_argument(
+        "--devices", type=int, default=1, help="CPU devices to shard the seeds over (one per core)"
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="results folder (default: ./ufm-results/landscape-<settings hash>)",
+    )
+    p.add_argument(
+        "--extend",
+        action="store_true",
+        help="allow adding these settings to a folder that holds other results",
+    )
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_landscape_command)
@@ -84,20 +111,38 @@ def landscape_config(args) -> LandscapeConfig:
     from ...runs.starts import StartSettings
 
     if args.lambda_b != LandscapeConfig().lambda_b and "regularized" not in args.bias:
-        raise SpecError(f"--lambda-b {args.lambda_b:g} is set but --bias has no 'regularized' "
-                        "variant; lambda_b only applies to the regularized bias")
+        raise SpecError(
+            f"--lambda-b {args.lambda_b:g} is set but --bias has no 'regularized' "
+            "variant; lambda_b only applies to the regularized bias"
+        )
     base = LandscapeConfig()
     variants = tuple((loss, b) for loss in args.loss for b in args.bias)
-    optimizer = base.optimizer.replace(name=args.optimizer, learning_rate=args.lr,
-                                       max_steps=args.steps, tol=args.tol,
-                                       polish_tol=args.polish_tol)
+    optimizer = base.optimizer.replace(
+        name=args.optimizer,
+        learning_rate=args.lr,
+        max_steps=args.steps,
+        tol=args.tol,
+        polish_tol=args.polish_tol,
+    )
     return LandscapeConfig(
-        K=args.K, n=args.n, d=args.d, d_offset=args.d_offset, variants=variants,
-        lambda_W=args.lambda_W, lambda_H=args.lambda_H, lambda_b=args.lambda_b,
-        seeds=args.seeds, starts=StartSettings(args.saddle_seeds, not args.no_origin),
-        generic_seeds=args.generic_seeds, hessian=not args.no_hessian,
-        hessian_method=args.hessian_method, base_seed=args.base_seed,
-        init_scale=args.init_scale, optimizer=optimizer, dtype=args.dtype)
+        K=args.K,
+        n=args.n,
+        d=args.d,
+        d_offset=args.d_offset,
+        variants=variants,
+        lambda_W=args.lambda_W,
+        lambda_H=args.lambda_H,
+        lambda_b=args.lambda_b,
+        seeds=args.seeds,
+        starts=StartSettings(args.saddle_seeds, not args.no_origin),
+        generic_seeds=args.generic_seeds,
+        hessian=not args.no_hessian,
+        hessian_method=args.hessian_method,
+        base_seed=args.base_seed,
+        init_scale=args.init_scale,
+        optimizer=optimizer,
+        dtype=args.dtype,
+    )
 
 
 def run_landscape_command(args) -> int:
@@ -111,24 +156,45 @@ def run_landscape_command(args) -> int:
     if config.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
     out = Path(args.out) if args.out else default_landscape_out(config)
-    print(f"ufm landscape: {len(config.specs())} configurations x {config.seeds} seeds "
-          f"= {config.total_seeds} random starts (+ planted and origin) on {args.devices} "
-          f"{jax.default_backend()} device(s) -> {out}", file=sys.stderr)
+    print(
+        f"ufm landscape: {len(config.specs())} configurations x {config.seeds} seeds "
+        f"= {config.total_seeds} random starts (+ planted and origin) on {args.devices} "
+        f"{jax.default_backend()} device(s) -> {out}",
+        file=sys.stderr,
+    )
     t0 = time.perf_counter()
-    result = run_landscape(config, out, devices=args.devices,
-                           progress=False if args.quiet else None, extend=args.extend)
+    result = run_landscape(
+        config,
+        out,
+        devices=args.devices,
+        progress=False if args.quiet else None,
+        extend=args.extend,
+    )
     rows, traces = result.rows, result.traces
     first, classes = landscape_tables(rows)
     print("Random starts against the closed-form optimum (judged after polishing):")
     print(first)
     if classes:
-        print("\nHessian classification of every point (random, planted, origin"
-              + (", generic finder" if config.generic_seeds else "") + "):")
+        print(
+            "\nHessian classification of every point (random, planted, origin"
+            + (", generic finder" if config.generic_seeds else "")
+            + "):"
+        )
         print(classes)
-    write_landscape_report(out, rows, traces, first + ("\n\n" + classes if classes else ""),
-                           figures=not args.no_figures)
-    done = ("" if result.starts_run else
-            f" (all {result.starts_skipped} starts were already in the folder)")
-    print("\n" + verdict(rows, config) + f"\n{time.perf_counter() - t0:.0f} s, of which "
-          f"compilation {result.compile_seconds:.0f} s{done}; results in {out}")
+    write_landscape_report(
+        out,
+        rows,
+        traces,
+        first + ("\n\n" + classes if classes else ""),
+        figures=not args.no_figures,
+    )
+    done = (
+        ""
+        if result.starts_run
+        else f" (all {result.starts_skipped} starts were already in the folder)"
+    )
+    print(
+        "\n" + verdict(rows, config) + f"\n{time.perf_counter() - t0:.0f} s, of which "
+        f"compilation {result.compile_seconds:.0f} s{done}; results in {out}"
+    )
     return 0

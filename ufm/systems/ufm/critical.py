@@ -52,8 +52,10 @@ __all__ = [
 
 def _require_x64(spec):
     if not jax.config.jax_enable_x64:
-        raise ValueError("critical-point finders polish in float64: enable it first with "
-                         "jax.config.update('jax_enable_x64', True)")
+        raise ValueError(
+            "critical-point finders polish in float64: enable it first with "
+            "jax.config.update('jax_enable_x64', True)"
+        )
     return spec if spec.dtype == "float64" else spec.replace(dtype="float64")
 
 
@@ -75,16 +77,33 @@ def _polish(spec, params, tol, max_iter, *, minima: bool) -> PolishResult:
 
 
 def _descend(spec, params0, optimizer, max_steps, tol, polish_tol, polish_iter):
-    res = optimize(spec, params0, optimizer=optimizer or gd(0.5), max_steps=max_steps, tol=tol,
-                   chunk=min(500, max_steps))
+    res = optimize(
+        spec,
+        params0,
+        optimizer=optimizer or gd(0.5),
+        max_steps=max_steps,
+        tol=tol,
+        chunk=min(500, max_steps),
+    )
     return _polish(spec, res.params, polish_tol, polish_iter, minima=True)
 
 
 # -- (a) minima from random initialisations ---------------------------------------------------
 
-def find_minima(spec: UFMSpec, num_seeds: int, key, *, scale=None, optimizer=None,
-                max_steps: int = 5000, tol: float = 1e-7, polish_tol: float = 1e-10,
-                polish_iter: int = 30, seeds=None) -> CriticalPoints:
+
+def find_minima(
+    spec: UFMSpec,
+    num_seeds: int,
+    key,
+    *,
+    scale=None,
+    optimizer=None,
+    max_steps: int = 5000,
+    tol: float = 1e-7,
+    polish_tol: float = 1e-10,
+    polish_iter: int = 30,
+    seeds=None,
+) -> CriticalPoints:
     """Gradient descent from ``num_seeds`` random starts to convergence, then Newton polishing.
 
     Starts from :func:`ufm.init_batch` (seed ``i`` uses ``fold_in(key, seeds[i])``, default
@@ -109,9 +128,20 @@ def find_minima(spec: UFMSpec, num_seeds: int, key, *, scale=None, optimizer=Non
 
 # -- (b) planted saddles -----------------------------------------------------------------------
 
-def planted_saddles(spec: UFMSpec, key, seeds_per_dim: int = 2, *, include_origin: bool = True,
-                    scale=None, optimizer=None, max_steps: int = 5000, tol: float = 1e-7,
-                    polish_tol: float = 1e-10, polish_iter: int = 30) -> CriticalPoints:
+
+def planted_saddles(
+    spec: UFMSpec,
+    key,
+    seeds_per_dim: int = 2,
+    *,
+    include_origin: bool = True,
+    scale=None,
+    optimizer=None,
+    max_steps: int = 5000,
+    tol: float = 1e-7,
+    polish_tol: float = 1e-10,
+    polish_iter: int = 30,
+) -> CriticalPoints:
     """Strict saddles planted from lower-dimensional optima (docs/theory.md section 3).
 
     For every ``d'`` in :func:`ufm.saddle_dims` (``1 <= d' < min(rank W*, d)``): optimise the UFM
@@ -136,9 +166,13 @@ def planted_saddles(spec: UFMSpec, key, seeds_per_dim: int = 2, *, include_origi
         scales.append(np.full(seeds_per_dim, 0.1 if scale is None else scale))
     if include_origin:
         dt = spec.jnp_dtype
-        padded.append(UFMParams(jnp.zeros((1, spec.K, spec.d), dt),
-                                jnp.zeros((1, spec.d, spec.N), dt),
-                                jnp.zeros((1, spec.K), dt) if spec.has_bias else None))
+        padded.append(
+            UFMParams(
+                jnp.zeros((1, spec.K, spec.d), dt),
+                jnp.zeros((1, spec.d, spec.N), dt),
+                jnp.zeros((1, spec.K), dt) if spec.has_bias else None,
+            )
+        )
         seed.append(np.zeros(1, np.int64))
         dim.append(np.zeros(1, np.int64))
         scales.append(np.full(1, np.nan))
@@ -147,24 +181,43 @@ def planted_saddles(spec: UFMSpec, key, seeds_per_dim: int = 2, *, include_origi
     # one full-size Newton pass for all (the padded optima are already critical: a check)
     params = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *padded)
     full = _polish(spec, params, polish_tol, polish_iter, minima=False)
-    return points_from_polish(full.params, full, "planted", np.concatenate(seed), np.concatenate(dim),
-                   np.concatenate(scales))
+    return points_from_polish(
+        full.params,
+        full,
+        "planted",
+        np.concatenate(seed),
+        np.concatenate(dim),
+        np.concatenate(scales),
+    )
 
 
 # -- (c) rank-restricted starts ----------------------------------------------------------------
 
+
 def _bases(key, num, d, r, dtype):
     """``num`` random ``d x r`` matrices with orthonormal columns (Haar, QR with sign fix)."""
+
     def one(k):
         q, rr = jnp.linalg.qr(jax.random.normal(k, (d, r), dtype))
         return q * jnp.sign(jnp.diag(rr))[None, :]
+
     return jax.vmap(one)(jax.random.split(key, num))
 
 
-def rank_restricted_points(spec: UFMSpec, rank: int, num_seeds: int, key, *, scale=None,
-                           optimizer=None, max_steps: int = 5000, tol: float = 1e-7,
-                           polish_tol: float = 1e-10, polish_iter: int = 30,
-                           return_bases: bool = False):
+def rank_restricted_points(
+    spec: UFMSpec,
+    rank: int,
+    num_seeds: int,
+    key,
+    *,
+    scale=None,
+    optimizer=None,
+    max_steps: int = 5000,
+    tol: float = 1e-7,
+    polish_tol: float = 1e-10,
+    polish_iter: int = 30,
+    return_bases: bool = False,
+):
     """Critical points reached by gradient descent from rank-``r`` starts (docs/theory.md section 3).
 
     Seed ``i`` draws a random ``r``-dimensional subspace ``span(U_i)`` of ``R^d`` (``U_i`` a Haar
@@ -195,12 +248,19 @@ def rank_restricted_points(spec: UFMSpec, rank: int, num_seeds: int, key, *, sca
     W = jnp.einsum("ska,sda->skd", pol.params.W, U)
     H = jnp.einsum("sda,san->sdn", U, pol.params.H)
     full = _polish(spec, UFMParams(W, H, pol.params.b), polish_tol, polish_iter, minima=False)
-    pts = points_from_polish(full.params, full, "rank_restricted", np.arange(num_seeds), r,
-                  0.1 if scale is None else scale)
+    pts = points_from_polish(
+        full.params,
+        full,
+        "rank_restricted",
+        np.arange(num_seeds),
+        r,
+        0.1 if scale is None else scale,
+    )
     return (pts, U) if return_bases else pts
 
 
 # -- (d) generic finder --------------------------------------------------------------------------
+
 
 def _starts(spec, key, seeds, scale, start, noise):
     """Random starts: i.i.d. ``N(0, scale^2)``, or class-structured ``H = M Y + noise``."""
@@ -208,17 +268,28 @@ def _starts(spec, key, seeds, scale, start, noise):
     if start == "isotropic":
         return p
     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(key, s), 1 << 20))(
-        jnp.asarray(seeds, dtype=jnp.uint32))
+        jnp.asarray(seeds, dtype=jnp.uint32)
+    )
     Y = jnp.asarray(one_hot_targets(spec.K, spec.n), spec.jnp_dtype)
     means = jax.vmap(lambda k: scale * jax.random.normal(k, (spec.d, spec.K), spec.jnp_dtype))(keys)
     return p._replace(H=means @ Y + noise * p.H)
 
 
-def find_critical_points(spec: UFMSpec, num_seeds: int, key, *, scales=(0.3, 1.0, 3.0),
-                         start: str = "class_means", noise: float = 0.1,
-                         method: str = "newton", max_iter: int = 45, tol: float = 1e-10,
-                         gradnorm_steps: int = 2000, gradnorm_optimizer=None,
-                         drop_failed: bool = True) -> CriticalPoints:
+def find_critical_points(
+    spec: UFMSpec,
+    num_seeds: int,
+    key,
+    *,
+    scales=(0.3, 1.0, 3.0),
+    start: str = "class_means",
+    noise: float = 0.1,
+    method: str = "newton",
+    max_iter: int = 45,
+    tol: float = 1e-10,
+    gradnorm_steps: int = 2000,
+    gradnorm_optimizer=None,
+    drop_failed: bool = True,
+) -> CriticalPoints:
     """Critical points of any index from random starts (a generic finder).
 
     Seed ``i`` starts at scale ``scales[i % len(scales)]`` (key ``fold_in(key, i)``):
@@ -265,17 +336,26 @@ def find_critical_points(spec: UFMSpec, num_seeds: int, key, *, scales=(0.3, 1.0
     if spec.num_params > DENSE_NEWTON_MAX_PARAMS:
         raise ValueError(
             f"find_critical_points uses dense Newton: spec.num_params={spec.num_params} exceeds "
-            f"ufm.optim.DENSE_NEWTON_MAX_PARAMS={DENSE_NEWTON_MAX_PARAMS}; use a smaller n or d")
+            f"ufm.optim.DENSE_NEWTON_MAX_PARAMS={DENSE_NEWTON_MAX_PARAMS}; use a smaller n or d"
+        )
     seeds = np.arange(num_seeds)
     which = seeds % len(scales)
     used = [j for j in range(len(scales)) if np.any(which == j)]
     order = np.concatenate([seeds[which == j] for j in used])
-    p0 = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *(
-        _starts(spec, key, seeds[which == j], scales[j], start, noise) for j in used))
+    p0 = jax.tree_util.tree_map(
+        lambda *xs: jnp.concatenate(xs),
+        *(_starts(spec, key, seeds[which == j], scales[j], start, noise) for j in used),
+    )
     if method == "gradnorm":
         opt = gradnorm_optimizer or _adam(1e-3)
-        res = optimize(GradNormSpec(spec), p0, optimizer=opt, max_steps=gradnorm_steps,
-                       tol=0.0, chunk=min(500, gradnorm_steps))
+        res = optimize(
+            GradNormSpec(spec),
+            p0,
+            optimizer=opt,
+            max_steps=gradnorm_steps,
+            tol=0.0,
+            chunk=min(500, gradnorm_steps),
+        )
         p0 = res.params
     pol = polish(spec, p0, method="newton", tol=tol, max_iter=max_iter)
     pts = points_from_polish(pol.params, pol, method, order, -1, np.asarray(scales)[which[order]])
@@ -283,6 +363,6 @@ def find_critical_points(spec: UFMSpec, num_seeds: int, key, *, scales=(0.3, 1.0
     return pts.select(pts.converged) if drop_failed else pts
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _adam(lr):  # cached: the optimiser is a static argument of the compiled chunk
     return optax.adam(lr)

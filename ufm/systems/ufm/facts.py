@@ -27,11 +27,14 @@ def ufm_validate_params(spec: UFMSpec, params, *, batched: bool, tols) -> None:
         raise TypeError(f"params must be UFMParams for a UFMSpec, got {type(params).__name__}")
     W, H = params.W, params.H
     if W.shape[-2:] != (spec.K, spec.d) or H.shape[-2:] != (spec.d, spec.N):
-        raise ValueError(f"params: W {W.shape} and H {H.shape} do not match spec K={spec.K}, "
-                         f"d={spec.d}, N={spec.N}")
+        raise ValueError(
+            f"params: W {W.shape} and H {H.shape} do not match spec K={spec.K}, "
+            f"d={spec.d}, N={spec.N}"
+        )
     if (params.b is None) == spec.has_bias:
-        raise ValueError(f"params.b must be {'an array' if spec.has_bias else 'None'} for "
-                         f"bias={spec.bias!r}")
+        raise ValueError(
+            f"params.b must be {'an array' if spec.has_bias else 'None'} for bias={spec.bias!r}"
+        )
 
 
 def ufm_classification_facts(spec: UFMSpec, params, tols) -> ModelFacts:
@@ -42,11 +45,23 @@ def ufm_classification_facts(spec: UFMSpec, params, tols) -> ModelFacts:
     f_star = c(optimal_value(spec) if _has_closed_form(spec) else jnp.nan)
     rank = numerical_rank_of(params.W, c(tols.rank_rtol), c(tols.rank_atol))
     # a common null direction of W and H^T exists iff rank [W; H^T] < d (same thresholds)
-    escape = numerical_rank_of(jnp.concatenate([params.W, params.H.T], axis=0),
-                               c(tols.rank_rtol), c(tols.rank_atol)) < spec.d
+    escape = (
+        numerical_rank_of(
+            jnp.concatenate([params.W, params.H.T], axis=0), c(tols.rank_rtol), c(tols.rank_atol)
+        )
+        < spec.d
+    )
     table = jnp.asarray([zero_mode_count(spec, r) for r in range(spec.d + 1)], jnp.int32)
-    return ModelFacts(f_star, jnp.asarray(True), cert.sigma_1, cert.gap, cert.bound,
-                      jnp.where(escape, nc.bound, jnp.nan), rank, table[rank])
+    return ModelFacts(
+        f_star,
+        jnp.asarray(True),
+        cert.sigma_1,
+        cert.gap,
+        cert.bound,
+        jnp.where(escape, nc.bound, jnp.nan),
+        rank,
+        table[rank],
+    )
 
 
 def ufm_num_global_params(spec: UFMSpec) -> int:

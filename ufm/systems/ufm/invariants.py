@@ -25,8 +25,12 @@ def ufm_invariants(spec: UFMSpec, params) -> dict:
         R = np.random.default_rng(0).standard_normal((N, 16))
         gram_h = np.swapaxes(H, 1, 2) @ (H @ R)
     svals = np.linalg.svd(W, compute_uv=False)
-    blocks = {"svals_W": svals, "WWt": gram_w.reshape(M, -1),
-              "WH": Z.reshape(M, -1), "HtH": gram_h.reshape(M, -1)}
+    blocks = {
+        "svals_W": svals,
+        "WWt": gram_w.reshape(M, -1),
+        "WH": Z.reshape(M, -1),
+        "HtH": gram_h.reshape(M, -1),
+    }
     if params.b is not None:
         b = np.asarray(params.b, np.float64)
         if spec.loss == "ce" and spec.bias == "free":  # b -> b + c 1 is a symmetry too

@@ -29,8 +29,9 @@ import hashlib
 import itertools
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -52,9 +53,21 @@ from ...runs.sweep import chunk_table, run_sweep, settings_columns
 from ...runs.sweep_spec import SweepConfig, SweepSpec, spec_fields
 from .spec import UFMSpec
 
-__all__ = ["LandscapeConfig", "LANDSCAPE_OPTIMIZER", "VARIANTS", "TRACE_METRICS",
-           "TABLE_METRICS", "LandscapeRun", "trace_metrics", "landscape_analyses", "run_landscape",
-           "load_landscape", "landscape_tables", "verdict", "default_landscape_out"]
+__all__ = [
+    "LandscapeConfig",
+    "LANDSCAPE_OPTIMIZER",
+    "VARIANTS",
+    "TRACE_METRICS",
+    "TABLE_METRICS",
+    "LandscapeRun",
+    "trace_metrics",
+    "landscape_analyses",
+    "run_landscape",
+    "load_landscape",
+    "landscape_tables",
+    "verdict",
+    "default_landscape_out",
+]
 
 VARIANTS = (
     ("ce", "none"),
@@ -68,8 +81,15 @@ VARIANTS = (
 #: The optimiser preset of ``ufm landscape`` (an :class:`ufm.OptimizerSettings`; its class defaults
 #: are those of :func:`ufm.optimize`): plain GD with step 1.0 for 4000 steps to ``||grad|| <=
 #: 1e-6``, then Newton polishing to ``1e-10`` in float64.
-LANDSCAPE_OPTIMIZER = OptimizerSettings(name="gd", learning_rate=1.0, max_steps=4000, tol=1e-6,
-                                        chunk=250, polish="auto", polish_tol=1e-10)
+LANDSCAPE_OPTIMIZER = OptimizerSettings(
+    name="gd",
+    learning_rate=1.0,
+    max_steps=4000,
+    tol=1e-6,
+    chunk=250,
+    polish="auto",
+    polish_tol=1e-10,
+)
 
 #: NC metrics recorded along the optimisation (cheap subset of :data:`ufm.NC_METRIC_NAMES`).
 TRACE_METRICS = ("nc1_pinv", "nc2_etf_W", "nc2_orth_W", "nc3_zhu")
@@ -99,7 +119,7 @@ class LandscapeConfig:
 
     K: tuple = (3, 5)
     n: int = 4
-    d: Optional[int] = None
+    d: int | None = None
     d_offset: int = 0
     variants: tuple = VARIANTS
     lambda_W: tuple = (5e-3, 2e-2)
@@ -111,7 +131,7 @@ class LandscapeConfig:
     hessian: bool = True
     hessian_method: str = "auto"
     base_seed: int = 0
-    init_scale: Optional[float] = 0.1
+    init_scale: float | None = 0.1
     optimizer: OptimizerSettings = LANDSCAPE_OPTIMIZER
     record_every: int = 50
     dtype: str = "float64"
@@ -134,29 +154,45 @@ class LandscapeConfig:
         if not isinstance(self.starts, StartSettings):
             raise SpecError("starts must be an ufm.StartSettings")
         if self.optimizer.chunk % self.record_every:
-            raise SpecError(f"record_every ({self.record_every}) must divide the optimizer's "
-                            f"chunk ({self.optimizer.chunk})")
+            raise SpecError(
+                f"record_every ({self.record_every}) must divide the optimizer's "
+                f"chunk ({self.optimizer.chunk})"
+            )
         if self.init_scale is not None:
             s = self.init_scale
-            if isinstance(s, bool) or not isinstance(s, (int, float)) or not (s > 0) or s == float(
-                    "inf"):
-                raise SpecError(f"init_scale must be a finite number > 0, got {s!r} (0 would put "
-                                "every random start at the origin)")
+            if (
+                isinstance(s, bool)
+                or not isinstance(s, (int, float))
+                or not (s > 0)
+                or s == float("inf")
+            ):
+                raise SpecError(
+                    f"init_scale must be a finite number > 0, got {s!r} (0 would put "
+                    "every random start at the origin)"
+                )
         check_choice("hessian_method", self.hessian_method, METHODS)
         if self.d is not None:
             check_int("d", self.d, 1)
         variants = []
         for v in self.variants:
             loss, bias = v.split("-") if isinstance(v, str) else v
-            variants.append((check_choice("loss", loss, ("ce", "mse")),
-                             check_choice("bias", bias, ("none", "free", "regularized"),
-                                          {"regularised": "regularized", "reg": "regularized"})))
+            variants.append(
+                (
+                    check_choice("loss", loss, ("ce", "mse")),
+                    check_choice(
+                        "bias",
+                        bias,
+                        ("none", "free", "regularized"),
+                        {"regularised": "regularized", "reg": "regularized"},
+                    ),
+                )
+            )
         set_("variants", tuple(dict.fromkeys(variants)))
         if not (self.K and self.lambda_W and self.lambda_H and self.variants):
             raise SpecError("K, lambda_W, lambda_H and variants must each have at least one value")
         self.specs()  # validate every grid point up front
 
-    def replace(self, **changes) -> "LandscapeConfig":
+    def replace(self, **changes) -> LandscapeConfig:
         """A copy with fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
@@ -169,11 +205,23 @@ class LandscapeConfig:
     def specs(self) -> list[UFMSpec]:
         """All configurations, in a stable order."""
         out = []
-        for (loss, bias), K, lw, lh in itertools.product(self.variants, self.K, self.lambda_W,
-                                                         self.lambda_H):
+        for (loss, bias), K, lw, lh in itertools.product(
+            self.variants, self.K, self.lambda_W, self.lambda_H
+        ):
             lb = self.lambda_b if bias == "regularized" else 0.0
-            out.append(UFMSpec(K=K, n=self.n, d=self._dim(K), loss=loss, bias=bias,
-                               lambda_W=lw, lambda_H=lh, lambda_b=lb, dtype=self.dtype))
+            out.append(
+                UFMSpec(
+                    K=K,
+                    n=self.n,
+                    d=self._dim(K),
+                    loss=loss,
+                    bias=bias,
+                    lambda_W=lw,
+                    lambda_H=lh,
+                    lambda_b=lb,
+                    dtype=self.dtype,
+                )
+            )
         return out
 
     @property
@@ -189,15 +237,30 @@ class LandscapeConfig:
         """The same run as a :class:`ufm.runs.SweepSpec` (one sub-grid per variant and ``K``)."""
         grid = []
         for (loss, bias), K in itertools.product(self.variants, self.K):
-            axes = [("K", (K,)), ("n", (self.n,)), ("d", (self._dim(K),)), ("loss", (loss,)),
-                    ("bias", (bias,)), ("lambda_W", self.lambda_W), ("lambda_H", self.lambda_H)]
+            axes = [
+                ("K", (K,)),
+                ("n", (self.n,)),
+                ("d", (self._dim(K),)),
+                ("loss", (loss,)),
+                ("bias", (bias,)),
+                ("lambda_W", self.lambda_W),
+                ("lambda_H", self.lambda_H),
+            ]
             if bias == "regularized":
                 axes.append(("lambda_b", (self.lambda_b,)))
             axes.append(("dtype", (self.dtype,)))
             grid.append(tuple(axes))
-        return SweepSpec(name=name, model="ufm", grid=tuple(grid), num_seeds=self.seeds,
-                         base_seed=self.base_seed, init_scale=self.init_scale,
-                         optimizer=self.optimizer, analyses=self.analyses(), starts=self.starts)
+        return SweepSpec(
+            name=name,
+            model="ufm",
+            grid=tuple(grid),
+            num_seeds=self.seeds,
+            base_seed=self.base_seed,
+            init_scale=self.init_scale,
+            optimizer=self.optimizer,
+            analyses=self.analyses(),
+            starts=self.starts,
+        )
 
     def settings_hash(self) -> str:
         """8-hex-digit hash of every setting (the default folder's name)."""
@@ -233,8 +296,15 @@ class LandscapeRun(NamedTuple):
     starts_skipped: int  # starts found in the folder already (a resumed run)
 
 
-def run_landscape(config: LandscapeConfig = LandscapeConfig(), out=None, *, devices=1,
-                  progress: bool | None = None, log=None, extend: bool = False) -> LandscapeRun:
+def run_landscape(
+    config: LandscapeConfig = LandscapeConfig(),
+    out=None,
+    *,
+    devices=1,
+    progress: bool | None = None,
+    log=None,
+    extend: bool = False,
+) -> LandscapeRun:
     """Run (or resume) the landscape job into a results folder (:class:`LandscapeRun`).
 
     ``rows`` is a dict of numpy columns (one row per point of this run's configurations, the
@@ -245,19 +315,30 @@ def run_landscape(config: LandscapeConfig = LandscapeConfig(), out=None, *, devi
     naming the configuration.
     """
     if config.dtype == "float64" and not jax.config.jax_enable_x64:
-        raise SpecError("dtype 'float64' needs 64-bit JAX: call "
-                        "jax.config.update('jax_enable_x64', True) first (the CLI does)")
+        raise SpecError(
+            "dtype 'float64' needs 64-bit JAX: call "
+            "jax.config.update('jax_enable_x64', True) first (the CLI does)"
+        )
     out = Path(out) if out is not None else default_landscape_out(config)
     spec = config.sweep_spec()
-    summary = run_sweep(spec, out, devices=devices, progress=progress, log=log, extend=extend,
-                        record=trace_metrics, record_every=config.record_every,
-                        job="landscape")
+    summary = run_sweep(
+        spec,
+        out,
+        devices=devices,
+        progress=progress,
+        log=log,
+        extend=extend,
+        record=trace_metrics,
+        record_every=config.record_every,
+        job="landscape",
+    )
     compile_s = summary.compile_seconds
     if config.generic_seeds:
         compile_s += _generic_chunks(config, spec, summary.configs, out)
     rows, traces = load_landscape(out, [c.hash for c in summary.configs])
-    return LandscapeRun(rows, traces, out, summary.seconds, compile_s, summary.seeds_run,
-                        summary.seeds_skipped)
+    return LandscapeRun(
+        rows, traces, out, summary.seconds, compile_s, summary.seeds_run, summary.seeds_skipped
+    )
 
 
 def _generic_chunks(config: LandscapeConfig, spec: SweepSpec, configs, out) -> float:
@@ -277,8 +358,9 @@ def _generic_chunks(config: LandscapeConfig, spec: SweepSpec, configs, out) -> f
             with CompileTimer() as ct:
                 cols = _generic_rows(c, config)
             compile_s += ct.seconds
-            table = chunk_table(c, cols, run, prov, time.perf_counter() - t0, ct.seconds,
-                                store.writer)
+            table = chunk_table(
+                c, cols, run, prov, time.perf_counter() - t0, ct.seconds, store.writer
+            )
             store.write_chunk(table, column_docs_for(table.column_names, spec_fields(c.spec)))
     finally:
         store.release()
@@ -288,24 +370,37 @@ def _generic_chunks(config: LandscapeConfig, spec: SweepSpec, configs, out) -> f
 def _generic_rows(c: SweepConfig, config: LandscapeConfig) -> dict:
     from .critical import find_critical_points
 
-    pts = find_critical_points(c.spec, config.generic_seeds,
-                               jax.random.fold_in(jax.random.key(config.base_seed), 2),
-                               tol=config.optimizer.polish_tolerance(c.spec.dtype),
-                               drop_failed=False)
-    cols, messages = analyse(c.spec, points_result(c.spec, pts.params, pts.loss, pts.grad_norm),
-                             config.analyses(), errors="record")
+    pts = find_critical_points(
+        c.spec,
+        config.generic_seeds,
+        jax.random.fold_in(jax.random.key(config.base_seed), 2),
+        tol=config.optimizer.polish_tolerance(c.spec.dtype),
+        drop_failed=False,
+    )
+    cols, messages = analyse(
+        c.spec,
+        points_result(c.spec, pts.params, pts.loss, pts.grad_norm),
+        config.analyses(),
+        errors="record",
+    )
     n = pts.num_points
-    rows = dict(source=pts.source, seed=pts.seed, dim=np.full(n, c.spec.d),
-                status=np.where(pts.converged, "converged", "max_steps").astype(object),
-                steps=np.zeros(n, np.int64), f=np.asarray(pts.loss, np.float64),
-                grad_norm=np.asarray(pts.grad_norm, np.float64),
-                first_order_grad_norm=np.asarray(pts.grad_norm, np.float64),
-                polished=np.asarray(pts.converged), polish_iterations=np.zeros(n, np.int64),
-                error=np.full(n, "; ".join(messages) if messages else None, dtype=object))
+    rows = dict(
+        source=pts.source,
+        seed=pts.seed,
+        dim=np.full(n, c.spec.d),
+        status=np.where(pts.converged, "converged", "max_steps").astype(object),
+        steps=np.zeros(n, np.int64),
+        f=np.asarray(pts.loss, np.float64),
+        grad_norm=np.asarray(pts.grad_norm, np.float64),
+        first_order_grad_norm=np.asarray(pts.grad_norm, np.float64),
+        polished=np.asarray(pts.converged),
+        polish_iterations=np.zeros(n, np.int64),
+        error=np.full(n, "; ".join(messages) if messages else None, dtype=object),
+    )
     return dict(rows, **cols)
 
 
-def load_landscape(folder, hashes: Optional[Sequence[str]] = None):
+def load_landscape(folder, hashes: Sequence[str] | None = None):
     """``(rows, traces)`` of a landscape (or sweep) results folder, restricted to ``hashes``.
 
     ``rows`` gets a ``label`` column from the manifest; ``traces`` maps that label to the trace
@@ -326,8 +421,11 @@ def load_landscape(folder, hashes: Optional[Sequence[str]] = None):
         if hashes is not None and h not in hashes:
             continue
         random = np.asarray(tr.get("source", np.array([]))) == "random"
-        traces[labels.get(h, h)] = {k: (v[:, random] if getattr(v, "ndim", 0) == 2 else v)
-                                    for k, v in tr.items() if k not in ("seed", "source")}
+        traces[labels.get(h, h)] = {
+            k: (v[:, random] if getattr(v, "ndim", 0) == 2 else v)
+            for k, v in tr.items()
+            if k not in ("seed", "source")
+        }
     return rows, traces
 
 
@@ -336,8 +434,10 @@ def _label(entry: dict) -> str:
     s = entry.get("spec", {})
     if entry.get("model") != "ufm" or not s:
         return entry.get("label", "")
-    lab = (f"{s['loss']}-{s['bias']} K={s['K']} n={s['n']} d={s['d']} lW={s['lambda_W']:g} "
-           f"lH={s['lambda_H']:g}")
+    lab = (
+        f"{s['loss']}-{s['bias']} K={s['K']} n={s['n']} d={s['d']} lW={s['lambda_W']:g} "
+        f"lH={s['lambda_H']:g}"
+    )
     return lab + (f" lb={s['lambda_b']:g}" if s["bias"] == "regularized" else "")
 
 
@@ -346,24 +446,65 @@ def landscape_tables(rows) -> tuple[str, str]:
     Hessian classes of every point (empty without a ``class`` column)."""
     rows = columns(rows)
     opt = optimum_summary(rows, by=("config_hash",), metrics=TABLE_METRICS)
-    head = ["configuration", "runs", "conv", "budget", "failed", "critical", "at f*",
-            "max|f-f*|", "max|grad|", "NC1", "NC2(W)", "NC3"]
-    lines = [[e["label"], e["runs"], e["converged"], e["max_steps"], e["diverged"] + e["nan"],
-              e["critical"], "n/a" if e["at_optimum"] is None else e["at_optimum"],
-              e["max_abs_gap"], e["max_grad_norm"]] + [e[m] for m in TABLE_METRICS] for e in opt]
+    head = [
+        "configuration",
+        "runs",
+        "conv",
+        "budget",
+        "failed",
+        "critical",
+        "at f*",
+        "max|f-f*|",
+        "max|grad|",
+        "NC1",
+        "NC2(W)",
+        "NC3",
+    ]
+    lines = [
+        [
+            e["label"],
+            e["runs"],
+            e["converged"],
+            e["max_steps"],
+            e["diverged"] + e["nan"],
+            e["critical"],
+            "n/a" if e["at_optimum"] is None else e["at_optimum"],
+            e["max_abs_gap"],
+            e["max_grad_norm"],
+        ]
+        + [e[m] for m in TABLE_METRICS]
+        for e in opt
+    ]
     first = format_table(head, lines)
     classes = class_summary(rows, by=("config_hash",))
     if not classes:
         return first, ""
-    short = {"global_min": "global", "strict_saddle": "saddle", "local_min": "local",
-             "spurious_min": "SPURIOUS", "degenerate": "DEGEN", "not_critical": "noncrit"}
+    short = {
+        "global_min": "global",
+        "strict_saddle": "saddle",
+        "local_min": "local",
+        "spurious_min": "SPURIOUS",
+        "degenerate": "DEGEN",
+        "not_critical": "noncrit",
+    }
     names = [c for c in CLASS_NAMES if c in classes[0]]
-    head = (["configuration", "points"] + [short.get(c, c) for c in names]
-            + ["failed", "saddle lmin", "weakest saddle", "minima lmin", "lmin-bound"])
-    lines = [[e["label"], e["points"]] + [e[c] for c in names]
-             + [e["excluded_diverged"] + e["excluded_nan"] + e["excluded_nonfinite"],
-                e["saddle_lambda_min"], e["saddle_lambda_max"], e["minima_lambda_min"],
-                e["bound_excess"]] for e in classes]
+    head = (
+        ["configuration", "points"]
+        + [short.get(c, c) for c in names]
+        + ["failed", "saddle lmin", "weakest saddle", "minima lmin", "lmin-bound"]
+    )
+    lines = [
+        [e["label"], e["points"]]
+        + [e[c] for c in names]
+        + [
+            e["excluded_diverged"] + e["excluded_nan"] + e["excluded_nonfinite"],
+            e["saddle_lambda_min"],
+            e["saddle_lambda_max"],
+            e["minima_lambda_min"],
+            e["bound_excess"],
+        ]
+        for e in classes
+    ]
     return first, format_table(head, lines)
 
 
@@ -376,44 +517,66 @@ def verdict(rows, config: LandscapeConfig) -> str:
     random = src == "random"
     valid = valid_rows(rows)
     status = np.asarray(rows["status"]).astype(str)
-    f_star = np.asarray(rows["f_star"], np.float64) if "f_star" in rows else np.full(
-        random.size, np.nan)
+    f_star = (
+        np.asarray(rows["f_star"], np.float64) if "f_star" in rows else np.full(random.size, np.nan)
+    )
     known = random & np.isfinite(f_star)
     at = known & valid & np.asarray(rows.get("at_optimum", np.zeros(random.size, bool)), bool)
     failed = random & ~valid
     lines = []
     total = int(random.sum())
     if known.any():
-        lines.append(f"{total} random starts: {int(at.sum())} of the {int(known.sum())} with a "
-                     f"closed form end at the closed-form optimum after polishing (|f - f*| <= "
-                     f"1e-8 max(1, |f*|))" + (f"; {int((random & ~known).sum())} have no closed "
-                                              "form at this d" if (random & ~known).any() else "")
-                     + ".")
+        lines.append(
+            f"{total} random starts: {int(at.sum())} of the {int(known.sum())} with a "
+            f"closed form end at the closed-form optimum after polishing (|f - f*| <= "
+            f"1e-8 max(1, |f*|))"
+            + (
+                f"; {int((random & ~known).sum())} have no closed form at this d"
+                if (random & ~known).any()
+                else ""
+            )
+            + "."
+        )
     else:
-        lines.append(f"{total} random starts; no closed form at these d (d below the rank of "
-                     "the minimiser): their end points are judged by the Hessian only.")
+        lines.append(
+            f"{total} random starts; no closed form at these d (d below the rank of "
+            "the minimiser): their end points are judged by the Hessian only."
+        )
     conv = int((random & (status == "converged")).sum())
     budget = int((random & (status == "max_steps")).sum())
-    lines.append(f"First-order runs: {conv} met the tolerance {config.optimizer.tol:g}, {budget} "
-                 f"used the step budget ({config.optimizer.max_steps}), "
-                 f"{int((random & (status == 'diverged')).sum())} diverged, "
-                 f"{int((random & (status == 'nan')).sum())} NaN"
-                 + (f"; {int(failed.sum())} failed runs are left out of every statistic."
-                    if failed.any() else "."))
+    lines.append(
+        f"First-order runs: {conv} met the tolerance {config.optimizer.tol:g}, {budget} "
+        f"used the step budget ({config.optimizer.max_steps}), "
+        f"{int((random & (status == 'diverged')).sum())} diverged, "
+        f"{int((random & (status == 'nan')).sum())} NaN"
+        + (
+            f"; {int(failed.sum())} failed runs are left out of every statistic."
+            if failed.any()
+            else "."
+        )
+    )
     if failed.any():
         loss = np.asarray(rows.get("loss", np.full(random.size, ""))).astype(str)
         mse_failed = bool((failed & (loss == "mse")).any())
-        advice = (f"the learning rate ({config.optimizer.learning_rate:g}) is too large for them: "
-                  "try a smaller --lr")
+        advice = (
+            f"the learning rate ({config.optimizer.learning_rate:g}) is too large for them: "
+            "try a smaller --lr"
+        )
         if mse_failed:
             advice += " (GD on MSE needs lr < 2 / (1 + lambda_b) at least)"
         lines.append(f"Diverged / NaN runs mean {advice}.")
     if budget and not failed.any():
-        unpolished = random & valid & (status == "max_steps") & ~np.asarray(
-            rows.get("polished", np.ones(random.size, bool)), bool)
+        unpolished = (
+            random
+            & valid
+            & (status == "max_steps")
+            & ~np.asarray(rows.get("polished", np.ones(random.size, bool)), bool)
+        )
         if unpolished.any():
-            lines.append(f"{int(unpolished.sum())} runs stopped at the step budget and did not "
-                         "polish to a critical point: try more --steps.")
+            lines.append(
+                f"{int(unpolished.sum())} runs stopped at the step budget and did not "
+                "polish to a critical point: try more --steps."
+            )
     if config.hessian and "class" in rows:
         cls = np.asarray(rows["class"]).astype(str)
         ok = valid
@@ -425,12 +588,14 @@ def verdict(rows, config: LandscapeConfig) -> str:
             f"{int((ok & (cls == 'strict_saddle')).sum())} strict saddles, "
             f"{int((ok & (cls == 'local_min')).sum())} undecided local minima (no closed form "
             f"at this d), {bad} spurious or degenerate"
-            + (" -- CANDIDATE COUNTEREXAMPLES, see the warnings." if bad else "."))
+            + (" -- CANDIDATE COUNTEREXAMPLES, see the warnings." if bad else ".")
+        )
     return "\n".join(lines)
 
 
 def format_summary_rows(rows) -> list[dict]:
     """The per-configuration summary written to ``summary.csv``."""
     opt = optimum_summary(columns(rows), by=("config_hash",), metrics=TABLE_METRICS)
-    return [{k: (v if not isinstance(v, float) else fmt(v, ".6g")) for k, v in e.items()}
-            for e in opt]
+    return [
+        {k: (v if not isinstance(v, float) else fmt(v, ".6g")) for k, v in e.items()} for e in opt
+    ]

@@ -6,7 +6,7 @@ generic :func:`ufm.loss` / :func:`ufm.init_params`, which dispatch to them.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +25,7 @@ class UFMParams(NamedTuple):
 
     W: jax.Array
     H: jax.Array
-    b: Optional[jax.Array] = None
+    b: jax.Array | None = None
 
 
 def labels(K: int, n: int) -> np.ndarray:

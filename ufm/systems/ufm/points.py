@@ -9,29 +9,46 @@ planted saddles, the generic Newton finder, rank-restricted starts), classifies 
 from __future__ import annotations
 
 import time
-from typing import Optional
 
 import jax
 import numpy as np
 
 from ...landscape.classes import warn_counterexamples
-from ...report.summaries import class_summary
 from ...landscape.classify import classify_batch
 from ...landscape.dedup import deduplicate
 from ...landscape.points import concat_points
-from .critical import (_check_spec, find_critical_points, find_minima,
-                        planted_saddles, rank_restricted_points)
+from ...report.summaries import class_summary
+from .critical import (
+    _check_spec,
+    find_critical_points,
+    find_minima,
+    planted_saddles,
+    rank_restricted_points,
+)
 from .spec import UFMSpec
 
 __all__ = ["landscape_points", "summarize_points"]
 
 
-def landscape_points(spec: UFMSpec, key, num_seeds: int, *, saddle_seeds_per_dim: int = 2,
-                     generic_seeds: Optional[int] = None, rank_restricted: tuple = (),
-                     rank_seeds: Optional[int] = None,
-                     method: str = "auto", init_scale=None, optimizer=None,
-                     max_steps: int = 5000, tol: float = 1e-7, polish_tol: float = 1e-10,
-                     generic_scales=(0.3, 1.0, 3.0), warn: bool = True, **tolerances) -> dict:
+def landscape_points(
+    spec: UFMSpec,
+    key,
+    num_seeds: int,
+    *,
+    saddle_seeds_per_dim: int = 2,
+    generic_seeds: int | None = None,
+    rank_restricted: tuple = (),
+    rank_seeds: int | None = None,
+    method: str = "auto",
+    init_scale=None,
+    optimizer=None,
+    max_steps: int = 5000,
+    tol: float = 1e-7,
+    polish_tol: float = 1e-10,
+    generic_scales=(0.3, 1.0, 3.0),
+    warn: bool = True,
+    **tolerances,
+) -> dict:
     """Find and classify critical points of one UFM configuration; one row per point.
 
     Sources (the ``source`` column): ``random`` (:func:`find_minima`, ``num_seeds`` starts),
@@ -59,21 +76,47 @@ def landscape_points(spec: UFMSpec, key, num_seeds: int, *, saddle_seeds_per_dim
 
     common = dict(optimizer=optimizer, max_steps=max_steps, tol=tol, polish_tol=polish_tol)
     timed(find_minima, spec, num_seeds, jax.random.fold_in(key, 0), scale=init_scale, **common)
-    timed(planted_saddles, spec, jax.random.fold_in(key, 1), saddle_seeds_per_dim,
-          scale=init_scale, **common)
+    timed(
+        planted_saddles,
+        spec,
+        jax.random.fold_in(key, 1),
+        saddle_seeds_per_dim,
+        scale=init_scale,
+        **common,
+    )
     if generic_seeds:
-        timed(find_critical_points, spec, generic_seeds, jax.random.fold_in(key, 2),
-              scales=generic_scales, tol=polish_tol, drop_failed=False)
+        timed(
+            find_critical_points,
+            spec,
+            generic_seeds,
+            jax.random.fold_in(key, 2),
+            scales=generic_scales,
+            tol=polish_tol,
+            drop_failed=False,
+        )
     for j, r in enumerate(rank_restricted):
-        timed(rank_restricted_points, spec, r, rank_seeds or num_seeds,
-              jax.random.fold_in(key, 3 + j), scale=init_scale, **common)
+        timed(
+            rank_restricted_points,
+            spec,
+            r,
+            rank_seeds or num_seeds,
+            jax.random.fold_in(key, 3 + j),
+            scale=init_scale,
+            **common,
+        )
     pts = concat_points(*(p for p, _ in parts))
     find_time = np.concatenate([np.full(p.num_points, t) for p, t in parts])
     rows = classify_batch(spec, pts.params, method=method, warn=False, **tolerances)
     dedup = deduplicate(spec, pts)
-    rows.update(source=pts.source, seed=pts.seed, dim=pts.dim, scale=pts.scale,
-                unique_id=dedup.labels, multiplicity=dedup.counts[dedup.labels],
-                find_time=find_time)
+    rows.update(
+        source=pts.source,
+        seed=pts.seed,
+        dim=pts.dim,
+        scale=pts.scale,
+        unique_id=dedup.labels,
+        multiplicity=dedup.counts[dedup.labels],
+        find_time=find_time,
+    )
     if warn:
         warn_counterexamples(rows, context=f"in {spec.loss}-{spec.bias} K={spec.K} d={spec.d} ")
     return rows

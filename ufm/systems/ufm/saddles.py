@@ -302,8 +302,10 @@ def planted_saddle(spec: UFMSpec, d_small: int, params_small: UFMParams) -> UFMP
             f"(..., {d_small}, {N}); got {W.shape} and {H.shape}"
         )
     if (params_small.b is None) == spec.has_bias:
-        raise ValueError(f"params_small.b must be {'an array' if spec.has_bias else 'None'} "
-                         f"for bias={spec.bias!r}")
+        raise ValueError(
+            f"params_small.b must be {'an array' if spec.has_bias else 'None'} "
+            f"for bias={spec.bias!r}"
+        )
     return pad_params(params_small, spec.d)
 
 

@@ -14,8 +14,14 @@ import dataclasses
 import numpy as np
 
 from ...core.pytree import register_spec
-from ...core.validation import (SpecError, check_choice, check_int, check_lambda, dtype_ok,
-                                is_concrete)
+from ...core.validation import (
+    SpecError,
+    check_choice,
+    check_int,
+    check_lambda,
+    dtype_ok,
+    is_concrete,
+)
 
 __all__ = ["UFMSpec", "LOSSES", "BIASES", "DTYPES", "ufm_label"]
 
@@ -65,8 +71,12 @@ class UFMSpec:
         set_("d", check_int("d", self.d, 1))
         set_("loss", check_choice("loss", self.loss, LOSSES))
         set_("bias", check_choice("bias", self.bias, BIASES, _BIAS_ALIASES))
-        set_("dtype", check_choice("dtype", str(np.dtype(self.dtype)) if dtype_ok(self.dtype)
-                                   else self.dtype, DTYPES))
+        set_(
+            "dtype",
+            check_choice(
+                "dtype", str(np.dtype(self.dtype)) if dtype_ok(self.dtype) else self.dtype, DTYPES
+            ),
+        )
         for name in ("lambda_W", "lambda_H", "lambda_b"):
             set_(name, check_lambda(name, getattr(self, name)))
         lb = self.lambda_b
@@ -103,7 +113,7 @@ class UFMSpec:
     def jnp_dtype(self):
         return np.dtype(self.dtype)
 
-    def replace(self, **changes) -> "UFMSpec":
+    def replace(self, **changes) -> UFMSpec:
         """A copy with fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
@@ -124,6 +134,8 @@ register_spec(UFMSpec, ("lambda_W", "lambda_H", "lambda_b"))
 
 def ufm_label(spec: UFMSpec) -> str:
     """Short label of a configuration, e.g. ``ce-free K=3 n=2 d=3 lW=0.005 lH=0.005``."""
-    lab = (f"{spec.loss}-{spec.bias} K={spec.K} n={spec.n} d={spec.d} "
-           f"lW={float(spec.lambda_W):g} lH={float(spec.lambda_H):g}")
+    lab = (
+        f"{spec.loss}-{spec.bias} K={spec.K} n={spec.n} d={spec.d} "
+        f"lW={float(spec.lambda_W):g} lH={float(spec.lambda_H):g}"
+    )
     return lab + (f" lb={float(spec.lambda_b):g}" if spec.bias == "regularized" else "")

@@ -28,7 +28,7 @@ shares ``D_i`` and ``P_i`` and the sums collapse to ``H H^T``, ``H G^T``, ``G G^
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -71,10 +71,10 @@ class UFMBlockArrow(NamedTuple):
     W: jax.Array
     H: jax.Array
     G: jax.Array
-    Pr: Optional[jax.Array]
-    Hc: Optional[jax.Array]
-    Gc: Optional[jax.Array]
-    Pc: Optional[jax.Array]
+    Pr: jax.Array | None
+    Hc: jax.Array | None
+    Gc: jax.Array | None
+    Pc: jax.Array | None
     lambda_H: jax.Array
     D_min: jax.Array
 
@@ -117,7 +117,7 @@ class UFMBlockArrow(NamedTuple):
 
     def _split_theta(self, u):
         K, d = self.W.shape
-        return u[: K * d].reshape(K, d), (u[K * d:] if self.has_bias else None)
+        return u[: K * d].reshape(K, d), (u[K * d :] if self.has_bias else None)
 
     def bt(self, u):
         """``B_i^T u = P_i^T (u_W h_i + u_b) + u_W^T g_i`` for every sample, ``(d, N)``."""
@@ -165,8 +165,11 @@ class UFMBlockArrow(NamedTuple):
         else:
             p = self.Pr
             q = W.T @ p
-            p2 = (jnp.sum(W**2, axis=1) @ p**2 - 2.0 * jnp.sum(p**2 * (W @ q), axis=0)
-                  + jnp.sum(q**2, axis=0) * jnp.sum(p**2, axis=0)) / N**2
+            p2 = (
+                jnp.sum(W**2, axis=1) @ p**2
+                - 2.0 * jnp.sum(p**2 * (W @ q), axis=0)
+                + jnp.sum(q**2, axis=0) * jnp.sum(p**2, axis=0)
+            ) / N**2
             cross = jnp.sum(G * p * WH, axis=0) - jnp.sum(q * H, axis=0) * jnp.sum(G * p, axis=0)
             cross = cross / N
         tot = p2 * jnp.sum(H**2, axis=0) + d * jnp.sum(G**2, axis=0) + 2.0 * cross
@@ -187,7 +190,7 @@ class UFMBlockArrow(NamedTuple):
             U = W @ C / N
             R = U @ W.T / N
             T2 = jnp.einsum("km,jl->kjlm", U, H @ G.T).reshape(K * d, K * d)
-            WW = (jnp.einsum("kl,jm->kjlm", R, H @ H.T) + jnp.einsum("kl,jm->kjlm", G @ G.T, C))
+            WW = jnp.einsum("kl,jm->kjlm", R, H @ H.T) + jnp.einsum("kl,jm->kjlm", G @ G.T, C)
             WW = WW.reshape(K * d, K * d) + T2 + T2.T
             Wb1 = jnp.einsum("kl,j->kjl", R, jnp.sum(H, 1))
             Wb2 = jnp.einsum("k,lj->kjl", jnp.sum(G, 1), U)
@@ -219,9 +222,9 @@ class UFMBlockArrow(NamedTuple):
             Pm = p[:, :, None] * (W[None] - q[:, None, :]) / N  # (c, K, d): P_i = Hz_i W / N
             D = jnp.einsum("ck,ka,kb->cab", p, W, W) - q[:, :, None] * q[:, None, :]
             L = jnp.linalg.cholesky(D / N + (lH - sigma) * eye_d)
-            Li = jax.lax.linalg.triangular_solve(L, jnp.broadcast_to(eye_d, L.shape),
-            left_side=True,
-                                                 lower=True)
+            Li = jax.lax.linalg.triangular_solve(
+                L, jnp.broadcast_to(eye_d, L.shape), left_side=True, lower=True
+            )
             C = jnp.swapaxes(Li, 1, 2) @ Li  # (D_i - sigma I)^{-1}
             U = Pm @ C  # (c, K, d)
             R = U @ jnp.swapaxes(Pm, 1, 2)  # (c, K, K)
@@ -277,8 +280,10 @@ def ufm_block_arrow(spec: UFMSpec, params: UFMParams, sample_chunk: int) -> UFMB
     K, d = W.shape
     N = H.shape[1]
     if (K, d, N) != (spec.K, spec.d, spec.N):
-        raise SpecError(f"params shapes W {W.shape}, H {H.shape} do not match spec (K, d, N) = "
-                        f"({spec.K}, {spec.d}, {spec.N})")
+        raise SpecError(
+            f"params shapes W {W.shape}, H {H.shape} do not match spec (K, d, N) = "
+            f"({spec.K}, {spec.d}, {spec.N})"
+        )
     dtype = W.dtype
     lW, lH = spec.lambda_W, spec.lambda_H
     Z = logits(params)
@@ -296,12 +301,19 @@ def ufm_block_arrow(spec: UFMSpec, params: UFMParams, sample_chunk: int) -> UFMB
             h, pc = xs  # (c, d), (c, K)
             hh = (h[:, :, None] * h[:, None, :])[:, iud[0], iud[1]]
             a, b_, e, f = carry
-            return (a + pc.T @ hh, b_ + (pc[:, :, None] * pc[:, None, :])[:, iuK[0], iuK[1]].T @ hh,
-                    e + pc.T @ h, f + (pc[:, :, None] * pc[:, None, :]).reshape(-1, K * K).T @ h
-                    ), None
+            return (
+                a + pc.T @ hh,
+                b_ + (pc[:, :, None] * pc[:, None, :])[:, iuK[0], iuK[1]].T @ hh,
+                e + pc.T @ h,
+                f + (pc[:, :, None] * pc[:, None, :]).reshape(-1, K * K).T @ h,
+            ), None
 
-        init = (jnp.zeros((K, nd), dtype), jnp.zeros((nK, nd), dtype), jnp.zeros((K, d), dtype),
-                jnp.zeros((K * K, d), dtype))
+        init = (
+            jnp.zeros((K, nd), dtype),
+            jnp.zeros((nK, nd), dtype),
+            jnp.zeros((K, d), dtype),
+            jnp.zeros((K * K, d), dtype),
+        )
         (p_hh, pp_hh, p_h, pp_h), _ = jax.lax.scan(chunk, init, (Hc, Pc))
         _, id_ = _triu(d)
         AWW = jnp.einsum("kl,kjm->kjlm", eyeK, p_hh[:, id_]) - _unpack_kron(pp_hh, K, d)
@@ -327,6 +339,6 @@ def ufm_block_arrow(spec: UFMSpec, params: UFMParams, sample_chunk: int) -> UFMB
         AWb = AWb.reshape(K * d, K)
         A = jnp.block([[A, AWb], [AWb.T, Abb + lb * eyeK]])
     A = 0.5 * (A + A.T)
-    return UFMBlockArrow(A=A, W=W, H=H, G=G, Pr=Pr, Hc=Hc, Gc=Gc, Pc=Pc,
-                         lambda_H=jnp.asarray(lH, dtype), D_min=D_min)
-
+    return UFMBlockArrow(
+        A=A, W=W, H=H, G=G, Pr=Pr, Hc=Hc, Gc=Gc, Pc=Pc, lambda_H=jnp.asarray(lH, dtype), D_min=D_min
+    )
