@@ -19,8 +19,8 @@ null space of ``Sigma`` the gain is ``p_T(0) = 1.5^T``: harmless for the exact n
 
 ``side="instance"`` (official ``axis=0``, the default of the official code) whitens the ``m x m``
 batch Gram after centring each sample over its features; ``side="feature"`` (``axis=1``) whitens
-the ``d x d`` feature covariance. ``tr(Sigma)`` is floored at the dtype's smallest normal number
-(the official code has no guard; the results agree whenever the trace is positive).
+the ``d x d`` feature covariance. ``tr(Sigma)`` is floored at ``sqrt(tiny)`` of the dtype (the
+official code has no guard; the results agree for any batch that is not exactly constant).
 """
 
 from __future__ import annotations

@@ -104,8 +104,12 @@ def oriented_covariance(z, side: str, ddof: int = 1):
 
 
 def safe_trace(sigma):
-    """``tr(sigma)`` floored at the dtype's smallest positive normal number (never divides by 0)."""
-    return jnp.maximum(jnp.trace(sigma), jnp.finfo(sigma.dtype).tiny)
+    """``tr(sigma)`` floored at ``sqrt(tiny)`` (``tiny`` = the dtype's smallest normal number).
+
+    Keeps divisions by the trace and powers ``tr^(-p)`` (``p <= 1``) finite for an exactly
+    constant batch; any real batch has a far larger trace.
+    """
+    return jnp.maximum(jnp.trace(sigma), jnp.sqrt(jnp.finfo(sigma.dtype).tiny))
 
 
 def covariance(z, side: str = "feature", ddof: int = 1):

@@ -25,13 +25,13 @@ IterNorm uses) with ``g_N(x) = max(x, eps)^(-p)`` and rescales by ``tr(Sigma)^(-
 is capped at ``(eps tr Sigma)^(-p)``, so null directions stay (numerically) null and gradients
 are finite. The floor is scale-invariant (``ST_p(c z) = c^(1-2p) ST_p(z)`` exactly) and depends
 smoothly on ``z``; ``eps`` defaults to ``1e-5`` (above float32 eigensolver noise, ~1e-7 of the
-trace). ``tr(Sigma)`` itself is floored at the dtype's smallest normal number, so an exactly
-constant batch returns zeros for ``p <= 1``.
+trace). ``tr(Sigma)`` itself is floored at ``sqrt(tiny)`` of the dtype, so an exactly constant
+batch returns zeros (with finite gradients) for ``p <= 1``.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import math
 
 import jax.numpy as jnp
@@ -69,8 +69,15 @@ def spectral_transform(z, g, *, side: str, ddof: int = 1):
     return unorient(x @ sym_matrix_function(sigma, g), side)
 
 
-def _guarded_power(x, p, eps):
-    return jnp.maximum(x, eps) ** (-p)
+@dataclasses.dataclass(frozen=True)
+class GuardedPower:
+    """Elementwise ``x -> max(x, eps)^(-p)`` on trace-normalised eigenvalues (hashable by value)."""
+
+    p: float
+    eps: float
+
+    def __call__(self, x):
+        return jnp.maximum(x, self.eps) ** (-self.p)
 
 
 def power_transform(z, p: float, *, side: str, eps: float = 1e-5, ddof: int = 1):
@@ -89,7 +96,7 @@ def power_transform(z, p: float, *, side: str, eps: float = 1e-5, ddof: int = 1)
     _check_eps(eps)
     x, sigma = oriented_covariance(z, side, ddof)
     tr = safe_trace(sigma)
-    w = sym_matrix_function(sigma / tr, functools.partial(_guarded_power, p=float(p), eps=eps))
+    w = sym_matrix_function(sigma / tr, GuardedPower(float(p), float(eps)))
     return unorient(x @ (w * tr ** (-p)), side)
 
 
@@ -114,7 +121,7 @@ def power_output_spectrum(lam, p: float, eps: float = 1e-5):
     _check_p(p)
     _check_eps(eps)
     lam = jnp.asarray(lam)
-    floor = eps * jnp.maximum(jnp.sum(lam), jnp.finfo(lam.dtype).tiny)
+    floor = eps * jnp.maximum(jnp.sum(lam), jnp.sqrt(jnp.finfo(lam.dtype).tiny))
     return lam * jnp.maximum(lam, floor) ** (-2.0 * p)
 
 
