@@ -16,6 +16,7 @@ from ufm.systems.spectral.augment import shift_image as shift_image
 from ufm.systems.spectral.augment import vector_view as vector_view
 from ufm.systems.spectral.iternorm import DEFAULT_N_ITER as DEFAULT_N_ITER
 from ufm.systems.spectral.iternorm import iternorm as iternorm
+from ufm.systems.spectral.iternorm import iternorm_error_growth as iternorm_error_growth
 from ufm.systems.spectral.iternorm import iternorm_gain as iternorm_gain
 from ufm.systems.spectral.iternorm import iternorm_matrix as iternorm_matrix
 from ufm.systems.spectral.iternorm import iternorm_spectrum as iternorm_spectrum

@@ -22,6 +22,7 @@ batch size.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -92,15 +93,29 @@ def shift_image(img, dy, dx, max_shift: int):
     return jax.lax.dynamic_slice(padded, (k - dy, k - dx), (h, w))
 
 
-def _noise_and_drop(key, x, noise_std: float, drop_prob: float):
+def _check_float(x) -> None:
     if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
         raise ValueError(f"x must be floating point (got dtype {jnp.result_type(x)})")
-    k_noise, k_drop = jax.random.split(key)
-    if noise_std > 0:
-        x = x + noise_std * jax.random.normal(k_noise, x.shape, x.dtype)
-    if drop_prob > 0:
-        x = jnp.where(jax.random.bernoulli(k_drop, drop_prob, x.shape), jnp.zeros_like(x), x)
-    return x
+
+
+def _view(key, x, noise_std, drop_prob, image_shape, max_shift):
+    """One view of a flat sample ``x`` from a single uniform draw (one PRNG call per view).
+
+    ``u[0:2]`` pick the shift, ``u[2:2+D]`` the dropout mask, ``u[2+D:]`` the noise
+    (``sqrt(2) erfinv(2u - 1)``, the inverse-CDF construction ``jax.random.normal`` uses).
+    """
+    dim = x.shape[0]
+    u = jax.random.uniform(key, (2 + 2 * dim,), x.dtype)
+    if image_shape is not None and max_shift > 0:
+        width = 2 * max_shift + 1
+        dy, dx = jnp.minimum(jnp.floor(u[:2] * width), width - 1).astype(jnp.int32) - max_shift
+        x = shift_image(x.reshape(image_shape), dy, dx, max_shift).reshape(-1)
+    lo = jnp.nextafter(jnp.asarray(-1.0, x.dtype), jnp.asarray(0.0, x.dtype))
+    noise = jnp.sqrt(jnp.asarray(2.0, x.dtype)) * jax.scipy.special.erfinv(
+        jnp.maximum(2.0 * u[2 + dim :] - 1.0, lo)
+    )
+    x = x + jnp.asarray(noise_std, x.dtype) * noise
+    return jnp.where(u[2 : 2 + dim] < jnp.asarray(drop_prob, x.dtype), jnp.zeros_like(x), x)
 
 
 def image_view(key, x, aug: ImageAugment = ImageAugment()):
@@ -109,43 +124,58 @@ def image_view(key, x, aug: ImageAugment = ImageAugment()):
         raise ValueError(
             f"x must be a flat image of {aug.height * aug.width} pixels (got x.shape={jnp.shape(x)})"
         )
-    k_shift, k_rest = jax.random.split(key)
-    dy, dx = jax.random.randint(k_shift, (2,), -aug.max_shift, aug.max_shift + 1)
-    img = shift_image(jnp.reshape(x, (aug.height, aug.width)), dy, dx, aug.max_shift)
-    return _noise_and_drop(k_rest, img.reshape(-1), aug.noise_std, aug.drop_prob)
+    _check_float(x)
+    shape = (aug.height, aug.width)
+    return _view(key, x, aug.noise_std, aug.drop_prob, shape, aug.max_shift)
 
 
 def vector_view(key, x, aug: VectorAugment = VectorAugment()):
     """One augmented view of a flat vector ``x``: noise then coordinate dropout."""
     if jnp.ndim(x) != 1:
         raise ValueError(f"x must be a 1-d vector (got x.shape={jnp.shape(x)})")
-    return _noise_and_drop(key, x, aug.noise_std, aug.drop_prob)
+    _check_float(x)
+    return _view(key, x, aug.noise_std, aug.drop_prob, None, 0)
+
+
+@functools.partial(jax.jit, static_argnames=("image_shape", "max_shift", "n_views"))
+def _make_views(key, batch, noise_std, drop_prob, image_shape, max_shift, n_views):
+    idx = jnp.arange(batch.shape[0])
+
+    def one(v, i, x):
+        k = jax.random.fold_in(jax.random.fold_in(key, v), i)
+        return _view(k, x, noise_std, drop_prob, image_shape, max_shift)
+
+    per_sample = jax.vmap(one, (None, 0, 0))
+    return jax.vmap(per_sample, (0, None, None))(jnp.arange(n_views), idx, batch)
 
 
 def make_views(key, batch, aug: ImageAugment | VectorAugment, n_views: int = 2):
     """``(n_views, n, D)`` augmented views of a batch ``(n, D)`` of flat images or vectors.
 
-    >>> import jax, jax.numpy as jnp
-    >>> make_views(jax.random.key(0), jnp.ones((5, 64)), ImageAugment()).shape
-    (2, 5, 64)
+    Compiled once per batch shape, dtype, image shape, ``max_shift`` and ``n_views``; the noise
+    level and dropout rate are traced (changing them does not recompile).
+
+    Example: ``make_views(jax.random.key(0), digits / 16.0, ImageAugment())`` has shape
+    ``(2, n, 64)`` for ``n`` flat 8 x 8 digits.
     """
     if not isinstance(n_views, int) or isinstance(n_views, bool) or n_views < 1:
         raise ValueError(f"n_views must be an int >= 1 (got n_views={n_views!r})")
     if jnp.ndim(batch) != 2:
         raise ValueError(f"batch must have shape (n, D) (got batch.shape={jnp.shape(batch)})")
+    _check_float(batch)
     if isinstance(aug, ImageAugment):
-        view = image_view
+        if jnp.shape(batch)[1] != aug.height * aug.width:
+            raise ValueError(
+                f"batch rows must be flat images of {aug.height * aug.width} pixels "
+                f"(got batch.shape={jnp.shape(batch)})"
+            )
+        shape, shift = (aug.height, aug.width), aug.max_shift
     elif isinstance(aug, VectorAugment):
-        view = vector_view
+        shape, shift = None, 0
     else:
         raise ValueError(  # noqa: TRY004 (the project raises ValueError for bad input)
             f"aug must be ImageAugment or VectorAugment (got {type(aug).__name__})"
         )
-    idx = jnp.arange(jnp.shape(batch)[0])
-
-    def one_view(v):
-        kv = jax.random.fold_in(key, v)
-        keys = jax.vmap(lambda i: jax.random.fold_in(kv, i))(idx)
-        return jax.vmap(lambda k, x: view(k, x, aug))(keys, batch)
-
-    return jnp.stack([one_view(v) for v in range(n_views)])
+    dtype = jnp.result_type(batch)
+    noise_std, drop_prob = jnp.asarray(aug.noise_std, dtype), jnp.asarray(aug.drop_prob, dtype)
+    return _make_views(key, batch, noise_std, drop_prob, shape, shift, n_views)

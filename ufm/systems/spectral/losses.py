@@ -25,6 +25,7 @@ view 0 the anchor, embeddings in the batch-major layout of :mod:`ufm.systems.spe
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -33,8 +34,8 @@ import jax
 import jax.numpy as jnp
 
 from ufm.systems.spectral.iternorm import DEFAULT_N_ITER, iternorm
-from ufm.systems.spectral.orientation import check_side, orient
-from ufm.systems.spectral.transforms import cholesky_whiten
+from ufm.systems.spectral.orientation import check_side, orient, validate
+from ufm.systems.spectral.transforms import _cholesky_core
 
 _NORMALIZE_EPS = 1e-12  # torch.nn.functional.normalize default
 
@@ -46,6 +47,11 @@ def _check_views(views) -> None:
             f"views must have shape (V, batch, dim) with V >= 2, batch >= 2, dim >= 2 "
             f"(got views.shape={shape})"
         )
+
+
+def _one_view(views):
+    """Shape and dtype of one view, for validation without touching the data."""
+    return jax.ShapeDtypeStruct(jnp.shape(views)[1:], jnp.result_type(views))
 
 
 def _normalize_rows(x):
@@ -64,10 +70,15 @@ def cosine_alignment(a, b):
     return 2.0 - 2.0 * jnp.mean(jnp.sum(_normalize_rows(a) * _normalize_rows(b), axis=-1))
 
 
+@jax.jit
+def _cosine_alignment_core(views):
+    return jnp.mean(jax.vmap(cosine_alignment, (0, None))(views[1:], views[0]))
+
+
 def cosine_alignment_loss(views):
     """Plain cosine alignment of raw views to the anchor, averaged over ``v >= 1`` (collapses)."""
     _check_views(views)
-    return jnp.mean(jax.vmap(cosine_alignment, (0, None))(views[1:], views[0]))
+    return _cosine_alignment_core(views)
 
 
 def transformed_alignment_loss(views, transform: Callable):
@@ -81,6 +92,13 @@ def transformed_alignment_loss(views, transform: Callable):
     return jnp.mean(jax.vmap(cosine_alignment, (0, None))(t[1:], t[0]))
 
 
+@functools.partial(jax.jit, static_argnames=("side",))
+def _trace_loss_core(zhat, side):
+    x = orient(zhat, side)
+    var = jnp.sum(x * x, axis=0) / (x.shape[0] - 1)
+    return jnp.sum((var - 1.0) ** 2)
+
+
 def trace_loss(zhat, *, side: str = "instance"):
     """Trace loss ``sum_j (Var_j(zhat) - 1)^2``, variables on ``side``, unbiased variance.
 
@@ -89,10 +107,8 @@ def trace_loss(zhat, *, side: str = "instance"):
     >>> float(trace_loss(z, side="feature"))  # variances 0 and 1
     1.0
     """
-    check_side(side)
-    x = orient(zhat, side)
-    var = jnp.sum(x * x, axis=0) / (x.shape[0] - 1)
-    return jnp.sum((var - 1.0) ** 2)
+    validate(zhat, side, 1)
+    return _trace_loss_core(zhat, side)
 
 
 def intl_beta(batch_size: int, dim: int, side: str = "instance") -> float:
@@ -122,6 +138,14 @@ class INTLTerms(NamedTuple):
     beta: float
 
 
+@functools.partial(jax.jit, static_argnames=("side", "n_iter", "ddof"))
+def _intl_core(views, beta, side, n_iter, ddof):
+    zhat = jax.vmap(lambda z: iternorm(z, n_iter, side=side, ddof=ddof))(views)
+    tl = jax.vmap(lambda z: _trace_loss_core(z, side))(zhat)
+    align = jax.vmap(cosine_alignment, (0, None))(zhat[1:], zhat[0])
+    return jnp.mean(align + beta * (tl[1:] + tl[0])), align, tl
+
+
 def intl_terms(
     views,
     *,
@@ -133,29 +157,45 @@ def intl_terms(
     """INTL loss and its parts for ``views`` ``(V, m, d)`` of raw projector outputs.
 
     Defaults are the official ones: ``side="instance"`` (``axis=0``), ``n_iter=4``,
-    ``beta=None`` -> :func:`intl_beta`.
+    ``beta=None`` -> :func:`intl_beta`. Compiled once per shape, dtype, ``side``, ``n_iter`` and
+    ``ddof`` (``beta`` is traced).
     """
     _check_views(views)
-    check_side(side)
+    validate(_one_view(views), side, ddof)
     _, m, d = views.shape
     if beta is None:
         beta = intl_beta(m, d, side)
-    zhat = jax.vmap(lambda z: iternorm(z, n_iter, side=side, ddof=ddof))(views)
-    tl = jax.vmap(lambda z: trace_loss(z, side=side))(zhat)
-    align = jax.vmap(cosine_alignment, (0, None))(zhat[1:], zhat[0])
-    total = jnp.mean(align + beta * (tl[1:] + tl[0]))
+    elif not isinstance(beta, (int, float)) or not beta >= 0.0:
+        raise ValueError(f"beta must be None or a float >= 0 (got beta={beta!r})")
+    total, align, tl = _intl_core(
+        views, jnp.asarray(beta, jnp.result_type(views)), side, n_iter, ddof
+    )
     return INTLTerms(total, align, tl, beta)
 
 
 def intl_loss(views, *, side="instance", n_iter=DEFAULT_N_ITER, beta=None, ddof=1):
     """INTL loss (scalar); see :func:`intl_terms`.
 
-    >>> import jax, jax.numpy as jnp
-    >>> z = jax.random.normal(jax.random.key(0), (2, 16, 32))
+    >>> import jax.numpy as jnp
+    >>> z = jnp.sin(jnp.arange(2 * 16 * 32.0)).reshape(2, 16, 32)  # 2 views, batch 16, dim 32
     >>> bool(intl_loss(z) > 0)
     True
     """
     return intl_terms(views, side=side, n_iter=n_iter, beta=beta, ddof=ddof).total
+
+
+@functools.partial(jax.jit, static_argnames=("normalize", "ddof"))
+def _wmse_core(views, eps, normalize, ddof):
+    w = jax.vmap(lambda z: _cholesky_core(z, eps, ddof))(views)
+    v = views.shape[0]
+    pairs = [(i, j) for i in range(v - 1) for j in range(i + 1, v)]
+    first = jnp.array([i for i, _ in pairs])
+    second = jnp.array([j for _, j in pairs])
+    if normalize:
+        losses = jax.vmap(cosine_alignment)(w[first], w[second])
+    else:
+        losses = jnp.mean((w[first] - w[second]) ** 2, axis=(1, 2))
+    return jnp.mean(losses)
 
 
 def wmse_loss(views, *, eps: float = 0.0, normalize: bool = True, ddof: int = 1):
@@ -166,8 +206,7 @@ def wmse_loss(views, *, eps: float = 0.0, normalize: bool = True, ddof: int = 1)
     the identity before the Cholesky factorisation (official default 0).
     """
     _check_views(views)
-    w = jax.vmap(lambda z: cholesky_whiten(z, eps=eps, ddof=ddof))(views)
-    v = views.shape[0]
-    pair_loss = cosine_alignment if normalize else (lambda a, b: jnp.mean((a - b) ** 2))
-    losses = [pair_loss(w[i], w[j]) for i in range(v - 1) for j in range(i + 1, v)]
-    return jnp.mean(jnp.stack(losses))
+    if not isinstance(eps, (int, float)) or not 0.0 <= eps < 1.0:
+        raise ValueError(f"eps must be a float in [0, 1) (got eps={eps!r})")
+    validate(_one_view(views), "feature", ddof)
+    return _wmse_core(views, jnp.asarray(eps, jnp.result_type(views)), bool(normalize), ddof)

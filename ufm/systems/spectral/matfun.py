@@ -29,13 +29,15 @@ def _sym(a):
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def sym_matrix_function(a, fn: Callable):
-    """``U fn(Lambda) U^T`` for a symmetric ``a = U Lambda U^T`` (``a`` is symmetrised first).
+def sym_matrix_function(a, fn: Callable, *params):
+    """``U fn(Lambda, *params) U^T`` for a symmetric ``a = U Lambda U^T`` (``a`` is symmetrised).
 
-    ``fn`` must be an elementwise, differentiable map of the eigenvalue vector (a hashable Python
-    callable: a module-level function or a ``functools.partial`` of one). The gradient uses the
-    Daleckii-Krein formula, finite at repeated eigenvalues. NumPy equivalent:
-    ``w, u = numpy.linalg.eigh(a); (u * fn(w)) @ u.T``.
+    ``fn(lam, *params)`` must be elementwise in the eigenvalue vector ``lam`` and differentiable;
+    ``fn`` is static (a hashable Python callable: a module-level function such as ``jnp.sqrt``),
+    ``params`` are arrays (traced under ``jit``, so changing them does not recompile). The
+    gradient uses the Daleckii-Krein formula, finite at repeated eigenvalues; gradients with
+    respect to ``params`` are supported too. NumPy equivalent:
+    ``w, u = numpy.linalg.eigh(a); (u * fn(w, *params)) @ u.T``.
 
     >>> import jax.numpy as jnp
     >>> a = jnp.array([[2.0, 0.0], [0.0, 8.0]])
@@ -43,12 +45,12 @@ def sym_matrix_function(a, fn: Callable):
     [1.414214, 2.828427]
     """
     lam, u = jnp.linalg.eigh(_sym(a))
-    return (u * fn(lam)) @ u.T
+    return (u * fn(lam, *params)) @ u.T
 
 
-def loewner_matrix(lam, fn: Callable):
-    """First divided differences ``L_ij`` of ``fn`` at the eigenvalues ``lam`` (see module doc)."""
-    f, df = jax.jvp(fn, (lam,), (jnp.ones_like(lam),))
+def loewner_matrix(lam, f, df):
+    """First divided differences ``L_ij`` of a function with values ``f`` and derivatives ``df``
+    at the eigenvalues ``lam`` (secant off the diagonal, mean derivative for near-equal pairs)."""
     gap = lam[:, None] - lam[None, :]
     tol = jnp.sqrt(jnp.finfo(lam.dtype).eps) * jnp.max(jnp.abs(lam))
     close = jnp.abs(gap) <= tol
@@ -58,8 +60,12 @@ def loewner_matrix(lam, fn: Callable):
 
 @sym_matrix_function.defjvp
 def _sym_matrix_function_jvp(fn, primals, tangents):
-    (a,), (da,) = primals, tangents
+    a, *params = primals
+    da, *dparams = tangents
     lam, u = jnp.linalg.eigh(_sym(a))
-    out = (u * fn(lam)) @ u.T
-    dout = u @ (loewner_matrix(lam, fn) * (u.T @ _sym(da) @ u)) @ u.T
-    return out, dout
+    f, df = jax.jvp(lambda x: fn(x, *params), (lam,), (jnp.ones_like(lam),))
+    inner = loewner_matrix(lam, f, df) * (u.T @ _sym(da) @ u)
+    if params:
+        _, df_params = jax.jvp(lambda *q: fn(lam, *q), tuple(params), tuple(dparams))
+        inner = inner + jnp.diag(df_params)
+    return (u * f) @ u.T, u @ inner @ u.T

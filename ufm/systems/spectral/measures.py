@@ -27,15 +27,22 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from ufm.systems.spectral.orientation import covariance
+from ufm.systems.spectral.orientation import check_batch, covariance, validate
 
 #: RankMe's epsilon (Garrido et al. 2023).
 RANKME_EPS = 1e-7
+
+
+@functools.partial(jax.jit, static_argnames=("ddof",))
+def _covariance_eigenvalues(z, ddof):
+    lam = jnp.linalg.eigvalsh(covariance(z, "feature", ddof))
+    return jnp.maximum(lam[::-1], 0.0)
 
 
 def covariance_eigenvalues(z, *, ddof: int = 1):
@@ -43,8 +50,12 @@ def covariance_eigenvalues(z, *, ddof: int = 1):
 
     NumPy: ``numpy.sort(numpy.linalg.eigvalsh(numpy.cov(z, rowvar=False, ddof=ddof)))[::-1]``.
     """
-    lam = jnp.linalg.eigvalsh(covariance(z, "feature", ddof))
-    return jnp.maximum(lam[::-1], 0.0)
+    validate(z, "feature", ddof)
+    return _covariance_eigenvalues(z, ddof)
+
+
+def _normalize(lam):
+    return lam / jnp.maximum(jnp.sum(lam), jnp.finfo(lam.dtype).tiny)
 
 
 def normalized_spectrum(z, *, ddof: int = 1):
@@ -55,8 +66,7 @@ def normalized_spectrum(z, *, ddof: int = 1):
     >>> normalized_spectrum(z).tolist()
     [1.0, 0.0]
     """
-    lam = covariance_eigenvalues(z, ddof=ddof)
-    return lam / jnp.maximum(jnp.sum(lam), jnp.finfo(lam.dtype).tiny)
+    return _normalize(covariance_eigenvalues(z, ddof=ddof))
 
 
 def entropy_effective_rank(weights, eps: float = 0.0):
@@ -69,7 +79,7 @@ def entropy_effective_rank(weights, eps: float = 0.0):
     3.0
     """
     w = jnp.asarray(weights)
-    p = w / jnp.maximum(jnp.sum(w), jnp.finfo(w.dtype).tiny) + eps
+    p = _normalize(w) + eps
     plogp = jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0)
     return jnp.exp(-jnp.sum(plogp))
 
@@ -77,6 +87,13 @@ def entropy_effective_rank(weights, eps: float = 0.0):
 def effective_rank(z, *, ddof: int = 1):
     """Covariance effective rank ``exp(H(lambda / sum lambda))`` of a batch ``z`` (``m x d``)."""
     return entropy_effective_rank(covariance_eigenvalues(z, ddof=ddof))
+
+
+@functools.partial(jax.jit, static_argnames=("center",))
+def _rankme(z, eps, center):
+    if center:
+        z = z - jnp.mean(z, axis=0, keepdims=True)
+    return entropy_effective_rank(jnp.linalg.svd(z, compute_uv=False), eps)
 
 
 def rankme(z, *, eps: float = RANKME_EPS, center: bool = False):
@@ -89,16 +106,20 @@ def rankme(z, *, eps: float = RANKME_EPS, center: bool = False):
     >>> round(float(rankme(jnp.eye(4)[:, :3] * 5.0)), 4)
     3.0
     """
-    z = jnp.asarray(z)
-    if center:
-        z = z - jnp.mean(z, axis=0, keepdims=True)
-    return entropy_effective_rank(jnp.linalg.svd(z, compute_uv=False), eps)
+    check_batch(z)
+    if not isinstance(eps, (int, float)) or not 0.0 <= eps < 1.0:
+        raise ValueError(f"eps must be a float in [0, 1) (got eps={eps!r})")
+    return _rankme(z, jnp.asarray(eps, jnp.result_type(z)), bool(center))
+
+
+def _check_rel(rel: float) -> None:
+    if not isinstance(rel, (int, float)) or not 0.0 < rel < 1.0:
+        raise ValueError(f"rel must be a float in (0, 1) (got rel={rel!r})")
 
 
 def count_above(z, *, rel: float = 1e-3, ddof: int = 1):
     """Number of covariance eigenvalues strictly above ``rel * lambda_max``."""
-    if not isinstance(rel, (int, float)) or not 0.0 < rel < 1.0:
-        raise ValueError(f"rel must be a float in (0, 1) (got rel={rel!r})")
+    _check_rel(rel)
     lam = covariance_eigenvalues(z, ddof=ddof)
     return jnp.sum(lam > rel * lam[0])
 
@@ -114,12 +135,19 @@ class CollapseMeasures(NamedTuple):
     count: jax.Array
 
 
-def collapse_measures(z, *, rel: float = 1e-3, ddof: int = 1) -> CollapseMeasures:
-    """Compute :class:`CollapseMeasures` for ``z`` (``m x d``); jit- and vmap-friendly."""
-    spectrum = normalized_spectrum(z, ddof=ddof)
+@functools.partial(jax.jit, static_argnames=("ddof",))
+def _collapse_measures(z, rel, ddof):
+    spectrum = _normalize(_covariance_eigenvalues(z, ddof))
     return CollapseMeasures(
         spectrum=spectrum,
         erank=entropy_effective_rank(spectrum),
-        rankme=rankme(z),
+        rankme=_rankme(z, jnp.asarray(RANKME_EPS, z.dtype), False),
         count=jnp.sum(spectrum > rel * spectrum[0]),
     )
+
+
+def collapse_measures(z, *, rel: float = 1e-3, ddof: int = 1) -> CollapseMeasures:
+    """Compute :class:`CollapseMeasures` for ``z`` (``m x d``); jit- and vmap-friendly."""
+    _check_rel(rel)
+    validate(z, "feature", ddof)
+    return _collapse_measures(z, jnp.asarray(rel, jnp.result_type(z)), ddof)

@@ -53,13 +53,14 @@ def side_from_axis(axis: int) -> str:
 
 def check_batch(z, name: str = "z") -> None:
     """Raise ``ValueError`` unless ``z`` is a 2-d floating array with at least 2 rows and columns."""
-    shape = jnp.shape(z)
+    shape = tuple(z.shape) if hasattr(z, "shape") else jnp.shape(z)
     if len(shape) != 2:
         raise ValueError(f"{name} must have shape (batch, dim) (got {name}.shape={shape})")
     if shape[0] < 2 or shape[1] < 2:
         raise ValueError(f"{name} needs batch >= 2 and dim >= 2 (got {name}.shape={shape})")
-    if not jnp.issubdtype(jnp.result_type(z), jnp.floating):
-        raise ValueError(f"{name} must be floating point (got dtype {jnp.result_type(z)})")
+    dtype = z.dtype if hasattr(z, "dtype") else jnp.result_type(z)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"{name} must be floating point (got dtype {dtype})")
 
 
 def check_ddof(ddof: int, n_obs: int) -> None:
@@ -89,16 +90,21 @@ def unorient(x, side: str):
 def n_observations(z, side: str) -> int:
     """Number of observations the covariance on ``side`` averages over (``m`` or ``d``)."""
     check_side(side)
-    m, d = jnp.shape(z)
+    m, d = z.shape if hasattr(z, "shape") else jnp.shape(z)
     return m if side == "feature" else d
+
+
+def validate(z, side: str, ddof: int) -> None:
+    """Raise ``ValueError`` unless ``z`` is a batch and ``side`` / ``ddof`` are valid for it."""
+    check_batch(z)
+    check_side(side)
+    check_ddof(ddof, n_observations(z, side))
 
 
 def oriented_covariance(z, side: str, ddof: int = 1):
     """Validated ``(X, Sigma)``: the oriented centred batch and ``Sigma = X^T X / (n_obs - ddof)``."""
-    check_batch(z)
-    check_side(side)
+    validate(z, side, ddof)
     n_obs = n_observations(z, side)
-    check_ddof(ddof, n_obs)
     x = orient(z, side)
     return x, x.T @ x / (n_obs - ddof)
 

@@ -19,6 +19,8 @@ the test set is processed in chunks of ``chunk`` rows to bound memory.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -45,45 +47,40 @@ def _check_pair(train_x, train_y, test_x, test_y):
     return train_x, jnp.asarray(train_y), test_x, jnp.asarray(test_y), n_classes
 
 
+def _normalize_rows(x):
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+@functools.partial(jax.jit, static_argnames=("n_classes", "k", "metric", "temperature"))
+def _knn_chunk(train_x, train_y, q, n_classes, k, metric, temperature):
+    if metric == "cosine":
+        score = _normalize_rows(q) @ _normalize_rows(train_x).T  # larger is nearer
+    else:
+        sq = jnp.sum(train_x * train_x, axis=1)
+        score = -(jnp.sum(q * q, axis=1)[:, None] - 2.0 * q @ train_x.T + sq[None, :])
+    top, idx = jax.lax.top_k(score, k)
+    weight = jnp.ones_like(top) if temperature is None else jnp.exp(top / temperature)
+    votes = jnp.zeros((q.shape[0], n_classes), top.dtype)
+    votes = votes.at[jnp.arange(q.shape[0])[:, None], train_y[idx]].add(weight)
+    return jnp.argmax(votes, axis=1)
+
+
 def knn_predict(
-    train_x,
-    train_y,
-    test_x,
-    *,
-    n_classes,
-    k=20,
-    metric="cosine",
-    temperature=0.07,
-    chunk=1024,
+    train_x, train_y, test_x, *, n_classes, k=20, metric="cosine", temperature=0.07, chunk=1024
 ):
     """kNN class predictions for ``test_x`` (see the module docstring for the conventions)."""
     if metric not in ("cosine", "euclidean"):
         raise ValueError(f"metric must be 'cosine' or 'euclidean' (got metric={metric!r})")
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= train_x.shape[0]:
-        raise ValueError(
-            f"k must be an int in [1, n_train] (got k={k!r}, n_train={train_x.shape[0]})"
-        )
+    n_train = train_x.shape[0]
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n_train:
+        raise ValueError(f"k must be an int in [1, n_train] (got k={k!r}, n_train={n_train})")
     if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
         raise ValueError(f"temperature must be None or a float > 0 (got {temperature!r})")
-
-    def normalize(x):
-        return x / jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-    ref = normalize(train_x) if metric == "cosine" else train_x
-
-    @jax.jit
-    def predict(q):
-        if metric == "cosine":
-            score = normalize(q) @ ref.T  # similarity: larger is nearer
-        else:
-            score = -(jnp.sum(q * q, 1)[:, None] - 2.0 * q @ ref.T + jnp.sum(ref * ref, 1)[None, :])
-        top, idx = jax.lax.top_k(score, k)
-        weight = jnp.ones_like(top) if temperature is None else jnp.exp(top / temperature)
-        votes = jnp.zeros((q.shape[0], n_classes), top.dtype)
-        votes = votes.at[jnp.arange(q.shape[0])[:, None], train_y[idx]].add(weight)
-        return jnp.argmax(votes, axis=1)
-
-    parts = [predict(test_x[i : i + chunk]) for i in range(0, test_x.shape[0], chunk)]
+    temperature = None if temperature is None else float(temperature)
+    parts = [
+        _knn_chunk(train_x, train_y, test_x[i : i + chunk], n_classes, k, metric, temperature)
+        for i in range(0, test_x.shape[0], chunk)
+    ]
     return jnp.concatenate(parts)
 
 
@@ -119,10 +116,8 @@ def knn_accuracy(
     return float(jnp.mean(pred == test_y))
 
 
-def ridge_probe(train_x, train_y, *, n_classes, ridge=1e-3):
-    """Fit the ridge linear probe; returns ``(mean, std, W, b)`` (see the module docstring)."""
-    if not isinstance(ridge, (int, float)) or not ridge > 0:
-        raise ValueError(f"ridge must be a float > 0 (got ridge={ridge!r})")
+@functools.partial(jax.jit, static_argnames=("n_classes",))
+def _ridge_fit(train_x, train_y, ridge, n_classes):
     n, d = train_x.shape
     mean = jnp.mean(train_x, axis=0)
     std = jnp.std(train_x, axis=0)
@@ -133,6 +128,14 @@ def ridge_probe(train_x, train_y, *, n_classes, ridge=1e-3):
     gram = xs.T @ xs + ridge * n * jnp.eye(d, dtype=xs.dtype)
     w = jnp.linalg.solve(gram, xs.T @ (y - y_mean))
     return mean, std, w, y_mean
+
+
+def ridge_probe(train_x, train_y, *, n_classes, ridge=1e-3):
+    """Fit the ridge linear probe; returns ``(mean, std, W, b)`` (see the module docstring)."""
+    if not isinstance(ridge, (int, float)) or not ridge > 0:
+        raise ValueError(f"ridge must be a float > 0 (got ridge={ridge!r})")
+    train_x = jnp.asarray(train_x)
+    return _ridge_fit(train_x, jnp.asarray(train_y), jnp.asarray(ridge, train_x.dtype), n_classes)
 
 
 def ridge_probe_accuracy(train_x, train_y, test_x, test_y, *, ridge=1e-3) -> float:
