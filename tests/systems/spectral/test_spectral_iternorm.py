@@ -30,8 +30,9 @@ def _recursion(x, t):
     return e
 
 
-@pytest.mark.parametrize("side,ts", [("feature", range(1, 7)), ("instance", [4])])
-def test_output_spectrum_follows_recursion(side, ts):
+@pytest.mark.parametrize("side", ["feature", "instance"])
+def test_output_spectrum_follows_recursion(side):
+    ts = range(1, 7)
     z, v = _batch(LAM, side)
     x = LAM / LAM.sum()
     outputs = jax.jit(lambda z: [sp.iternorm(z, t, side=side) for t in ts])(jnp.asarray(z))

@@ -127,10 +127,21 @@ def test_transformed_alignment_loss():
     assert float(got) == pytest.approx(float(expected), rel=1e-13)
 
 
-def test_intl_gradient_is_finite_under_jit():
+def test_intl_gradient_is_finite_under_jit_also_at_collapse():
+    grad = jax.jit(jax.grad(sp.intl_loss))
     views = jnp.asarray(_views(2))
-    g = jax.jit(jax.grad(sp.intl_loss))(views)
-    assert g.shape == views.shape and np.all(np.isfinite(g))
+    collapsed = jnp.ones((2, 16, 12)) * jnp.arange(1.0, 13.0)
+    for v in (views, collapsed, jnp.zeros_like(views)):
+        g = grad(v)
+        assert g.shape == views.shape and np.all(np.isfinite(g))
+    assert grad._cache_size() == 1
+
+
+def test_intl_float32_matches_float64():
+    views = _views(2)
+    got = sp.intl_loss(jnp.asarray(views, dtype=jnp.float32))
+    assert got.dtype == jnp.float32
+    assert float(got) == pytest.approx(float(sp.intl_loss(jnp.asarray(views))), rel=1e-4)
 
 
 @pytest.mark.parametrize("shape", [(1, 16, 12), (16, 12), (2, 1, 12)])

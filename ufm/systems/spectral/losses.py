@@ -55,8 +55,10 @@ def _one_view(views):
 
 
 def _normalize_rows(x):
-    norm = jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True))
-    return x / jnp.maximum(norm, _NORMALIZE_EPS)
+    # x / max(||x||, eps) as torch.nn.functional.normalize, written so that the gradient is
+    # finite at zero rows (a collapsed batch): sqrt(max(|x|^2, eps^2)) == max(||x||, eps)
+    sq = jnp.sum(x * x, axis=-1, keepdims=True)
+    return x / jnp.sqrt(jnp.maximum(sq, _NORMALIZE_EPS**2))
 
 
 def cosine_alignment(a, b):
