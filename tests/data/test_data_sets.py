@@ -57,7 +57,13 @@ def test_digits_scalings_and_images(digits):
 
 
 def test_gaussian_mixture_reproducible_and_hard():
-    kw = dict(num_classes=4, clusters_per_class=5, dim=6, n_train_per_class=50, n_test_per_class=20)
+    kw = {
+        "num_classes": 4,
+        "clusters_per_class": 5,
+        "dim": 6,
+        "n_train_per_class": 50,
+        "n_test_per_class": 20,
+    }
     a, b = data.gaussian_mixture(**kw, seed=3), data.gaussian_mixture(**kw, seed=3)
     np.testing.assert_array_equal(a.x_train, b.x_train)
     np.testing.assert_array_equal(a.x_test, b.x_test)
@@ -97,15 +103,15 @@ def test_load_arrays_shapes_labels_and_errors():
         flat.images()
     np.testing.assert_array_equal(data.one_hot(ds.y_train, 3), y1h)
     bad = [
-        (dict(y_train=[0, 1, 2]), "y_train must have one label per row of x_train"),
-        (dict(x_test=np.zeros((3, 5))), "x_test samples must have the shape"),
-        (dict(y_train=[0.5, 1, 2, 0, 1, 2]), "integer class labels"),
-        (dict(y_train=[0, 1, -1, 0, 1, 2]), "negative label"),
-        (dict(y_train=[0, 0, 0, 0, 2, 2]), r"no sample of class\(es\) \[1\]"),
-        (dict(num_classes=2), "num_classes=2"),
-        (dict(y_test=np.ones((3, 3))), "not one-hot"),
+        ({"y_train": [0, 1, 2]}, "y_train must have one label per row of x_train"),
+        ({"x_test": np.zeros((3, 5))}, "x_test samples must have the shape"),
+        ({"y_train": [0.5, 1, 2, 0, 1, 2]}, "integer class labels"),
+        ({"y_train": [0, 1, -1, 0, 1, 2]}, "negative label"),
+        ({"y_train": [0, 0, 0, 0, 2, 2]}, r"no sample of class\(es\) \[1\]"),
+        ({"num_classes": 2}, "num_classes=2"),
+        ({"y_test": np.ones((3, 3))}, "not one-hot"),
     ]
-    base = dict(x_train=np.zeros((6, 4)), y_train=[0, 1, 2, 0, 1, 2], x_test=np.zeros((3, 4)))
+    base = {"x_train": np.zeros((6, 4)), "y_train": [0, 1, 2, 0, 1, 2], "x_test": np.zeros((3, 4))}
     for change, message in bad:
         kw = {**base, "y_test": [0, 1, 2], **change}
         with pytest.raises(ValueError, match=message):

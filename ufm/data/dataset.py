@@ -100,9 +100,8 @@ def _labels(y, field: str, n_rows: int, x_field: str) -> np.ndarray:
         y = np.argmax(y, axis=1)
     elif y.ndim != 1:
         raise ValueError(f"{field} must be (n,) labels or (n, C) one-hot (got shape {y.shape})")
-    if y.size and not np.issubdtype(y.dtype, np.integer):
-        if not np.all(np.equal(np.mod(y, 1), 0)):
-            raise ValueError(f"{field} must hold integer class labels (got dtype {y.dtype})")
+    if y.size and not np.issubdtype(y.dtype, np.integer) and not np.all(np.mod(y, 1) == 0):
+        raise ValueError(f"{field} must hold integer class labels (got dtype {y.dtype})")
     if y.shape[0] != n_rows:
         raise ValueError(
             f"{field} must have one label per row of {x_field} "
