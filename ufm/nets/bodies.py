@@ -27,16 +27,27 @@ def _check_widths(field: str, widths) -> tuple[int, ...]:
 
 
 class MLPBody(eqx.Module):
-    """``Phi(x) = act(A_L ... act(A_1 x + c_1) ... + c_L)``: ``len(widths)`` hidden layers.
+    """``Phi(x) = act_L(A_L ... act(A_1 x + c_1) ... + c_L)``: ``len(widths)`` hidden layers.
 
     ``widths=(128, 128)`` on 64 inputs is the 64-128-128 body of the digits MLP (Nam et al. 2024,
-    arXiv 2410.04264). ``p = widths[-1]``.
+    arXiv 2410.04264). ``p = widths[-1]``. ``final_activation`` (default: ``activation``) is
+    ``act_L``, the activation of the feature layer itself.
     """
 
     layers: tuple[eqx.nn.Linear, ...]
     activation: Callable
+    final_activation: Callable
 
-    def __init__(self, in_dim: int, widths, *, key, activation=jax.nn.relu, dtype=jnp.float32):
+    def __init__(
+        self,
+        in_dim: int,
+        widths,
+        *,
+        key,
+        activation=jax.nn.relu,
+        final_activation=None,
+        dtype=jnp.float32,
+    ):
         widths = _check_widths("widths", widths)
         if not isinstance(in_dim, int) or in_dim < 1:
             raise ValueError(f"in_dim must be a positive integer (got {in_dim!r})")
@@ -47,6 +58,7 @@ class MLPBody(eqx.Module):
             for i in range(len(widths))
         )
         self.activation = activation
+        self.final_activation = activation if final_activation is None else final_activation
 
     @property
     def width(self) -> int:
@@ -54,14 +66,14 @@ class MLPBody(eqx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         h = jnp.reshape(x, (-1,))
-        for layer in self.layers:
+        for layer in self.layers[:-1]:
             h = self.activation(layer(h))
-        return h
+        return self.final_activation(self.layers[-1](h))
 
 
 class CNNBody(eqx.Module):
     """Small CNN: ``[conv 3x3 (padding 1) -> act] * len(channels) -> 2x2 average pool -> flatten
-    -> linear -> act``; ``p = width``.
+    -> linear -> final_activation`` (default: ``activation``); ``p = width``.
 
     Takes one sample either as a flat vector of ``prod(image_shape)`` entries (the rows of a
     :class:`ufm.data.Dataset`) or as a channels-first image ``image_shape``. Defaults suit the
@@ -72,6 +84,7 @@ class CNNBody(eqx.Module):
     pool: eqx.nn.AvgPool2d
     dense: eqx.nn.Linear
     activation: Callable
+    final_activation: Callable
     image_shape: tuple[int, int, int] = eqx.field(static=True)
 
     def __init__(
@@ -82,6 +95,7 @@ class CNNBody(eqx.Module):
         *,
         key,
         activation=jax.nn.relu,
+        final_activation=None,
         dtype=jnp.float32,
     ):
         image_shape = tuple(int(s) for s in image_shape)
@@ -101,6 +115,7 @@ class CNNBody(eqx.Module):
         pooled = channels[-1] * (image_shape[1] // 2) * (image_shape[2] // 2)
         self.dense = eqx.nn.Linear(pooled, width, dtype=dtype, key=keys[-1])
         self.activation = activation
+        self.final_activation = activation if final_activation is None else final_activation
         self.image_shape = image_shape
 
     @property
@@ -117,4 +132,4 @@ class CNNBody(eqx.Module):
         for conv in self.convs:
             h = self.activation(conv(h))
         h = self.pool(h)
-        return self.activation(self.dense(jnp.reshape(h, (-1,))))
+        return self.final_activation(self.dense(jnp.reshape(h, (-1,))))

@@ -110,6 +110,7 @@ def mlp(
     head: str = "linear",
     etf_scale: float = 1.0,
     activation=jax.nn.relu,
+    final_activation=None,
     dtype=jnp.float32,
 ) -> Net:
     """A ReLU MLP ``in_dim - widths... - num_classes``; ``Phi`` = last hidden layer.
@@ -117,6 +118,12 @@ def mlp(
     Defaults give the 64-128-128-10 digits network of Nam et al. 2024 (arXiv 2410.04264).
     ``head="etf"`` fixes the last layer to a scaled simplex ETF (:class:`ufm.nets.ETFHead`) and
     needs ``widths[-1] == num_classes`` (``d = K``); ``head="linear"`` learns ``W, b``.
+    ``final_activation`` (default: ``activation``) is the activation of the feature layer.
+
+    With ``head="etf"`` and ReLU features only ``K`` units feed the classifier: a unit that dies
+    (stays at 0 on every input) removes its class from the arg-max for good. On digits
+    (64-128-10, Adam 1e-3) half the classes were lost that way; ``final_activation`` set to the
+    identity (``lambda h: h``) or a leaky ReLU avoids it.
 
     Example:
         >>> import jax
@@ -128,7 +135,14 @@ def mlp(
     last = tuple(widths)[-1] if len(tuple(widths)) else None
     _check_head(head, last, num_classes, etf_scale)
     kb, kh = jax.random.split(key)
-    body = MLPBody(in_dim, widths, key=kb, activation=activation, dtype=dtype)
+    body = MLPBody(
+        in_dim,
+        widths,
+        key=kb,
+        activation=activation,
+        final_activation=final_activation,
+        dtype=dtype,
+    )
     return Net(body, _head(head, body.width, num_classes, etf_scale, kh, dtype))
 
 
@@ -142,6 +156,7 @@ def cnn(
     head: str = "linear",
     etf_scale: float = 1.0,
     activation=jax.nn.relu,
+    final_activation=None,
     dtype=jnp.float32,
 ) -> Net:
     """A small CNN on channels-first images (default: the ``(1, 8, 8)`` digits); see
@@ -150,7 +165,15 @@ def cnn(
     """
     _check_head(head, width, num_classes, etf_scale)
     kb, kh = jax.random.split(key)
-    body = CNNBody(image_shape, channels, width, key=kb, activation=activation, dtype=dtype)
+    body = CNNBody(
+        image_shape,
+        channels,
+        width,
+        key=kb,
+        activation=activation,
+        final_activation=final_activation,
+        dtype=dtype,
+    )
     return Net(body, _head(head, body.width, num_classes, etf_scale, kh, dtype))
 
 
