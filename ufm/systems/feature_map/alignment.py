@@ -16,6 +16,8 @@ collapse with an ETF gives exactly this). Lazy/random features spread over many 
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -31,7 +33,11 @@ def cka_minimal_projection(F, f_hat, *, rtol: float | None = None) -> tuple[jax.
         raise ValueError(
             f"F (n, p) and f_hat (n, C) must share the sample axis (got {F.shape}, {f_hat.shape})"
         )
-    f_hat = f_hat.astype(F.dtype)
+    return _cka(F, f_hat.astype(F.dtype), rtol)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _cka(F, f_hat, rtol):
     Fc = F - jnp.mean(F, axis=0)
     fc = f_hat - jnp.mean(f_hat, axis=0)
     n, C = fc.shape

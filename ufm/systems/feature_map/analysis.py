@@ -6,6 +6,7 @@ Nam, Mingard, Lee, Hayou & Louis 2024 (arXiv 2410.04264). The result feeds :func
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -13,10 +14,11 @@ import jax.numpy as jnp
 
 from .alignment import d_lr
 from .spectrum import (
+    _check_features,
+    _spectrum,
     centred_gap,
     cumulative_mass,
     effective_rank,
-    feature_spectrum,
     participation_ratio,
     projections,
 )
@@ -102,7 +104,7 @@ def analyse(
         >>> float(r.pi_star_C), float(r.d_lr), r.rho.tolist()
         (1.0, 0.0, [0.5, 0.5])
     """
-    F = jnp.asarray(F)
+    F = _check_features(F)
     f_hat = jnp.asarray(f_hat).astype(F.dtype)
     Y = jnp.asarray(Y)
     if f_hat.ndim != 2 or f_hat.shape[0] != F.shape[0]:
@@ -114,13 +116,20 @@ def analyse(
         raise ValueError(f"Y must be (n, C) = {f_hat.shape} or (n,) labels (got {Y.shape})")
     if C < 2:
         raise ValueError(f"f_hat must have C >= 2 output columns (got {C})")
-    Y = Y.astype(F.dtype)
-    spec = feature_spectrum(F, bias=bias, method=method, rtol=rtol)
+    if method not in ("svd", "eigh"):
+        raise ValueError(f"method must be one of ('svd', 'eigh') (got {method!r})")
+    return _analyse(F, f_hat, Y.astype(F.dtype), bias, method, rtol)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5))
+def _analyse(F, f_hat, Y, bias: bool, method: str, rtol) -> FeatureMapAnalysis:
+    C = f_hat.shape[1]
+    spec = _spectrum(F, False, bias, method, rtol)
     a_t = projections(spec.efuns, Y)
     a_o = projections(spec.efuns, f_hat)
     pi_star = cumulative_mass(a_t, Y)
     pi_hat = cumulative_mass(a_o, f_hat)
-    rho_c = feature_spectrum(F, centre=True, method=method, rtol=rtol).rho
+    rho_c = _spectrum(F, True, False, method, rtol).rho
     return FeatureMapAnalysis(
         rho=spec.rho,
         rho_ratio=spec.rho / spec.rho[0],

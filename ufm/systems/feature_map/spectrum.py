@@ -22,6 +22,7 @@ and ``max(n, p) eps`` for ``"eigh"`` (eigenvalues of ``M`` are accurate to ``eps
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -61,16 +62,20 @@ class FeatureSpectrum(NamedTuple):
 
 
 def _prepare(F, centre: bool, bias: bool):
-    F = jnp.asarray(F)
-    if F.ndim != 2:
-        raise ValueError(f"F must be a 2-d (n samples, p features) array (got shape {F.shape})")
-    if not jnp.issubdtype(F.dtype, jnp.floating):
-        raise ValueError(f"F must be floating point (got dtype {F.dtype})")
     mean = jnp.mean(F, axis=0) if centre else jnp.zeros(F.shape[1], F.dtype)
     Fp = F - mean
     if bias:
         Fp = jnp.concatenate([Fp, jnp.ones((F.shape[0], 1), F.dtype)], axis=1)
     return Fp, mean
+
+
+def _check_features(F) -> jax.Array:
+    F = jnp.asarray(F)
+    if F.ndim != 2:
+        raise ValueError(f"F must be a 2-d (n samples, p features) array (got shape {F.shape})")
+    if not jnp.issubdtype(F.dtype, jnp.floating):
+        raise ValueError(f"F must be floating point (got dtype {F.dtype})")
+    return F
 
 
 def feature_spectrum(
@@ -103,6 +108,11 @@ def feature_spectrum(
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS} (got {method!r})")
+    return _spectrum(_check_features(F), centre, bias, method, rtol)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _spectrum(F, centre: bool, bias: bool, method: str, rtol) -> FeatureSpectrum:
     Fp, mean = _prepare(F, centre, bias)
     n, p = Fp.shape
     if rtol is None:
