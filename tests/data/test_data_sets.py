@@ -141,3 +141,15 @@ def test_load_npy_folder(tmp_path):
         data.load_npy_folder(tmp_path)
     with pytest.raises(FileNotFoundError, match="not a folder"):
         data.load_npy_folder(tmp_path / "nowhere")
+
+
+def test_scikit_learn_is_optional(monkeypatch):
+    import subprocess
+    import sys
+
+    code = "import sys, ufm.data, ufm.nets; print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # simulate a missing install
+    with pytest.raises(ImportError, match=r"ufm\[nets\]"):
+        data.load_digits()

@@ -76,7 +76,7 @@ def load_digits(
     """
     try:
         from sklearn.datasets import load_digits as _sk_load_digits
-    except ImportError as err:  # pragma: no cover - exercised only without scikit-learn
+    except ImportError as err:
         raise ImportError(
             "ufm.data.load_digits needs scikit-learn (bundled digits data): "
             'pip install "ufm[nets]" (or scikit-learn>=1.3)'
