@@ -143,7 +143,7 @@ def test_etf_head_fixed_gram_and_zero_gradient():
     net = nets.mlp(D, (6, K), K, key=rkey(0), head="etf", etf_scale=scale, dtype=F64)
     G = np.asarray(net.head.weight) @ np.asarray(net.head.weight).T
     np.testing.assert_allclose(G, scale**2 * K / (K - 1) * (np.eye(K) - 1 / K), atol=1e-13)
-    assert float(ufm.etf_error(jnp.asarray(G))) < 1e-12
+    assert float(ufm.metrics.etf_error(jnp.asarray(G))) < 1e-12
     # no array leaf in the head: gradients have nothing for it; the body gets a gradient
     assert jax.tree.leaves(eqx.filter(net.head, eqx.is_array)) == []
     params, static = nets.split(net)
