@@ -1,4 +1,4 @@
-"""ufm.optim.train: vmap == loop, seed independence, numpy SGD oracle, failures, dtypes, sharding."""
+"""ufm.optim.train: vmap == loop, seed independence, numpy SGD oracle, failures, sharding."""
 
 import jax
 import jax.numpy as jnp

@@ -205,8 +205,9 @@ def _run_epochs(
     def run(st, epoch):
         return jax.vmap(epoch_fn, in_axes=(0, 0, None, None))(st, keys, data, epoch)
 
+    out_shape = jax.eval_shape(run, state, start)[1]
+
     def body(st, i):
-        out_shape = jax.eval_shape(run, st, start + i)[1]
         skip = lambda s: (s, jnp.full(out_shape.shape, jnp.nan, out_shape.dtype))
         return jax.lax.cond(i < n_active, lambda s: run(s, start + i), skip, st)
 

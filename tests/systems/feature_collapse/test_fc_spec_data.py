@@ -1,4 +1,4 @@
-"""Feature collapse: spec validation and the data model (shapes, token ids, law, reproducibility)."""
+"""Feature collapse: spec validation and the data model (shapes, token ids, law, seeds)."""
 
 import numpy as np
 import pytest

@@ -107,7 +107,8 @@ class FeatureCollapseSpec:
                 f"K must equal n_c**L = {self.n_c**self.L} when latents='all' (got K={self.K})"
             )
         if not isinstance(self.layernorm, bool):
-            raise ValueError(f"layernorm must be True or False, got {self.layernorm!r}")  # noqa: TRY004
+            msg = f"layernorm must be True or False, got {self.layernorm!r}"
+            raise ValueError(msg)  # noqa: TRY004 (the project raises ValueError for bad input)
         _num("lr", self.lr, positive=True)
         _int("batch_size", self.batch_size, 1)
         if self.batch_size > self.n_train:
