@@ -1,4 +1,4 @@
-"""Feature collapse (Laurent, von Brecht, Bresson, "Feature collapse", arXiv 2305.16162, ICLR 2024).
+"""Feature collapse (Laurent, von Brecht, Bresson 2023, arXiv 2305.16162, ICLR 2024).
 
 Sentences of ``L`` words drawn from ``n_c`` concepts of ``n_w / n_c`` words each, labelled by
 their latent concept sequence; a network ``embedding -> (LayerNorm) -> linear`` is trained with

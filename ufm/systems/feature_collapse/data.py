@@ -1,4 +1,4 @@
-"""The data model of Laurent, von Brecht, Bresson, "Feature collapse" (arXiv 2305.16162).
+"""The data model of Laurent, von Brecht, Bresson (2023), "Feature collapse", arXiv 2305.16162.
 
 Sentences of ``L`` words; word ``(alpha, beta)`` = word ``beta`` of concept ``alpha`` with token
 id ``alpha * s_c + beta``. Latent variable ``z_k in [n_c]^L`` (label ``k``) fixes the concept of

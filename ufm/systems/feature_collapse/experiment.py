@@ -1,5 +1,7 @@
 """Run a feature-collapse experiment: sample the data, train seeds, measure, compare to theory.
 
+Feature collapse: Laurent, von Brecht, Bresson (2023), arXiv 2305.16162 (ICLR 2024).
+
 :func:`run_experiment` returns plain numpy columns, one row per (seed, checkpoint), and does no
 I/O (the result store, CLI, figures and notebooks call it). :func:`train_seeds` is the lower
 level: it returns the trainer's :class:`ufm.optim.TrainResult` (final parameters included) and

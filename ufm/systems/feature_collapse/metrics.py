@@ -1,5 +1,7 @@
 """Collapse metrics of the feature-collapse system, as numbers (the paper shows PCA pictures).
 
+Paper: Laurent, von Brecht, Bresson (2023), "Feature collapse", arXiv 2305.16162.
+
 Pure ``jax.numpy`` functions of one seed's arrays (they run under ``jit``/``vmap`` inside the
 trainer's checkpoint evaluation). Rows ``X`` (``(N, d)``) are grouped by an integer label
 ``groups`` (``(N,)`` in ``[0, G)``); an optional boolean ``mask`` keeps a subset of rows (e.g. the

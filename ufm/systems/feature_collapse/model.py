@@ -1,5 +1,7 @@
 """The feature-collapse network: embedding -> optional LayerNorm -> position-wise linear scores.
 
+Paper: Laurent, von Brecht, Bresson (2023), "Feature collapse", arXiv 2305.16162.
+
 ``score_k(x) = sum_l <u_{k,l}, phi(w_{x_l})>`` with ``phi`` the identity or LayerNorm without
 affine parameters (biased variance, ``eps = 1e-5``, per token), exactly the paper's PyTorch
 ``SimpleNet`` (``nn.Embedding(n_w, d)``, ``nn.LayerNorm(d, elementwise_affine=False)``,

@@ -1,4 +1,4 @@
-"""Configuration of the feature-collapse system (Laurent, von Brecht, Bresson, arXiv 2305.16162).
+"""Feature-collapse configuration (Laurent, von Brecht, Bresson 2023, arXiv 2305.16162).
 
 :class:`FeatureCollapseSpec` holds the data model, the network and the training settings as
 plain Python values; every invalid value raises a ``ValueError`` whose message names the field.

@@ -1,4 +1,4 @@
-"""Closed-form predictions of Laurent, von Brecht, Bresson, "Feature collapse" (arXiv 2305.16162).
+"""Closed-form predictions of Laurent, von Brecht, Bresson (2023), "Feature collapse" (2305.16162).
 
 The paper proves that, in the large-sample limit, global minimisers of the regularised risk are
 *collapsed*: words of one concept share one representation. The collapsed configurations reduce
