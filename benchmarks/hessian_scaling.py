@@ -14,11 +14,14 @@ checked against known answers even where no dense Hessian fits:
 
 Columns, all after compilation (compile time in its own column), best of ``--repeats`` runs:
 
-* ``block-arrow``: :func:`ufm.hessian.block_arrow_spectrum` (exact ``n_neg/n_zero/n_pos`` and a certified
+* ``block-arrow``: :func:`ufm.hessian.block_arrow_spectrum` (exact ``n_neg/n_zero/n_pos`` and a
+certified
   ``lambda_min`` bracket); ``evals`` is the number of Schur-complement evaluations.
-* ``dense``: :func:`ufm.hessian.hessian_spectrum_dense` (autodiff Hessian + float64 ``eigh``), only while
+* ``dense``: :func:`ufm.hessian.hessian_spectrum_dense` (autodiff Hessian + float64 ``eigh``), only
+while
   the ``(10 N + 100)^2`` Hessian is affordable (``--dense-max-n``).
-* ``lanczos``: :func:`ufm.hessian.lanczos_extremes` with ``--matvecs`` Hessian-vector products and full
+* ``lanczos``: :func:`ufm.hessian.lanczos_extremes` with ``--matvecs`` Hessian-vector products and
+full
   reorthogonalisation: extreme Ritz values only (no inertia), with their error against the known
   ``lambda_min``.
 

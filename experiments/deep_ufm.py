@@ -13,7 +13,8 @@ Model: the deep ReLU UFM with MSE loss and no biases (``ufm.DeepUFMSpec``), equa
 Settings the papers state: K = 10, L = 4, lambda = 0.004, width 30, GD with learning rate 0.5, 10
 runs (Fig. 2); L in {3, 4, 5} (Fig. 3 left); L = 4 (Fig. 3 middle/right, Fig. 5); K in {3, 4, 5}
 (Fig. 5). Settings they do not state, chosen here (all are options):
-    --n 5            samples per class (N = 5 K); the DNC/SRG losses depend on n only via n lambda_H1
+    --n 5            samples per class (N = 5 K); the DNC/SRG losses depend on n only via n
+    lambda_H1
     --steps 200000   GD steps for Fig. 2 (full mode); sweeps use --sweep-steps 100000. GD on this
                      landscape is slow (rank reduction continues for 1e5+ steps at lr 0.5), so the
                      end points are "at the budget", not certified critical points: grad norms are
@@ -169,7 +170,8 @@ def final_metrics(spec, params, tau: float) -> dict:
 
 
 def class_mean_spectra(spec, params) -> list:
-    """Singular values of the uncentred class means of H_1..H_L, one ``(S, min(d_l, K))`` array per layer."""
+    """Singular values of the uncentred class means of H_1..H_L, one ``(S, min(d_l, K))`` array per
+    layer."""
     ufm = _ufm()
     cm = jax.jit(jax.vmap(lambda p: ufm.deep.deep_class_means(spec, p)))(params)
     return [np.linalg.svd(np.asarray(M), compute_uv=False) for M in cm.H]
@@ -203,7 +205,8 @@ def _f(x):
 
 # -- Fig. 2 (top) ---------------------------------------------------------------------------------
 def fig2(cfg: Config) -> dict:
-    """K = 10, L = 4, lambda = 0.004, width 30: loss vs iteration, DNC1 per layer, class-mean spectra."""
+    """K = 10, L = 4, lambda = 0.004, width 30: loss vs iteration, DNC1 per layer, class-mean
+    spectra."""
     import matplotlib.pyplot as plt
 
     ufm = _ufm()
@@ -248,7 +251,8 @@ def fig2(cfg: Config) -> dict:
     ax[1].set(
         xlabel="iteration",
         ylabel="DNC1 (median over seeds)",
-        title="DNC1 per layer: Tr$\\Sigma_W$/Tr$\\Sigma_B$ (solid), Tr($\\Sigma_W\\Sigma_B^+$)/K (dotted)",
+        title="DNC1 per layer: Tr$\\Sigma_W$/Tr$\\Sigma_B$ (solid), "
+        "Tr($\\Sigma_W\\Sigma_B^+$)/K (dotted)",
     )
     ax[1].legend(fontsize=8)
     for l, s in enumerate(spectra):
@@ -376,7 +380,8 @@ def fig3_rank(cfg: Config) -> dict:
 
 
 def fig3_width(cfg: Config) -> dict:
-    """Fraction of seeds that reach DNC (and that end below L_DNC) against the width (K = 10, L = 4)."""
+    """Fraction of seeds that reach DNC (and that end below L_DNC) against the width (K = 10, L =
+    4)."""
     import matplotlib.pyplot as plt
 
     ufm = _ufm()

@@ -18,8 +18,10 @@
 # `H_{l+1} = ReLU(W_l H_l)` and the output `W_L H_L`, MSE loss and weight decay on `H_1` and every
 # `W_l` (Sukenik, Mondelli, Lampert 2023, arXiv 2305.13165; Sukenik, Lampert, Mondelli 2024,
 # arXiv 2405.14468). Deep neural collapse (DNC: orthogonal class means of equal norm in every
-# layer) has the closed-form loss `ufm.deep.dnc_loss`. For `L >= 3` layers and enough classes, rank-`r`
-# solutions built on the edges of the complete graph `K_r` (`K = r(r-1)/2`, `ufm.deep.srg_construction`)
+# layer) has the closed-form loss `ufm.deep.dnc_loss`. For `L >= 3` layers and enough classes,
+# rank-`r`
+# solutions built on the edges of the complete graph `K_r` (`K = r(r-1)/2`,
+# `ufm.deep.srg_construction`)
 # cost less, and gradient descent finds low-rank solutions too.
 #
 # This notebook: (1) the two constructions and their losses, (2) Fig. 2 of the 2024 paper (K = 10,
@@ -79,7 +81,8 @@ spec = ufm.DeepUFMSpec(K=10, n=N_PER_CLASS, L=4, widths=WIDTH, lambda_H1=LAM, la
 L_DNC, L_SRG = float(ufm.deep.dnc_loss(spec)), float(ufm.deep.srg_loss(spec))
 srg = ufm.deep.srg_construction(spec)
 print(
-    f"L_DNC = {L_DNC:.6f}   L_SRG = {L_SRG:.6f} (upper bound)   ranks of the SRG class means: {srg.ranks}"
+    f"L_DNC = {L_DNC:.6f}   L_SRG = {L_SRG:.6f} (upper bound)   "
+    f"ranks of the SRG class means: {srg.ranks}"
 )
 print(
     "loss at the DNC point:",
@@ -284,8 +287,10 @@ plt.show()
 # `ufm.classify_batch` takes a `DeepUFMSpec` and returns the same columns as for the UFM. There is
 # no closed-form optimum, so `f_star` is the reference `L_DNC` (low-rank points can go below it)
 # and points without negative curvature are `local_min` (zero modes as predicted by the symmetries,
-# `ufm.deep.deep_zero_mode_count`) or `degenerate` (extra zero modes). Below: a tanh network (`L = 3`,
-# `K = 3`) trained with heavy-ball momentum and polished by Newton from four starts, two of them with
+# `ufm.deep.deep_zero_mode_count`) or `degenerate` (extra zero modes). Below: a tanh network (`L =
+# 3`,
+# `K = 3`) trained with heavy-ball momentum and polished by Newton from four starts, two of them
+# with
 # `W_1`, `H_1` in a rank-1 / rank-2 subspace (an invariant subspace: the minima there are saddles of
 # the full problem), plus the origin, a strict local minimum for `L >= 2`.
 

@@ -5,6 +5,10 @@ request float32 explicitly and have their own tests.
 """
 
 import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers.py, tests/toy_system
 
 os.environ.setdefault("UFM_FAST", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

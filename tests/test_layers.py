@@ -13,9 +13,23 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "ufm"
 
 #: Layer of each top-level subpackage: a module may import its own layer and the ones below.
-LAYERS = {"_version": 0, "core": 0, "metrics": 1, "data": 1, "kernels": 1, "nets": 1,
-          "hessian": 2, "optim": 3, "landscape": 4, "runs": 5, "report": 6, "systems": 7,
-          "cli": 8, "__init__": 9, "__main__": 9}
+LAYERS = {
+    "_version": 0,
+    "core": 0,
+    "metrics": 1,
+    "data": 1,
+    "kernels": 1,
+    "nets": 1,
+    "hessian": 2,
+    "optim": 3,
+    "landscape": 4,
+    "runs": 5,
+    "report": 6,
+    "systems": 7,
+    "cli": 8,
+    "__init__": 9,
+    "__main__": 9,
+}
 
 
 def _modules():
@@ -70,8 +84,9 @@ def test_imports_go_down_the_layers(path, module, is_pkg):
             tops = [_top(target)]
         for t in tops:
             assert t in LAYERS, f"{module}:{line} imports unknown part {t!r}"
-            assert LAYERS[t] <= own, (f"{module}:{line} imports {target} ({t}, layer "
-                                      f"{LAYERS[t]}) from layer {own}")
+            assert LAYERS[t] <= own, (
+                f"{module}:{line} imports {target} ({t}, layer {LAYERS[t]}) from layer {own}"
+            )
 
 
 @pytest.mark.parametrize("path,module,is_pkg", MODULES, ids=[m for _, m, _ in MODULES])
@@ -81,8 +96,10 @@ def test_no_private_names_across_subpackages(path, module, is_pkg):
         if target != "ufm" and _top(target) != own:
             private = [n for n in names if n.startswith("_") and not n.startswith("__")]
             assert not private, f"{module}:{line} imports private {private} from {target}"
-            assert not any(p.startswith("_") and p not in ("__init__", "_version")
-                           for p in target.split(".")[1:]), f"{module}:{line} imports {target}"
+            assert not any(
+                p.startswith("_") and p not in ("__init__", "_version")
+                for p in target.split(".")[1:]
+            ), f"{module}:{line} imports {target}"
 
 
 @pytest.mark.parametrize("path,module,is_pkg", MODULES, ids=[m for _, m, _ in MODULES])

@@ -1,4 +1,5 @@
-"""The README's Python example runs (with fewer seeds) and its two fresh-machine commands stay in sync
+"""The README's Python example runs (with fewer seeds) and its two fresh-machine commands stay in
+sync
 with .ci/run."""
 
 import pathlib

@@ -1,7 +1,8 @@
 """ufm: the unconstrained feature model and representation collapse in JAX.
 
 A small flat front door for everyday use (``ufm.UFMSpec``, ``ufm.optimize``, ``ufm.classify_batch``,
-``ufm.run_sweep``, ``ufm.load_results``, the closed forms) and namespaces for the rest, one per layer
+``ufm.run_sweep``, ``ufm.load_results``, the closed forms) and namespaces for the rest, one per
+layer
 of the package (imports only go down this list):
 
 * ``ufm.core``: validation, the system registry and its hooks, generic model entry points;

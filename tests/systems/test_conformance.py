@@ -11,15 +11,11 @@ into the store) with no generic code knowing about it.
 from __future__ import annotations
 
 import dataclasses
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import toy_system  # noqa: E402  (registers "toy_ridge": one folder, one registration call)
 
 import ufm  # noqa: E402

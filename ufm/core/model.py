@@ -69,7 +69,8 @@ def init_params(spec, key, scale=None):
 def init_batch(spec, key, num_seeds: int | None = None, scale=None, seeds=None):
     """Initial parameters for many seeds, stacked along a leading axis.
 
-    Seed ``i`` uses ``jax.random.fold_in(key, seeds[i])`` (default ``seeds = arange(num_seeds)``), so
+    Seed ``i`` uses ``jax.random.fold_in(key, seeds[i])`` (default ``seeds = arange(num_seeds)``),
+    so
     a seed's start does not depend on how many seeds are run or on how they are sharded. Compiled
     once per spec shape.
     """

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 __all__ = [
     "System",
@@ -48,7 +48,7 @@ __all__ = [
     "OPTIONAL_HOOKS",
 ]
 
-Hook = Optional[Callable[..., Any]]
+Hook = Callable[..., Any] | None
 
 #: Names of the optional hooks of :class:`System` (``None`` when a system does not provide one).
 OPTIONAL_HOOKS = (

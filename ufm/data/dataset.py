@@ -128,7 +128,8 @@ def load_arrays(
     Inputs ``x_*`` of shape ``(n, D)`` are kept; ``(n, *image_shape)`` with more than one trailing
     axis are flattened row-major and ``image_shape`` is recorded (channels-first; pass
     ``channels_last=True`` for ``(n, H, W, C)`` arrays such as CIFAR's usual layout: they are
-    transposed to ``(n, C, H, W)`` first; ``(n, H, W)`` gets one channel). Labels are ``(n,)`` integers or ``(n, C)`` one-hot rows.
+    transposed to ``(n, C, H, W)`` first; ``(n, H, W)`` gets one channel). Labels are ``(n,)``
+    integers or ``(n, C)`` one-hot rows.
     ``num_classes`` defaults to ``max label + 1`` over both splits. Inputs are cast to ``dtype``
     (default float32; values are kept as given: scale or standardise them yourself).
 

@@ -1,6 +1,7 @@
 """sklearn's bundled handwritten digits (no download) with a fixed stratified split.
 
-The UCI optical-recognition digits as shipped inside scikit-learn (``sklearn.datasets.load_digits``):
+The UCI optical-recognition digits as shipped inside scikit-learn
+(``sklearn.datasets.load_digits``):
 1797 grey-scale 8 x 8 images, pixel values 0..16, 10 classes of 174-183 samples each. It is the
 CPU-scale data set of the trained-network systems (forward feature map, Nam et al. 2024,
 arXiv 2410.04264: MLP 64-128-128-10 on digits).

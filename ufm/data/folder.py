@@ -1,7 +1,8 @@
 """Load a user's data set from a folder of ``.npy`` files (the paper-scale path, e.g. CIFAR-10).
 
 No data set is downloaded by ``ufm``: a user who has CIFAR-10 (or any classification data) on disk
-saves it as four arrays and runs every analysis of the toolkit on it through :func:`load_npy_folder`.
+saves it as four arrays and runs every analysis of the toolkit on it through
+:func:`load_npy_folder`.
 """
 
 from __future__ import annotations

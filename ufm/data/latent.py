@@ -6,7 +6,8 @@ Model (all draws from ``numpy.random.default_rng(seed)``)::
 
     Q      = orthonormal basis of a random r-dim subspace of R^dim   (QR of a Gaussian matrix)
     A      = Q diag(factor_scales)                                   (dim x r mixing)
-    mu_c   = class_sep * g_c / ||g_c||,  g_c ~ N(0, I_r)             (class means; 0 if n_classes = 1)
+    mu_c   = class_sep * g_c / ||g_c||,  g_c ~ N(0, I_r)             (class means; 0 if n_classes =
+    1)
     y_i    = balanced labels (i mod n_classes), randomly permuted
     s_i    = mu_{y_i} + N(0, I_r)                                    (latent factors)
     x_i    = A s_i + noise_std * N(0, I_dim)
@@ -77,7 +78,8 @@ def latent_factor_data(
     scales = np.ones(rank) if factor_scales is None else np.asarray(factor_scales, dtype=float)
     if scales.shape != (rank,) or not np.all(scales > 0) or not np.all(np.isfinite(scales)):
         raise ValueError(
-            f"factor_scales must be {rank} positive finite numbers (got factor_scales={factor_scales!r})"
+            f"factor_scales must be {rank} positive finite numbers "
+            f"(got factor_scales={factor_scales!r})"
         )
 
     rng = np.random.default_rng(seed)

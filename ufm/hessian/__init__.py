@@ -2,7 +2,8 @@
 
 Dense (autodiff + ``eigh``, the oracle), Lanczos on Hessian-vector products, the block-arrow
 structure of objectives with per-sample features and its exact inertia by Haynsworth's Schur
-complement (docs/theory.md section 3), and Newton steps for polishing critical points of any index."""
+complement (docs/theory.md section 3), and Newton steps for polishing critical points of any
+index."""
 
 from .dense import flat_objective as flat_objective
 from .dense import hessian_dense as hessian_dense

@@ -1,6 +1,7 @@
 """Exact Hessian inertia and smallest eigenvalue from the block-arrow structure (Haynsworth).
 
-For the block-arrow Hessian ``[[A, B], [B^T, D]]`` of :mod:`ufm.hessian.structure` and a shift ``sigma``
+For the block-arrow Hessian ``[[A, B], [B^T, D]]`` of :mod:`ufm.hessian.structure` and a shift
+``sigma``
 with ``D - sigma I`` nonsingular, Haynsworth's inertia additivity (Haynsworth 1968, *Linear Algebra
 Appl.* 1:73) gives
 
@@ -43,7 +44,8 @@ class BlockArrowResult(NamedTuple):
     ``n_neg``/``n_zero``/``n_pos`` count eigenvalues ``< -zero_tol``, in ``[-zero_tol, zero_tol)``
     and
     ``>= zero_tol``, with ``zero_tol = max(zero_rtol * scale, zero_atol)`` (capped at ``delta / 2``,
-    ``delta = min_i lambda_min(D_i)``) and ``scale = max(||A||_2, max_i ||D_i||_2) + ||B||_F``, a cheap
+    ``delta = min_i lambda_min(D_i)``) and ``scale = max(||A||_2, max_i ||D_i||_2) + ||B||_F``, a
+    cheap
     upper estimate of ``||Hess||_2`` (within a small factor; ``max_i ||D_i||_2`` is bounded by
     ``lambda_H + ||W||_2^2 / N`` on the UFM fast path). ``lambda_min`` is the upper and
     ``lambda_min_lower`` the lower end of the certified final bracket (width ``<= 2 lambda_rtol *
@@ -78,7 +80,8 @@ def _evaluate(ba, sigma):
 def block_arrow_inertia(ba, sigma):
     """Number of Hessian eigenvalues below ``sigma``, exact by Haynsworth's theorem.
 
-    ``ba`` from :func:`ufm.hessian.block_arrow`; ``sigma`` must not be an eigenvalue of a ``D_i``, and for
+    ``ba`` from :func:`ufm.hessian.block_arrow`; ``sigma`` must not be an eigenvalue of a ``D_i``,
+    and for
     the UFM fast path must lie below ``ba.diag_min`` (``>= lambda_H``).
     """
     S, _ = ba.schur(sigma)
@@ -147,7 +150,8 @@ def block_arrow_spectrum(
 ) -> BlockArrowResult:
     """Exact inertia and ``lambda_min`` of the Hessian of a per-sample objective (block-arrow).
 
-    Algorithm (docs/theory.md section 3): build the block-arrow structure (:func:`ufm.hessian.block_arrow`);
+    Algorithm (docs/theory.md section 3): build the block-arrow structure
+    (:func:`ufm.hessian.block_arrow`);
     evaluate the Schur complement at ``-zero_tol`` and ``+zero_tol`` (the inertia, by Haynsworth's
     theorem); then shrink the certified bracket ``[min(lambda_min(A), delta) - ||B||_F,
     min(lambda_min(A), delta)]`` around ``lambda_min``: every evaluation of ``S(sigma)`` certifies
@@ -166,10 +170,12 @@ def block_arrow_spectrum(
     evaluations only at non-critical points (``benchmarks/hessian_scaling.py``, BENCHMARKS.md).
 
     Recommended: float64, ``lambda_H > 0`` (the UFM fast path needs ``D_i >= lambda_H I``), defaults
-    otherwise (``lambda_rtol=2e-11`` certifies ``lambda_min`` within ``4e-11 * scale``; ``lambda_min``
+    otherwise (``lambda_rtol=2e-11`` certifies ``lambda_min`` within ``4e-11 * scale``;
+    ``lambda_min``
     itself, a Newton bound, is typically exact to rounding). Memory ``O(N (K + d) + sample_chunk K
     d^2)`` for the UFM. Reference: ``numpy.linalg.eigvalsh`` of the
-    dense Hessian (:func:`ufm.hessian.hessian_spectrum_dense`) gives the same counts and ``lambda_min``.
+    dense Hessian (:func:`ufm.hessian.hessian_spectrum_dense`) gives the same counts and
+    ``lambda_min``.
 
     Example:
         >>> import jax, ufm

@@ -36,14 +36,17 @@ def newton_step(
     index. ``method``:
 
     * ``"structured"``: eliminate the per-sample feature blocks ``D_i`` of the block-arrow Hessian
-      (:func:`ufm.hessian.block_arrow`), solve the small Schur system ``S(0) x_theta = -g_theta + sum_i B_i
+      (:func:`ufm.hessian.block_arrow`), solve the small Schur system ``S(0) x_theta = -g_theta +
+      sum_i B_i
       D_i^{-1} g_i`` with an ``eigh`` pseudo-inverse of ``S(0)`` (size ``Kd (+K)`` for the UFM),
       then
       ``x_i = -D_i^{-1}(g_i + B_i^T x_theta)``. ``O(N K^2 d^2)``, for problems too big for a dense
       Hessian; needs the ``D_i`` nonsingular (``lambda_H > 0``).
-    * ``"dense"``: ``eigh`` pseudo-inverse of the full Hessian (:func:`ufm.hessian.hessian_dense`); up to a
+    * ``"dense"``: ``eigh`` pseudo-inverse of the full Hessian (:func:`ufm.hessian.hessian_dense`);
+    up to a
       few thousand parameters.
-    * ``"auto"``: structured when :func:`ufm.hessian.split_features` is registered for the spec type.
+    * ``"auto"``: structured when :func:`ufm.hessian.split_features` is registered for the spec
+    type.
 
     ``rtol`` drops eigenvalues with ``|lambda| < rtol * max |lambda|`` (recommended ``1e-10`` in
     float64). Both methods agree where the Hessian is nonsingular; at (near-)singular points they

@@ -12,7 +12,8 @@ with ``A`` the ``P x P`` global block, ``B_i`` of shape ``P x d`` and ``D_i`` of
 ``S(sigma) = A - sigma I - sum_i B_i (D_i - sigma I)^{-1} B_i^T`` and the products with ``B``,
 ``B^T``
 and ``D`` cheap. Two implementations share one interface (``A``, ``num_samples``, ``feature_dim``,
-``diag_min``, ``diag_max``, ``count_diag_below(sigma)``, ``schur(sigma) -> (S, Cinv)``, ``apply_cinv(Cinv, Y)``,
+``diag_min``, ``diag_max``, ``count_diag_below(sigma)``, ``schur(sigma) -> (S, Cinv)``,
+``apply_cinv(Cinv, Y)``,
 ``bt(u)``, ``b(Y)``, ``d_apply(Y)``, ``matvec(u, Y)``, ``b_fro()``; per-sample arrays are ``(d, N)``
 like ``H``):
 
@@ -22,7 +23,8 @@ like ``H``):
   ``e_a`` in *every* column give every ``D_i e_a`` at once (``D`` is block diagonal). Works for any
   spec type registered with :func:`split_features` (the deep UFM: ``theta`` = all weight matrices,
   features ``H_1``). Memory ``P d N``; Schur complement ``O(P^2 d N)``.
-* :class:`ufm.systems.ufm.UFMBlockArrow` (UFM fast path, :mod:`ufm.systems.ufm.structure`): closed forms, a chunked
+* :class:`ufm.systems.ufm.UFMBlockArrow` (UFM fast path, :mod:`ufm.systems.ufm.structure`): closed
+forms, a chunked
   sample loop, ``O(N K^2 d^2)`` per shift. It must agree with the generic path (tested).
 """
 
@@ -213,8 +215,10 @@ def block_arrow(
     ``method``: ``"fast"`` (closed form, registered for :class:`ufm.UFMSpec`), ``"autodiff"`` (the
     generic path for any spec with :func:`split_features`: ``P + d`` Hessian-vector products of the
     full objective, ``lax.map`` in chunks of ``chunk_size`` tangents) or ``"auto"`` (fast if
-    registered). Returns a :class:`ufm.systems.ufm.UFMBlockArrow` or a :class:`BlockArrow` (interface in the
-    module docstring), consumed by :func:`ufm.hessian.block_arrow_spectrum` and :func:`ufm.hessian.newton_step`.
+    registered). Returns a :class:`ufm.systems.ufm.UFMBlockArrow` or a :class:`BlockArrow`
+    (interface in the
+    module docstring), consumed by :func:`ufm.hessian.block_arrow_spectrum` and
+    :func:`ufm.hessian.newton_step`.
 
     Example:
         >>> import jax, ufm

@@ -1,4 +1,5 @@
-"""Second-order classification of critical points of the UFM (docs/theory.md section 3) and deep UFM.
+"""Second-order classification of critical points of the UFM (docs/theory.md section 3) and deep
+UFM.
 
 :func:`classify` examines one point: gradient norm, loss and ``f - f*`` (closed form,
 :func:`ufm.optimal_value`), the global-optimality certificate ``sigma_1(grad_Z g) - sqrt(lW lH)``
@@ -56,13 +57,17 @@ Classes, in order of precedence:
 
 Model-specific facts (reference value, certificate, rank, predicted zero modes) come from the
 system's hooks (:mod:`ufm.landscape.facts`; the UFM's in :mod:`ufm.systems.ufm.facts`); the deep
-UFM registers its own in :mod:`ufm.systems.deep_ufm.facts` (reference ``L_DNC``, no certificate: never
+UFM registers its own in :mod:`ufm.systems.deep_ufm.facts` (reference ``L_DNC``, no certificate:
+never
 ``GLOBAL_MIN``, minima without negative curvature are ``LOCAL_MIN`` or ``DEGENERATE``).
 
-Hessian routines (``method``): ``"dense"`` (all eigenvalues, :func:`ufm.hessian.hessian_spectrum_dense`),
+Hessian routines (``method``): ``"dense"`` (all eigenvalues,
+:func:`ufm.hessian.hessian_spectrum_dense`),
 ``"block_arrow"`` (exact inertia and ``lambda_min`` by Haynsworth's Schur complement,
-:func:`ufm.hessian.block_arrow_spectrum`; no ``lambda_max``), ``"lanczos"`` (extreme Ritz values only,
-:func:`ufm.hessian.lanczos_extremes`: a Ritz ``lambda_min < -zero_tol`` certifies a saddle, but counts are
+:func:`ufm.hessian.block_arrow_spectrum`; no ``lambda_max``), ``"lanczos"`` (extreme Ritz values
+only,
+:func:`ufm.hessian.lanczos_extremes`: a Ritz ``lambda_min < -zero_tol`` certifies a saddle, but
+counts are
 unknown, ``-1``, and the zero-mode check is skipped), ``"auto"`` (dense up to
 :data:`DENSE_CLASSIFY_MAX_PARAMS` parameters, block-arrow above).
 """
@@ -345,7 +350,8 @@ def classify_batch(
     Runs :func:`classify` under ``jax.lax.map`` in batches of ``batch_size`` points (default: one
     point at a time on CPU, else a dense-Hessian memory budget of about 256 MB). On CPU, batched
     LAPACK calls (``eigh``/``svd`` of a whole batch) once deadlocked inside jaxlib's thread pool
-    in a sweep, and one point at a time was faster anyway (2048 points of 100 parameters in 1.2 s). The batch is padded to the next power of two
+    in a sweep, and one point at a time was faster anyway (2048 points of 100 parameters in 1.2 s).
+    The batch is padded to the next power of two
     (copies of the first point, skipped when ``batch_size`` is 1 and dropped), so that varying
     batch sizes reuse a few compilations. The columns are the
     :class:`CriticalPointRecord` fields plus ``class`` (names from :data:`CLASS_NAMES`) and

@@ -60,7 +60,7 @@ register_system(
         loss=_gradnorm_loss,
         init=lambda spec, key, scale=None: init_params(spec.inner, key, scale),
         examples=_examples,
-        summary="0.5 ||grad f||^2 of a wrapped spec: its zeros are the critical points of any index",
+        summary="0.5 ||grad f||^2 of a wrapped spec: its zeros are critical points of any index",
         label=lambda spec: "grad-norm of " + type(spec.inner).__name__,
         sweepable=False,
     )

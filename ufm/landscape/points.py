@@ -18,7 +18,8 @@ class CriticalPoints(NamedTuple):
         params: :class:`ufm.UFMParams` with a leading axis, float64.
         loss, grad_norm: ``f`` and ``||grad f||`` after polishing (numpy).
         converged: ``grad_norm <= tol`` of the finder's polishing.
-        source: ``"random"`` (minima from random starts), ``"planted"``, ``"rank_restricted"``, ``"newton"`` or
+        source: ``"random"`` (minima from random starts), ``"planted"``, ``"rank_restricted"``,
+        ``"newton"`` or
             ``"gradnorm"`` (numpy ``object`` array of str).
         seed: index of the random start within its source (``d'``-group for planted saddles).
         dim: ``d'`` of a planted saddle (``0``: the origin), ``r`` of a rank-restricted start,

@@ -1,7 +1,8 @@
 """Class statistics of labelled features: class means, within- and between-class covariances.
 
 Shared by the neural-collapse metrics (``ufm/_metrics.py``) and the deep-UFM metrics. Features
-``H`` are ``(d, N)`` (columns are samples), ``labels`` integers ``(N,)`` in ``[0, K)``, ``num_classes
+``H`` are ``(d, N)`` (columns are samples), ``labels`` integers ``(N,)`` in ``[0, K)``,
+``num_classes
 = K`` a static Python int. Class sums are one-hot matrix products (no per-sample loops, no
 data-dependent shapes): ``jit``- and ``vmap``-compatible, dtype in = dtype out.
 
@@ -103,7 +104,8 @@ def _stats_class_major(H: jax.Array, K: int, n: int) -> _Stats:
 
 
 def class_means(H, labels, num_classes: int) -> tuple[jax.Array, jax.Array]:
-    """Class means ``M_raw`` ``(d, K)`` (uncentred; an empty class gives 0) and global mean ``mu_G`` ``(d,)``.
+    """Class means ``M_raw`` ``(d, K)`` (uncentred; an empty class gives 0) and global mean ``mu_G``
+    ``(d,)``.
 
     ``mu_G`` is the mean of all samples (equal to the mean of the class means for balanced classes).
 

@@ -1,7 +1,8 @@
 """Neural-collapse metrics NC1-NC4 from features and labels (docs/metrics.md).
 
 Conventions: features ``H`` of shape ``(d, N)`` (columns are samples), integer ``labels`` of shape
-``(N,)`` with values in ``[0, K)``, ``num_classes = K`` a static Python int, classifier ``W`` of shape
+``(N,)`` with values in ``[0, K)``, ``num_classes = K`` a static Python int, classifier ``W`` of
+shape
 ``(K, d)``, bias ``b`` of shape ``(K,)`` or ``None``. Class statistics use one-hot matrix products
 (no per-sample loops, no data-dependent shapes), so every metric is ``jit``- and ``vmap``-compatible
 (mark ``num_classes`` static under ``jit``; vmap over a leading seed axis of ``H, W, b`` with the
@@ -57,11 +58,13 @@ def _rtol(rtol, H, K: int) -> float:
 
 
 def _nc1_spectrum(st: _Stats):
-    """Singular values ``s`` of ``M`` and energies ``e_i = N u_i^T Sigma_W u_i`` along its left vectors.
+    """Singular values ``s`` of ``M`` and energies ``e_i = N u_i^T Sigma_W u_i`` along its left
+    vectors.
 
     ``Sigma_B = U diag(s^2/K) U^T``, so ``Tr(Sigma_W Sigma_B^+)/K = sum_i e_i / (N s_i^2)`` over the
     kept directions: one thin SVD of the ``(d, K)`` matrix ``M``, no ``d x d`` pseudo-inverse. Since
-    ``M n = 0`` exactly (``n`` the class counts), ``M`` is first projected onto ``n^perp``: this removes
+    ``M n = 0`` exactly (``n`` the class counts), ``M`` is first projected onto ``n^perp``: this
+    removes
     the spurious K-th direction that rounding of the centring creates (of size ``eps |mu_G|``,
     large for features with a common offset).
     """
@@ -73,12 +76,14 @@ def _nc1_spectrum(st: _Stats):
 
 
 def _nc1_scale(st: _Stats) -> jax.Array:
-    """``||M_raw||_F``: bounds the rounding error of the centred means (the threshold's reference)."""
+    """``||M_raw||_F``: bounds the rounding error of the centred means (the threshold's
+    reference)."""
     return jnp.sqrt(jnp.sum(st.means**2))
 
 
 def _nc1_inverse(s, e, N: int, rtol, top: int | None, ref=None) -> jax.Array:
-    """``sum_i e_i / (N s_i^2)`` over ``s_i > rtol * ref`` (``ref`` default ``s_1``), top ``top`` only."""
+    """``sum_i e_i / (N s_i^2)`` over ``s_i > rtol * ref`` (``ref`` default ``s_1``), top ``top``
+    only."""
     ref = s[0] if ref is None else ref
     keep = s > rtol * ref  # ref = 0 (all means 0) keeps nothing
     if top is not None:
@@ -96,12 +101,14 @@ def nc1_pinv(H, labels, num_classes: int, rtol: float | None = None) -> jax.Arra
     span of the centred means. Scale-, rotation- and translation-invariant.
 
     Threshold: with ``sigma_i`` the singular values of the centred means ``M`` (``lambda_i(Sigma_B)
-    = sigma_i^2 / K``), directions with ``sigma_i <= rtol * ||M_raw||_F`` count as zero (``M_raw`` the
+    = sigma_i^2 / K``), directions with ``sigma_i <= rtol * ||M_raw||_F`` count as zero (``M_raw``
+    the
     uncentred class means, whose size bounds the rounding error of the centring). Default
     ``rtol = max(d, K) * eps`` (``eps`` of the dtype; ``numpy.linalg.matrix_rank``'s tolerance), so
     rounding-level directions are dropped even when the features share a large offset (post-ReLU
     layers). For centred features this is ``numpy.linalg.pinv(Sigma_B, rcond=r)`` with
-    ``r ~ rtol**2``. The exact identity ``M n = 0`` (``n`` the class counts) is imposed before the SVD,
+    ``r ~ rtol**2``. The exact identity ``M n = 0`` (``n`` the class counts) is imposed before the
+    SVD,
     so ``rank Sigma_B <= K - 1`` holds numerically too. If ``Sigma_B = 0`` (all class means equal,
     e.g. zero features) then ``Sigma_B^+ = 0`` and the value is 0; :func:`nc1_quotient` is ``inf``
     there (unless ``Sigma_W = 0`` too). The value is large and unstable when a kept ``sigma_i`` is
@@ -118,11 +125,13 @@ def nc1_pinv(H, labels, num_classes: int, rtol: float | None = None) -> jax.Arra
 
 
 def nc1_svd(H, labels, num_classes: int, rtol: float | None = None) -> jax.Array:
-    """NC1, truncated variant: ``Tr(Sigma_W Sigma_B^+)/K`` over the top ``K-1`` eigenvectors of ``Sigma_B``.
+    """NC1, truncated variant: ``Tr(Sigma_W Sigma_B^+)/K`` over the top ``K-1`` eigenvectors of
+    ``Sigma_B``.
 
     Han, Papyan & Donoho 2022 (arXiv 2106.02073) invert ``Sigma_B`` on its top ``K-1`` eigenvectors
     (``scipy.sparse.linalg.svds(Sigma_B, k=K-1)``), because ``rank Sigma_B <= K-1``. Among those,
-    directions below the threshold of :func:`nc1_pinv` (same ``rtol`` and default) are still dropped,
+    directions below the threshold of :func:`nc1_pinv` (same ``rtol`` and default) are still
+    dropped,
     so with the default it equals :func:`nc1_pinv` (this implementation already enforces the rank
     bound). ``rtol=0`` reproduces Han's code, which inverts every positive one of the top ``K-1``
     eigenvalues however small: unstable when ``rank Sigma_B < K-1``. ``Sigma_B = 0`` gives 0.
@@ -151,7 +160,8 @@ def nc1_quotient(H, labels, num_classes: int) -> jax.Array:
 
     Tirer, Huang & Niles-Weed 2023 (arXiv 2210.16658). Needs no pseudo-inverse, so it stays
     meaningful when ``rank Sigma_B < K-1`` (planted saddles, low-rank deep layers). Scale- and
-    rotation-invariant. Defined as ``0`` when both traces vanish (all features equal) and ``inf`` when
+    rotation-invariant. Defined as ``0`` when both traces vanish (all features equal) and ``inf``
+    when
     only ``Tr Sigma_B`` does.
 
     Example:
@@ -185,7 +195,8 @@ def nc1_cdnv(H, labels, num_classes: int) -> jax.Array:
     """NC1, class-distance normalised variance (CDNV), averaged over class pairs.
 
     Galanti, Gyorgy & Hutter 2022 (arXiv 2112.15121):
-    ``V(c, c') = (var_c + var_c') / (2 ||mu_c - mu_c'||^2)`` with ``var_c = E_{i in c} ||h_i - mu_c||^2``
+    ``V(c, c') = (var_c + var_c') / (2 ||mu_c - mu_c'||^2)`` with ``var_c = E_{i in c} ||h_i -
+    mu_c||^2``
     (total variance, the trace of the class covariance), averaged over the ``K(K-1)/2`` unordered
     pairs of non-empty classes. Scale- and rotation-invariant, needs no inverse. A pair with equal
     means contributes ``0`` if both variances vanish and ``inf`` otherwise.
@@ -219,7 +230,8 @@ def _classifier(W) -> jax.Array:
 
 
 def nc2_etf_weights(W, center: bool = True) -> jax.Array:
-    """NC2 for the classifier: :func:`etf_error` of ``W_c W_c^T``, ``W_c = W - 1 w_bar^T`` if ``center``.
+    """NC2 for the classifier: :func:`etf_error` of ``W_c W_c^T``, ``W_c = W - 1 w_bar^T`` if
+    ``center``.
 
     Zhu et al. 2021 (arXiv 2105.02375); Zhou et al. 2022 (arXiv 2203.01238) centre the rows of ``W``
     (subtract the mean classifier ``w_bar``) before comparing with the simplex ETF, which makes the
@@ -256,7 +268,8 @@ def nc2_etf_means(H, labels, num_classes: int) -> jax.Array:
 
 
 def nc2_orthogonal_frame_means(H, labels, num_classes: int, center: bool = False) -> jax.Array:
-    """NC2 orthogonal-frame error of the class means: :func:`orthogonal_frame_error` of ``M_raw^T M_raw``.
+    """NC2 orthogonal-frame error of the class means: :func:`orthogonal_frame_error` of ``M_raw^T
+    M_raw``.
 
     Uncentred means by default (``center=False``): the collapse geometry of the MSE UFM without bias
     and of post-ReLU deep-UFM layers (Sukenik et al. 2023, arXiv 2305.13165).
@@ -281,11 +294,14 @@ def _papyan(W: jax.Array, M: jax.Array, center: bool) -> jax.Array:
 
 
 def nc3_papyan(W, H, labels, num_classes: int, center: bool = False) -> jax.Array:
-    """NC3 (Papyan et al. 2020, arXiv 2008.08186, Fig. 3): ``|| W^T/||W||_F - M/||M||_F ||_F^2`` (squared).
+    """NC3 (Papyan et al. 2020, arXiv 2008.08186, Fig. 3): ``|| W^T/||W||_F - M/||M||_F ||_F^2``
+    (squared).
 
     ``M`` the centred class means ``(d, K)``, ``W`` ``(K, d)`` as it is (``center=True`` centres its
-    rows first). Zero at the CE optimum; not at the MSE no-bias optimum unless ``center=True``, since
-    there ``W`` is an uncentred orthogonal frame. In ``[0, 4]``; a zero ``W`` or ``M`` normalises to 0.
+    rows first). Zero at the CE optimum; not at the MSE no-bias optimum unless ``center=True``,
+    since
+    there ``W`` is an uncentred orthogonal frame. In ``[0, 4]``; a zero ``W`` or ``M`` normalises to
+    0.
     """
     H, labels, K = _inputs(H, labels, num_classes)
     W = _check_W(W, H.shape[0], K, H.dtype)
@@ -300,7 +316,8 @@ def nc3_zhu(W, H, labels, num_classes: int) -> jax.Array:
     """NC3 of Zhu et al. 2021 (arXiv 2105.02375): ``|| W M/||W M||_F - (I - J/K)/sqrt(K-1) ||_F``.
 
     Also Zhou et al. 2022 (arXiv 2203.01238). :func:`etf_error` of the ``K x K`` matrix ``W M``
-    (``M`` centred means). Zero at the non-zero optimum of every UFM variant of docs/theory.md section 2
+    (``M`` centred means). Zero at the non-zero optimum of every UFM variant of docs/theory.md
+    section 2
     (``W M = c (I - J/K)``); 1 at the zero solution (``W M = 0``).
     """
     H, labels, K = _inputs(H, labels, num_classes)
@@ -319,7 +336,8 @@ def _ncc_agreement(W, b, H, st: _Stats) -> jax.Array:
     Z = W @ H
     if b is not None:
         Z = Z + b[:, None]
-    # nearest centre: argmin_c ||h - mu_c||^2 = argmax_c (2 mu_c.h - ||mu_c||^2); empty classes excluded
+    # nearest centre: argmin_c ||h - mu_c||^2 = argmax_c (2 mu_c.h - ||mu_c||^2); empty classes
+    # excluded
     score = 2 * (st.means.T @ H) - jnp.sum(st.means**2, axis=0)[:, None]
     score = jnp.where(st.counts[:, None] > 0, score, jnp.full_like(score, -jnp.inf))
     agree = jnp.argmax(Z, axis=0) == jnp.argmax(score, axis=0)
@@ -350,7 +368,8 @@ def _bias_relation(W, b, mu_G) -> jax.Array:
 
 
 def nc4_bias_relation(W, b, H, labels, num_classes: int) -> jax.Array:
-    """Zhu/Zhou's bias relation ``|| W mu_G + b ||`` (their plots' "NC4"; ``compute_Wh_b_relation``).
+    """Zhu/Zhou's bias relation ``|| W mu_G + b ||`` (their plots' "NC4";
+    ``compute_Wh_b_relation``).
 
     Zhu et al. 2021 (arXiv 2105.02375); Zhou et al. 2022 (arXiv 2203.01238). Zero at the CE optimum
     with ``b = 0``; at the MSE optimum with free bias it is ``||b*|| = 1/sqrt(K)`` (mean logit
@@ -413,9 +432,11 @@ def nc_metrics_class_major(
     - ``rank_M``, ``rank_W``: :func:`numerical_rank` of ``M`` and ``W`` with threshold ``tau``
       (default ``1e-3``), ``int32``.
 
-    Everything else is in the dtype of ``params.H``. Pure and cheap (class-major reshapes, a thin SVD
+    Everything else is in the dtype of ``params.H``. Pure and cheap (class-major reshapes, a thin
+    SVD
     of ``M`` and of ``W``): ``jax.vmap(lambda p: nc_metrics(spec, p))`` over a leading seed axis.
-    Which metrics vanish at which optimum: all but ``nc2_orth_*`` at the CE optimum (and ``nc4_bias``
+    Which metrics vanish at which optimum: all but ``nc2_orth_*`` at the CE optimum (and
+    ``nc4_bias``
     needs ``b = 0``); for the MSE no-bias optimum ``nc2_orth_M``, ``nc2_orth_W`` and the centred or
     ``W M`` based ones vanish, not ``nc3_papyan``, ``nc2_maxangle_W`` or ``nc4_bias``.
 

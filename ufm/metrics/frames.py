@@ -26,7 +26,8 @@ def _jit_call(fn, static, *args):
 
 
 def jit_call(fn, *args, **static):
-    """``fn(*args, **static)`` as one compiled call, cached per ``(fn, static values, shapes, dtypes)``.
+    """``fn(*args, **static)`` as one compiled call, cached per ``(fn, static values, shapes,
+    dtypes)``.
 
     The public metrics validate their inputs in Python, then run a module-level implementation
     through this, so an eager call is one dispatch (not one per primitive) and a call inside an
@@ -75,7 +76,8 @@ def _square(G, name: str = "G") -> jax.Array:
 
 
 def cosines(vectors) -> jax.Array:
-    """The ``K x K`` matrix of cosines between the columns of ``vectors`` (a zero column: cosine 0)."""
+    """The ``K x K`` matrix of cosines between the columns of ``vectors`` (a zero column: cosine
+    0)."""
     return jit_call(_cosines, _vectors(vectors))
 
 
@@ -161,7 +163,8 @@ def _max_angle_deviation(V):
 def etf_error(G) -> jax.Array:
     """Simplex-ETF error ``|| G/||G||_F - (I - J/K)/sqrt(K-1) ||_F`` of a ``K x K`` matrix.
 
-    For a Gram ``G = V^T V`` this is zero iff the K columns of ``V`` form a simplex ETF (equal norms,
+    For a Gram ``G = V^T V`` this is zero iff the K columns of ``V`` form a simplex ETF (equal
+    norms,
     pairwise cosines ``-1/(K-1)``), up to scale. Zhu et al. 2021 (arXiv 2105.02375) and Zhou et al.
     2022 (arXiv 2203.01238) use it for ``W W^T`` (NC2) and for ``W M`` (NC3, not symmetric). Takes
     values in ``[0, 2]``; ``G = 0`` gives 1 (``0/0`` is taken as 0).
@@ -186,8 +189,10 @@ def orthogonal_frame_error(G) -> jax.Array:
     """Orthogonal-frame error ``|| G/||G||_F - I/sqrt(K) ||_F`` of a ``K x K`` matrix.
 
     Zero iff the Gram ``G = V^T V`` has orthogonal columns of equal norm: the collapse geometry of
-    the MSE UFM without bias (Zhou et al. 2022, arXiv 2203.01238) and of post-ReLU class means in the
-    deep UFM (Sukenik et al. 2023, arXiv 2305.13165), measured on *uncentred* means. ``G = 0`` gives 1.
+    the MSE UFM without bias (Zhou et al. 2022, arXiv 2203.01238) and of post-ReLU class means in
+    the
+    deep UFM (Sukenik et al. 2023, arXiv 2305.13165), measured on *uncentred* means. ``G = 0`` gives
+    1.
 
     Example:
         >>> import jax.numpy as jnp

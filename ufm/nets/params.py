@@ -41,7 +41,8 @@ def init_models(make: Callable, keys: jax.Array):
 
 
 def split(model):
-    """``(params, static) = eqx.partition(model, eqx.is_inexact_array)``; undo with :func:`combine`."""
+    """``(params, static) = eqx.partition(model, eqx.is_inexact_array)``; undo with
+    :func:`combine`."""
     return eqx.partition(model, eqx.is_inexact_array)
 
 

@@ -10,8 +10,8 @@ from .settings import POLISH_METHODS as POLISH_METHODS
 from .settings import OptimizerSettings as OptimizerSettings
 from .status import STATUS_NAMES as STATUS_NAMES
 from .status import Status as Status
-from .train import TrainResult as TrainResult
-from .train import train as train
+from .training import TrainResult as TrainResult
+from .training import train as train
 from .transforms import gd as gd
 from .transforms import make_optimizer as make_optimizer
 from .transforms import momentum as momentum

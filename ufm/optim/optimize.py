@@ -117,7 +117,8 @@ def _init_state(spec, params, optimizer, record):
 def _run_chunk(
     spec, state, limits, *, optimizer, num_records, record_every, record, seed_block=None
 ):
-    """``num_records * record_every`` steps for every seed; returns the new state and the records."""
+    """``num_records * record_every`` steps for every seed; returns the new state and the
+    records."""
     tol, threshold, max_steps = limits
 
     def one_seed(st: _State):

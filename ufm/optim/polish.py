@@ -7,7 +7,8 @@ point is polished first.
 * ``newton`` (default for small problems): Newton's method on ``grad f = 0`` with the dense float64
   Hessian and an eigenvalue pseudo-inverse (eigenvalues with ``|lambda| <= rtol * max|lambda|`` are
   dropped: the Hessian is singular along the rotation orbit ``W -> W Q, H -> Q^T H``). A step
-  acceptance on the merit ``||grad f||`` (fixed candidate step lengths, no data-dependent loop) keeps
+  acceptance on the merit ``||grad f||`` (fixed candidate step lengths, no data-dependent loop)
+  keeps
   it stable. Newton converges quadratically to the nearby critical point *of any index*, so it also
   polishes saddles.
 * ``lbfgs``: ``optax.lbfgs`` with its zoom line search, for problems too large for a dense Hessian.
@@ -57,7 +58,8 @@ def _flat_fns(spec, template):
 
 
 def dense_newton_direction(hess, grad, rtol=1e-10):
-    """Pseudo-inverse Newton direction ``-H^+ g`` via ``eigh``, dropping ``|lambda| <= rtol max|lambda|``."""
+    """Pseudo-inverse Newton direction ``-H^+ g`` via ``eigh``, dropping ``|lambda| <= rtol
+    max|lambda|``."""
     evals, evecs = jnp.linalg.eigh(hess)
     cutoff = rtol * jnp.max(jnp.abs(evals))
     safe = jnp.where(jnp.abs(evals) > cutoff, evals, 1.0)

@@ -59,7 +59,8 @@ class OptimizerSettings:
     :func:`ufm.optimize` uses ``make_optimizer(name, learning_rate, **options)`` for ``max_steps``
     steps per seed (a seed converges at gradient norm ``<= tol``; loss or gradient norm above
     ``divergence_threshold`` flags it ``diverged``), in compiled chunks of ``chunk`` steps;
-    :func:`ufm.run_points` then polishes with ``polish`` (``"auto"``: float64 -> :func:`ufm.polish`'s
+    :func:`ufm.run_points` then polishes with ``polish`` (``"auto"``: float64 ->
+    :func:`ufm.polish`'s
     automatic choice, float32 -> none; ``"newton"``, ``"lbfgs"``, ``"none"``) to ``polish_tol``
     (default ``1e-10`` in float64, ``1e-5`` in float32) within ``polish_max_iter`` iterations
     (default: :func:`ufm.polish`'s). Every field is validated on construction (one-line

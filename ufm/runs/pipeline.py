@@ -127,7 +127,8 @@ def run_points(
         params0: starting parameters with a leading point axis (:func:`make_starts`,
             :func:`ufm.init_batch`), possibly sharded along it (``NamedSharding``).
         optimizer: :class:`OptimizerSettings` (optimiser, step budget, tolerance, polish stage).
-        analyses: ``(name, options)`` pairs of registered analyses (:mod:`ufm.runs.analyses`), run in
+        analyses: ``(name, options)`` pairs of registered analyses (:mod:`ufm.runs.analyses`), run
+        in
             order on the polished points; ``options`` a mapping or ``(key, value)`` pairs.
         record, record_every: the trace of :func:`ufm.optimize` (e.g. NC metrics every 50 steps).
         errors: ``"raise"`` (default) or ``"record"``: an analysis that raises then fills the

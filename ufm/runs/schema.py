@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import fnmatch
 
-__all__ = ["BASE_DOCS", "column_docs_for", "register_column_docs", "all_column_docs",
-           "schema_markdown"]
+__all__ = [
+    "BASE_DOCS",
+    "column_docs_for",
+    "register_column_docs",
+    "all_column_docs",
+    "schema_markdown",
+]
 
 #: Columns every row of a landscape or sweep folder has, and their meaning (unit).
 BASE_DOCS = {

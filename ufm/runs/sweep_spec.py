@@ -40,7 +40,8 @@ Models: ``"ufm"`` (:class:`ufm.UFMSpec`: ``K, n, d, loss, bias, lambda_W, lambda
 dtype``) and ``"deep_ufm"`` (:class:`ufm.DeepUFMSpec`: ``K, n, L, widths, activation, loss,
 lambda_H1, lambda_W, bias, lambda_b, dtype``; ``experiments/sweeps/deep_tiny.toml``). Analyses
 (:mod:`ufm.runs.analyses`): ``closed_form`` (``f - f*``; the deep UFM's reference is
-:func:`ufm.deep.dnc_loss`), ``metrics`` (NC or DNC metrics), ``hessian`` (:func:`ufm.classify_batch`,
+:func:`ufm.deep.dnc_loss`), ``metrics`` (NC or DNC metrics), ``hessian``
+(:func:`ufm.classify_batch`,
 for the models it has rules for; options in ``[analyses.hessian]``, e.g. ``method = "dense"``).
 The pipeline of every
 chunk is :func:`ufm.run_points`: optimise, polish, analyse.

@@ -14,7 +14,8 @@ import numpy as np
 
 
 def batch_with_spectrum(lam, n_obs, rng):
-    """``X`` (``n_obs x len(lam)``), columns centred, with ``X^T X / (n_obs - 1) = V diag(lam) V^T``.
+    """``X`` (``n_obs x len(lam)``), columns centred, with ``X^T X / (n_obs - 1) = V diag(lam)
+    V^T``.
 
     Returns ``(X, V)``; needs ``len(lam) <= n_obs - 1``.
     """

@@ -43,7 +43,6 @@ from .theory import (
     srg_ratio,
 )
 
-
 __all__ = [
     "ACTIVATIONS",
     "DeepFeatures",
@@ -120,8 +119,8 @@ register_column_docs(
         "dnc1_pinv_*": "deep UFM: DNC1 Tr(Sigma_W Sigma_B^+)/K of layer features (H_l post-, Z_l "
         "pre-activation)",
         "dnc1_quot_*": "deep UFM: DNC1 Tr Sigma_W / Tr Sigma_B of layer features",
-        "dnc2_*": "deep UFM: DNC2 frame error of the layer class means (orthogonal frame after ReLU, "
-        "simplex ETF otherwise)",
+        "dnc2_*": "deep UFM: DNC2 frame error of the layer class means (orthogonal frame after "
+        "ReLU, simplex ETF otherwise)",
         "rank_*": "deep UFM: numerical rank of the layer class means (count, threshold tau)",
         "dnc3_span_W*": "deep UFM: DNC3 misalignment of the row space of W_l with its input class "
         "means",

@@ -1,7 +1,8 @@
 """Classification of deep-UFM critical points: the model facts behind :func:`ufm.classify`.
 
 :func:`ufm.classify` and :func:`ufm.classify_batch` accept a :class:`ufm.DeepUFMSpec` and return
-the same :class:`ufm.landscape.CriticalPointRecord` fields and columns as for the UFM. This module registers
+the same :class:`ufm.landscape.CriticalPointRecord` fields and columns as for the UFM. This module
+registers
 the deep UFM's facts with the hooks of :mod:`ufm.systems.ufm.facts`:
 
 * reference value ``f_star = L_DNC`` (:func:`ufm.deep.dnc_loss`; MSE without bias, else ``nan``),
@@ -47,7 +48,8 @@ d(d-1)/2 - (d-r)(d-r-1)/2``, ``dim O(d)`` minus the stabiliser ``O(d - r)``):
 * smooth activations: ``z(d_1, r_1)`` (``+1`` for CE with a free bias), computed so;
 * identity, MSE, no bias, at a critical point: the class-mean map ``T = W_L ... W_1 M`` (``M`` the
   class means of ``H_1``) is symmetric PSD with ``r`` non-zero eigenvalues of multiplicities
-  ``m_1, m_2, ...`` (each a stationary point of the scalar problem of :func:`ufm.deep.dnc_loss`, so at
+  ``m_1, m_2, ...`` (each a stationary point of the scalar problem of :func:`ufm.deep.dnc_loss`, so
+  at
   most two distinct values) and every ``W_l`` has rank ``r``; the chain ``M, W_1, ..., W_L`` is a
   loop through the class space, and the stabiliser is ``prod_l O(d_l - r) x O(K - r) x prod_j
   O(m_j)``, so ``#zero = sum_{l=1}^{L} z(d_l, r) + z(K, r) - sum_j m_j (m_j - 1)/2``. At the DNC

@@ -1,15 +1,21 @@
-"""Per-layer deep-neural-collapse (DNC) metrics of a deep-UFM point (docs/theory.md section 5, "Deep").
+"""Per-layer deep-neural-collapse (DNC) metrics of a deep-UFM point (docs/theory.md section 5,
+"Deep").
 
 For every layer ``l = 1..L`` the metrics are taken on the layer's input ``H_l`` (``H_1`` the free
 features, ``H_l`` for ``l >= 2`` post-activation) and on its pre-activation ``Z_l = W_l H_l``
 (``Z_L`` the output), see :class:`ufm.deep.DeepFeatures`. Keys (``X`` is ``H`` or ``Z``):
 
-- ``dnc1_pinv_X{l}``: :func:`ufm.metrics.nc1_pinv`, ``Tr(Sigma_W Sigma_B^+)/K`` (threshold ``rtol``);
-- ``dnc1_quot_X{l}``: :func:`ufm.metrics.nc1_quotient`, ``Tr Sigma_W / Tr Sigma_B`` (robust for low rank);
+- ``dnc1_pinv_X{l}``: :func:`ufm.metrics.nc1_pinv`, ``Tr(Sigma_W Sigma_B^+)/K`` (threshold
+``rtol``);
+- ``dnc1_quot_X{l}``: :func:`ufm.metrics.nc1_quotient`, ``Tr Sigma_W / Tr Sigma_B`` (robust for low
+rank);
 - ``dnc2_X{l}``: for post-ReLU inputs (``H_l``, ``l >= 2``, activation ``relu``) the
-  orthogonal-frame error of the *uncentred* class means (:func:`ufm.metrics.nc2_orthogonal_frame_means`),
-  otherwise the simplex-ETF error of the centred means (:func:`ufm.metrics.nc2_etf_means`); both are 0 at DNC;
-- ``rank_X{l}``: :func:`ufm.metrics.numerical_rank` of the uncentred class-mean matrix (``d_l x K``),
+  orthogonal-frame error of the *uncentred* class means
+  (:func:`ufm.metrics.nc2_orthogonal_frame_means`),
+  otherwise the simplex-ETF error of the centred means (:func:`ufm.metrics.nc2_etf_means`); both are
+  0 at DNC;
+- ``rank_X{l}``: :func:`ufm.metrics.numerical_rank` of the uncentred class-mean matrix (``d_l x
+K``),
   ``#{sigma_i > tau sigma_1}`` with the stated ``tau``;
 - ``dnc3_span_W{l}``: ``1 - ||W_l P_l||_F^2 / ||W_l||_F^2``, ``P_l`` the projector on the span of
   the uncentred class means of ``H_l`` (singular values above ``tau sigma_1``): 0 when the rows of
@@ -17,7 +23,8 @@ features, ``H_l`` for ``l >= 2`` post-activation) and on its pre-activation ``Z_
 - ``dnc3_row_W{l}``: ``sum_i ||w_i||^2 (1 - max_c cos^2(w_i, mu_c)) / ||W_l||_F^2``: 0 when every
   row of ``W_l`` is zero or collinear with a class mean of ``H_l`` (the DNC3 of Sukenik et al. 2023,
   arXiv 2305.13165); positive at the SRG solutions;
-- ``dnc3_papyan_W{L}``: ``||W_L^T/||W_L|| - M/||M|| ||_F^2`` with ``M`` the *uncentred* class means of
+- ``dnc3_papyan_W{L}``: ``||W_L^T/||W_L|| - M/||M|| ||_F^2`` with ``M`` the *uncentred* class means
+of
   ``H_L`` (self-duality of the last layer, MSE without bias; Papyan et al. 2020's NC3 uses centred
   means, which do not match an orthogonal frame).
 
@@ -66,7 +73,8 @@ def _row_misalignment(W, means):
 
 
 def _feature_metrics(A, lab, K, rtol, tau, post_relu):
-    """NC1 (pinv, quotient), NC2 and rank of one feature matrix, its raw class means and their SVD."""
+    """NC1 (pinv, quotient), NC2 and rank of one feature matrix, its raw class means and their
+    SVD."""
     means, _ = class_means(A, lab, K)
     dnc2 = (
         nc2_orthogonal_frame_means(A, lab, K, center=False)
@@ -82,13 +90,18 @@ def _feature_metrics(A, lab, K, rtol, tau, post_relu):
 def deep_metrics(
     spec: DeepUFMSpec, params: DeepUFMParams, *, tau: float = 1e-3, rtol: float | None = None
 ) -> dict:
-    """Per-layer DNC metrics of one deep-UFM point, a dict of scalars (keys in the module docstring).
+    """Per-layer DNC metrics of one deep-UFM point, a dict of scalars (keys in the module
+    docstring).
 
     ``tau`` is the relative singular-value threshold of the ranks and of ``dnc3_span``
-    (default ``1e-3``); ``rtol`` that of the NC1 pseudo-inverse (default as :func:`ufm.metrics.nc1_pinv`).
-    Built from the public primitives (:func:`ufm.metrics.nc1_pinv`, :func:`ufm.metrics.nc1_quotient`,
-    :func:`ufm.metrics.nc2_orthogonal_frame_means`, :func:`ufm.metrics.nc2_etf_means`, :func:`ufm.metrics.numerical_rank`
-    of :func:`ufm.metrics.class_means`) with the class-major labels :func:`ufm.systems.ufm.labels`. Pure and
+    (default ``1e-3``); ``rtol`` that of the NC1 pseudo-inverse (default as
+    :func:`ufm.metrics.nc1_pinv`).
+    Built from the public primitives (:func:`ufm.metrics.nc1_pinv`,
+    :func:`ufm.metrics.nc1_quotient`,
+    :func:`ufm.metrics.nc2_orthogonal_frame_means`, :func:`ufm.metrics.nc2_etf_means`,
+    :func:`ufm.metrics.numerical_rank`
+    of :func:`ufm.metrics.class_means`) with the class-major labels :func:`ufm.systems.ufm.labels`.
+    Pure and
     ``vmap``-able over a leading seed axis of ``params``, so it can be the ``record`` of
     :func:`ufm.optimize` (``record=ufm.deep.deep_metrics``). Also registered as
     ``ufm.nc_metrics(deep_spec, params)``. Ranks are ``int32``, the rest in the params' dtype.

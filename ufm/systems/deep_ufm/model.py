@@ -58,11 +58,13 @@ __all__ = [
 
 ACTIVATIONS = ("relu", "leaky_relu", "identity", "tanh", "softplus", "gelu", "silu")
 """Activation names. ``relu`` (the papers), ``leaky_relu`` (slope 0.01), ``identity`` (deep linear);
-the smooth ones (``tanh``, ``softplus``, ``gelu`` (exact erf form), ``silu``) have exact Hessians."""
+the smooth ones (``tanh``, ``softplus``, ``gelu`` (exact erf form), ``silu``) have exact
+Hessians."""
 
 POSITIVE_LINEAR = ("relu", "leaky_relu", "identity")
 """Activations with ``sigma(x) = x`` for ``x >= 0``: non-negative features pass unchanged, so the
-DNC point (:func:`ufm.deep.dnc_point`) is a critical point and its value is :func:`ufm.deep.dnc_loss`."""
+DNC point (:func:`ufm.deep.dnc_point`) is a critical point and its value is
+:func:`ufm.deep.dnc_loss`."""
 
 NONNEGATIVE = ("relu",)
 """Activations whose outputs are non-negative (post-activation class means are compared with an
@@ -89,7 +91,8 @@ def activation_fn(name: str):
 
 
 def _per_layer(name: str, value, L: int) -> tuple:
-    """A per-layer lambda: one number for every layer, or a sequence / 1-d array of ``L`` numbers."""
+    """A per-layer lambda: one number for every layer, or a sequence / 1-d array of ``L``
+    numbers."""
     if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1):
         if len(value) != L:
             raise SpecError(
@@ -121,7 +124,8 @@ def _widths(value, L: int) -> tuple:
 
 @dataclasses.dataclass(frozen=True)
 class DeepUFMSpec:
-    """The deep unconstrained feature model with ``L`` layers (module docstring; docs/theory.md section 4).
+    """The deep unconstrained feature model with ``L`` layers (module docstring; docs/theory.md
+    section 4).
 
     Args:
         K: classes (``>= 2``). n: samples per class (``>= 1``), ``N = n K`` class-major.
@@ -146,7 +150,8 @@ class DeepUFMSpec:
         >>> DeepUFMSpec(K=3, n=2, L=2, widths=(4, 4, 4))
         Traceback (most recent call last):
         ...
-        ufm.core.validation.SpecError: widths must be an int or a sequence of L = 2 ints (d_1..d_L), got 3
+        ufm.core.validation.SpecError: widths must be an int or a sequence of L = 2 ints (d_1..d_L),
+        got 3
     """
 
     K: int
@@ -225,7 +230,8 @@ class DeepUFMSpec:
     def replace(self, **changes) -> DeepUFMSpec:
         """A copy with fields changed (validated again).
 
-        When ``L`` changes, per-layer fields not given (``widths``, ``lambda_W``, ``lambda_b``) carry
+        When ``L`` changes, per-layer fields not given (``widths``, ``lambda_W``, ``lambda_b``)
+        carry
         over if they are uniform across layers; otherwise pass them explicitly.
         """
         if "L" in changes and changes["L"] != self.L:
@@ -266,7 +272,8 @@ register_spec(DeepUFMSpec, ("lambda_H1", "lambda_W", "lambda_b"))
 
 
 class DeepUFMParams(NamedTuple):
-    """Deep-UFM parameters: ``Ws = (W_1, ..., W_L)``, ``H1 (d_1, N)``, ``biases = (b_1..b_L)`` or ``None``.
+    """Deep-UFM parameters: ``Ws = (W_1, ..., W_L)``, ``H1 (d_1, N)``, ``biases = (b_1..b_L)`` or
+    ``None``.
 
     ``W_l`` has shape ``(d_{l+1}, d_l)`` and ``W_L`` ``(K, d_L)``; ``b_l`` has ``d_{l+1}`` entries
     (``K`` for ``l = L``). ``biases`` is ``None`` when ``spec.bias == "none"``.
@@ -355,7 +362,8 @@ def deep_loss(spec: DeepUFMSpec, params: DeepUFMParams):
 
 
 def deep_init(spec: DeepUFMSpec, key, scale=None):
-    """Deep-UFM initialisation: ``H_1 ~ N(0, s_H^2)``, ``W_l ~ N(0, s_W^2 / d_l)`` (fan-in), biases 0.
+    """Deep-UFM initialisation: ``H_1 ~ N(0, s_H^2)``, ``W_l ~ N(0, s_W^2 / d_l)`` (fan-in), biases
+    0.
 
     ``scale`` is ``None`` (``s_W = s_H = 1``, the recommended ``O(1)`` start), one number for both,
     or a pair ``(s_W, s_H)``. ``s_W = sqrt(2)`` is He initialisation. Do not start near the origin:
@@ -381,7 +389,8 @@ def deep_split_features(spec: DeepUFMSpec, params: DeepUFMParams) -> FeatureSpli
     """Block-arrow split: ``theta = (W_1..W_L, biases)``, per-sample features ``H_1``.
 
     Column ``i`` of ``H_1`` enters only the loss of sample ``i`` (and its weight decay), so the
-    Hessian is block-arrow (docs/theory.md section 3) with ``d_1 x d_1`` feature blocks. Block-arrow order:
+    Hessian is block-arrow (docs/theory.md section 3) with ``d_1 x d_1`` feature blocks. Block-arrow
+    order:
     ``ravel_pytree((Ws, biases))`` then ``H_1`` row-major (``ravel_pytree(params)`` without biases).
     """
     return FeatureSplit(

@@ -1,4 +1,5 @@
-"""Deep-UFM theory: the DNC loss and point, and the low-rank SRG construction (docs/theory.md section 4).
+"""Deep-UFM theory: the DNC loss and point, and the low-rank SRG construction (docs/theory.md
+section 4).
 
 Both constructions have a fixed *shape* (unit matrices ``A_0`` for the class means of ``H_1`` and
 ``A_1..A_L`` for the weights) whose network maps every class mean to ``e_k``; only the per-layer
@@ -91,7 +92,8 @@ def power_objective_min(c, L: int):
 
 
 def _lams(spec: DeepUFMSpec):
-    """``(n lambda_H1, lambda_W[0], ..., lambda_W[L-1])``: the weights of ``||A_0||^2, ..., ||A_L||^2``."""
+    """``(n lambda_H1, lambda_W[0], ..., lambda_W[L-1])``: the weights of ``||A_0||^2, ...,
+    ||A_L||^2``."""
     return (spec.n * spec.lambda_H1,) + tuple(spec.lambda_W)
 
 
@@ -115,15 +117,17 @@ def dnc_loss(spec: DeepUFMSpec):
     """``L_DNC``: the loss of deep neural collapse with optimal (balanced) scales, MSE, no bias.
 
     ``L_DNC = min_{t in [0,1]} (1-t)^2/2 + c t^{2/(L+1)}`` with ``c`` = :func:`dnc_constant`
-    (docs/theory.md section 4; Sukenik et al. 2023, arXiv 2305.13165). ``L = 1`` gives the MSE no-bias
-    UFM optimum ``K s (1 - K s/2)`` (``s = sqrt(n lambda_W lambda_H)``), or ``1/2`` for ``K s >= 1``.
+    (docs/theory.md section 4; Sukenik et al. 2023, arXiv 2305.13165). ``L = 1`` gives the MSE
+    no-bias
+    UFM optimum ``K s (1 - K s/2)`` (``s = sqrt(n lambda_W lambda_H)``), or ``1/2`` for ``K s >=
+    1``.
     The value does not depend on the activation; it is attained (:func:`dnc_point`) by ReLU,
     leaky ReLU and identity networks. Traceable in the lambdas.
 
     Example:
         >>> import ufm
         >>> spec = ufm.DeepUFMSpec(K=4, n=5, L=1, widths=4, lambda_H1=5e-3, lambda_W=5e-3)
-        >>> round(float(ufm.deep.dnc_loss(spec)), 7)  # = the MSE UFM optimum of docs/theory.md section 2
+        >>> round(float(ufm.deep.dnc_loss(spec)), 7)  # the MSE UFM optimum (docs/theory.md sec. 2)
         0.0437214
     """
     return power_objective_min(dnc_constant(spec), spec.L)[0]
@@ -173,7 +177,8 @@ def dnc_point(spec: DeepUFMSpec) -> DeepUFMParams:
 
     ``H_1 = a_0 [I_K; 0] (x) 1_n^T``, ``W_l = a_l [I_K 0; 0 0]``, with ``prod a_l = t*`` and
     ``n lambda_H1 a_0^2 K = lambda_W[l] a_l^2 K`` for all ``l`` (AM-GM), so that
-    ``loss(spec, dnc_point(spec)) = dnc_loss(spec)``. It is a critical point for ReLU, leaky ReLU and
+    ``loss(spec, dnc_point(spec)) = dnc_loss(spec)``. It is a critical point for ReLU, leaky ReLU
+    and
     identity activations (the off-class pre-activations are exactly 0 with zero residual). Needs
     ``widths >= K``, MSE, no bias, lambdas ``> 0``; ``t* = 0`` gives the origin.
 
@@ -187,7 +192,8 @@ def dnc_point(spec: DeepUFMSpec) -> DeepUFMParams:
     _require_mse(spec, "dnc_point")
     if spec.activation not in POSITIVE_LINEAR:
         raise SpecError(
-            f"activation must be one of {', '.join(POSITIVE_LINEAR)} for dnc_point, got {spec.activation!r}"
+            f"activation must be one of {', '.join(POSITIVE_LINEAR)} for dnc_point, "
+            f"got {spec.activation!r}"
         )
     for i, d in enumerate(spec.widths):
         if d < spec.K:
@@ -203,7 +209,8 @@ def dnc_point(spec: DeepUFMSpec) -> DeepUFMParams:
 def edge_incidence(r: int) -> np.ndarray:
     """Vertex-edge incidence matrix ``B`` (``r x C(r,2)``) of the complete graph ``K_r``.
 
-    Edges in lexicographic order ``(0,1), (0,2), ..., (r-2, r-1)``; each column has two ones and each
+    Edges in lexicographic order ``(0,1), (0,2), ..., (r-2, r-1)``; each column has two ones and
+    each
     row ``r - 1``. ``B^T B - J`` has 1 on the diagonal, 0 for edges sharing a vertex and -1 for
     disjoint edges (rank ``r`` for ``r != 4``).
 
@@ -226,7 +233,8 @@ def _triangular_root(K: int):
 
 
 def _upper_hull_at(points, nodes) -> np.ndarray:
-    """Upper concave hull of ``points`` (sorted by x), evaluated at ``nodes`` (-inf past the last point)."""
+    """Upper concave hull of ``points`` (sorted by x), evaluated at ``nodes`` (-inf past the last
+    point)."""
     hull: list = []
     for p in points:
         while len(hull) >= 2:
@@ -245,7 +253,8 @@ def _upper_hull_at(points, nodes) -> np.ndarray:
 def _srg_offsets(r: int, L: int, optimize_offsets: bool) -> np.ndarray:
     """``x_l = (sigma_1 / sigma_perp)^2`` of the class means of ``H_l``, ``l = 1..L-1``.
 
-    The class means ``X_l = p B + t_l J`` have two singular values: ``sqrt(x_l)`` along ``1_K`` and 1
+    The class means ``X_l = p B + t_l J`` have two singular values: ``sqrt(x_l)`` along ``1_K`` and
+    1
     (multiplicity ``r-1``) on the rest of the row space of ``B``. With ``q = (lambda_1 /
     lambda_perp)^2`` the eigenvalue ratio of ``M = B^T B - J``, the cost to minimise is
     ``sum_{l=0}^{L-1} log(x_{l+1}/x_l + r - 1)`` with ``x_0 = 1``, ``x_L = q``; the post-ReLU layers
@@ -285,7 +294,8 @@ def _srg_shape(r: int, L: int, optimize_offsets: bool):
 
 
 def srg_ratio(r: int, L: int, optimize_offsets: bool = True) -> float:
-    """``c_SRG / c_DNC`` for ``K = C(r, 2)`` classes and ``L`` layers (independent of n and lambdas).
+    """``c_SRG / c_DNC`` for ``K = C(r, 2)`` classes and ``L`` layers (independent of n and
+    lambdas).
 
     The SRG construction has the lower loss iff this is ``< 1`` (and the DNC loss is below 1/2).
     With ``optimize_offsets=False`` (class means exactly ``∝ B``) it is
@@ -354,25 +364,33 @@ def _check_srg(spec: DeepUFMSpec, r, fn: str) -> int:
 def srg_construction(
     spec: DeepUFMSpec, r: int | None = None, *, optimize_offsets: bool = True
 ) -> SRGSolution:
-    """Low-rank SRG-type solution of the deep ReLU UFM (Sukenik, Lampert, Mondelli 2024, arXiv 2405.14468).
+    """Low-rank SRG-type solution of the deep ReLU UFM (Sukenik, Lampert, Mondelli 2024, arXiv
+    2405.14468).
 
-    ``K = C(r, 2)`` classes are the edges of ``K_r`` (``r`` defaults to the root of ``K``). The class
+    ``K = C(r, 2)`` classes are the edges of ``K_r`` (``r`` defaults to the root of ``K``). The
+    class
     means of ``H_1..H_{L-1}`` are ``X_l = p B + t_l 1 1^T`` (rank ``r``, non-negative for
     ``l >= 2`` so the ReLU is inert), ``W_l = X_{l+1} X_l^+``, the last ReLU's pre-activation is
-    ``M = W_{L-1} X_{L-1} = B^T B - J`` (rank ``r``; ``r - 1`` for ``r = 4``), ``H_L = ReLU(M) = I_K``
-    and ``W_L = I``, all scaled optimally (balanced). docs/theory.md's construction (means exactly ``∝ B``)
+    ``M = W_{L-1} X_{L-1} = B^T B - J`` (rank ``r``; ``r - 1`` for ``r = 4``), ``H_L = ReLU(M) =
+    I_K``
+    and ``W_L = I``, all scaled optimally (balanced). docs/theory.md's construction (means exactly
+    ``∝ B``)
     is ``optimize_offsets=False``; the default also optimises the offsets ``t_l`` (a convex problem
     solved in closed form, see ``_srg_offsets``), which lowers the loss; :func:`srg_ratio` is then
-    ``< 1`` for ``L = 3, r >= 11`` and ``L >= 4, r >= 4`` (``L = 2``: never; means ``∝ B``: ``L = 3``
-    never, ``L >= 4`` from ``r = 4``). The paper's own construction may differ: treat ``L_SRG`` as an upper bound on the
+    ``< 1`` for ``L = 3, r >= 11`` and ``L >= 4, r >= 4`` (``L = 2``: never; means ``∝ B``: ``L =
+    3``
+    never, ``L >= 4`` from ``r = 4``). The paper's own construction may differ: treat ``L_SRG`` as
+    an upper bound on the
     global minimum (it is the exact loss of the returned point).
 
-    Needs MSE, no bias, ReLU, ``L >= 2``, ``widths[l] >= r`` for ``l < L-1`` and ``widths[L-1] >= K``,
+    Needs MSE, no bias, ReLU, ``L >= 2``, ``widths[l] >= r`` for ``l < L-1`` and ``widths[L-1] >=
+    K``,
     lambdas ``> 0``.
 
     Example:
         >>> import ufm
-        >>> spec = ufm.DeepUFMSpec(K=10, n=1, L=4, widths=(5, 5, 5, 10), lambda_H1=4e-3, lambda_W=4e-3)
+        >>> spec = ufm.DeepUFMSpec(K=10, n=1, L=4, widths=(5, 5, 5, 10), lambda_H1=4e-3,
+        ...                        lambda_W=4e-3)
         >>> sol = ufm.deep.srg_construction(spec)
         >>> bool(sol.loss < ufm.deep.dnc_loss(spec)), sol.ranks["H"]
         (True, (5, 5, 5, 10))
@@ -403,9 +421,11 @@ def srg_construction(
 
 
 def srg_loss(spec: DeepUFMSpec, r: int | None = None, *, optimize_offsets: bool = True):
-    """``L_SRG``, the loss of :func:`srg_construction` (no parameters built; traceable in the lambdas).
+    """``L_SRG``, the loss of :func:`srg_construction` (no parameters built; traceable in the
+    lambdas).
 
-    ``L_SRG = min_t (1-t)^2/2 + c_SRG t^{2/(L+1)}``, ``c_SRG = srg_ratio(r, L) * dnc_constant(spec)``.
+    ``L_SRG = min_t (1-t)^2/2 + c_SRG t^{2/(L+1)}``, ``c_SRG = srg_ratio(r, L) *
+    dnc_constant(spec)``.
     """
     r = _check_srg(spec, r, "srg_loss")
     c = dnc_constant(spec) * srg_ratio(r, spec.L, optimize_offsets)

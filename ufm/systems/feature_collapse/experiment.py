@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ...optim.train import TrainResult, train
+from ...optim.training import TrainResult, train
 from . import metrics as M
 from .data import FCData, make_data
 from .model import features, init_batch, make_loss_fn, make_optimizer, scores

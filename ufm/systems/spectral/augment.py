@@ -122,7 +122,8 @@ def image_view(key, x, aug: ImageAugment = ImageAugment()):
     """One augmented view of a flat image ``x`` (``height * width`` pixels); same shape out."""
     if jnp.shape(x) != (aug.height * aug.width,):
         raise ValueError(
-            f"x must be a flat image of {aug.height * aug.width} pixels (got x.shape={jnp.shape(x)})"
+            f"x must be a flat image of {aug.height * aug.width} pixels "
+            f"(got x.shape={jnp.shape(x)})"
         )
     _check_float(x)
     shape = (aug.height, aug.width)

@@ -62,7 +62,8 @@ def _normalize_rows(x):
 
 
 def cosine_alignment(a, b):
-    """``2 - 2 mean_i cos(a_i, b_i)`` for two batches ``(m, d)``: the mean squared distance of unit rows.
+    """``2 - 2 mean_i cos(a_i, b_i)`` for two batches ``(m, d)``: the mean squared distance of unit
+    rows.
 
     >>> import jax.numpy as jnp
     >>> a = jnp.array([[1.0, 0.0], [0.0, 1.0]])

@@ -1,4 +1,5 @@
-"""Functions of a symmetric matrix, ``F(A) = U f(Lambda) U^T``, with gradients safe at repeated eigenvalues.
+"""Functions of a symmetric matrix, ``F(A) = U f(Lambda) U^T``, with gradients safe at repeated
+eigenvalues.
 
 Differentiating ``jnp.linalg.eigh`` directly divides by eigenvalue gaps ``lambda_i - lambda_j``,
 which gives ``inf``/``NaN`` gradients as soon as two eigenvalues coincide (a rank-deficient batch

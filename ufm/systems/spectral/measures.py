@@ -70,7 +70,8 @@ def normalized_spectrum(z, *, ddof: int = 1):
 
 
 def entropy_effective_rank(weights, eps: float = 0.0):
-    """``exp(-sum p log p)`` with ``p = w / sum(w) + eps`` for nonnegative ``weights`` (``0 log 0 = 0``).
+    """``exp(-sum p log p)`` with ``p = w / sum(w) + eps`` for nonnegative ``weights`` (``0 log 0 =
+    0``).
 
     ``eps = 0`` is Roy & Vetterli's effective rank of the weights; RankMe uses ``eps = 1e-7``.
 

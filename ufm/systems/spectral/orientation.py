@@ -52,7 +52,8 @@ def side_from_axis(axis: int) -> str:
 
 
 def check_batch(z, name: str = "z") -> None:
-    """Raise ``ValueError`` unless ``z`` is a 2-d floating array with at least 2 rows and columns."""
+    """Raise ``ValueError`` unless ``z`` is a 2-d floating array with at least 2 rows and
+    columns."""
     shape = tuple(z.shape) if hasattr(z, "shape") else jnp.shape(z)
     if len(shape) != 2:
         raise ValueError(f"{name} must have shape (batch, dim) (got {name}.shape={shape})")
@@ -102,7 +103,8 @@ def validate(z, side: str, ddof: int) -> None:
 
 
 def oriented_covariance(z, side: str, ddof: int = 1):
-    """Validated ``(X, Sigma)``: the oriented centred batch and ``Sigma = X^T X / (n_obs - ddof)``."""
+    """Validated ``(X, Sigma)``: the oriented centred batch and ``Sigma = X^T X / (n_obs -
+    ddof)``."""
     validate(z, side, ddof)
     n_obs = n_observations(z, side)
     x = orient(z, side)

@@ -4,7 +4,8 @@
   Wu, Xiong, Yu, Lin, "Unsupervised Feature Learning via Non-Parametric Instance
   Discrimination", CVPR 2018 (arXiv 1805.01978): cosine similarity, votes weighted by
   ``exp(sim / temperature)``, ``temperature = 0.07``. Wu et al. use ``k = 200``; DINO (Caron et
-  al. 2021, arXiv 2104.14294) reports ``k = 20`` as best, which is our default. ``temperature=None`` gives a plain majority vote
+  al. 2021, arXiv 2104.14294) reports ``k = 20`` as best, which is our default. ``temperature=None``
+  gives a plain majority vote
   (ties go to the smallest label); the official INTL CIFAR evaluation (winci-ai/INTL
   ``cifar/eval/evaluate.py``) uses ``metric="euclidean"``, ``k=5``, majority vote.
 * :func:`ridge_probe_accuracy`: linear probe by ridge regression on one-hot targets,

@@ -59,7 +59,6 @@ from .theory import (
     simplex_etf,
 )
 
-
 __all__ = [
     "Certificate",
     "LANDSCAPE_OPTIMIZER",

@@ -12,13 +12,15 @@ generic finder needs Newton and refuses such sizes. Finders:
   arXiv 2105.02375 and Zhou et al. 2022, arXiv 2203.01238 for ``d > K``) these should all be
   global minima.
 * :func:`planted_saddles`: optima of the UFM in dimension ``d' < rank(W*)``, zero-padded to ``d``
-  (:func:`ufm.saddle_dims`, :func:`ufm.systems.ufm.pad_params`), plus the origin: known strict saddles.
+  (:func:`ufm.saddle_dims`, :func:`ufm.systems.ufm.pad_params`), plus the origin: known strict
+  saddles.
 * :func:`rank_restricted_points`: gradient descent inside a random rank-``r`` invariant subspace.
 * :func:`find_critical_points`: a generic finder of critical points of any index, damped Newton on
   ``grad f = 0`` from random starts at several scales (or ``method="gradnorm"``: minimise
   ``0.5 ||grad f||^2`` first, through the wrapper spec :class:`GradNormSpec`).
 
-:func:`ufm.landscape.deduplicate` groups the points modulo rotations; :func:`ufm.systems.ufm.landscape_points` runs the
+:func:`ufm.landscape.deduplicate` groups the points modulo rotations;
+:func:`ufm.systems.ufm.landscape_points` runs the
 finders and the classifier and returns a table.
 """
 
@@ -146,7 +148,8 @@ def planted_saddles(
 
     For every ``d'`` in :func:`ufm.saddle_dims` (``1 <= d' < min(rank W*, d)``): optimise the UFM
     with ``d = d'`` from ``seeds_per_dim`` random starts (key ``fold_in(key, d')``), polish it,
-    zero-pad ``W`` (columns) and ``H`` (rows) to ``spec.d`` (:func:`ufm.systems.ufm.pad_params`) and polish
+    zero-pad ``W`` (columns) and ``H`` (rows) to ``spec.d`` (:func:`ufm.systems.ufm.pad_params`) and
+    polish
     again at full size, which leaves an exactly critical point where it is (its gradient is
     checked: ``converged``). With ``include_origin`` the critical point ``W = H = 0`` (bias at its
     stationary value, found by Newton) is added with ``dim = 0``. All are non-global critical
@@ -218,7 +221,8 @@ def rank_restricted_points(
     polish_iter: int = 30,
     return_bases: bool = False,
 ):
-    """Critical points reached by gradient descent from rank-``r`` starts (docs/theory.md section 3).
+    """Critical points reached by gradient descent from rank-``r`` starts (docs/theory.md section
+    3).
 
     Seed ``i`` draws a random ``r``-dimensional subspace ``span(U_i)`` of ``R^d`` (``U_i`` a Haar
     ``d x r`` orthonormal basis) and a start ``W = A U_i^T``, ``H = U_i C`` (``A, C`` i.i.d.

@@ -22,7 +22,8 @@ __all__ = ["ufm_validate_params", "ufm_classification_facts", "ufm_num_global_pa
 
 
 def ufm_validate_params(spec: UFMSpec, params, *, batched: bool, tols) -> None:
-    """Check ``params`` (leading point axis when ``batched``) against ``spec``; raise on bad input."""
+    """Check ``params`` (leading point axis when ``batched``) against ``spec``; raise on bad
+    input."""
     if not isinstance(params, UFMParams):
         raise TypeError(f"params must be UFMParams for a UFMSpec, got {type(params).__name__}")
     W, H = params.W, params.H

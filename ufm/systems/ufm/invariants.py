@@ -11,7 +11,8 @@ __all__ = ["ufm_invariants"]
 
 def ufm_invariants(spec: UFMSpec, params) -> dict:
     """Per point: blocks of ``O(d)``-invariants (numpy float64), each ``(M, size)``: singular
-    values of ``W``, ``W W^T``, ``W H``, ``H^T H`` (a fixed random ``N x 16`` sketch when ``N > 64``)
+    values of ``W``, ``W W^T``, ``W H``, ``H^T H`` (a fixed random ``N x 16`` sketch when ``N >
+    64``)
     and the bias (centred for CE with a free bias). The three Grams are those of ``[W; H^T]``, so
     equal blocks imply one orbit."""
     W = np.asarray(params.W, np.float64)

@@ -19,7 +19,8 @@ from .spec import UFMSpec
 class UFMParams(NamedTuple):
     """UFM parameters: ``W (K, d)``, class-major features ``H (d, N)``, bias ``b (K,)`` or ``None``.
 
-    ``b`` is ``None`` when ``spec.bias == "none"`` so that flattened parameter vectors (and Hessians)
+    ``b`` is ``None`` when ``spec.bias == "none"`` so that flattened parameter vectors (and
+    Hessians)
     hold only the free variables.
     """
 

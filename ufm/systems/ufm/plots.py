@@ -14,7 +14,8 @@ __all__ = ["plot_optimal_value_vs_s"]
 def plot_optimal_value_vs_s(
     K: int = 4, n: int = 5, *, lambda_b: float = 1e-2, num: int = 400, ax=None
 ):
-    """``f*`` against ``s = sqrt(n lW lH)`` for CE and the MSE variants, with the threshold ``s = 1/K``.
+    """``f*`` against ``s = sqrt(n lW lH)`` for CE and the MSE variants, with the threshold ``s =
+    1/K``.
 
     Also marks the MSE regularised-bias phase boundary ``lambda_b* = K s/(1 - K s)`` (where it
     crosses the chosen ``lambda_b``). Closed forms of docs/theory.md section 2.

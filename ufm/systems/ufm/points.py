@@ -1,6 +1,7 @@
 """One table of classified critical points per UFM configuration, for ``ufm landscape``.
 
-:func:`landscape_points` runs the finders of :mod:`ufm.systems.ufm.critical` (minima from random starts,
+:func:`landscape_points` runs the finders of :mod:`ufm.systems.ufm.critical` (minima from random
+starts,
 planted saddles, the generic Newton finder, rank-restricted starts), classifies every point with
 :func:`ufm.classify_batch` and deduplicates modulo rotations (:func:`ufm.landscape.deduplicate`);
 :func:`summarize_points` condenses the rows into per-source class counts and extreme curvatures.

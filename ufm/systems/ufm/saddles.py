@@ -208,7 +208,8 @@ def rank_of(W, rtol: float = 1e-8):
 
 
 def zero_mode_count(spec: UFMSpec, rank: int | None = None) -> int:
-    """Number of zero Hessian eigenvalues at a global minimum of rank ``rank`` (docs/theory.md sec. 3).
+    """Number of zero Hessian eigenvalues at a global minimum of rank ``rank`` (docs/theory.md sec.
+    3).
 
     The rotations ``W -> W Q``, ``H -> Q^T H`` (``Q in O(d)``) move a rank-``r`` minimiser along an
     orbit of dimension ``d(d-1)/2 - (d-r)(d-r-1)/2`` (``dim O(d)`` minus the stabiliser

@@ -87,7 +87,8 @@ class UFMSpec:
                 )
             if self.bias != "regularized" and lb != 0:
                 raise SpecError(
-                    f"lambda_b={lb!r} is set but bias={self.bias!r}; lambda_b needs bias='regularized'"
+                    f"lambda_b={lb!r} is set but bias={self.bias!r}; "
+                    "lambda_b needs bias='regularized'"
                 )
 
     # Derived quantities -------------------------------------------------------------------

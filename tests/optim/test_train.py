@@ -1,4 +1,4 @@
-"""ufm.optim.train: vmap == loop, seed independence, numpy SGD oracle, failures, sharding."""
+"""ufm.optim.training: vmap == loop, seed independence, numpy SGD oracle, failures, sharding."""
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +10,7 @@ from jax.sharding import PartitionSpec as P
 
 import ufm
 from ufm.optim import train
-from ufm.optim.train import DIVERGED, NAN, RUNNING, _run_epochs
+from ufm.optim.training import DIVERGED, NAN, RUNNING, _run_epochs
 
 W_TRUE = np.array([1.0, -2.0, 0.5])
 OPT = optax.sgd(0.05)

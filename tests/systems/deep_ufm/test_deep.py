@@ -533,7 +533,7 @@ def test_experiment_cli_smoke(tmp_path):
     import json
     import pathlib
 
-    path = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "deep_ufm.py"
+    path = pathlib.Path(__file__).resolve().parents[3] / "experiments" / "deep_ufm.py"
     spec = importlib.util.spec_from_file_location("deep_ufm_experiment", path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up

@@ -11,19 +11,16 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT, cli_cmd, cli_env
 
 import ufm
 from ufm.cli import main as _cli
 from ufm.runs import sweep as _sweep
 from ufm.runs.sweep_spec import _toml
-
-ROOT = Path(__file__).resolve().parents[1]
 
 SPEC = """
 name = "t"
@@ -92,8 +89,7 @@ def _assert_same_rows(a, b):
 
 
 def _cli_cmd(*args):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "UFM_PROGRESS": "0"}
-    return [sys.executable, "-m", "ufm.cli.main", "sweep", *map(str, args)], env
+    return cli_cmd("sweep", *args), cli_env()
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,8 @@ deep-UFM model, and landscape == sweep == a hand-written reference on the same c
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -18,12 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import ROOT, run_script
 
 import ufm
 from ufm.runs.sweep import run_chunk
 from ufm.runs.sweep_spec import OptimizerSettings, _toml
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # K = 3, n = 2, d = 3: CE no bias has saddle_dims (1,), MSE no bias (1, 2)
 TOML = """
@@ -424,10 +419,7 @@ def test_cpu_analyses_do_not_deadlock():
         "                                                ('metrics', ())])\n"
         "print('rows', len(out.columns['class']), len(out.columns['nc1_pinv']))\n"
     )
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    r = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=240
-    )
+    r = run_script(script)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "rows 2048 2048" in r.stdout
 

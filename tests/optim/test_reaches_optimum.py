@@ -46,7 +46,8 @@ def test_optimiser_reaches_closed_form(loss, bias, d_extra):
     spec = _random_spec(rng, loss, bias, d_extra)
     opt = ufm.optimum(spec)
     p0 = ufm.init_batch(spec, jax.random.key(int(rng.integers(1 << 30))), 4)
-    # MSE: the bias block of the Hessian is about (1 + lambda_b) I, so GD needs lr < 2/(1 + lambda_b)
+    # MSE: the bias block of the Hessian is about (1 + lambda_b) I, so GD needs lr < 2/(1 +
+    # lambda_b)
     lr = 1.0 / (1.0 + spec.lambda_b) if loss == "mse" else 1.0
     res = ufm.optimize(spec, p0, optimizer=ufm.gd(lr), max_steps=20_000, tol=1e-5, chunk=1000)
     assert res.converged.all(), (spec, res.status_counts())

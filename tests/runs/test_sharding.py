@@ -1,12 +1,9 @@
 """Seed-axis sharding: 8 fake devices == 1 device, padding, ownership, chunk sizing."""
 
-import os
-import subprocess
-import sys
-
 import jax
 import numpy as np
 import pytest
+from helpers import run_script
 
 import ufm
 from ufm.runs.sharding import (
@@ -147,9 +144,6 @@ def test_cpu_multi_device_analyses_do_not_deadlock():
         "              analyses=(('metrics', ()),))\n"
         "print('rows', len(c['nc1_pinv']))\n"
     )
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    r = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=240
-    )
+    r = run_script(script)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "rows 2048" in r.stdout

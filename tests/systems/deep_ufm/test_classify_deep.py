@@ -79,7 +79,8 @@ def pattern_point(spec, pattern):
 
 
 def pattern_formula(spec, pattern):
-    """``sum_l z(d_l, r) + z(K, r) - sum_j m_j(m_j-1)/2`` (docstring of ufm.systems.deep_ufm.facts)."""
+    """``sum_l z(d_l, r) + z(K, r) - sum_j m_j(m_j-1)/2`` (docstring of
+    ufm.systems.deep_ufm.facts)."""
     active = [ch for ch in pattern if ch != "0"]
     r = len(active)
     mults = [active.count(ch) for ch in set(active)]

@@ -39,7 +39,8 @@ def test_landscape_small_run(tmp_path, capsys):
     random = rows[rows.source == "random"]
     assert len(random) == 8 and random.at_optimum.all() and random.f_gap.abs().max() < 1e-8
     assert (random["class"] == "global_min").all()
-    # planted saddles: d' in {1, 2} (MSE no bias, K = 3) and {1} (free bias), 2 starts each, + origin
+    # planted saddles: d' in {1, 2} (MSE no bias, K = 3) and {1} (free bias), 2 starts each, +
+    # origin
     planted = rows[rows.source != "random"]
     assert len(planted) == (2 * 2 + 1) + (1 * 2 + 1)
     assert (planted["class"] == "strict_saddle").all()

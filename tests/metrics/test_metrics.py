@@ -211,7 +211,8 @@ def test_hand_computed_two_classes():
     assert float(ufm.metrics.nc1_quotient(H, y, 2)) == pytest.approx(5.5 / 4, abs=TOL)
     # var_0 = 2, var_1 = 9, ||mu_0 - mu_1||^2 = 16
     assert float(ufm.metrics.nc1_cdnv(H, y, 2)) == pytest.approx(11 / 32, abs=TOL)
-    # within-class spread orthogonal to the means: invisible to the pseudo-inverse, not to the quotient
+    # within-class spread orthogonal to the means: invisible to the pseudo-inverse, not to the
+    # quotient
     H2 = np.array([[-2.0, -2.0, 2.0, 2.0], [1.0, -1.0, 3.0, -3.0]])
     y2 = np.array([0, 0, 1, 1])
     assert float(ufm.metrics.nc1_pinv(H2, y2, 2)) == pytest.approx(0.0, abs=TOL)
