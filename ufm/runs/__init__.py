@@ -4,6 +4,8 @@ from .analyses import analysis_options as analysis_options
 from .analyses import analysis_registry as analysis_registry
 from .analyses import reference_value as reference_value
 from .analyses import register_analysis as register_analysis
+from .experiment import ExperimentJob as ExperimentJob
+from .experiment import run_experiment_job as run_experiment_job
 from .pipeline import PointsResult as PointsResult
 from .pipeline import analyse as analyse
 from .pipeline import points_result as points_result

@@ -76,6 +76,7 @@ BASE_DOCS = {
     "chunk_seconds": "wall time of the chunk, compilation included (s)",
     "compile_seconds": "of chunk_seconds, time spent compiling (s; 0 when the code was cached)",
     "chunk_size": "starts in the chunk (count)",
+    "epoch": "training epoch of a checkpoint row (trained-network systems; 0 = initialisation)",
 }
 
 _ANALYSIS_DOCS: dict[str, str] = {}
