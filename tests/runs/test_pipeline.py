@@ -264,19 +264,22 @@ def test_hessian_classes_in_sweep(planted):
 
 
 def test_hessian_check_rejects_models_without_rules(monkeypatch):
-    from ufm.runs import sweep_spec as _sweep_spec
+    from ufm.core import registry
 
     @dataclasses.dataclass(frozen=True)
     class Toy:
         width: int = 2
 
-    monkeypatch.setitem(_sweep_spec._MODELS, "toy", (Toy, ("width",)))
+    system = ufm.core.System(name="toy", spec_type=Toy, loss=lambda s, p: 0.0,
+                             init=lambda s, k, scale=None: 0.0, examples=lambda: (Toy(),))
+    monkeypatch.setitem(registry._BY_NAME, "toy", system)
+    monkeypatch.setitem(registry._BY_TYPE, Toy, system)
     spec = ufm.load_sweep_spec(
         'model = "toy"\nanalyses = ["hessian"]\n[grid]\nwidth = [1, 2]\n[seeds]\ncount = 1\n'
     )
     configs, invalid = spec.expand()
     assert not configs and len(invalid) == 2
-    assert all("analysis 'hessian'" in p.error and "Toy" in p.error for p in invalid)
+    assert all("analysis 'hessian'" in p.error and "'toy' system" in p.error for p in invalid)
 
 
 def test_counterexamples_recorded_and_warned_once_per_chunk():
@@ -361,7 +364,7 @@ def test_make_starts_do_not_depend_on_the_batch():
     assert not W[7].any() and not np.asarray(p.H)[7].any()
     for i, k in zip(range(3, 7), meta["dim"][3:7]):
         assert not W[i, :, k:].any() and np.all(W[i, :, :k] != 0)
-    with pytest.raises(ValueError, match="UFMSpec"):
+    with pytest.raises(ValueError, match="planted starts are not available for the 'deep_ufm'"):
         ufm.runs.start_keys(
             ufm.DeepUFMSpec(K=3, n=2, L=2, widths=4), 2, ufm.StartSettings(planted_per_dim=1)
         )

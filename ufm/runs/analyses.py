@@ -42,6 +42,7 @@ faster on CPU here (2048 points of ``K = d = 4, n = 5``: 1.2 s classified).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -52,7 +53,7 @@ from ..core.devices import on_cpu
 from ..core.model import nc_metrics, spec_label
 from ..core.registry import system_of
 from ..landscape.classes import COUNTEREXAMPLE_CLASSES, RECORD_DOCS, warn_counterexamples
-from ..landscape.classify import classify_batch
+from ..landscape.classify import METHODS, classify_batch
 from ..metrics.collapse import NC_METRIC_DOCS
 from .schema import register_column_docs
 
@@ -61,6 +62,7 @@ __all__ = ["register_analysis", "analysis_registry", "analysis_options"]
 _ANALYSES: dict[str, Callable[..., Mapping[str, Any]]] = {}
 _CHECKS: dict[str, Callable[[Any], Any] | None] = {}
 _OPTIONS: dict[str, tuple[str, ...] | None] = {}
+_VALIDATORS: dict[str, Callable[[dict], Any] | None] = {}
 
 
 def register_analysis(
@@ -70,6 +72,7 @@ def register_analysis(
     check: Callable[[Any], Any] | None = None,
     options: tuple[str, ...] | None = None,
     columns: Mapping[str, str] | None = None,
+    validate: Callable[[dict], Any] | None = None,
 ):
     """Register a per-point analysis ``fn(spec, result, **options) -> {column: (S,) values}``.
 
@@ -79,17 +82,22 @@ def register_analysis(
     every grid point of a sweep before any compute and raises (``SpecError``/``ValueError``/
     ``TypeError``) for configurations the analysis cannot handle, which are then reported as
     invalid points. ``options``, if given, lists the option names a sweep spec may set in
-    ``[analyses.NAME]`` (others are rejected when the spec is read). ``columns`` documents the
-    returned columns (``{column: meaning (unit)}``: docs/results.md and the Parquet metadata).
+    ``[analyses.NAME]`` (others are rejected when the spec is read); ``validate(options)``, if
+    given, checks their values then (raising ``ValueError`` naming the option). ``columns``
+    documents the returned columns (``{column: meaning (unit)}``: docs/results.md and the Parquet
+    metadata).
     Usable as a decorator: ``@register_analysis("my_analysis")``.
     """
     if fn is None:
-        return lambda f: register_analysis(name, f, check=check, options=options, columns=columns)
+        return lambda f: register_analysis(
+            name, f, check=check, options=options, columns=columns, validate=validate
+        )
     if not callable(fn):
         raise TypeError(f"analysis {name!r} must be callable")
     _ANALYSES[name] = fn
     _CHECKS[name] = check
     _OPTIONS[name] = None if options is None else tuple(options)
+    _VALIDATORS[name] = validate
     register_column_docs(dict(columns or {}))
     return fn
 
@@ -102,6 +110,33 @@ def analysis_registry() -> dict:
 def analysis_options(name: str) -> tuple[str, ...] | None:
     """The option names analysis ``name`` accepts (``None``: not declared, anything goes)."""
     return _OPTIONS.get(name)
+
+
+def analysis_validator(name: str):
+    """The option-value check of analysis ``name`` (or ``None``)."""
+    return _VALIDATORS.get(name)
+
+
+def _number_option(opts: dict, key: str, *, minimum=0.0, none_ok=True) -> None:
+    v = opts.get(key)
+    if v is None and none_ok:
+        return
+    ok = (
+        isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+        and v >= minimum
+    )
+    if not ok:
+        raise ValueError(f"option {key!r} must be a finite number >= {minimum:g}, got {v!r}")
+
+
+def _int_option(opts: dict, key: str, minimum: int = 1) -> None:
+    v = opts.get(key)
+    if v is None:
+        return
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise ValueError(f"option {key!r} must be an integer >= {minimum}, got {v!r}")
 
 
 def analysis_check(name: str):
@@ -166,7 +201,18 @@ def _nc_batch(spec, params, options, one_by_one):
     return jax.lax.map(fn, params) if one_by_one else jax.vmap(fn)(params)
 
 
-@register_analysis("metrics", check=_check_metrics, options=("rtol", "tau"), columns=NC_METRIC_DOCS)
+def _validate_metrics(opts: dict) -> None:
+    _number_option(opts, "rtol")
+    _number_option(opts, "tau", none_ok=False) if "tau" in opts else None
+
+
+@register_analysis(
+    "metrics",
+    check=_check_metrics,
+    options=("rtol", "tau"),
+    validate=_validate_metrics,
+    columns=NC_METRIC_DOCS,
+)
 def nc_metric_columns(spec, result, **options):
     """Neural-collapse metrics of the end points (``ufm.nc_metrics(spec, p, **options)``, e.g.
     ``tau``, ``rtol``), one column each; compiled once per spec shape. On CPU one point at a
@@ -207,10 +253,23 @@ def _check_hessian(spec):
         system.classification_check(spec)
 
 
+def _validate_hessian(opts: dict) -> None:
+    method = opts.get("method", "auto")
+    if method not in METHODS:
+        raise ValueError(f"option 'method' must be one of {', '.join(METHODS)}, got {method!r}")
+    _int_option(opts, "batch_size")
+    _int_option(opts, "num_matvecs")
+    if not isinstance(opts.get("warn", True), bool):
+        raise ValueError(f"option 'warn' must be true or false, got {opts['warn']!r}")
+    for k in HESSIAN_OPTIONS[4:]:
+        _number_option(opts, k)
+
+
 @register_analysis(
     "hessian",
     check=_check_hessian,
     options=HESSIAN_OPTIONS,
+    validate=_validate_hessian,
     columns={k: v for k, v in RECORD_DOCS.items() if k not in _HESSIAN_DROPPED},
 )
 def hessian_classification(

@@ -119,6 +119,7 @@ def run_points(
     record: Callable | None = None,
     record_every: int | None = None,
     errors: str = "raise",
+    on_phase: Callable[[str], None] | None = None,
 ) -> PointsResult:
     """Optimise, polish and analyse a batch of starting points of one configuration.
 
@@ -133,6 +134,8 @@ def run_points(
         record, record_every: the trace of :func:`ufm.optimize` (e.g. NC metrics every 50 steps).
         errors: ``"raise"`` (default) or ``"record"``: an analysis that raises then fills the
             ``error`` column (and warns, ``RuntimeWarning``) instead of stopping a long sweep.
+        on_phase: called with ``"optimise"``, ``"polish"`` and each analysis name as the batch
+            enters that stage (progress displays).
 
     Returns:
         :class:`PointsResult`: per-point columns, the first-order result (trace), final params.
@@ -148,6 +151,8 @@ def run_points(
     """
     if errors not in ("raise", "record"):
         raise ValueError(f"errors must be 'raise' or 'record', got {errors!r}")
+    phase = on_phase or (lambda name: None)
+    phase("optimise")
     res = optimize(
         spec,
         params0,
@@ -161,6 +166,7 @@ def run_points(
     )
     status = np.asarray(res.status)
     first_gnorm = np.asarray(res.grad_norm, np.float64)
+    phase("polish")
     params, loss, gnorm, polished, iters = _polish_stage(
         spec,
         on_one_cpu_device(res.params),
@@ -179,13 +185,20 @@ def run_points(
         "polish_iterations": iters,
     }
     final = res._replace(params=params, loss=loss, grad_norm=gnorm)
-    more, messages = analyse(spec, final, analyses, errors=errors)
+    more, messages = analyse(spec, final, analyses, errors=errors, on_phase=phase)
     cols["error"] = np.full(status.size, "; ".join(messages) if messages else None, dtype=object)
     cols.update(more)
     return PointsResult(cols, res, params)
 
 
-def analyse(spec, result, analyses: Sequence, *, errors: str = "raise") -> tuple[dict, list]:
+def analyse(
+    spec,
+    result,
+    analyses: Sequence,
+    *,
+    errors: str = "raise",
+    on_phase: Callable[[str], None] | None = None,
+) -> tuple[dict, list]:
     """Run the ``(name, options)`` analyses on ``result`` (an :class:`ufm.OptimizeResult` of the
     final points); returns ``(columns, error messages)`` (messages only with
     ``errors="record"``)."""
@@ -193,6 +206,8 @@ def analyse(spec, result, analyses: Sequence, *, errors: str = "raise") -> tuple
     size = int(np.asarray(result.loss).shape[0])
     cols, messages = {}, []
     for name, options in analyses:
+        if on_phase is not None:
+            on_phase(name)
         if name not in registry:
             raise ValueError(
                 f"unknown analysis {name!r}; registered: {', '.join(sorted(registry))}"

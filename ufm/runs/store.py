@@ -35,6 +35,7 @@ import json
 import os
 import socket
 import sys
+import time
 import uuid
 import warnings
 from pathlib import Path
@@ -114,11 +115,18 @@ class ResultStore:
     Args:
         folder: the output folder (created by :meth:`prepare`).
         writer: this process's writer id (default ``p<process_index>``).
+        lock_timeout: seconds to wait for the writer lock before refusing (default 0: refuse
+            at once; array tasks wait a little for a previous attempt that is still exiting).
         process_index, process_count: this process in a multi-process run.
     """
 
     def __init__(
-        self, folder, process_index: int = 0, process_count: int = 1, writer: str | None = None
+        self,
+        folder,
+        process_index: int = 0,
+        process_count: int = 1,
+        writer: str | None = None,
+        lock_timeout: float = 0.0,
     ):
         self.folder = Path(folder)
         self.data = self.folder / DATA_DIR
@@ -126,30 +134,35 @@ class ResultStore:
         self.process_index = process_index
         self.process_count = process_count
         self.writer = writer or f"p{process_index}"
+        self.lock_timeout = float(lock_timeout)
         self._lock_fd = None
 
     # -- setup and the writer lock -------------------------------------------------------------
     def prepare(self) -> None:
-        """Create the folder, prove it writable, take this writer's lock, clean stale temp files.
+        """Create the folder, take this writer's lock, prove the folder writable, clean stale
+        temporary files.
 
         Raises :class:`StoreError` naming the folder (not writable) or the lock's holder, before
         any compute happens.
         """
         try:
             self.data.mkdir(parents=True, exist_ok=True)
+            self.acquire()
             probe = self.data / f"{_TMP}{self.writer}-probe-{uuid.uuid4().hex[:8]}"
             with open(probe, "wb") as f:
                 f.write(b"ok")
                 f.flush()
                 os.fsync(f.fileno())
-            probe.unlink()
+            probe.unlink(missing_ok=True)
+        except StoreError:
+            raise
         except OSError as err:
+            self.release()
             reason = err.strerror or str(err)
             raise StoreError(
                 f"output folder {str(self.folder)!r} is not writable ({reason}); "
                 "choose another folder (--out DIR or `out` in the spec)"
             ) from None
-        self.acquire()
         self.clean_temp()
 
     def acquire(self) -> None:
@@ -159,9 +172,15 @@ class ResultStore:
         path = self.folder / f"{_LOCK}{self.writer}"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            deadline = time.monotonic() + self.lock_timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError:
+                    if time.monotonic() < deadline:  # e.g. a resubmitted array task whose
+                        time.sleep(0.5)  # previous attempt is still exiting
+                        continue
                 holder = _read_holder(path)
                 os.close(fd)
                 raise StoreError(

@@ -36,9 +36,9 @@ from ...core.pytree import register_spec
 from ...core.validation import (
     SpecError,
     check_choice,
+    check_dtype,
     check_int,
     check_lambda,
-    dtype_ok,
     is_concrete,
 )
 from ...hessian.structure import FeatureSplit
@@ -175,12 +175,7 @@ class DeepUFMSpec:
         set_("activation", check_choice("activation", self.activation, ACTIVATIONS, _ACT_ALIASES))
         set_("loss", check_choice("loss", self.loss, LOSSES))
         set_("bias", check_choice("bias", self.bias, BIASES, _BIAS_ALIASES))
-        set_(
-            "dtype",
-            check_choice(
-                "dtype", str(np.dtype(self.dtype)) if dtype_ok(self.dtype) else self.dtype, DTYPES
-            ),
-        )
+        set_("dtype", check_dtype("dtype", self.dtype, DTYPES))
         set_("lambda_H1", check_lambda("lambda_H1", self.lambda_H1))
         set_("lambda_W", _per_layer("lambda_W", self.lambda_W, self.L))
         set_("lambda_b", _per_layer("lambda_b", self.lambda_b, self.L))

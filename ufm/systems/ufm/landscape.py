@@ -50,7 +50,7 @@ from ...runs.schema import column_docs_for
 from ...runs.starts import StartSettings
 from ...runs.store import ResultStore, load_results_arrow, load_traces
 from ...runs.sweep import chunk_table, run_sweep, settings_columns
-from ...runs.sweep_spec import SweepConfig, SweepSpec, spec_fields
+from ...runs.sweep_spec import SweepConfig, SweepSpec, check_seed_count, spec_fields
 from .spec import UFMSpec
 
 __all__ = [
@@ -190,7 +190,8 @@ class LandscapeConfig:
         set_("variants", tuple(dict.fromkeys(variants)))
         if not (self.K and self.lambda_W and self.lambda_H and self.variants):
             raise SpecError("K, lambda_W, lambda_H and variants must each have at least one value")
-        self.specs()  # validate every grid point up front
+        n = len(self.specs())  # validates every grid point
+        check_seed_count(f"seeds ({self.seeds} per configuration x {n})", self.seeds * n)
 
     def replace(self, **changes) -> LandscapeConfig:
         """A copy with fields changed (validated again)."""
