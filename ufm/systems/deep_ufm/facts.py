@@ -22,7 +22,8 @@ grad_tol``), ``STRICT_SADDLE`` (``lambda_min < -zero_tol``), and for points with
 curvature ``LOCAL_MIN`` (zero modes as predicted: a Morse-Bott local minimum whose global status is
 undecided, since the deep UFM has no closed-form optimum) or ``DEGENERATE`` (extra or missing zero
 modes: the second-order test is inconclusive; warned about). Never ``GLOBAL_MIN`` or
-``SPURIOUS_MIN``. The deep UFM is not benign: for ``L >= 2`` the origin is a strict local minimum
+``SPURIOUS_MIN``. The deep UFM is not benign: for ``L >= 2`` (no biases, ``sigma(0) = 0``) the
+origin is a strict local minimum
 (Hessian ``diag(lambda)``, ``f = 1/2`` for MSE) and rank-deficient points are local minima too.
 
 Continuous symmetries (``f`` invariant; each contributes zero modes):
