@@ -270,8 +270,13 @@ def test_hessian_check_rejects_models_without_rules(monkeypatch):
     class Toy:
         width: int = 2
 
-    system = ufm.core.System(name="toy", spec_type=Toy, loss=lambda s, p: 0.0,
-                             init=lambda s, k, scale=None: 0.0, examples=lambda: (Toy(),))
+    system = ufm.core.System(
+        name="toy",
+        spec_type=Toy,
+        loss=lambda s, p: 0.0,
+        init=lambda s, k, scale=None: 0.0,
+        examples=lambda: (Toy(),),
+    )
     monkeypatch.setitem(registry._BY_NAME, "toy", system)
     monkeypatch.setitem(registry._BY_TYPE, Toy, system)
     spec = ufm.load_sweep_spec(
