@@ -95,19 +95,15 @@ def run_feature_collapse_command(args) -> int:
     seeds = info.seeds if args.seeds is None else args.seeds
     cps = info.checkpoints if args.checkpoints is None else args.checkpoints
     out = args.out if args.out else default_out(args.preset, configs, cps)
-    import jax
+    if args.preset.startswith("paper") and not args.quiet:
+        import jax
 
-    print(
-        f"ufm feature-collapse: preset {args.preset}, {len(configs)} configuration(s) x "
-        f"{seeds} seed(s) on {jax.default_backend()} -> {out}",
-        file=sys.stderr,
-    )
-    if args.preset.startswith("paper") and jax.default_backend() == "cpu":
-        print(
-            "note: the paper presets are the GPU path (about 35 min per seed and 1200 epochs "
-            "on a 2-core CPU; docs/feature_collapse.md)",
-            file=sys.stderr,
-        )
+        if jax.default_backend() == "cpu":
+            print(
+                "note: the paper presets are the GPU path (about 35 min per seed and 1200 epochs "
+                "on a 2-core CPU; docs/feature_collapse.md)",
+                file=sys.stderr,
+            )
     job = run_job(
         args.preset,
         seeds=seeds,

@@ -43,7 +43,7 @@ def _new(figsize):
 
 
 def _panels(n, width=4.2, height=3.8):
-    fig = _new((width * n, height))
+    fig = _new((max(width * n, 7.0), height))
     return fig, [fig.add_subplot(1, n, i + 1) for i in range(n)]
 
 

@@ -35,7 +35,7 @@ from ...optim.status import STATUS_NAMES
 from ...report.folder import write_text
 from ...report.tables import format_table
 from ...runs.experiment import experiment_hash, run_experiment_job
-from ...runs.store import load_results
+from ...runs.store import ResultStore, StoreError, load_results
 from .embeddings import save_embeddings
 from .experiment import default_checkpoints, experiment_rows, train_seeds
 from .figures import write_figures
@@ -49,6 +49,7 @@ __all__ = [
     "RHO_TOL",
     "NORM_TOL",
     "FCJob",
+    "check_folder",
     "checkpoint_epochs",
     "collapse_verdict",
     "default_out",
@@ -138,6 +139,21 @@ def job_configs(preset: str, *, epochs=None, layernorm=None) -> tuple:
     return configs
 
 
+def check_folder(folder, configs, num_checkpoints: int, *, extend: bool = False) -> None:
+    """Refuse, before any training, to add new configurations to a folder that holds results
+    of others (unless ``extend``): the :class:`ufm.runs.StoreError` that the store would raise
+    later. Rerunning some or all of the folder's own configurations is fine (resume)."""
+    if extend or not (Path(folder) / "manifest.json").exists():
+        return
+    known = set((ResultStore(folder).read_manifest() or {}).get("configs", {}))
+    ours = {experiment_hash(SYSTEM_NAME, c, _settings(c, num_checkpoints)) for c in configs}
+    if known and ours - known:
+        raise StoreError(
+            f"{str(folder)!r} already holds results of {len(known)} other configuration(s); "
+            "use --extend (extend=True) to add these, or choose another --out"
+        )
+
+
 def _settings(spec: FeatureCollapseSpec, num_checkpoints: int) -> dict:
     return {"checkpoints": checkpoint_epochs(spec.epochs, num_checkpoints)}
 
@@ -162,6 +178,7 @@ def _store_rows(spec, seeds, res, data) -> dict:
 def run_job(
     preset: str = "tiny",
     *,
+    configs=None,
     seeds=None,
     epochs=None,
     layernorm=None,
@@ -176,6 +193,9 @@ def run_job(
 
     Args:
         preset: a :data:`.presets.JOB_PRESETS` name.
+        configs: run these :class:`FeatureCollapseSpec` instead of the preset's (the preset
+            still gives the default seeds and checkpoints, and names the default folder);
+            ``epochs`` and ``layernorm`` must then be ``None``.
         seeds: number of seeds (``range(seeds)``; default: the preset's); seeds already in the
             folder are skipped, so raising it extends a finished run.
         epochs: override the epochs of every configuration.
@@ -190,14 +210,33 @@ def run_job(
         log: stream of the status lines (default ``sys.stderr``).
     """
     log = sys.stderr if log is None else log
-    configs = job_configs(preset, epochs=epochs, layernorm=layernorm)
+    if configs is None:
+        configs = job_configs(preset, epochs=epochs, layernorm=layernorm)
+    else:
+        job_configs(preset)  # validates the name
+        if epochs is not None or layernorm is not None:
+            raise SpecError("epochs and layernorm apply to a preset's configurations, not configs")
+        configs = tuple(configs)
+        if not configs or not all(isinstance(c, FeatureCollapseSpec) for c in configs):
+            raise SpecError("configs must be a non-empty sequence of FeatureCollapseSpec")
+        if len({fc_label(c) for c in configs}) < len(configs):
+            raise SpecError("configs must have distinct labels (fc_label)")
     info = JOB_PRESETS[preset]
     num_seeds = check_int("seeds", info.seeds if seeds is None else seeds, 1)
     num_cps = check_int("checkpoints", info.checkpoints if checkpoints is None else checkpoints, 1)
     folder = Path(out) if out is not None else default_out(preset, configs, num_cps)
+    check_folder(folder, configs, num_cps, extend=extend)
+    if not quiet:
+        import jax
+
+        print(
+            f"feature-collapse {preset}: {len(configs)} configuration(s) x {num_seeds} seed(s) "
+            f"on {jax.default_backend()} -> {folder}",
+            file=log,
+        )
     t0 = time.perf_counter()
     bar = Progress(
-        sum(c.epochs for c in configs) * num_seeds,
+        sum(c.epochs for c in configs),
         f"feature-collapse {preset}",
         unit="epochs",
         quiet=quiet,
@@ -214,7 +253,7 @@ def run_job(
                 last = [0]
 
                 def progress(done, total):
-                    bar.update((done - last[0]) * len(todo))
+                    bar.update(done - last[0])
                     last[0] = done
 
                 res, data = train_seeds(spec, todo, checkpoints=_cps, progress=progress)
@@ -233,8 +272,8 @@ def run_job(
                 log=log,
                 job="feature-collapse",
             )
-            if job.seeds_skipped:
-                bar.update(len(job.seeds_skipped) * spec.epochs)
+            if not job.seeds_run:
+                bar.update(spec.epochs)
             hashes.append(h)
             seeds_run[h], seeds_skipped[h] = list(job.seeds_run), list(job.seeds_skipped)
             compile_s += job.compile_seconds
@@ -318,6 +357,7 @@ def summary_entries(rows, configs, hashes) -> list[dict]:
             "label": fc_label(spec),
             "config_hash": h,
             "layernorm": spec.layernorm,
+            "ln_eps": spec.ln_eps,
             "seeds": int(last["seed"].nunique()),
             "epochs": int(last["epoch"].max()),
             "failed": int((last["status"].isin(["diverged", "nan"])).sum()),
@@ -415,6 +455,13 @@ def summary_text(entries: list[dict]) -> str:
                 norm_rows,
             ),
         ]
+    for e in entries:
+        if e["layernorm"] and abs(e["phi_norm_relerr"]) > NORM_TOL:
+            parts.append(
+                f"note ({e['label']}): ||phi(w)|| = sqrt(d var/(var + eps)) stays below sqrt(d) "
+                f"while the raw embeddings are small (mean ||w|| = {e['w_norm']:.3g}, "
+                f"LayerNorm eps = {e['ln_eps']:g}; no weight decay on W with LayerNorm)."
+            )
     by_ln = {e["layernorm"]: e for e in entries}
     if len(by_ln) == 2:
         a, b = by_ln[False], by_ln[True]
