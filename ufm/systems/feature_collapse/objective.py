@@ -59,10 +59,10 @@ def fc_objective(spec: FeatureCollapseSpec, params: dict) -> jax.Array:
     ``params = {"W": (n_w, d), "U": (K, L, d)}``. Pure and differentiable; ``vmap`` over a
     leading seed axis works (the data are constants).
 
-    >>> import jax, math
+    >>> import functools, jax, math
     >>> from ufm.systems.feature_collapse import PRESETS, init_params
     >>> spec = PRESETS["tiny"]
-    >>> f = fc_objective(spec, init_params(spec, jax.random.key(0)))
+    >>> f = jax.jit(functools.partial(fc_objective, spec))(init_params(spec, jax.random.key(0)))
     >>> abs(float(f) - math.log(spec.K)) < 1e-3  # nothing learned at init / 1000
     True
     """
