@@ -231,3 +231,6 @@ def test_summary_entries_and_verdicts():
     assert collapse_verdict({**v, "w_dir_collapse": 0.5}) == "none"
     assert collapse_verdict({**v, "w_dir_collapse": math.nan}) == "none"
     assert collapse_verdict({**v, "w_norm_cv": 0.5, "w_norm_mu_spearman": -0.2}) == "?"
+    assert collapse_verdict({**v, "w_norm_cv": 0.5, "w_norm_mu_spearman": math.nan}) == "?"
+    # frequency-ordered norms are type III even when their spread is small (type3 preset: 0.15)
+    assert collapse_verdict({**v, "w_norm_cv": 0.15, "w_norm_mu_spearman": 0.99}) == "III"

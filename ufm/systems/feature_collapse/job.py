@@ -311,11 +311,12 @@ def collapse_verdict(entry: dict) -> str:
     ``"III"``, ``"none"`` (directions not collapsed) or ``"?"`` (collapsed directions, but the
     norms neither equal nor ordered by frequency).
 
-    Rules (thresholds :data:`DIR_TOL`, :data:`CV_TOL`, :data:`RHO_TOL`): directions collapse
+    Rules (thresholds :data:`DIR_TOL`, :data:`RHO_TOL`, :data:`CV_TOL`): directions collapse
     when the mean ``1 - cos`` of ``phi(w)`` to its concept mean is below ``DIR_TOL``; then
-    with LayerNorm it is type II (``phi`` has equal norms by construction); without, type I when
-    the spread ``std/mean`` of ``||w||`` is below ``CV_TOL``, type III when it is above and the
-    Spearman correlation of ``||w||`` with the word law is above ``RHO_TOL``.
+    with LayerNorm it is type II (``phi`` has equal norms by construction); without, type III
+    when the Spearman correlation of ``||w||`` with the word law exceeds ``RHO_TOL`` (norms
+    ordered by frequency; NaN for the uniform law), type I when the spread ``std/mean`` of
+    ``||w||`` is below ``CV_TOL``.
 
     >>> collapse_verdict({"layernorm": False, "w_dir_collapse": 0.07, "w_norm_cv": 2.3,
     ...                   "w_norm_mu_spearman": 0.74})
@@ -325,10 +326,11 @@ def collapse_verdict(entry: dict) -> str:
         return "none"
     if entry["layernorm"]:
         return "II"
+    rho = entry["w_norm_mu_spearman"]
+    if rho is not None and rho > RHO_TOL:
+        return "III"
     if entry["w_norm_cv"] < CV_TOL:
         return "I"
-    if entry["w_norm_mu_spearman"] > RHO_TOL:
-        return "III"
     return "?"
 
 
@@ -474,7 +476,8 @@ def summary_text(entries: list[dict]) -> str:
     parts += [
         "",
         f"Collapse verdict rules: directions collapsed if 1 - cos < {DIR_TOL}; then II with "
-        f"LayerNorm, I if std/mean of ||w|| < {CV_TOL}, III if Spearman(||w||, mu) > {RHO_TOL}.",
+        f"LayerNorm, else III if Spearman(||w||, mu) > {RHO_TOL}, I if std/mean of ||w|| < "
+        f"{CV_TOL}, ? otherwise.",
     ]
     return "\n".join(parts)
 
