@@ -96,6 +96,10 @@ def test_cli_writes_rows_figures_and_summary(tiny_run, capsys):
     assert entries[1]["collapse_predicted"] == "II" and entries[0]["collapse_predicted"] == "I"
     manifest = json.loads((out / "manifest.json").read_text())
     assert len(manifest["configs"]) == 2
+    # every stored column is documented (Parquet metadata), spec fields aside
+    stored = ufm.runs.store.column_docs(out)
+    fields = set(ufm.runs.sweep_spec.spec_fields(tiny))
+    assert not [c for c in rows.columns if c not in stored and c not in fields]
 
 
 def test_rerun_skips_stored_seeds_and_extends(tiny_run, capsys):

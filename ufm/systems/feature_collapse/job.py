@@ -250,9 +250,13 @@ def run_job(
 
             def run_seeds(spec, todo, *, _h=h, _cps=settings["checkpoints"]):
                 bar.write(f"{fc_label(spec)}: training seeds {list(map(int, todo))}")
+                bar.set_description(f"{preset} {fc_label(spec)}")
+                bar.set_phase("compile")
                 last = [0]
 
                 def progress(done, total):
+                    if last[0] == 0:
+                        bar.set_phase("train")
                     bar.update(done - last[0])
                     last[0] = done
 

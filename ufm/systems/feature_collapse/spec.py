@@ -15,7 +15,7 @@ import numbers
 
 import numpy as np
 
-from ...core.validation import SpecError, check_choice, check_int, check_lambda
+from ...core.validation import SpecError, check_choice, check_dtype, check_int, check_lambda
 
 __all__ = ["DTYPES", "LATENTS", "LAWS", "FeatureCollapseSpec"]
 
@@ -122,7 +122,7 @@ class FeatureCollapseSpec:
             _number("init_scale_divisor", self.init_scale_divisor, positive=True),
         )
         put("data_seed", check_int("data_seed", self.data_seed, 0))
-        put("dtype", check_choice("dtype", self.dtype, DTYPES))
+        put("dtype", check_dtype("dtype", self.dtype, DTYPES))
         put("ln_eps", _number("ln_eps", self.ln_eps, positive=True))
 
     def as_dict(self) -> dict:
