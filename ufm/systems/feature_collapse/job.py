@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ...core.progress import Progress
+from ...core.timing import CompileTimer
 from ...core.validation import SpecError, check_int
 from ...optim.status import STATUS_NAMES
 from ...report.folder import write_text
@@ -252,15 +253,18 @@ def run_job(
                 bar.write(f"{fc_label(spec)}: training seeds {list(map(int, todo))}")
                 bar.set_description(f"{preset} {fc_label(spec)}")
                 bar.set_phase("compile")
-                last = [0]
+                last = {"done": 0, "t": time.perf_counter(), "compile": 0.0}
 
                 def progress(done, total):
-                    if last[0] == 0:
-                        bar.set_phase("train")
-                    bar.update(done - last[0])
-                    last[0] = done
+                    # seconds of compute, compilation left out, so that the ETA does not swing
+                    now = time.perf_counter()
+                    secs = (now - last["t"]) - (timer.seconds - last["compile"])
+                    bar.set_phase("train")
+                    bar.update(done - last["done"], seconds=max(secs, 0.0))
+                    last.update(done=done, t=now, compile=timer.seconds)
 
-                res, data = train_seeds(spec, todo, checkpoints=_cps, progress=progress)
+                with CompileTimer() as timer:
+                    res, data = train_seeds(spec, todo, checkpoints=_cps, progress=progress)
                 save_embeddings(folder, _h, todo, res.params["W"])
                 return _store_rows(spec, todo, res, data)
 
