@@ -9,8 +9,9 @@ Modules: :mod:`.spec` (``FeatureCollapseSpec``), :mod:`.data` (the data model), 
 (network, loss, optimiser), :mod:`.objective` (the registry hooks: full-data objective, init),
 :mod:`.theory` (reduced problems and the paper's constants), :mod:`.metrics` (collapse numbers),
 :mod:`.presets` (``PRESETS``, ``JOB_PRESETS``), :mod:`.experiment` (``run_experiment``),
-:mod:`.job` (``run_job``: presets into a results folder), :mod:`.figures`, :mod:`.cli`
-(``ufm feature-collapse``). The account with measured numbers is docs/feature_collapse.md.
+:mod:`.job` (``run_job``: presets into a results folder), :mod:`.summary`, :mod:`.figures`,
+:mod:`.embeddings`, :mod:`.cli` (``ufm feature-collapse``). The account with measured numbers
+is docs/feature_collapse.md.
 
 This package registers the ``"feature_collapse"`` system. Its ``loss`` hook is the regularised
 empirical risk that SGD minimises (:func:`.objective.fc_objective`). It is **not sweepable**
@@ -47,11 +48,8 @@ from .figures import plot_norms as plot_norms
 from .figures import write_figures as write_figures
 from .job import FCJob as FCJob
 from .job import checkpoint_epochs as checkpoint_epochs
-from .job import collapse_verdict as collapse_verdict
 from .job import job_configs as job_configs
 from .job import run_job as run_job
-from .job import summary_entries as summary_entries
-from .job import summary_text as summary_text
 from .model import features as features
 from .model import init_batch as init_batch
 from .model import init_params as init_params
@@ -67,6 +65,9 @@ from .presets import JOB_PRESETS as JOB_PRESETS
 from .presets import PRESETS as PRESETS
 from .presets import JobPreset as JobPreset
 from .spec import FeatureCollapseSpec as FeatureCollapseSpec
+from .summary import collapse_verdict as collapse_verdict
+from .summary import summary_entries as summary_entries
+from .summary import summary_text as summary_text
 
 register_spec(FeatureCollapseSpec, ())
 
