@@ -9,7 +9,7 @@ within-class parts, the second variation
 
     (1/N) ||dW H + W dH||^2 + (2/N) <WH - Y, dW dH> + lW ||dW||^2 + lH ||dH||^2
 
-decouples into independent blocks (the derivation is in docs/theory.md section 3.9; Garrod &
+decouples into independent blocks (the derivation is in docs/theory.md section 8; Garrod &
 Keating 2024, arXiv 2404.06106, give the spectra at collapse for MSE and CE):
 
 ================================  =========================================  ================
