@@ -63,21 +63,28 @@ from .verdict import verdict as verdict
 
 
 def _examples():
-    """Tiny specs (tens of digits samples) covering the MLP, the CNN, CE/MSE, weight decay, the
-    lazy and last-layer modes, the ETF head and float32; the conformance test runs them."""
+    """Two tiny float64 specs (40 digits samples) that cover the MLP and the CNN, MSE and CE,
+    weight decay, the fixed ETF head, the lazy and the last-layer modes; the conformance test
+    runs them (the float32 paths are run by the tests of the ``tiny`` preset)."""
     small = dict(n_train=40, batch_size=20, epochs=2, dtype="float64")
     return (
-        FeatureMapSpec(widths=(8,), loss="mse", **small),
-        FeatureMapSpec(
-            net="cnn", channels=(2,), widths=(6,), loss="ce", weight_decay=1e-3, **small
-        ),
-        FeatureMapSpec(widths=(8,), training="lazy", alpha=10.0, **small),
-        FeatureMapSpec(widths=(8,), training="last_layer", loss="ce", **small),
         FeatureMapSpec(
             widths=(6, 10),
             head="etf",
             feature_activation="identity",
-            **{**small, "dtype": "float32"},
+            loss="mse",
+            training="lazy",
+            alpha=10.0,
+            **small,
+        ),
+        FeatureMapSpec(
+            net="cnn",
+            channels=(2,),
+            widths=(6,),
+            loss="ce",
+            weight_decay=1e-3,
+            training="last_layer",
+            **small,
         ),
     )
 

@@ -8,7 +8,6 @@ override them.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -142,11 +141,6 @@ def run_feature_map_command(args) -> int:
         jax.config.update("jax_enable_x64", True)
     out = Path(args.out) if args.out else Path("ufm-results") / f"feature-map-{args.preset}"
     seeds = preset.seeds if args.seeds is None else args.seeds
-    print(
-        f"ufm feature-map: preset {args.preset!r}, {len(configs)} configuration(s) x {seeds} "
-        f"seeds on {args.devices or 1} {jax.default_backend()} device(s) -> {out}",
-        file=sys.stderr,
-    )
     t0 = time.perf_counter()
     run = run_preset(
         preset,

@@ -34,7 +34,7 @@ import optax
 from .model import data_info, fm_init, make_loss_fn, make_optimizer
 from .spec import FeatureMapSpec
 
-__all__ = ["train_step_memory", "peak_rss", "rss_bytes"]
+__all__ = ["train_step_memory", "peak_rss", "rss_bytes", "peak_rss_bytes", "reset_peak_rss"]
 
 
 def _bytes(tree) -> int:
@@ -48,9 +48,11 @@ def train_step_memory(spec: FeatureMapSpec) -> dict:
     "param_bytes", "opt_state_bytes"}`` (bytes). ``step_bytes = argument + output + temp -
     alias``.
 
-    Example:
-        >>> m = train_step_memory(FeatureMapSpec(widths=(16,), n_train=100, batch_size=50))
-        >>> m["param_bytes"] == 4 * (64 * 16 + 16 + 16 * 10 + 10), m["step_bytes"] > 0
+    Example (the ``tiny`` preset's ETF network 64-128-10, float32, batch 50):
+        >>> from ufm.systems.feature_map import PRESETS
+        >>> [(_, _, spec)] = PRESETS["tiny"].specs("etf", only=["etf-10"])
+        >>> m = train_step_memory(spec)
+        >>> m["param_bytes"] == 4 * (64 * 128 + 128 + 128 * 10 + 10), m["step_bytes"] > 0
         (True, True)
     """
     info = data_info(spec)
@@ -84,15 +86,50 @@ def train_step_memory(spec: FeatureMapSpec) -> dict:
     }
 
 
+def _status_kb(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def rss_bytes() -> int:
-    """Peak resident set size of this process so far (bytes)."""
+    """Resident set size of this process now (bytes; Linux ``VmRSS``, else the peak so far)."""
+    kb = _status_kb("VmRSS")
+    return kb * 1024 if kb is not None else peak_rss_bytes()
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (bytes; ``VmHWM`` on Linux, which
+    :func:`reset_peak_rss` can reset, else ``ru_maxrss``)."""
+    kb = _status_kb("VmHWM")
+    if kb is not None:
+        return kb * 1024
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: kB on Linux, bytes on macOS
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * scale
 
 
+def reset_peak_rss() -> bool:
+    """Reset the peak RSS to the current RSS (Linux >= 4.0: ``/proc/self/clear_refs`` = 5);
+    ``False`` where that is not possible (the peak then includes everything before)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_rss(spec: FeatureMapSpec, *, epochs: int = 2, timeout: float = 600.0) -> dict:
     """Peak RSS of a fresh process training one seed of ``spec`` for ``min(epochs, spec.epochs)``
-    epochs: ``{"rss_peak_bytes", "rss_before_bytes", "rss_delta_bytes"}`` (module docstring).
+    epochs (compilation included): ``{"rss_peak_bytes", "rss_before_bytes", "rss_delta_bytes",
+    "peak_reset"}``. ``rss_before_bytes`` is the RSS after importing ``ufm`` and loading the
+    data; the peak is reset there (Linux; ``peak_reset``), so ``rss_peak_bytes`` is the peak
+    while training and ``rss_delta_bytes`` its increase over the start.
 
     Raises ``RuntimeError`` with the child's last error line if it fails.
     """

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+import jax
 import numpy as np
 
 from ...core.progress import Progress
@@ -173,6 +174,12 @@ def run_preset(
         }
         planned.append((name, role, spec, settings, experiment_hash(SYSTEM_NAME, spec, settings)))
     _check_folder(folder, [p[-1] for p in planned], extend)
+    ndev = devices or (1 if jax.default_backend() == "cpu" else jax.local_device_count())
+    print(
+        f"feature-map: preset {preset.name!r}, {len(planned)} configuration(s) x {seeds} seeds "
+        f"on {ndev} {jax.default_backend()} device(s) -> {folder}",
+        file=log,
+    )
     total = sum(spec.epochs for _, _, spec, _, _ in planned)
     bar = Progress(total, "feature-map", unit="epochs", quiet=progress is False)
     ran = skipped = 0

@@ -37,6 +37,7 @@ __all__ = [
     "DataInfo",
     "dataset",
     "data_info",
+    "analysis_size",
     "make_model",
     "static_of",
     "mask_of",
@@ -114,7 +115,7 @@ def dataset(spec: FeatureMapSpec) -> Dataset:
     """The spec's data set (cached; ``n_train`` subsample drawn by ``default_rng(data_seed)``).
 
     Raises :class:`ufm.core.SpecError` naming the field when the data do not fit the spec
-    (``n_train``, ``batch_size``, ``analysis_n`` larger than the data, ``net='cnn'`` on
+    (``n_train`` or ``batch_size`` larger than the data, ``net='cnn'`` on
     non-image data, the ETF head's ``widths[-1] != K``) and ``FileNotFoundError`` for a missing
     folder or file.
     """
@@ -125,10 +126,6 @@ def dataset(spec: FeatureMapSpec) -> Dataset:
         raise SpecError(
             f"batch_size must be <= the {ds.n_train} training samples (got {spec.batch_size})"
         )
-    if spec.analysis_n > ds.n_train:
-        raise SpecError(
-            f"analysis_n must be <= the {ds.n_train} training samples (got {spec.analysis_n})"
-        )
     if spec.net == "cnn" and ds.image_shape is None:
         raise SpecError(f"net='cnn' needs image data; data set {ds.name!r} has no image_shape")
     if spec.head == "etf" and spec.width != ds.num_classes:
@@ -137,6 +134,11 @@ def dataset(spec: FeatureMapSpec) -> Dataset:
             f"got widths={spec.widths}"
         )
     return ds
+
+
+def analysis_size(spec: FeatureMapSpec, n_train: int) -> int:
+    """Samples of the analysis: the first ``analysis_n`` (all when 0 or more than ``n_train``)."""
+    return min(spec.analysis_n, n_train) if spec.analysis_n else n_train
 
 
 def data_info(spec: FeatureMapSpec) -> DataInfo:
@@ -207,12 +209,20 @@ def mask_of(spec: FeatureMapSpec):
     )
 
 
-def fm_init(spec: FeatureMapSpec, key, scale=None):
-    """One seed's parameters (the arrays of :func:`make_model`); ``scale`` multiplies them."""
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _init(spec: FeatureMapSpec, key, scale):
     params = nets.split(make_model(spec, key))[0]
     if scale is not None:
         params = jax.tree_util.tree_map(lambda x: x * jnp.asarray(scale, x.dtype), params)
     return params
+
+
+def fm_init(spec: FeatureMapSpec, key, scale=None):
+    """One seed's parameters (the arrays of :func:`make_model`); ``scale`` multiplies them.
+    Compiled once per spec (eager construction would compile every operation)."""
+    if scale is not None and not isinstance(scale, (int, float)):
+        return _init.__wrapped__(spec, key, scale)  # a traced scale: not a static argument
+    return _init(spec, key, None if scale is None else float(scale))
 
 
 def param_counts(spec: FeatureMapSpec) -> tuple[int, int]:
@@ -245,7 +255,13 @@ def _loss_scale(spec) -> float:
 
 
 def fm_objective(spec: FeatureMapSpec, params):
-    """The full-training-set objective (module docstring), a scalar of the parameters' dtype."""
+    """The full-training-set objective (module docstring), a scalar of the parameters' dtype
+    (compiled once per spec)."""
+    return _objective(spec, params)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _objective(spec: FeatureMapSpec, params):
     ds = dataset(spec)
     dtype = jnp.dtype(spec.dtype)
     model = eqx.combine(params, static_of(spec))

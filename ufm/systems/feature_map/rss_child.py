@@ -1,8 +1,9 @@
 """Child process of :func:`ufm.systems.feature_map.peak_rss`: train one seed, print peak RSS.
 
 ``python -m ufm.systems.feature_map.rss_child '<spec fields as JSON>'`` loads the data, records
-the peak RSS so far (``rss_before_bytes``), trains seed 0 and prints one JSON line with
-``rss_peak_bytes``, ``rss_before_bytes`` and ``rss_delta_bytes``.
+the RSS (``rss_before_bytes``), resets the peak (Linux), trains seed 0 and prints one JSON line
+with ``rss_peak_bytes`` (peak while training), ``rss_before_bytes``, ``rss_delta_bytes`` and
+``peak_reset``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import jax
 import jax.numpy as jnp
 
-from .etf import rss_bytes
+from .etf import peak_rss_bytes, reset_peak_rss, rss_bytes
 from .experiment import train_seeds
 from .model import data_info
 from .spec import FeatureMapSpec
@@ -29,10 +30,16 @@ def main(doc: str) -> None:
     data_info(spec)  # the data are loaded before the baseline
     jnp.zeros(1).block_until_ready()
     before = rss_bytes()
+    reset = reset_peak_rss()
     res, _ = train_seeds(spec, [0], devices=1)
     jax.block_until_ready(res.params)
-    peak = rss_bytes()
-    out = {"rss_peak_bytes": peak, "rss_before_bytes": before, "rss_delta_bytes": peak - before}
+    peak = peak_rss_bytes()
+    out = {
+        "rss_peak_bytes": peak,
+        "rss_before_bytes": before,
+        "rss_delta_bytes": peak - before,
+        "peak_reset": reset,
+    }
     print(json.dumps(out))
 
 

@@ -106,8 +106,9 @@ class FeatureMapSpec:
     ``alpha (f - f_0)`` trained with the loss divided by ``alpha^2``).
 
     Analysis: at the ``checkpoints`` (epochs; ``()`` = :func:`default_checkpoints`) on the first
-    ``analysis_n`` training samples (0 = all) with ``analysis_method`` (``"svd"`` or ``"eigh"``,
-    :func:`ufm.systems.feature_map.feature_spectrum`). ``dtype``: ``"float32"`` or ``"float64"``.
+    ``analysis_n`` training samples (0, or more than there are: all of them) with
+    ``analysis_method`` (``"svd"`` or ``"eigh"``, :func:`ufm.systems.feature_map.feature_spectrum`).
+    ``dtype``: ``"float32"`` or ``"float64"``.
 
     Example:
         >>> spec = FeatureMapSpec(widths=(32, 32), epochs=20)
@@ -190,11 +191,6 @@ class FeatureMapSpec:
         s("dtype", check_choice("dtype", self.dtype, DTYPES))
         s("analysis_n", check_int("analysis_n", self.analysis_n, 0))
         s("analysis_method", check_choice("analysis_method", self.analysis_method, METHODS))
-        if self.analysis_n and self.n_train and self.analysis_n > self.n_train:
-            raise SpecError(
-                f"analysis_n must be <= n_train (got analysis_n={self.analysis_n}, "
-                f"n_train={self.n_train})"
-            )
         if self.net == "cnn" and len(self.widths) != 1:
             raise SpecError(
                 f"widths must hold one entry (the dense feature width p) for net='cnn', "

@@ -87,7 +87,7 @@ def verdict_table(rows) -> str:
         ...         "centred_gap": np.zeros(2), "d_lr": np.zeros(2), "nc1_quotient": np.zeros(2)}
         >>> print(verdict_table(rows).splitlines()[2])  # doctest: +NORMALIZE_WHITESPACE
         a  2  5  0.850 ± 0.050  1.000 ± 0.000  1.000 ± 0.000  1.00 ± 0.00  0.000 ± 0.000
-        0.000 ± 0.000  0.000 ± 0.000  MF 1/2, EF 1/2  5
+        0.000 ± 0.000  0.000 ± 0.000  MF 1/2, EF 1/2  -
     """
     all_rows = columns(rows)
     last = final_rows(all_rows)
@@ -131,13 +131,14 @@ def verdict_table(rows) -> str:
 
 def _mib(values) -> str:
     v = np.asarray(values, np.float64)
-    return "-" if not v.size or not np.isfinite(v).any() else f"{np.nanmean(v) / 2**20:.3f}"
+    return "-" if not v.size or not np.isfinite(v).any() else f"{np.nanmean(v) / 2**20:.3g}"
 
 
 def etf_table(rows) -> str:
     """The fixed-ETF comparison: one line per ``etf`` configuration at its last checkpoint:
     head, penultimate width ``p``, trained parameters, the compiled step's memory (MiB), the
-    peak-RSS increase of a one-seed training process (MiB, ``-`` if not measured), test
+    peak RSS of a one-seed training process and its increase over the process before training
+    (MiB, ``-`` if not measured; compilation included), test
     accuracy, NC1, NC2 (ETF error of the class means), the verdicts and the seeds."""
     all_rows = columns(rows)
     role = all_rows.get("role")
@@ -153,6 +154,7 @@ def etf_table(rows) -> str:
         sel = sel_all & ok
         widths = last["widths"][sel_all][0]
         rss = last["rss_delta_bytes"][sel_all] if "rss_delta_bytes" in last else []
+        peak = last["rss_peak_bytes"][sel_all] if "rss_peak_bytes" in last else []
         out.append(
             [
                 c,
@@ -160,6 +162,7 @@ def etf_table(rows) -> str:
                 int(np.asarray(widths)[-1]),
                 int(last["params_trainable"][sel_all][0]),
                 _mib(last["step_bytes"][sel_all]) if "step_bytes" in last else "-",
+                _mib(peak),
                 _mib(rss),
                 _pm(last["test_acc"][sel]),
                 _pm(last["nc1_quotient"][sel]),
@@ -174,6 +177,7 @@ def etf_table(rows) -> str:
         "p",
         "params",
         "step MiB",
+        "RSS MiB",
         "RSS+ MiB",
         "test acc",
         "NC1",
