@@ -85,6 +85,7 @@ def test_other_settings_into_the_folder_are_refused(tiny, capsys):
         (["--epochs", "-1"], r"epochs must be an integer >= 0"),
         (["--target-mass", "1.5"], r"target_mass must lie in"),
         (["--data", "/no/such/folder"], r"not a folder"),
+        (["--devices", "0"], r"--devices must be >= 1"),
     ],
 )
 def test_bad_options_are_one_line_errors(args, pattern, tmp_path, capsys):

@@ -68,7 +68,8 @@ def add_feature_map_parser(sub):
         "--devices",
         type=int,
         default=None,
-        help="devices to shard the seeds over (default: 1 on CPU, all local GPUs/TPUs)",
+        help="devices to shard the seeds over (default: 1 on CPU, all local GPUs/TPUs; on CPU, "
+        "N fake devices, one per core)",
     )
     rss = p.add_mutually_exclusive_group()
     rss.add_argument(
@@ -137,6 +138,13 @@ def run_feature_map_command(args) -> int:
         channels_last=args.channels_last,
         epochs=args.epochs,
     )
+    if args.devices is not None:
+        if args.devices < 1:
+            raise SpecError(f"--devices must be >= 1, got {args.devices}")
+        try:  # fake CPU devices (one per core); no effect on GPU/TPU runs
+            jax.config.update("jax_num_cpu_devices", args.devices)
+        except RuntimeError:  # backends already started (in-process use): keep what exists
+            pass
     if any(spec.dtype == "float64" for _, _, spec in configs):
         jax.config.update("jax_enable_x64", True)
     out = Path(args.out) if args.out else Path("ufm-results") / f"feature-map-{args.preset}"

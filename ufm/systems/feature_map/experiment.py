@@ -179,12 +179,11 @@ def train_seeds(
     )
     S = seeds.size
     if run.size != S:
-        cut = lambda x: np.asarray(x)[..., :S] if np.ndim(x) == 2 else np.asarray(x)[:S]  # noqa: E731
         res = res._replace(
             params=jax.tree_util.tree_map(lambda x: x[:S], res.params),
             status=res.status[:S],
             steps=res.steps[:S],
-            epoch_loss=cut(res.epoch_loss),
+            epoch_loss=np.asarray(res.epoch_loss)[:, :S],
             history={k: np.asarray(v)[:, :S] for k, v in res.history.items()},
         )
     return res, seeds
