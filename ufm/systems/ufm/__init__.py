@@ -8,9 +8,17 @@ door re-exports its everyday names (``ufm.UFMSpec``, ``ufm.optimum``, ...).
 
 from ...core.registry import PlantedStarts, System, register_system
 from .cli import add_landscape_parser
-from .convex import ConvexSolution, solve_convex
+from .convex import ConvexSolution, solve_convex, solve_convex_spec, with_convex_reference
 from .critical import find_critical_points, find_minima, planted_saddles, rank_restricted_points
 from .facts import ufm_classification_facts, ufm_num_global_params, ufm_validate_params
+from .imbalance import (
+    ImbalancedOptimum,
+    class_mean_gram,
+    imbalanced_optimal_value,
+    imbalanced_optimum,
+    mse_minority_threshold,
+    mse_target_svd,
+)
 from .invariants import ufm_invariants
 from .landscape import (
     LANDSCAPE_OPTIMIZER,
@@ -66,6 +74,14 @@ __all__ = [
     "ConvexSolution",
     "collapse_spectrum",
     "solve_convex",
+    "solve_convex_spec",
+    "with_convex_reference",
+    "ImbalancedOptimum",
+    "class_mean_gram",
+    "imbalanced_optimal_value",
+    "imbalanced_optimum",
+    "mse_minority_threshold",
+    "mse_target_svd",
     "Certificate",
     "LANDSCAPE_OPTIMIZER",
     "LandscapeConfig",
