@@ -9,6 +9,9 @@ samples), with the same definitions (docs/metrics.md).
 
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 
 from ...metrics import (
@@ -45,7 +48,13 @@ def ufm_nc_metrics(spec: UFMSpec, params, *, rtol: float | None = None, tau: flo
     W, H, b, K = params.W, params.H, params.b, spec.K
     if spec.balanced:
         return nc_metrics_class_major(W, H, b, K, spec.n, rtol=rtol, tau=tau)
-    y = labels(K, spec.n)
+    return _labelled(W, H, b, K=K, sizes=spec.n, rtol=rtol, tau=float(tau))
+
+
+@functools.partial(jax.jit, static_argnames=("K", "sizes", "rtol", "tau"))
+def _labelled(W, H, b, *, K, sizes, rtol, tau):
+    """The metrics over class-major labels of the given class sizes (one compiled call)."""
+    y = labels(K, sizes)
     means, mu_G = class_means(H, y, K)
     M = means - mu_G[:, None]
     out = {
