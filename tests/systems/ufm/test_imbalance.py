@@ -210,3 +210,38 @@ def test_minority_collapse_threshold_mse():
     )
     Hbar = np.asarray(imbalanced_optimum(spec).params.H[:, [0, 40, 80, 83]])
     assert np.linalg.norm(Hbar[:, 2] - Hbar[:, 3]) < 1e-12 < np.linalg.norm(Hbar[:, 2])
+
+
+def test_convex_certificate_in_classification():
+    """CE with class sizes has no closed form: with the convex program's value attached
+    (with_convex_reference, computed once on the host) the classifier certifies the optimiser's
+    minima as global by value, and a planted saddle is not."""
+    from ufm.systems.ufm import pad_params, with_convex_reference
+
+    spec0 = ufm.UFMSpec(K=4, n=(6, 6, 2, 1), d=4, loss="ce", lambda_W=5e-3, lambda_H=5e-3)
+    spec = with_convex_reference(spec0)
+    assert spec.f_convex is not None and spec0.f_convex is None
+    p0 = ufm.init_batch(spec, jax.random.key(2), num_seeds=4)
+    res = ufm.optimize(spec, p0, ufm.OptimizerSettings(learning_rate=1.0, max_steps=3000, tol=1e-8))
+    pts = ufm.polish(spec, res.params).params
+    # a planted saddle: an optimum of the same problem in d' = 2 < K - 1, zero-padded to d = 4
+    small = spec0.replace(d=2)
+    r2 = ufm.optimize(
+        small,
+        ufm.init_batch(small, jax.random.key(3), num_seeds=1),
+        ufm.OptimizerSettings(learning_rate=1.0, max_steps=3000, tol=1e-8),
+    )
+    sad = pad_params(jax.tree_util.tree_map(lambda x: x[0], ufm.polish(small, r2.params).params), 4)
+    for i in range(4):
+        p = jax.tree_util.tree_map(lambda x: x[i], pts)
+        rec = ufm.classify(spec, p, method="dense")
+        assert int(rec.code) == ufm.PointClass.GLOBAL_MIN, rec
+        assert float(rec.f_star) == spec.f_convex and abs(float(rec.f_gap)) <= float(rec.f_tol)
+    rec = ufm.classify(spec, sad, method="dense")
+    assert int(rec.code) == ufm.PointClass.STRICT_SADDLE
+    assert float(rec.f_gap) > 1e-3 and float(rec.f_gap) > float(rec.f_tol)
+    # MSE with class sizes has a closed form: unchanged; d below the convex minimiser's rank: refused
+    mse = ufm.UFMSpec(K=3, n=(4, 2, 1), d=3, loss="mse")
+    assert with_convex_reference(mse) is mse
+    with pytest.raises(ufm.SpecError, match="rank"):
+        with_convex_reference(spec0.replace(d=2), gap_tol=1e-3)
