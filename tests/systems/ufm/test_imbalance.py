@@ -13,7 +13,7 @@ from ufm.systems.ufm import (
     fit_term,
     imbalanced_optimum,
     labels,
-    mse_minority_threshold,
+    minority_threshold,
     solve_convex,
 )
 from ufm.systems.ufm import metrics as ufm_metrics
@@ -199,7 +199,7 @@ def test_minority_collapse_threshold_mse():
         collapsed = np.asarray(sizes) <= lw * lh * spec.N**2
         np.testing.assert_array_equal(opt.class_mean_norms < 1e-12, collapsed)
         assert opt.rank == int(np.sum(~collapsed))
-    R = mse_minority_threshold(40, 2, 2, lw, lh)
+    R = minority_threshold(40, 2, 2, lw, lh)
     for r, want in [(R * 0.97, False), (R * 1.03, True)]:
         nB = 40 / r
         N = 80 + 2 * nB

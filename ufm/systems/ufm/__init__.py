@@ -16,7 +16,7 @@ from .imbalance import (
     class_mean_gram,
     imbalanced_optimal_value,
     imbalanced_optimum,
-    mse_minority_threshold,
+    minority_threshold,
     mse_target_svd,
 )
 from .invariants import ufm_invariants
@@ -32,6 +32,15 @@ from .landscape import (
     verdict,
 )
 from .metrics import ufm_nc_metrics
+from .minority import (
+    MINORITY_PRESETS,
+    MinorityConfig,
+    MinorityResult,
+    minority_collapse,
+    minority_geometry,
+    plot_minority_collapse,
+)
+from .minority_cli import add_minority_parser
 from .objective import (
     UFMParams,
     fit_grad,
@@ -80,8 +89,14 @@ __all__ = [
     "class_mean_gram",
     "imbalanced_optimal_value",
     "imbalanced_optimum",
-    "mse_minority_threshold",
+    "minority_threshold",
     "mse_target_svd",
+    "MINORITY_PRESETS",
+    "MinorityConfig",
+    "MinorityResult",
+    "minority_collapse",
+    "minority_geometry",
+    "plot_minority_collapse",
     "Certificate",
     "LANDSCAPE_OPTIMIZER",
     "LandscapeConfig",
@@ -138,6 +153,12 @@ __all__ = [
 ]
 
 
+def _add_cli(sub):
+    """``ufm landscape`` and ``ufm minority-collapse``."""
+    add_landscape_parser(sub)
+    add_minority_parser(sub)
+
+
 def _examples():
     """Small specs covering every loss and bias variant (the conformance test runs them)."""
     return (
@@ -169,6 +190,6 @@ SYSTEM = register_system(
         ),
         invariants=ufm_invariants,
         label=ufm_label,
-        add_cli=add_landscape_parser,
+        add_cli=_add_cli,
     )
 )

@@ -23,6 +23,12 @@ Without bias ``Y_hat = D`` is diagonal: the class means are orthogonal with squa
 
     n_k <= lambda_W lambda_H N^2                                      (minority collapse).
 
+The same number governs the merging of equal-size minority classes for CE and MSE with any bias
+(:func:`minority_threshold`): at a minimiser where two classes of size ``n_B`` share one logit
+vector, the gradient of the fit term in ``X`` has the exact singular pair ``(e_a - e_b)/sqrt(2)``
+with singular value ``sqrt(n_B)/N`` whatever the logits (the softmax or the residual cancels), so
+the merged point is optimal exactly when ``sqrt(n_B)/N <= s``.
+
 With balanced classes both reduce to the closed forms of docs/theory.md section 2. Derivation:
 docs/theory.md section 10 (this module's own; Dang et al. 2023, arXiv 2301.00437, characterise
 the bias-free imbalanced MSE minimisers as a "general orthogonal frame" whose lengths depend on
@@ -49,7 +55,7 @@ __all__ = [
     "imbalanced_optimum",
     "mse_target_svd",
     "class_mean_gram",
-    "mse_minority_threshold",
+    "minority_threshold",
 ]
 
 GENERAL_ORTHOGONAL_FRAME = "general-orthogonal-frame"  # MSE, no bias
@@ -192,11 +198,12 @@ def class_mean_gram(M, class_sizes, lambda_W, lambda_H) -> np.ndarray:
     return math.sqrt(float(lambda_W) / float(lambda_H)) * root / np.sqrt(np.outer(n, n))
 
 
-def mse_minority_threshold(n_major, K_major: int, K_minor: int, lambda_W, lambda_H) -> float:
-    """Imbalance ratio ``R*`` at which the minority classes of the MSE UFM collapse (module
-    docstring): ``K_major`` classes of ``n_major`` samples, ``K_minor`` of ``n_major / R``; they
-    collapse (to zero without bias; onto one common vector with a free bias, when
-    ``K_minor >= 2``) for ``R >= R*``, i.e. ``n_major / R <= lambda_W lambda_H N^2``.
+def minority_threshold(n_major, K_major: int, K_minor: int, lambda_W, lambda_H) -> float:
+    """Imbalance ratio ``R*`` of minority collapse: ``K_major`` classes of ``n_major`` samples,
+    ``K_minor`` of ``n_major / R``; for ``R >= R*``, i.e. ``n_major / R <= lambda_W lambda_H
+    N^2``, the minority class means of the UFM's global minimiser (``d >= K``) coincide
+    (``K_minor >= 2``; CE or MSE, any bias) and, for MSE without bias, vanish (module docstring,
+    docs/theory.md section 10).
 
     Solves ``x = c (K_major + K_minor x)^2`` for ``x = 1/R`` (smaller root, ``c = lambda_W
     lambda_H n_major``); ``inf`` when no ratio collapses the minority alone (``x* >= 1``: already
@@ -204,7 +211,7 @@ def mse_minority_threshold(n_major, K_major: int, K_minor: int, lambda_W, lambda
     in ``R`` is continuous.
 
     Example:
-        >>> round(mse_minority_threshold(100, 2, 2, 1e-2, 1e-2), 4)
+        >>> round(minority_threshold(100, 2, 2, 1e-2, 1e-2), 4)
         22.9564
     """
     K_major = check_int("K_major", K_major, 1)
