@@ -245,3 +245,22 @@ def test_convex_certificate_in_classification():
     assert with_convex_reference(mse) is mse
     with pytest.raises(ufm.SpecError, match="rank"):
         with_convex_reference(spec0.replace(d=2), gap_tol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "sizes,bias,d,lam",
+    [((5, 5, 2), "none", 4, 1e-2), ((5, 5, 5, 2), "free", 5, 1e-2), ((8, 8, 1), "none", 3, 0.1)],
+)
+def test_closed_form_optimum_is_classified_global_with_predicted_zero_modes(sizes, bias, d, lam):
+    """At the imbalanced MSE optimum the Hessian has exactly the predicted symmetry zero modes
+    (O(d), plus class rotations only within groups of equal-size classes) and no negative
+    eigenvalue: the classifier calls it a global minimum (f* from the closed form)."""
+    spec = ufm.UFMSpec(
+        K=len(sizes), n=sizes, d=d, loss="mse", bias=bias, lambda_W=lam, lambda_H=lam
+    )
+    opt = imbalanced_optimum(spec)
+    rec = ufm.classify(spec, opt.params, method="dense")
+    assert int(rec.code) == ufm.PointClass.GLOBAL_MIN
+    ev = np.asarray(ufm.hessian.hessian_spectrum_dense(spec, opt.params))
+    assert int(rec.n_zero) == int(rec.zero_modes_predicted) == int(np.sum(np.abs(ev) < 1e-10))
+    assert float(rec.lambda_pos_min) == pytest.approx(np.min(ev[ev > 1e-10]), rel=1e-9)
