@@ -206,9 +206,9 @@ def test_minority_collapse_threshold_mse():
         assert (nB <= lw * lh * N**2) == want
     # free bias, two minority classes: their means merge (angle 0) instead of vanishing
     spec = ufm.UFMSpec(
-        K=4, n=(40, 40, 3, 3), d=4, loss="mse", bias="free", lambda_W=lw, lambda_H=lh
+        K=4, n=(40, 40, 2, 2), d=4, loss="mse", bias="free", lambda_W=lw, lambda_H=lh
     )
-    Hbar = np.asarray(imbalanced_optimum(spec).params.H[:, [0, 40, 80, 83]])
+    Hbar = np.asarray(imbalanced_optimum(spec).params.H[:, [0, 40, 80, 82]])
     assert np.linalg.norm(Hbar[:, 2] - Hbar[:, 3]) < 1e-12 < np.linalg.norm(Hbar[:, 2])
 
 
@@ -240,7 +240,7 @@ def test_convex_certificate_in_classification():
     rec = ufm.classify(spec, sad, method="dense")
     assert int(rec.code) == ufm.PointClass.STRICT_SADDLE
     assert float(rec.f_gap) > 1e-3 and float(rec.f_gap) > float(rec.f_tol)
-    # MSE with class sizes has a closed form: unchanged; d below the convex minimiser's rank: refused
+    # MSE with class sizes has a closed form: unchanged; d below the program's rank: refused
     mse = ufm.UFMSpec(K=3, n=(4, 2, 1), d=3, loss="mse")
     assert with_convex_reference(mse) is mse
     with pytest.raises(ufm.SpecError, match="rank"):
