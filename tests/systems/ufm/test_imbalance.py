@@ -222,8 +222,12 @@ def test_convex_certificate_in_classification():
     spec = with_convex_reference(spec0)
     assert spec.f_convex is not None and spec0.f_convex is None
     p0 = ufm.init_batch(spec, jax.random.key(2), num_seeds=4)
-    res = ufm.optimize(spec, p0, ufm.OptimizerSettings(learning_rate=1.0, max_steps=3000, tol=1e-8))
-    pts = ufm.polish(spec, res.params).params
+    settings = ufm.OptimizerSettings(learning_rate=1.0, max_steps=3000, tol=1e-8)
+    analyses = (("closed_form", ()), ("hessian", (("method", "dense"),)))
+    cols = ufm.run_points(spec, p0, optimizer=settings, analyses=analyses).columns
+    assert list(cols["class"]) == ["global_min"] * 4  # the pipeline: optimise, polish, classify
+    np.testing.assert_array_equal(cols["f_star"], spec.f_convex)  # the reference_value hook
+    assert np.all(np.abs(cols["f_gap"]) <= 1e-8) and np.all(cols["at_optimum"])
     # a planted saddle: an optimum of the same problem in d' = 2 < K - 1, zero-padded to d = 4
     small = spec0.replace(d=2)
     r2 = ufm.optimize(
@@ -232,11 +236,8 @@ def test_convex_certificate_in_classification():
         ufm.OptimizerSettings(learning_rate=1.0, max_steps=3000, tol=1e-8),
     )
     sad = pad_params(jax.tree_util.tree_map(lambda x: x[0], ufm.polish(small, r2.params).params), 4)
-    for i in range(4):
-        p = jax.tree_util.tree_map(lambda x: x[i], pts)
-        rec = ufm.classify(spec, p, method="dense")
-        assert int(rec.code) == ufm.PointClass.GLOBAL_MIN, rec
-        assert float(rec.f_star) == spec.f_convex and abs(float(rec.f_gap)) <= float(rec.f_tol)
+    plain = ufm.run_points(spec0, p0, optimizer=settings, analyses=analyses).columns
+    assert np.all(np.isnan(plain["f_star"]))  # without the reference: no f* (spectral cert only)
     rec = ufm.classify(spec, sad, method="dense")
     assert int(rec.code) == ufm.PointClass.STRICT_SADDLE
     assert float(rec.f_gap) > 1e-3 and float(rec.f_gap) > float(rec.f_tol)

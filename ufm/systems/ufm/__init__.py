@@ -8,7 +8,13 @@ door re-exports its everyday names (``ufm.UFMSpec``, ``ufm.optimum``, ...).
 
 from ...core.registry import PlantedStarts, System, register_system
 from .cli import add_landscape_parser
-from .convex import ConvexSolution, solve_convex, solve_convex_spec, with_convex_reference
+from .convex import (
+    ConvexSolution,
+    solve_convex,
+    solve_convex_spec,
+    ufm_reference_value,
+    with_convex_reference,
+)
 from .critical import find_critical_points, find_minima, planted_saddles, rank_restricted_points
 from .facts import ufm_classification_facts, ufm_num_global_params, ufm_validate_params
 from .imbalance import (
@@ -85,6 +91,7 @@ __all__ = [
     "solve_convex",
     "solve_convex_spec",
     "with_convex_reference",
+    "ufm_reference_value",
     "ImbalancedOptimum",
     "class_mean_gram",
     "imbalanced_optimal_value",
@@ -180,7 +187,7 @@ SYSTEM = register_system(
         validate_params=ufm_validate_params,
         metrics=ufm_nc_metrics,
         metric_options=("rtol", "tau"),
-        reference_value=optimal_value,
+        reference_value=ufm_reference_value,
         classification=ufm_classification_facts,
         num_global_params=ufm_num_global_params,
         split_features=ufm_split_features,

@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...core.validation import SpecError, check_choice, check_int, check_lambda
+from .theory import optimal_value
 
 __all__ = [
     "ConvexSolution",
@@ -283,8 +284,6 @@ def with_convex_reference(
         >>> round(ufm.systems.ufm.with_convex_reference(spec).f_convex, 6)
         0.196778
     """
-    from .theory import optimal_value  # local: theory imports this package's modules
-
     try:
         optimal_value(spec)
         return spec
@@ -309,3 +308,16 @@ def with_convex_reference(
             "only a lower bound of this UFM's minimum"
         )
     return spec.replace(f_convex=max(float(sol.value), 0.0))
+
+
+def ufm_reference_value(spec) -> float:
+    """The UFM's ``reference_value`` hook (the ``closed_form`` analysis of :func:`ufm.run_points`):
+    the closed form :func:`ufm.optimal_value` where one exists, else the convex program's value
+    attached by :func:`with_convex_reference` (``spec.f_convex``), else the closed form's
+    ``SpecError``/``ValueError``."""
+    try:
+        return optimal_value(spec)
+    except ValueError:
+        if spec.f_convex is None:
+            raise
+        return float(spec.f_convex)
