@@ -280,9 +280,9 @@ def with_convex_reference(
 
     Example:
         >>> import ufm
-        >>> spec = ufm.UFMSpec(K=3, n=(6, 6, 1), d=3, loss="ce", lambda_W=1e-2, lambda_H=1e-2)
+        >>> spec = ufm.UFMSpec(K=4, n=(6, 6, 2, 1), d=4, loss="ce", lambda_W=5e-3, lambda_H=5e-3)
         >>> round(ufm.systems.ufm.with_convex_reference(spec).f_convex, 6)
-        0.196778
+        0.156748
     """
     try:
         optimal_value(spec)
