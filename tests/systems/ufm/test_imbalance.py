@@ -265,3 +265,5 @@ def test_closed_form_optimum_is_classified_global_with_predicted_zero_modes(size
     ev = np.asarray(ufm.hessian.hessian_spectrum_dense(spec, opt.params))
     assert int(rec.n_zero) == int(rec.zero_modes_predicted) == int(np.sum(np.abs(ev) < 1e-10))
     assert float(rec.lambda_pos_min) == pytest.approx(np.min(ev[ev > 1e-10]), rel=1e-9)
+    ba = ufm.classify(spec, opt.params, method="block_arrow")  # Haynsworth inertia, per sample
+    assert int(ba.code) == int(rec.code) and int(ba.n_zero) == int(rec.n_zero)
