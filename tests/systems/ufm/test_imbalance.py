@@ -221,6 +221,8 @@ def test_convex_certificate_in_classification():
     spec0 = ufm.UFMSpec(K=4, n=(6, 6, 2, 1), d=4, loss="ce", lambda_W=5e-3, lambda_H=5e-3)
     spec = with_convex_reference(spec0)
     assert spec.f_convex is not None and spec0.f_convex is None
+    assert spec.replace(lambda_W=1e-2).f_convex is None  # a stale reference is never kept
+    assert spec.replace(dtype="float32").f_convex == spec.f_convex
     p0 = ufm.init_batch(spec, jax.random.key(2), num_seeds=4)
     settings = ufm.OptimizerSettings(learning_rate=1.0, max_steps=3000, tol=1e-8)
     analyses = (("closed_form", ()), ("hessian", (("method", "dense"),)))

@@ -156,7 +156,13 @@ class UFMSpec:
         return np.dtype(self.dtype)
 
     def replace(self, **changes) -> UFMSpec:
-        """A copy with fields changed (validated again)."""
+        """A copy with fields changed (validated again).
+
+        An attached ``f_convex`` is dropped when anything but ``dtype`` changes (unless
+        ``f_convex`` itself is given): the convex value belongs to the sizes and lambdas it was
+        computed for."""
+        if self.f_convex is not None and "f_convex" not in changes and set(changes) - {"dtype"}:
+            changes["f_convex"] = None
         return dataclasses.replace(self, **changes)
 
     def static_key(self) -> tuple:
