@@ -8,9 +8,23 @@ door re-exports its everyday names (``ufm.UFMSpec``, ``ufm.optimum``, ...).
 
 from ...core.registry import PlantedStarts, System, register_system
 from .cli import add_landscape_parser
-from .convex import ConvexSolution, solve_convex
+from .convex import (
+    ConvexSolution,
+    solve_convex,
+    solve_convex_spec,
+    ufm_reference_value,
+    with_convex_reference,
+)
 from .critical import find_critical_points, find_minima, planted_saddles, rank_restricted_points
 from .facts import ufm_classification_facts, ufm_num_global_params, ufm_validate_params
+from .imbalance import (
+    ImbalancedOptimum,
+    class_mean_gram,
+    imbalanced_optimal_value,
+    imbalanced_optimum,
+    minority_threshold,
+    mse_target_svd,
+)
 from .invariants import ufm_invariants
 from .landscape import (
     LANDSCAPE_OPTIMIZER,
@@ -24,6 +38,15 @@ from .landscape import (
     verdict,
 )
 from .metrics import ufm_nc_metrics
+from .minority import (
+    MINORITY_PRESETS,
+    MinorityConfig,
+    MinorityResult,
+    minority_collapse,
+    minority_geometry,
+    plot_minority_collapse,
+)
+from .minority_cli import add_minority_parser
 from .objective import (
     UFMParams,
     fit_grad,
@@ -66,6 +89,21 @@ __all__ = [
     "ConvexSolution",
     "collapse_spectrum",
     "solve_convex",
+    "solve_convex_spec",
+    "with_convex_reference",
+    "ufm_reference_value",
+    "ImbalancedOptimum",
+    "class_mean_gram",
+    "imbalanced_optimal_value",
+    "imbalanced_optimum",
+    "minority_threshold",
+    "mse_target_svd",
+    "MINORITY_PRESETS",
+    "MinorityConfig",
+    "MinorityResult",
+    "minority_collapse",
+    "minority_geometry",
+    "plot_minority_collapse",
     "Certificate",
     "LANDSCAPE_OPTIMIZER",
     "LandscapeConfig",
@@ -122,6 +160,12 @@ __all__ = [
 ]
 
 
+def _add_cli(sub):
+    """``ufm landscape`` and ``ufm minority-collapse``."""
+    add_landscape_parser(sub)
+    add_minority_parser(sub)
+
+
 def _examples():
     """Small specs covering every loss and bias variant (the conformance test runs them)."""
     return (
@@ -143,7 +187,7 @@ SYSTEM = register_system(
         validate_params=ufm_validate_params,
         metrics=ufm_nc_metrics,
         metric_options=("rtol", "tau"),
-        reference_value=optimal_value,
+        reference_value=ufm_reference_value,
         classification=ufm_classification_facts,
         num_global_params=ufm_num_global_params,
         split_features=ufm_split_features,
@@ -153,6 +197,6 @@ SYSTEM = register_system(
         ),
         invariants=ufm_invariants,
         label=ufm_label,
-        add_cli=add_landscape_parser,
+        add_cli=_add_cli,
     )
 )

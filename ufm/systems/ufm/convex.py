@@ -44,8 +44,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...core.validation import SpecError, check_choice, check_int, check_lambda
+from .theory import optimal_value
 
-__all__ = ["ConvexSolution", "solve_convex", "convex_bounds"]
+__all__ = [
+    "ConvexSolution",
+    "solve_convex",
+    "convex_bounds",
+    "solve_convex_spec",
+    "with_convex_reference",
+]
 
 _NEWTON_STEPS = 30
 
@@ -238,3 +245,79 @@ def convex_bounds(f, solution: ConvexSolution):
     """``(f - lower_bound)``: how far a UFM point with objective ``f`` can be from the global
     minimum (a certificate when it is below your tolerance; ``f`` itself is >= the minimum)."""
     return jnp.asarray(f) - solution.lower_bound
+
+
+def solve_convex_spec(spec, *, iterations: int = 20000, check_every: int = 10) -> ConvexSolution:
+    """:func:`solve_convex` for the class sizes, loss, bias and (concrete) lambdas of a
+    :class:`ufm.UFMSpec` (host side)."""
+    return solve_convex(
+        spec.K,
+        spec.class_sizes,
+        loss=spec.loss,
+        bias=spec.bias,
+        lambda_W=float(spec.lambda_W),
+        lambda_H=float(spec.lambda_H),
+        lambda_b=float(spec.lambda_b),
+        iterations=iterations,
+        check_every=check_every,
+    )
+
+
+def with_convex_reference(
+    spec, *, gap_tol: float = 1e-7, iterations: int = 20000, rank_rtol: float = 1e-7
+):
+    """``spec`` with ``f_convex`` set to the convex program's value, for the classifier.
+
+    Solves the program once on the host (:func:`solve_convex_spec`), checks that its duality gap
+    is at most ``gap_tol`` and that ``d`` is at least the rank of its minimiser ``X = M
+    diag(sqrt(n))`` (singular values above ``rank_rtol sigma_1``; then the UFM attains the
+    program's value, docs/theory.md section 9), and returns ``spec.replace(f_convex=value)``.
+    :func:`ufm.classify` then treats ``f_convex`` as ``f*`` wherever no closed form exists: a
+    critical point without negative curvature, meeting the certificate, with ``|f - f_convex|
+    <= f_tol`` is a global minimum (``f - lower_bound <= f_tol + gap_tol``), one with
+    ``f - f_convex > f_tol`` a spurious minimum (docs/theory.md section 10). Specs with a closed
+    form are returned unchanged. ``SpecError`` when the gap or ``d`` does not allow it.
+
+    Example:
+        >>> import ufm
+        >>> spec = ufm.UFMSpec(K=4, n=(6, 6, 2, 1), d=4, loss="ce", lambda_W=5e-3, lambda_H=5e-3)
+        >>> round(ufm.systems.ufm.with_convex_reference(spec).f_convex, 6)
+        0.156748
+    """
+    try:
+        optimal_value(spec)
+        return spec
+    except ValueError:
+        pass
+    if spec.f_convex is not None:
+        spec = spec.replace(f_convex=None)
+    sol = solve_convex_spec(spec, iterations=iterations)
+    gap = float(sol.gap)
+    if not gap <= gap_tol:
+        raise SpecError(
+            f"the convex program reached a duality gap of {gap:.3g} > gap_tol={gap_tol:g}; "
+            "raise iterations"
+        )
+    sv = np.linalg.svd(
+        np.asarray(sol.M) * np.sqrt(np.asarray(spec.class_sizes, float)), compute_uv=False
+    )
+    rank = int(np.sum(sv > rank_rtol * max(sv[0], 1e-300)))
+    if rank > spec.d:
+        raise SpecError(
+            f"d={spec.d} is below the rank {rank} of the convex minimiser: the program's value is "
+            "only a lower bound of this UFM's minimum"
+        )
+    return spec.replace(f_convex=max(float(sol.value), 0.0))
+
+
+def ufm_reference_value(spec) -> float:
+    """The UFM's ``reference_value`` hook (the ``closed_form`` analysis of :func:`ufm.run_points`):
+    the closed form :func:`ufm.optimal_value` where one exists, else the convex program's value
+    attached by :func:`with_convex_reference` (``spec.f_convex``), else the closed form's
+    ``SpecError``/``ValueError``."""
+    try:
+        return optimal_value(spec)
+    except ValueError:
+        if spec.f_convex is None:
+            raise
+        return float(spec.f_convex)

@@ -79,7 +79,11 @@ def _mse_tangents(spec: UFMSpec, params: UFMParams):
     """Generator tangents of ``O(d) x O(K)`` (MSE), with the ``n`` samples of a class position
     compressed exactly: the tangent of ``H`` is ``-(E X_i + X_i A)`` for the ``d x K`` matrices
     ``X_i = H[:, class-major index (k, i)]``, whose Gram over ``i`` only involves the
-    ``dK x dK`` matrix ``sum_i vec(X_i) vec(X_i)^T``."""
+    ``dK x dK`` matrix ``sum_i vec(X_i) vec(X_i)^T``. Imbalanced classes: the class rotations act
+    within each group of equal-size classes only (``O Y R = Y`` needs ``O diag(n) O^T = diag(n)``),
+    each group compressed the same way."""
+    if not spec.balanced:
+        return _mse_tangents_groups(spec, params)
     W, H, b = params.W, params.H, params.b
     K, d, n = spec.K, spec.d, spec.n
     dtype = W.dtype
@@ -101,6 +105,52 @@ def _mse_tangents(spec: UFMSpec, params: UFMParams):
         parts_rot.append(jnp.zeros((Ed.shape[0], K), dtype))
         parts_cls.append(jnp.einsum("mkl,l->mk", EK, b))
     return jnp.concatenate([flat(*parts_rot), flat(*parts_cls)], axis=0)
+
+
+def _group_generators(K: int, idx: np.ndarray, has_bias: bool) -> np.ndarray:
+    """Unit generators of the rotations of the classes ``idx`` (fixing their ``1`` with a bias),
+    embedded in ``K x K``."""
+    g = idx.size
+    if has_bias:
+        U = np.linalg.svd(np.eye(g) - 1.0 / g)[0][:, : g - 1]
+        E = np.einsum("ia,mab,jb->mij", U, _skew_unit_basis(g - 1), U) if g > 2 else None
+        if g == 2:  # O(2) fixing 1 has no continuous part
+            return np.zeros((0, K, K))
+    else:
+        E = _skew_unit_basis(g)
+    out = np.zeros((E.shape[0], K, K))
+    out[:, idx[:, None], idx[None, :]] = E
+    return out
+
+
+def _mse_tangents_groups(spec: UFMSpec, params: UFMParams):
+    """:func:`_mse_tangents` for class sizes: groups of equal-size classes, each compressed."""
+    W, H, b = params.W, params.H, params.b
+    K, d = spec.K, spec.d
+    sizes = np.asarray(spec.class_sizes)
+    start = np.concatenate([[0], np.cumsum(sizes)])
+    dtype = W.dtype
+    Ed = jnp.asarray(_skew_unit_basis(d), dtype)
+    gens = []
+    blocks = []  # per group: compressed (d, g, c) features and the group's class indices
+    for size in dict.fromkeys(sizes.tolist()):
+        idx = np.flatnonzero(sizes == size)
+        cols = np.concatenate([np.arange(start[k], start[k] + size) for k in idx])
+        Hg = H[:, cols].reshape(d * idx.size, size)
+        blocks.append((_compress_columns(Hg).reshape(d, idx.size, -1), idx))
+        if idx.size >= 2:
+            gens.append(_group_generators(K, idx, spec.has_bias))
+    EK = jnp.asarray(np.concatenate(gens) if gens else np.zeros((0, K, K)), dtype)
+    flat = lambda *xs: jnp.concatenate([x.reshape(x.shape[0], -1) for x in xs], axis=1)  # noqa: E731
+    rot = [jnp.einsum("kd,mde->mke", W, Ed)]
+    cls = [jnp.einsum("mkl,ld->mkd", EK, W)]
+    for Y, idx in blocks:
+        rot.append(-jnp.einsum("mde,ekc->mdkc", Ed, Y))
+        cls.append(-jnp.einsum("dlc,mlk->mdkc", Y, EK[:, idx][:, :, idx]))
+    if b is not None:
+        rot.append(jnp.zeros((Ed.shape[0], K), dtype))
+        cls.append(jnp.einsum("mkl,l->mk", EK, b))
+    return jnp.concatenate([flat(*rot), flat(*cls)], axis=0)
 
 
 def orbit_facts(spec: UFMSpec, params: UFMParams, rank_rtol=1e-8, rank_atol=1e-6) -> OrbitFacts:
@@ -171,6 +221,8 @@ def ufm_classification_facts(spec: UFMSpec, params, tols) -> ModelFacts:
     cert = certificate(spec, params)
     nc = negative_curvature_direction(spec, params)
     f_star = c(optimal_value(spec) if _has_closed_form(spec) else jnp.nan)
+    if spec.f_convex is not None:  # no closed form: the convex program's value, attached on the
+        f_star = jnp.where(jnp.isnan(f_star), c(spec.f_convex), f_star)  # host (section 10)
     rank = numerical_rank_of(params.W, c(tols.rank_rtol), c(tols.rank_atol))
     # a common null direction of W and H^T exists iff rank [W; H^T] < d (same thresholds)
     escape = (

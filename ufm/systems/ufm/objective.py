@@ -29,14 +29,26 @@ class UFMParams(NamedTuple):
     b: jax.Array | None = None
 
 
-def labels(K: int, n: int) -> np.ndarray:
-    """Class-major labels ``[0]*n + [1]*n + ... + [K-1]*n`` (numpy, static)."""
-    return np.repeat(np.arange(K), n)
+def _sizes(K: int, n) -> np.ndarray:
+    """Samples per class: ``n`` (int, balanced) or the ``K`` class sizes, as an int array."""
+    sizes = np.broadcast_to(np.asarray(n, dtype=np.int64), (K,)) if np.ndim(n) == 0 else n
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if sizes.shape != (K,) or np.any(sizes < 1):
+        raise SpecError(f"n must be an int >= 1 or K={K} positive class sizes, got {n!r}")
+    return sizes
 
 
-def one_hot_targets(K: int, n: int, dtype="float64") -> np.ndarray:
-    """``Y = I_K kron 1_n^T`` of shape ``(K, N)``."""
-    return np.repeat(np.eye(K, dtype=dtype), n, axis=1)
+def labels(K: int, n) -> np.ndarray:
+    """Class-major labels ``[0]*n_1 + [1]*n_2 + ... + [K-1]*n_K`` (numpy, static).
+
+    ``n`` is the number of samples per class (int) or the ``K`` class sizes."""
+    return np.repeat(np.arange(K), _sizes(K, n))
+
+
+def one_hot_targets(K: int, n, dtype="float64") -> np.ndarray:
+    """``Y = I_K kron 1_n^T`` of shape ``(K, N)`` (class-major one-hot columns; ``n`` an int or
+    the ``K`` class sizes)."""
+    return np.repeat(np.eye(K, dtype=dtype), _sizes(K, n), axis=1)
 
 
 def logits(params: UFMParams) -> jax.Array:
@@ -47,12 +59,16 @@ def logits(params: UFMParams) -> jax.Array:
     return Z
 
 
-def fit_term(Z: jax.Array, loss_kind: str, n: int) -> jax.Array:
-    """``g(Z)``: mean cross-entropy or ``1/(2N)||Z - Y||^2`` over class-major columns."""
+def fit_term(Z: jax.Array, loss_kind: str, n) -> jax.Array:
+    """``g(Z)``: mean cross-entropy or ``1/(2N)||Z - Y||^2`` over class-major columns (``n`` the
+    samples per class, or the ``K`` class sizes: the mean is over all ``N`` samples)."""
     K, N = Z.shape
     if loss_kind == "ce":
         lse = jax.nn.logsumexp(Z, axis=0)
-        true = jnp.sum(Z.reshape(K, K, n) * jnp.eye(K, dtype=Z.dtype)[:, :, None], axis=0)
+        if np.ndim(n) == 0:
+            true = jnp.sum(Z.reshape(K, K, n) * jnp.eye(K, dtype=Z.dtype)[:, :, None], axis=0)
+        else:  # imbalanced: the true-class logit of each column by a static gather
+            true = Z[labels(K, n), np.arange(N)]
         return jnp.mean(lse - true.reshape(N))
     if loss_kind == "mse":
         Y = jnp.asarray(one_hot_targets(K, n, Z.dtype))
@@ -60,7 +76,7 @@ def fit_term(Z: jax.Array, loss_kind: str, n: int) -> jax.Array:
     raise SpecError(f"loss must be one of ce, mse; got {loss_kind!r}")
 
 
-def fit_grad(Z: jax.Array, loss_kind: str, n: int) -> jax.Array:
+def fit_grad(Z: jax.Array, loss_kind: str, n) -> jax.Array:
     """``G = grad_Z g(Z)`` in closed form (softmax minus one-hot, or residual, over ``N``)."""
     K, N = Z.shape
     Y = jnp.asarray(one_hot_targets(K, n, Z.dtype))

@@ -2,9 +2,14 @@
 
 A :class:`UFMSpec` is a frozen dataclass registered as a JAX pytree: the sizes and kinds
 (``K, n, d, loss, bias, dtype``) are static metadata, the regularisation strengths
-(``lambda_W, lambda_H, lambda_b``) are leaves. Passing a spec as an argument of a jitted
-function therefore traces the lambdas, so a sweep over lambdas with fixed sizes compiles once,
-and the lambdas can even be vmapped.
+(``lambda_W, lambda_H, lambda_b``) and the optional convex reference value ``f_convex`` are
+leaves. Passing a spec as an argument of a jitted function therefore traces the lambdas, so a
+sweep over lambdas with fixed sizes compiles once, and the lambdas can even be vmapped.
+
+Class sizes (docs/theory.md section 10): ``n`` is an int (balanced classes, the default and the
+fast path) or a tuple of ``K`` positive ints ``(n_1, ..., n_K)`` (samples ordered class-major:
+the first ``n_1`` columns of ``H`` are class 0, and so on). A tuple of equal sizes is stored as
+the int (the balanced spec, with the same compiled code).
 """
 
 from __future__ import annotations
@@ -40,6 +45,12 @@ class UFMSpec:
     with ``W`` of shape ``(K, d)``, class-major features ``H`` of shape ``(d, N)``, ``N = n K``,
     ``g`` the mean cross-entropy (``loss="ce"``) or ``1/(2N) ||Z - Y||^2`` (``loss="mse"``).
 
+    ``n`` is the number of samples per class (an int) or the class sizes (a tuple of ``K``
+    positive ints, class-major order; ``spec.class_sizes`` always gives the tuple,
+    ``spec.balanced`` says which). ``f_convex`` (default ``None``) is the value of the convex
+    program of docs/theory.md section 9 attached by :func:`ufm.systems.ufm.with_convex_reference`:
+    the classifier then compares ``f`` with it where no closed form exists (section 10).
+
     Bias variants: ``"none"`` (``b = 0``, no bias parameter), ``"free"`` (``lambda_b = 0``),
     ``"regularized"`` (``lambda_b > 0``). References: Zhu et al. 2021 (arXiv 2105.02375),
     Zhou et al. 2022 (arXiv 2203.01238), Shen & Gu 2024 (arXiv 2407.10702, ``d = K``).
@@ -52,6 +63,13 @@ class UFMSpec:
         Traceback (most recent call last):
         ...
         ufm.core.validation.SpecError: K must be an integer >= 2, got 1
+        >>> imb = UFMSpec(K=3, n=(4, 4, 1), d=3)
+        >>> imb.class_sizes, imb.N, imb.balanced, UFMSpec(K=2, n=(3, 3), d=2).n
+        ((4, 4, 1), 9, False, 3)
+        >>> UFMSpec(K=3, n=(4, 1), d=3)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ufm.core.validation.SpecError: n must be an int or a tuple of K=3 class sizes, got 2 ...
     """
 
     K: int
@@ -63,11 +81,12 @@ class UFMSpec:
     lambda_H: float = 5e-3
     lambda_b: float = 0.0
     dtype: str = "float64"
+    f_convex: float | None = None
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
         set_("K", check_int("K", self.K, 2))
-        set_("n", check_int("n", self.n, 1))
+        set_("n", _check_sizes(self.n, self.K))
         set_("d", check_int("d", self.d, 1))
         set_("loss", check_choice("loss", self.loss, LOSSES))
         set_("bias", check_choice("bias", self.bias, BIASES, _BIAS_ALIASES))
@@ -85,17 +104,44 @@ class UFMSpec:
                     f"lambda_b={lb!r} is set but bias={self.bias!r}; "
                     "lambda_b needs bias='regularized'"
                 )
+        if self.f_convex is not None:
+            set_("f_convex", check_lambda("f_convex", self.f_convex))
 
     # Derived quantities -------------------------------------------------------------------
     @property
+    def balanced(self) -> bool:
+        """Whether every class has ``n`` samples (``n`` an int)."""
+        return not isinstance(self.n, tuple)
+
+    @property
+    def class_sizes(self) -> tuple:
+        """``(n_1, ..., n_K)``, samples per class (class-major order)."""
+        return (self.n,) * self.K if self.balanced else self.n
+
+    @property
     def N(self) -> int:
-        """Number of samples, ``n K``."""
-        return self.n * self.K
+        """Number of samples, ``sum_k n_k`` (``n K`` when balanced)."""
+        return self.n * self.K if self.balanced else sum(self.n)
 
     @property
     def s(self):
-        """The key scalar ``s = sqrt(n lambda_W lambda_H)`` of the closed forms."""
+        """The key scalar ``s = sqrt(n lambda_W lambda_H)`` of the balanced closed forms.
+
+        Balanced classes only (``SpecError`` otherwise): with class sizes ``n_k`` the closed forms
+        use ``sqrt(lambda_W lambda_H)`` and the sizes themselves (docs/theory.md section 10)."""
+        if not self.balanced:
+            raise SpecError(
+                f"s = sqrt(n lambda_W lambda_H) needs balanced classes (got n={self.n}); "
+                "imbalanced closed forms use sqrt(lambda_W lambda_H) and the class sizes"
+            )
         return (self.n * self.lambda_W * self.lambda_H) ** 0.5
+
+    def require_balanced(self, what: str) -> None:
+        """Raise a one-line ``SpecError`` naming ``what`` when the classes are imbalanced."""
+        if not self.balanced:
+            raise SpecError(
+                f"{what} supports balanced classes only (an int n), got class sizes n={self.n}"
+            )
 
     @property
     def has_bias(self) -> bool:
@@ -110,7 +156,13 @@ class UFMSpec:
         return np.dtype(self.dtype)
 
     def replace(self, **changes) -> UFMSpec:
-        """A copy with fields changed (validated again)."""
+        """A copy with fields changed (validated again).
+
+        An attached ``f_convex`` is dropped when anything but ``dtype`` changes (unless
+        ``f_convex`` itself is given): the convex value belongs to the sizes and lambdas it was
+        computed for."""
+        if self.f_convex is not None and "f_convex" not in changes and set(changes) - {"dtype"}:
+            changes["f_convex"] = None
         return dataclasses.replace(self, **changes)
 
     def static_key(self) -> tuple:
@@ -122,16 +174,37 @@ class UFMSpec:
         for k in ("lambda_W", "lambda_H", "lambda_b"):
             if is_concrete(out[k]):
                 out[k] = float(out[k])
+        if out["f_convex"] is None:  # unchanged fields (and config hashes) without a reference
+            del out["f_convex"]
+        elif is_concrete(out["f_convex"]):
+            out["f_convex"] = float(out["f_convex"])
         return out
 
 
-register_spec(UFMSpec, ("lambda_W", "lambda_H", "lambda_b"))
+def _check_sizes(n, K: int):
+    """``n`` as an int (balanced) or a tuple of ``K`` positive ints; equal sizes give the int."""
+    if isinstance(n, (tuple, list, np.ndarray)):
+        sizes = tuple(np.asarray(n).ravel().tolist()) if isinstance(n, np.ndarray) else tuple(n)
+        if len(sizes) != K:
+            raise SpecError(
+                f"n must be an int or a tuple of K={K} class sizes, got {len(sizes)} sizes {sizes}"
+            )
+        bad = [v for v in sizes if isinstance(v, bool) or not isinstance(v, (int, np.integer))]
+        if bad or min(sizes) < 1:
+            raise SpecError(f"n must hold K={K} positive integer class sizes, got {sizes}")
+        sizes = tuple(int(v) for v in sizes)
+        return sizes[0] if len(set(sizes)) == 1 else sizes
+    return check_int("n", n, 1)
+
+
+register_spec(UFMSpec, ("lambda_W", "lambda_H", "lambda_b", "f_convex"))
 
 
 def ufm_label(spec: UFMSpec) -> str:
     """Short label of a configuration, e.g. ``ce-free K=3 n=2 d=3 lW=0.005 lH=0.005``."""
+    n = spec.n if spec.balanced else ",".join(map(str, spec.n))
     lab = (
-        f"{spec.loss}-{spec.bias} K={spec.K} n={spec.n} d={spec.d} "
+        f"{spec.loss}-{spec.bias} K={spec.K} n={n} d={spec.d} "
         f"lW={float(spec.lambda_W):g} lH={float(spec.lambda_H):g}"
     )
     return lab + (f" lb={float(spec.lambda_b):g}" if spec.bias == "regularized" else "")

@@ -69,6 +69,7 @@ def collapse_spectrum(spec: UFMSpec) -> CollapseSpectrum:
     """
     if not isinstance(spec, UFMSpec):
         raise TypeError(f"collapse_spectrum needs a UFMSpec, got {type(spec).__name__}")
+    spec.require_balanced("collapse_spectrum")
     if spec.loss != "mse" or spec.bias != "none":
         raise SpecError(
             "collapse_spectrum has the closed form for loss='mse', bias='none' only "

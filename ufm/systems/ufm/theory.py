@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...core.validation import SpecError, is_concrete
+from .imbalance import imbalanced_optimal_value
 from .objective import UFMParams
 from .spec import UFMSpec
 
@@ -158,6 +159,7 @@ def mse_bias_threshold(spec: UFMSpec):
 
 def _regime(spec: UFMSpec) -> tuple[str, int]:
     """(regime name, rank of the minimiser's W) for concrete lambdas, independent of ``spec.d``."""
+    spec.require_balanced("the closed-form regime (saddle_dims, zero_mode_count without a rank)")
     K, s = spec.K, float(spec.s)
     if spec.loss == "ce":
         return (ETF, K - 1) if s < 1.0 / K else (COLLAPSE_TO_ZERO, 0)
@@ -221,6 +223,10 @@ def optimal_value(spec: UFMSpec):
     ``K s >= 1``. Needs ``d`` at least the minimiser's rank (``K - 1``; ``K`` for MSE without bias
     or above the bias threshold), else ``ValueError`` naming ``d``.
 
+    Imbalanced classes (``spec.n`` a tuple): MSE with bias ``"none"`` or ``"free"`` only
+    (:func:`ufm.systems.ufm.imbalanced_optimal_value`, docs/theory.md section 10); otherwise
+    ``SpecError`` (use :func:`ufm.systems.ufm.solve_convex`).
+
     Concrete lambdas give a Python float computed in float64. Traced or batched lambdas give a jax
     array (``nan`` where ``d`` is too small), so ``f - optimal_value(spec)`` works under ``vmap``.
 
@@ -230,6 +236,8 @@ def optimal_value(spec: UFMSpec):
         0.1836919957
     """
     _require_ufm(spec, "optimal_value")
+    if not spec.balanced:
+        return imbalanced_optimal_value(spec)
     K, loss, bias = spec.K, spec.loss, spec.bias
     if _concrete_lambdas(spec):
         regime, rank = _regime(spec)
@@ -304,6 +312,11 @@ def optimum(spec: UFMSpec) -> Optimum:
         ('etf', 0.0327910197, 0.25, (4, 4), (4, 20))
     """
     _require_ufm(spec, "optimum")
+    if isinstance(spec, UFMSpec) and not spec.balanced:
+        raise SpecError(
+            f"optimum needs balanced classes (got n={spec.n}); for class sizes use "
+            "ufm.systems.ufm.imbalanced_optimum (MSE) or solve_convex"
+        )
     if not isinstance(spec, UFMSpec):
         raise TypeError(f"optimum expects a UFMSpec, got {type(spec).__name__}")
     if not _concrete_lambdas(spec):
