@@ -22,7 +22,7 @@ scalar for the whole batch). :func:`ufm.run_points` runs the analyses named in a
   ``curvature_bound``, ``rank``, ``zero_modes_predicted``, the tolerances (``grad_tol``,
   ``zero_tol``, ``f_tol``, ``cert_tol``), ... and ``counterexample`` (``spurious_min`` or
   ``degenerate``: no negative curvature, not a certified global minimum; never ``undecided`` or
-  ``non_finite``). Candidate
+  ``non_finite``, nor a seed whose first-order run diverged or went NaN). Candidate
   counterexamples raise one :class:`ufm.CounterexampleWarning` per call (per sweep chunk) naming
   the configuration. Options: ``method`` (``auto``, ``dense``, ``block_arrow``, ``lanczos``),
   ``batch_size``, ``num_matvecs``, ``warn`` and the tolerances of :func:`ufm.classify`. Polish
@@ -56,6 +56,7 @@ from ..core.registry import system_of
 from ..landscape.classes import COUNTEREXAMPLE_CLASSES, RECORD_DOCS, warn_counterexamples
 from ..landscape.classify import METHODS, classify_batch
 from ..metrics.collapse import NC_METRIC_DOCS
+from ..optim.status import Status
 from .schema import register_column_docs
 
 __all__ = [
@@ -327,8 +328,13 @@ def hessian_classification(
         spec, result.params, method=method, batch_size=batch_size, warn=False, **tolerances
     )
     cols["counterexample"] = np.isin(cols["class_code"], [int(c) for c in COUNTEREXAMPLE_CLASSES])
+    # a seed whose first-order run failed (diverged / NaN) is never a counterexample, whatever
+    # its (finite, unpolished) end point looks like: it is left out of every statistic
+    status = np.asarray(result.status)
+    cols["counterexample"] &= (status != Status.NAN) & (status != Status.DIVERGED)
     if warn:
-        warn_counterexamples(cols, context=f"in {spec_label(spec)} ")
+        shown = dict(cols, class_code=np.where(cols["counterexample"], cols["class_code"], -1))
+        warn_counterexamples(shown, context=f"in {spec_label(spec)} ")
     for k in _HESSIAN_DROPPED:
         cols.pop(k, None)
     return cols

@@ -97,6 +97,33 @@ def test_advice_only_where_it_applies():
     )
 
 
+def test_failed_rows_with_masked_closed_form_columns():
+    """As run_points stores them: the closed_form columns of failed rows are masked (f* nan).
+    They are failed runs, not runs without a closed form (the verdict once said "7 have no
+    closed form at this d" for 7 diverged / NaN seeds), and a configuration whose seeds all
+    failed has 0 at f*, not "n/a". NaN runs get their own explanation, not the --lr advice."""
+    pts = [OK] * 2 + [("diverged", 1e17, 1e13, "not_critical")] * 2 + [("nan", 0.0, 1.0, "")]
+    rows = _rows(
+        [
+            ("mse-none K=3", "mse", 0.04, pts),
+            ("mse-reg K=3", "mse", 0.04, [("diverged", 1e17, 1e13, "not_critical")] * 3),
+        ]
+    )
+    failed = np.isin(rows["status"], ["diverged", "nan"])
+    rows["f_star"] = np.where(failed, np.nan, rows["f_star"])
+    text = verdict(rows, LandscapeConfig())
+    assert "have no closed form" not in text, text
+    assert "2 of the 2 valid ones with a closed form end at the closed-form optimum" in text
+    assert "5 diverged, 1 NaN; 6 failed runs are left out of every statistic" in text
+    assert "smaller --lr" in text and "NaN runs had a non-finite start" in text
+    first, _ = landscape_tables(rows)
+    reg = first.splitlines()[3].split()
+    assert reg[-11:-5] == ["3", "0", "0", "3", "0", "0"]  # runs conv budget failed crit at f*
+    only_nan = _rows([("ce-none K=3", "ce", 0.18, [OK, ("nan", 0.0, 1.0, "")])])
+    text = verdict(only_nan, LandscapeConfig())
+    assert "--lr" not in text.split("NaN runs")[0] and "NaN runs had" in text
+
+
 def test_no_closed_form_is_said_not_counted_as_a_miss():
     rows = _rows([("ce-none K=5 d=3", "ce", np.nan, [("max_steps", 0.0, 5e-11, "local_min")] * 3)])
     text = verdict(rows, LandscapeConfig())
