@@ -22,7 +22,9 @@ scalar for the whole batch). :func:`ufm.run_points` runs the analyses named in a
   ``curvature_bound``, ``rank``, ``zero_modes_predicted``, the tolerances (``grad_tol``,
   ``zero_tol``, ``f_tol``, ``cert_tol``), ... and ``counterexample`` (``spurious_min`` or
   ``degenerate``: no negative curvature, not a certified global minimum; never ``undecided`` or
-  ``non_finite``, nor a seed whose first-order run diverged or went NaN). Candidate
+  ``non_finite``, nor a seed whose first-order run diverged or went NaN: such a seed keeps its
+  ``class``, ``non_finite`` for a non-finite end point, and every other column is masked, ``nan``
+  or ``-1``). Candidate
   counterexamples raise one :class:`ufm.CounterexampleWarning` per call (per sweep chunk) naming
   the configuration. Options: ``method`` (``auto``, ``dense``, ``block_arrow``, ``lanczos``),
   ``batch_size``, ``num_matvecs``, ``warn`` and the tolerances of :func:`ufm.classify`. Polish
@@ -309,6 +311,16 @@ def _validate_hessian(opts: dict) -> None:
         _number_option(opts, k)
 
 
+def _masked(values: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """``values`` with the ``bad`` rows set to ``nan`` (floats) or ``-1`` (integers)."""
+    v = np.array(values, copy=True)
+    if v.dtype.kind == "f":
+        v[bad] = np.nan
+    elif v.dtype.kind in "iu":
+        v[bad] = -1
+    return v
+
+
 @register_analysis(
     "hessian",
     check=_check_hessian,
@@ -331,7 +343,12 @@ def hessian_classification(
     # a seed whose first-order run failed (diverged / NaN) is never a counterexample, whatever
     # its (finite, unpolished) end point looks like: it is left out of every statistic
     status = np.asarray(result.status)
-    cols["counterexample"] &= (status != Status.NAN) & (status != Status.DIVERGED)
+    failed = (status == Status.NAN) | (status == Status.DIVERGED)
+    cols["counterexample"] &= ~failed
+    if failed.any():  # their Hessian facts would look valid: masked, only the class is kept
+        for k, v in cols.items():
+            if k not in ("class", "class_code", "counterexample"):
+                cols[k] = _masked(v, failed)
     if warn:
         shown = dict(cols, class_code=np.where(cols["counterexample"], cols["class_code"], -1))
         warn_counterexamples(shown, context=f"in {spec_label(spec)} ")
