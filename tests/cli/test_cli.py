@@ -141,6 +141,9 @@ def _check_figure_content(out):
         (["--lr", "abc"], "--lr"),
         (["--dtype", "int8"], "dtype"),
         (["--d-offset", "-9"], "d"),
+        # NaN starts became "degenerate" points (issue 10, item 3): refused up front
+        (["--init-scale", "nan"], "init_scale"),
+        (["--init-scale", "inf"], "init_scale"),
     ],
 )
 def test_bad_options_give_one_line_errors(argv, field, capsys, tmp_path):
