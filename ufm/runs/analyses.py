@@ -13,7 +13,9 @@ scalar for the whole batch). :func:`ufm.run_points` runs the analyses named in a
   ``sigma(x) = x`` for ``x >= 0``, every width ``>= K``). ``L_DNC`` is the global optimum only for
   ``L <= 2``; for ``L >= 3`` low-rank solutions beat it (Sukenik et al. 2024, arXiv 2405.14468), so
   ``f_gap < 0`` there means "below DNC", not an error. Called directly on a spec without a
-  reference value it returns ``nan``; a sweep rejects such grid points up front (its ``check``).
+  reference value it returns ``nan``; a sweep rejects such grid points up front (its ``check``),
+  except where only the dimension is too small for a closed form (UFM, ``d`` below the
+  minimiser's rank): those run with ``f_star = nan``.
 * ``metrics``: :func:`ufm.nc_metrics` of every end point (the system's ``metrics`` hook), one
   column per metric; options ``rtol``, ``tau``.
 * ``hessian``: :func:`ufm.classify_batch` (the systems with a ``classification`` hook: the UFM and
@@ -183,7 +185,18 @@ def reference_value(spec) -> float:
 
 
 def _check_closed_form(spec):
-    reference_value(spec)
+    """Reject grid points whose system has no reference value for this kind of spec. A point
+    whose reference value fails only because its dimension ``d`` is too small (the UFM with
+    ``d`` below the rank of the minimiser: a valid problem without closed form, ``ufm landscape
+    --d-offset -2``) is kept: it gets ``f_star = nan`` and its end points are judged by the
+    Hessian alone."""
+    try:
+        reference_value(spec)
+    except (ValueError, TypeError):
+        d, K = getattr(spec, "d", None), getattr(spec, "K", None)
+        if not (isinstance(d, int) and isinstance(K, int) and hasattr(spec, "replace")):
+            raise
+        reference_value(spec.replace(d=max(d, K)))  # raises unless d alone was the reason
 
 
 #: ``|f - f*| <= AT_OPTIMUM_RTOL * max(1, |f*|)`` counts as "at the optimum" (after polishing),

@@ -6,6 +6,7 @@ applies; a configuration without closed form says so. No JAX compute: rows are b
 expected numbers counted by hand.
 """
 
+import jax
 import numpy as np
 import pytest
 
@@ -184,3 +185,22 @@ def test_sweep_report_excludes_and_counts_failed_seeds(tmp_path, monkeypatch):
     assert cells[3:9] == ["10", "0", "4", "5", "1", "6"]
     assert all(abs(float(x)) < 1e-14 for x in cells[9:14]) and float(cells[14]) == 1.0
     assert "e+16" not in text and "inf" not in text
+
+
+def test_d_below_the_minimiser_rank_is_a_valid_landscape_point():
+    """``ufm landscape --d-offset -2`` (K = 4, d = 2: no closed form) was refused by the
+    closed_form analysis' grid check, so item 8's "no closed form" verdict could never print. The
+    check now keeps such points (f* = nan) and still rejects specs with no reference value."""
+    from ufm.runs.analyses import analysis_check, closed_form_gap
+
+    check = analysis_check("closed_form")
+    for loss in ("ce", "mse"):
+        check(ufm.UFMSpec(K=4, n=2, d=2, loss=loss))  # no error
+    with pytest.raises(ufm.SpecError, match="mse"):
+        check(ufm.DeepUFMSpec(K=3, n=2, L=2, widths=(3, 3), loss="ce"))
+    spec = ufm.UFMSpec(K=4, n=2, d=2, loss="ce")
+    p = ufm.init_batch(spec, jax.random.key(0), 2)
+    cols = closed_form_gap(spec, ufm.runs.points_result(spec, p))
+    assert np.isnan(cols["f_star"]).all() and not cols["at_optimum"].any()
+    config = LandscapeConfig(K=(4,), d_offset=-2, variants=(("ce", "none"),), seeds=2)
+    assert {s.d for s in config.specs()} == {2}
