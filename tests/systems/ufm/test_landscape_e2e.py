@@ -20,6 +20,7 @@ import math
 import warnings
 
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -140,6 +141,15 @@ def test_sweep_with_diverging_and_non_finite_seeds(tmp_path, monkeypatch):
     assert "3 of the 3 valid ones with a closed form end at the closed-form optimum" in text
     assert "have no closed form" not in text and "0 spurious or degenerate." in text
     assert "smaller --lr" in text and "NaN runs had a non-finite start" in text
+    # the figures plot the valid rows only and say how many were left out
+    fig = ufm.report.plot_gap_ecdf(rows)
+    (line,) = fig.axes[0].get_lines()  # the lambda_W = 3 configuration has no valid row
+    assert len(line.get_xdata()) == 3 and line.get_label().endswith("(3 failed, excluded)")
+    fig = ufm.report.plot_lambda_min_vs_gap(rows)
+    drawn = np.concatenate([c.get_offsets() for ax in fig.axes for c in ax.collections])
+    finished = int(rows.status.isin(["converged", "max_steps"]).sum())
+    assert len(drawn) == finished == 5  # 3 random starts and the 2 origins
+    plt.close("all")
     # `ufm sweep report` of the same folder: quantiles over the valid rows, exclusions counted
     report = ufm.report.sweep_report(out, figures=False)
     table = report.split("```")[1].strip().splitlines()
