@@ -6,4 +6,5 @@ is one folder plus one line below (docs/adding_a_system.md).
 """
 
 from . import deep_ufm as deep_ufm
+from . import spectral as spectral
 from . import ufm as ufm
