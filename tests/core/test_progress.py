@@ -114,3 +114,24 @@ def test_bad_total():
 def test_format_duration():
     assert _progress.format_duration(59.6) == "01:00"
     assert _progress.format_duration(float("nan")) == "?"
+
+
+def test_rate_excludes_compilation_when_told(clock):
+    """A first chunk of 50 s (45 s of it compiling) and then 5 s chunks: with the compute times
+    passed, the rate is that of the compute (10 items per 5 s) from the first update on."""
+    bar = ufm.core.Progress(100, file=io.StringIO())
+    clock[0] += 50.0
+    bar.update(10, seconds=5.0)
+    assert bar.rate == pytest.approx(2.0) and bar.eta == pytest.approx(45.0)
+    clock[0] += 5.0
+    bar.update(10, seconds=5.0)
+    assert bar.rate == pytest.approx(2.0) and bar.eta == pytest.approx(40.0)
+
+
+def test_phase_and_configuration_in_the_lines(clock):
+    buf = io.StringIO()
+    with ufm.core.Progress(2, "sweep", file=buf, force=True, log_interval=0) as bar:
+        bar.set_description("sweep ce-none K=3")
+        bar.set_phase("hessian")
+        bar.update(2)
+    assert "sweep ce-none K=3 [hessian]: 100% 2/2" in buf.getvalue()

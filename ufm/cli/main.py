@@ -9,6 +9,9 @@ turns it off).
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import signal
 import sys
 
 from .. import systems  # noqa: F401  (registers every system and its subcommand)
@@ -20,7 +23,12 @@ from .sweep import add_sweep_parser
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors."""
+    """argparse with one-line errors; negative numbers in scientific notation (``-1e-3``) are
+    values, not options."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
     def error(self, message):
         self.exit(2, f"ufm: error: {message}\n")
@@ -48,14 +56,31 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     enable_compilation_cache()
+    signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's kill: stop like Ctrl-C
     try:
         return int(args.func(args) or 0)
     except (SpecError, ValueError, OSError) as e:
-        print(f"ufm: error: {e}", file=sys.stderr)
+        print(f"ufm: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ufm: interrupted", file=sys.stderr)
-        return 130
+        # Every finished chunk is on disk (atomic writes); the chunk in flight is simply redone.
+        # Leave at once: unwinding JAX's runtime threads at interpreter exit can crash (SIGSEGV).
+        print(
+            "\nufm: interrupted; the results folder is consistent: run the same command to resume",
+            file=sys.stderr,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _one_line(err) -> str:
+    text = str(err).strip() or type(err).__name__
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":  # pragma: no cover

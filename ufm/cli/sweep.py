@@ -1,4 +1,4 @@
-"""``ufm sweep run | status | report``: the sweep command line.
+"""``ufm sweep run | submit | status | report``: the sweep command line.
 
 ``ufm.cli.main`` registers it with ``add_sweep_parser(subparsers)`` and calls ``args.func(args)``
 (an exit code).
@@ -6,16 +6,21 @@
 Examples::
 
     ufm sweep run experiments/sweeps/tiny.toml --out ufm-results/tiny
-    ufm sweep run spec.toml --devices 8          # 8 devices (on CPU: 8 fake devices)
-    ufm sweep status ufm-results/tiny
+    ufm sweep run spec.toml --devices 2          # 2 devices (on CPU: one per core)
+    ufm sweep status ufm-results/tiny            # done/total, failed seeds, ETA
     ufm sweep report ufm-results/tiny            # tables + DIR/figures/*.png
 
-    # two processes (hosts) sharing a folder; JAX's coordinator on host A:
+    # many machines: a Slurm job array of 16 tasks sharing one folder (pip install "ufm[slurm]")
+    ufm sweep submit spec.toml --tasks 16 --partition gpu --gpus 1 --time 120
+    # the same shares by hand (independent processes, e.g. on two hosts with a shared disk)
+    ufm sweep run spec.toml --num-processes 2 --process-id 0     # on host A
+    ufm sweep run spec.toml --num-processes 2 --process-id 1     # on host B
+    # one program over several hosts (TPU pods): jax.distributed, process 0 hosts the coordinator
     ufm sweep run spec.toml --coordinator hostA:1234 --num-processes 2 --process-id 0
-    ufm sweep run spec.toml --coordinator hostA:1234 --num-processes 2 --process-id 1
-    # or under SLURM / Open MPI: ufm sweep run spec.toml --coordinator auto
+    ufm sweep run spec.toml --coordinator auto                   # SLURM / Open MPI detection
 
 Multi-process flags default to ``UFM_COORDINATOR``, ``UFM_NUM_PROCESSES``, ``UFM_PROCESS_ID``.
+Failure modes and recovery: :mod:`ufm.runs.multihost`.
 """
 
 from __future__ import annotations
@@ -33,17 +38,18 @@ def _env_int(name):
 
 
 def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``sweep`` (with ``run``, ``status``, ``report``) on an argparse subparsers."""
+    """Register ``sweep`` (``run``, ``submit``, ``status``, ``report``) on argparse subparsers."""
+    fmt = argparse.ArgumentDefaultsHelpFormatter
     p = subparsers.add_parser(
         "sweep",
         help="run, resume and inspect many-seed sweeps",
-        description="Grids of configurations x seeds, sharded over devices and hosts, "
-        "stored as resumable Parquet chunks.",
+        description="Grids of configurations x seeds, sharded over devices, processes and "
+        "Slurm array tasks, stored as resumable Parquet chunks.",
     )
-    sub = p.add_subparsers(dest="sweep_command", metavar="{run,status,report}")
+    sub = p.add_subparsers(dest="sweep_command", metavar="{run,submit,status,report}")
     sub.required = True
 
-    r = sub.add_parser("run", help="run or resume a sweep spec (TOML)")
+    r = sub.add_parser("run", help="run or resume a sweep spec (TOML)", formatter_class=fmt)
     r.add_argument("spec", help="sweep spec TOML file (see experiments/sweeps/tiny.toml)")
     r.add_argument(
         "--out", help="output folder (default: the spec's `out`, else ufm-results/<name>)"
@@ -53,28 +59,36 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="shard seeds over the first N local devices (CPU: creates N fake "
-        "devices); default all",
+        "devices, one per core is best); default: all local devices",
     )
     r.add_argument(
         "--coordinator",
         default=os.environ.get("UFM_COORDINATOR"),
         metavar="ADDR",
-        help="jax.distributed coordinator host:port of process 0, or 'auto' for "
-        "cluster detection (SLURM, Open MPI)",
+        help="jax.distributed coordinator HOST:PORT of process 0, or 'auto' for "
+        "cluster detection (one program over several hosts, e.g. TPU pods); "
+        "without it --num-processes/--process-id run independent shares",
     )
     r.add_argument(
         "--num-processes",
         type=int,
         default=_env_int("UFM_NUM_PROCESSES"),
         metavar="P",
-        help="number of processes of a multi-process run",
+        help="number of processes (shares) of a multi-process run",
     )
     r.add_argument(
         "--process-id",
         type=int,
         default=_env_int("UFM_PROCESS_ID"),
         metavar="I",
-        help="this process, 0..P-1 (process 0 hosts the coordinator)",
+        help="this process, 0..P-1 (with a coordinator, process 0 hosts it)",
+    )
+    r.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds to wait for the other processes of a jax.distributed run",
     )
     r.add_argument(
         "--strict", action="store_true", help="fail on invalid grid points instead of skipping them"
@@ -90,23 +104,64 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
         "--progress",
         action="store_true",
         default=None,
-        help="draw the progress bar even when stderr is not a terminal",
+        help="draw progress lines even when stderr is not a terminal",
     )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_run)
 
-    s = sub.add_parser("status", help="done/total per configuration, failed seeds, ETA")
-    s.add_argument("dir", help="sweep output folder")
+    m = sub.add_parser(
+        "submit", help="run a sweep as a Slurm job array (submitit)", formatter_class=fmt
+    )
+    m.add_argument("spec", help="sweep spec TOML file")
+    m.add_argument(
+        "--out",
+        help="output folder shared by the tasks (default: the spec's "
+        "`out`, else ufm-results/<name>)",
+    )
+    m.add_argument("--tasks", type=int, required=True, help="array tasks (seed % N == task)")
+    m.add_argument(
+        "--executor",
+        default="slurm",
+        choices=("slurm", "local"),
+        help="slurm, or local processes on this machine",
+    )
+    m.add_argument("--partition", default=None, help="Slurm partition")
+    m.add_argument(
+        "--time",
+        type=int,
+        default=60,
+        metavar="MIN",
+        help="time limit per task in minutes (requeued and resumed when hit)",
+    )
+    m.add_argument("--cpus", type=int, default=2, help="CPUs per task")
+    m.add_argument("--gpus", type=int, default=0, help="GPUs per task")
+    m.add_argument("--mem", type=float, default=8.0, metavar="GB", help="memory per task")
+    m.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        help="resubmissions of a failed task (it resumes from the folder)",
+    )
+    m.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="return after submitting (no resubmission of failed tasks)",
+    )
+    m.set_defaults(func=_cmd_submit)
+
+    s = sub.add_parser(
+        "status", help="done/total per configuration, failed seeds, ETA", formatter_class=fmt
+    )
+    s.add_argument("dir", help="results folder")
     s.set_defaults(func=_cmd_status)
 
-    rep = sub.add_parser("report", help="summary tables and figures (DIR/figures)")
-    rep.add_argument("dir", help="sweep output folder")
+    rep = sub.add_parser(
+        "report", help="summary tables and figures (DIR/figures)", formatter_class=fmt
+    )
+    rep.add_argument("dir", help="results folder")
     rep.add_argument("--no-figures", action="store_true", help="tables only")
     rep.add_argument(
-        "--gap-tol",
-        type=float,
-        default=1e-6,
-        help="|f - f*| counted as the global optimum (default 1e-6)",
+        "--gap-tol", type=float, default=1e-6, help="|f - f*| counted as the global optimum"
     )
     rep.set_defaults(func=_cmd_report)
     return p
@@ -122,15 +177,18 @@ def _cmd_run(args) -> int:
     import jax
 
     from ..core.validation import SpecError
-    from ..runs.sharding import initialize_distributed
+    from ..runs.multihost import MultiHostError, initialize_distributed, parse_coordinator
     from ..runs.store import StoreError
-    from ..runs.sweep import run_sweep
+    from ..runs.sweep import default_out, run_sweep
     from ..runs.sweep_spec import load_sweep_spec
 
     try:
         spec = load_sweep_spec(args.spec)  # validate before touching any device
+        if args.coordinator:
+            parse_coordinator(args.coordinator)
     except SpecError as err:
         return _fail(str(err), 2)
+    out = args.out if args.out is not None else default_out(spec)
     if args.devices is not None:
         if args.devices < 1:
             return _fail(f"--devices must be >= 1, got {args.devices}", 2)
@@ -140,21 +198,35 @@ def _cmd_run(args) -> int:
             pass
     jax.config.update("jax_enable_x64", True)
     try:
-        initialize_distributed(args.coordinator, args.num_processes, args.process_id)
-    except ValueError as err:
+        share = initialize_distributed(
+            args.coordinator,
+            args.num_processes,
+            args.process_id,
+            folder=out,
+            run_key=spec.text or spec.name,
+            timeout=args.connect_timeout,
+        )
+    except (ValueError, MultiHostError) as err:
         return _fail(str(err), 2)
     progress = False if args.quiet else (True if args.progress else None)
     try:
         summary = run_sweep(
             spec,
-            args.out,
+            out,
             devices=args.devices,
             progress=progress,
             strict=args.strict,
             extend=args.extend,
+            share=share,
+            writer=None if share is None else f"p{share[0]}",
         )
     except (SpecError, StoreError) as err:
         return _fail(str(err), 2)
+    except MultiHostError as err:  # results are safe; leave without JAX's shutdown barrier
+        _fail(str(err), 3)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(3)
     if jax.process_index() == 0:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.status_counts.items()))
         who = "process 0" if jax.process_count() > 1 else "ufm sweep"
@@ -164,7 +236,7 @@ def _cmd_run(args) -> int:
             f"{summary.seconds:.1f} s -> {summary.folder}",
             file=sys.stderr,
         )
-        if jax.process_count() > 1:  # run_sweep ended on a barrier: the store is complete
+        if jax.process_count() > 1:  # run_sweep ended at a barrier: the store is complete
             from ..report.sweep import sweep_status
 
             st = sweep_status(summary.folder)
@@ -194,4 +266,42 @@ def _cmd_report(args) -> int:
         print(sweep_report(args.dir, figures=not args.no_figures, gap_tol=args.gap_tol))
     except StoreError as err:
         return _fail(str(err), 2)
+    return 0
+
+
+def _cmd_submit(args) -> int:
+    from ..core.validation import SpecError
+    from ..runs.store import StoreError
+    from ..runs.submit import submit_sweep
+    from ..runs.sweep_spec import load_sweep_spec
+
+    try:
+        spec = load_sweep_spec(args.spec)
+    except SpecError as err:
+        return _fail(str(err), 2)
+    slurm = {"timeout_min": args.time, "cpus_per_task": args.cpus, "mem_gb": args.mem}
+    if args.partition:
+        slurm["slurm_partition"] = args.partition
+    if args.gpus:
+        slurm["gpus_per_node"] = args.gpus
+    try:
+        summary = submit_sweep(
+            spec,
+            args.out,
+            tasks=args.tasks,
+            executor=args.executor,
+            slurm=slurm,
+            retries=args.retries,
+            wait=not args.no_wait,
+        )
+    except (SpecError, StoreError, ImportError) as err:
+        return _fail(str(err), 2)
+    if summary.failed:
+        return _fail(
+            f"task(s) {summary.failed} failed after {args.retries} resubmission(s); "
+            f"their finished starts are in {summary.folder}: submit again to resume "
+            "(logs in DIR/submitit)",
+            1,
+        )
+    print(f"ufm sweep submit: {summary.tasks} task(s) done -> {summary.folder}", file=sys.stderr)
     return 0

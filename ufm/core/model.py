@@ -17,7 +17,7 @@ import numpy as np
 
 from .registry import system_of
 from .trees import tree_norm
-from .validation import SpecError, check_int, require_x64
+from .validation import SpecError, check_int, check_scale, require_x64
 
 __all__ = [
     "loss",
@@ -41,7 +41,48 @@ def loss(spec, params):
         >>> bool(ufm.loss(spec, p) > 0)
         True
     """
-    return system_of(spec).loss(spec, params)
+    system = system_of(spec)
+    _check_point(spec, params)
+    return system.loss(spec, params)
+
+
+_SHAPES: dict = {}
+
+
+def _expected_shapes(spec):
+    """Leaf shapes and dtypes of one point of ``spec`` (cached per static spec structure)."""
+    leaves, treedef = jax.tree_util.tree_flatten(spec)
+    try:
+        key = (type(spec), treedef)
+        hash(key)
+    except TypeError:
+        return None
+    if key not in _SHAPES:
+        probe = jax.tree_util.tree_unflatten(treedef, [0.0] * len(leaves))
+        try:
+            shapes = jax.eval_shape(lambda: init_params(probe, jax.random.key(0)))
+        except Exception:  # a system whose init needs more than the static spec: skip the check
+            shapes = None
+        _SHAPES[key] = shapes
+    return _SHAPES[key]
+
+
+def _check_point(spec, params) -> None:
+    """``params`` must be one point of ``spec`` (no seed axis): a clear error instead of a shape
+    error deep inside JAX."""
+    shapes = _expected_shapes(spec)
+    if shapes is None:
+        return
+    want = jax.tree_util.tree_leaves(shapes)
+    got = jax.tree_util.tree_leaves(params)
+    if len(want) == len(got) and all(tuple(g.shape) == tuple(w.shape) for g, w in zip(got, want)):
+        return
+    raise ValueError(
+        f"params do not fit one point of {type(spec).__name__}: leaf shapes "
+        f"{[tuple(g.shape) for g in got]}, expected {[tuple(w.shape) for w in want]}; for a "
+        "batch with a leading seed axis use jax.vmap(lambda p: ufm.loss(spec, p)) or "
+        "ufm.core.evaluate_points(spec, batch)"
+    )
 
 
 def objective(spec):
@@ -84,8 +125,10 @@ def init_batch(spec, key, num_seeds: int | None = None, scale=None, seeds=None):
         raise SpecError(
             f"seeds must be a non-empty 1-D sequence of integers, got shape {seeds.shape}"
         )
+    if not np.issubdtype(seeds.dtype, np.integer) or seeds.min() < 0 or seeds.max() >= 2**32:
+        raise SpecError(f"seeds must be integers in [0, 2**32), got {seeds[:5].tolist()}...")
     require_x64(spec)
-    scale = tuple(scale) if isinstance(scale, list) else scale
+    scale = check_scale("scale", scale)
     return _init_batch(spec, key, jnp.asarray(seeds, dtype=jnp.uint32), scale)
 
 

@@ -1,19 +1,22 @@
-"""A dependency-free progress bar on stderr with rate and ETA.
+"""The one progress display of every job: terminal, log file and notebook.
 
-:class:`Progress` draws ``desc: 45%|#####     | 450/1000 [00:12<00:15, 36.2 seeds/s]`` in place on
-a terminal, like ``tqdm`` (whose smoothed-rate estimate it follows), without the dependency. It
-is used by the sweep runner, the optimiser and the landscape job.
+:class:`Progress` counts finished items (seeds, steps, epochs) with a rate and an ETA that leave
+compilation out: a caller that knows how long the compute of an update took (its wall time minus
+the compile time JAX reported, :class:`ufm.core.timing.CompileTimer`) passes it as ``seconds``, so
+the first chunk of a configuration, which compiles, does not make the ETA swing. The current
+*phase* (``compile``, ``optimise``, ``polish``, ``hessian``, ``write``, ...) and configuration are
+shown in the description.
 
-Output policy:
+Where it draws:
 
-* on a TTY the bar is redrawn in place at most every ``min_interval`` seconds;
-* when the stream is not a TTY (a log file, a pipe, pytest capture) it is silent, unless
+* on a terminal or in a Jupyter notebook: a ``tqdm`` bar (``tqdm.auto``: a widget in notebooks),
+  redrawn in place at most every ``min_interval`` seconds;
+* when the stream is not a terminal (a log file, a pipe, pytest capture) it is silent, unless
   ``force=True`` or the environment sets ``UFM_PROGRESS=1``: then it writes one plain line every
-  ``log_interval`` seconds and at the end, which reads well in ``nohup`` logs;
+  ``log_interval`` seconds and at the end, which reads well in ``nohup`` and Slurm logs;
 * ``quiet=True`` (or ``UFM_PROGRESS=0``) silences it whatever the stream.
 
-The rate is an exponential moving average of the time per item (smoothing 0.3, as tqdm), so
-the first update, which usually includes JIT compilation, does not dominate the ETA for long.
+The rate is an exponential moving average of the time per item (smoothing 0.3, as tqdm).
 
 Example:
     >>> import io
@@ -28,11 +31,10 @@ Example:
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 
-__all__ = ["Progress", "format_duration"]
+__all__ = ["Progress", "format_duration", "in_notebook"]
 
 
 def format_duration(seconds: float | None) -> str:
@@ -57,22 +59,33 @@ def _format_rate(rate: float | None, unit: str) -> str:
     return f"{1 / rate:.3g} s/{unit.rstrip('s') or unit}"
 
 
+def in_notebook() -> bool:
+    """Whether we run inside a Jupyter kernel (tqdm then draws a widget)."""
+    try:
+        from IPython import get_ipython  # noqa: PLC0415
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
 class Progress:
-    """Progress bar for ``total`` items (``None``: unknown total, no percentage or ETA).
+    """Progress of ``total`` items (``None``: unknown total, no percentage or ETA).
 
     Args:
         total: number of items expected.
-        desc: label printed before the bar.
+        desc: label printed before the bar (e.g. the job and configuration).
         unit: name of an item in the rate (``"it"``, ``"seeds"``, ``"steps"``).
         file: stream to draw on (default ``sys.stderr``).
-        force: draw even when ``file`` is not a TTY (as plain lines every ``log_interval`` s).
+        force: draw even when ``file`` is not a terminal (as plain lines every ``log_interval`` s).
         quiet: draw nothing at all (overrides ``force``).
-        min_interval: minimum seconds between redraws on a TTY.
-        log_interval: seconds between lines when forced on a non-TTY stream.
+        min_interval: minimum seconds between redraws on a terminal.
+        log_interval: seconds between lines when forced on a non-terminal stream.
 
-    Methods: ``update(k=1)``, ``write(msg)`` (a message that does not break the bar),
-    ``close()``; usable as a context manager. ``n``, ``elapsed``, ``rate`` and ``eta`` are
-    readable at any time, also when nothing is drawn.
+    Methods: ``update(k=1, seconds=None)`` (``seconds``: the compute time of those ``k`` items,
+    compilation excluded; default the wall time since the last update), ``set_phase(name)``,
+    ``set_description(desc)``, ``write(msg)``, ``close()``; usable as a context manager. ``n``,
+    ``elapsed``, ``rate`` and ``eta`` are readable at any time, also when nothing is drawn.
     """
 
     def __init__(
@@ -91,22 +104,27 @@ class Progress:
             raise ValueError(f"total must be an integer >= 0 or None, got {total!r}")
         self.total = None if total is None else int(total)
         self.desc = desc
+        self.phase = ""
         self.unit = unit
         self.file = sys.stderr if file is None else file
         env = os.environ.get("UFM_PROGRESS", "").strip().lower()
         quiet = quiet or env in ("0", "false", "off", "no")
         force = force or env in ("1", "true", "on", "yes")
-        self._tty = _isatty(self.file)
+        notebook = file is None and in_notebook()
+        self._tty = _isatty(self.file) or notebook
         self.enabled = not quiet and (self._tty or force)
-        self.min_interval = min_interval if self._tty else log_interval
+        self.log_interval = log_interval
         self.n = 0
         self._start = self._last_t = time.monotonic()
-        self._last_draw = -float("inf")
+        self._last_line = -float("inf")
         self._drawn_n = -1
         self._sec_per_item: float | None = None
         self._closed = False
-        self._width = 0
-        self._bar_chars = "#" if _ascii_only(self.file) else "\u2588"
+        self._bar = None
+        if self.enabled and self._tty:
+            self._bar = _make_tqdm(
+                self.total, desc, unit, self.file if not notebook else None, min_interval
+            )
 
     # -- measurements -------------------------------------------------------------------------
     @property
@@ -115,7 +133,7 @@ class Progress:
 
     @property
     def rate(self) -> float | None:
-        """Smoothed items per second (``None`` before the first update)."""
+        """Smoothed items per second, compilation excluded (``None`` before the first update)."""
         if not self._sec_per_item:
             return None
         return 1.0 / self._sec_per_item
@@ -128,12 +146,12 @@ class Progress:
         return max(self.total - self.n, 0) / self.rate
 
     # -- updates -------------------------------------------------------------------------------
-    def update(self, k: int = 1) -> None:
-        """Record ``k`` more finished items and redraw if due."""
+    def update(self, k: int = 1, seconds: float | None = None) -> None:
+        """Record ``k`` more finished items; ``seconds`` is their compute time (see class)."""
         if k <= 0:
             return
         now = time.monotonic()
-        dt = now - self._last_t
+        dt = now - self._last_t if seconds is None else max(float(seconds), 0.0)
         self._last_t = now
         self.n += k
         per_item = dt / k
@@ -141,34 +159,50 @@ class Progress:
             self._sec_per_item = per_item
         else:
             self._sec_per_item = 0.3 * per_item + 0.7 * self._sec_per_item
-        if self.enabled and (
-            now - self._last_draw >= self.min_interval
-            or (self.total is not None and self.n >= self.total)
-        ):
-            self._draw(now)
-
-    def write(self, msg: str) -> None:
-        """Print ``msg`` on its own line (above the bar on a TTY), when the bar is enabled."""
         if not self.enabled:
             return
-        if self._tty and self._width:
-            self.file.write("\r" + " " * self._width + "\r")
-        self.file.write(msg.rstrip("\n") + "\n")
-        if self._tty and self._width:
-            self._draw(time.monotonic())
-        self.file.flush()
+        if self._bar is not None:
+            self._bar.set_postfix_str(self._postfix(), refresh=False)
+            self._bar.update(k)
+        elif now - self._last_line >= self.log_interval or (
+            self.total is not None and self.n >= self.total
+        ):
+            self._write_line(now)
+
+    def set_phase(self, phase: str) -> None:
+        """Show the current phase (``compile``, ``optimise``, ``polish``, ``hessian``, ...)."""
+        self.phase = phase
+        if self._bar is not None:
+            self._bar.set_description_str(self._desc(), refresh=True)
+
+    def set_description(self, desc: str) -> None:
+        """Change the label (e.g. the configuration being run)."""
+        self.desc = desc
+        if self._bar is not None:
+            self._bar.set_description_str(self._desc(), refresh=True)
+
+    def write(self, msg: str) -> None:
+        """Print ``msg`` on its own line (above the bar on a terminal), when enabled."""
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.write(msg.rstrip("\n"), file=self.file)
+        else:
+            self.file.write(msg.rstrip("\n") + "\n")
+            self.file.flush()
 
     def close(self) -> None:
         """Draw the final state and end the line. Safe to call twice."""
         if self._closed:
             return
         self._closed = True
-        if self.enabled:
-            if self._drawn_n != self.n:
-                self._draw(time.monotonic())
-            if self._tty:
-                self.file.write("\n")
-            self.file.flush()
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.set_postfix_str(self._postfix(), refresh=False)
+            self._bar.close()
+        elif self._drawn_n != self.n:
+            self._write_line(time.monotonic())
 
     def __enter__(self) -> Progress:
         return self
@@ -177,34 +211,55 @@ class Progress:
         self.close()
 
     # -- drawing -------------------------------------------------------------------------------
+    def _desc(self) -> str:
+        return self.desc + (f" [{self.phase}]" if self.phase else "")
+
+    def _postfix(self) -> str:
+        return (
+            f"ETA {format_duration(self.eta)}, {_format_rate(self.rate, self.unit)}"
+            if self.total is not None
+            else _format_rate(self.rate, self.unit)
+        )
+
     def line(self) -> str:
-        """The current status line (what is drawn)."""
+        """The current status as one plain line (what a log file gets)."""
         elapsed = format_duration(self.elapsed)
         rate = _format_rate(self.rate, self.unit)
-        head = f"{self.desc}: " if self.desc else ""
+        head = f"{self._desc()}: " if self._desc() else ""
         if self.total is None:
             return f"{head}{self.n} [{elapsed}, {rate}]"
         frac = 1.0 if self.total == 0 else min(self.n / self.total, 1.0)
-        stats = f" {self.n}/{self.total} [{elapsed}<{format_duration(self.eta)}, {rate}]"
-        if not self._tty:
-            return f"{head}{100 * frac:3.0f}%{stats}"
-        cols = shutil.get_terminal_size((80, 20)).columns
-        bar_w = max(cols - len(head) - len(stats) - 7, 5)
-        filled = int(frac * bar_w)
-        bar = self._bar_chars * filled + " " * (bar_w - filled)
-        return f"{head}{100 * frac:3.0f}%|{bar}|{stats}"
+        return (
+            f"{head}{100 * frac:3.0f}% {self.n}/{self.total} "
+            f"[{elapsed}<{format_duration(self.eta)}, {rate}]"
+        )
 
-    def _draw(self, now: float) -> None:
-        self._last_draw = now
+    def _write_line(self, now: float) -> None:
+        self._last_line = now
         self._drawn_n = self.n
-        text = self.line()
-        if self._tty:
-            pad = max(self._width - len(text), 0)
-            self.file.write("\r" + text + " " * pad)
-            self._width = len(text)
-        else:
-            self.file.write(text + "\n")
+        self.file.write(self.line() + "\n")
         self.file.flush()
+
+
+def _make_tqdm(total, desc, unit, file, min_interval):
+    from tqdm.auto import tqdm
+
+    fmt = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}, {postfix}]"
+    if total is None:
+        fmt = "{desc}: {n_fmt} [{elapsed}, {postfix}]"
+    kw = dict(
+        total=total,
+        desc=desc,
+        unit=unit,
+        mininterval=min_interval,
+        bar_format=fmt,
+        dynamic_ncols=True,
+        leave=True,
+    )
+    if file is not None:
+        kw["file"] = file
+        kw["ascii"] = _ascii_only(file)
+    return tqdm(**kw)
 
 
 def _isatty(f) -> bool:

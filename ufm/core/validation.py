@@ -21,6 +21,8 @@ __all__ = [
     "check_choice",
     "dtype_ok",
     "require_x64",
+    "check_dtype",
+    "check_scale",
 ]
 
 
@@ -47,20 +49,35 @@ def check_int(name: str, value: Any, minimum: int) -> int:
 
 
 def check_lambda(name: str, value: Any) -> Any:
-    """Check a regularisation strength: finite and >= 0 (skipped for traced values)."""
-    if isinstance(value, bool):
-        raise SpecError(f"{name} must be a finite number >= 0, got {value!r}")
+    """Check a regularisation strength: a finite number >= 0, returned as a float.
+
+    A numpy or jax array (a batch of lambdas to vmap over) is checked elementwise and returned as
+    is; a traced value (inside ``jit``/``vmap``) passes unchecked (it was checked where it was
+    made). Lists, dicts, strings, ``None`` and booleans are refused.
+    """
+    bad = SpecError(f"{name} must be a finite number >= 0, got {value!r}")
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        raise bad
     if is_concrete(value):
         v = float(value)
         if not math.isfinite(v) or v < 0:
-            raise SpecError(f"{name} must be a finite number >= 0, got {value!r}")
+            raise bad
         return v
-    if isinstance(value, (str, bytes)) or value is None:
-        raise SpecError(f"{name} must be a finite number >= 0, got {value!r}")
-    return value  # a traced or batched array: validated where it was made
+    if isinstance(value, jax.core.Tracer):
+        return value
+    if isinstance(value, (np.ndarray, jax.Array)):
+        arr = np.asarray(value)
+        if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
+            raise bad
+        if not (np.all(np.isfinite(arr)) and np.all(arr >= 0)):
+            raise SpecError(f"{name} must be finite numbers >= 0, got {arr.tolist()!r}")
+        return float(arr) if arr.ndim == 0 else value
+    raise bad
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...], aliases=None) -> str:
+    """``value`` (case and surrounding spaces ignored, ``aliases`` mapped) if it is one of
+    ``choices``, else a ``SpecError`` listing them."""
     if isinstance(value, str):
         v = value.strip().lower()
         v = (aliases or {}).get(v, v)
@@ -84,3 +101,33 @@ def require_x64(spec) -> None:
             "dtype='float64' needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) "
             "before creating arrays, or use dtype='float32'"
         )
+
+
+def check_dtype(name: str, value: Any, choices: tuple[str, ...] = ("float32", "float64")) -> str:
+    """A float dtype given as a name or a numpy dtype (``None`` is refused), as its name."""
+    if value is None or isinstance(value, bool):
+        raise SpecError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    if not isinstance(value, str) and dtype_ok(value):
+        value = str(np.dtype(value))
+    return check_choice(name, value, choices)
+
+
+def check_scale(name: str, value: Any):
+    """An initialisation scale: ``None`` (the system default), a finite number > 0, or a tuple of
+    them (one per parameter group)."""
+    if value is None:
+        return None
+    items = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    for v in items:
+        ok = (
+            isinstance(v, (int, float, np.integer, np.floating))
+            and not isinstance(v, bool)
+            and math.isfinite(float(v))
+            and float(v) > 0
+        )
+        if not ok:
+            raise SpecError(
+                f"{name} must be a finite number > 0 (or a tuple of them), got "
+                f"{value!r}; 0 would put every random start at the origin"
+            )
+    return tuple(float(v) for v in items) if isinstance(value, (list, tuple)) else float(value)

@@ -284,7 +284,7 @@ def optimize(
         params=state.params,
         loss=trace["loss"][-1],
         grad_norm=trace["grad_norm"][-1],
-        status=state.status,
+        status=jnp.where(state.status == Status.RUNNING, jnp.int8(Status.MAX_STEPS), state.status),
         steps=state.steps,
         trace={k: v[keep] for k, v in trace.items()},
         trace_steps=steps[keep],

@@ -10,13 +10,12 @@ __all__ = ["Status", "STATUS_NAMES"]
 class Status(enum.IntEnum):
     """Per-seed status codes (stored as ``int8``)."""
 
-    MAX_STEPS = 0  #: still running, or the step budget was exhausted before meeting the tolerance
-    RUNNING = 0  #: alias of ``MAX_STEPS`` (the name while a run is in progress)
+    MAX_STEPS = 0  #: the step budget was used up before the tolerance was met
     CONVERGED = 1  #: gradient norm <= tol
-    DIVERGED = (
-        2  #: loss or gradient norm above ``divergence_threshold`` (frozen at last finite point)
-    )
-    NAN = 3  #: non-finite loss or gradient (frozen at last finite point)
+    #: loss or gradient norm above ``divergence_threshold`` (frozen at the last finite point)
+    DIVERGED = 2
+    NAN = 3  #: non-finite loss or gradient (frozen at the last finite point)
+    RUNNING = 4  #: still moving (only while a run is in progress; never in a final result)
 
 
 STATUS_NAMES = {int(s): s.name.lower() for s in Status}

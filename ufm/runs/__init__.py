@@ -6,13 +6,14 @@ from .analyses import reference_value as reference_value
 from .analyses import register_analysis as register_analysis
 from .experiment import ExperimentJob as ExperimentJob
 from .experiment import run_experiment_job as run_experiment_job
+from .multihost import MultiHostError as MultiHostError
+from .multihost import initialize_distributed as initialize_distributed
 from .pipeline import PointsResult as PointsResult
 from .pipeline import analyse as analyse
 from .pipeline import points_result as points_result
 from .pipeline import run_points as run_points
 from .sharding import bytes_per_seed as bytes_per_seed
 from .sharding import chunk_size as chunk_size
-from .sharding import initialize_distributed as initialize_distributed
 from .sharding import seed_mesh as seed_mesh
 from .sharding import seed_sharding as seed_sharding
 from .sharding import shard_seeds as shard_seeds
@@ -27,6 +28,7 @@ from .store import StoreError as StoreError
 from .store import load_results as load_results
 from .store import load_results_arrow as load_results_arrow
 from .store import load_traces as load_traces
+from .submit import submit_sweep as submit_sweep
 from .sweep import SweepSummary as SweepSummary
 from .sweep import run_chunk as run_chunk
 from .sweep import run_sweep as run_sweep

@@ -21,7 +21,8 @@ scalar for the whole batch). :func:`ufm.run_points` runs the analyses named in a
   ``lambda_max``, ``n_neg``, ``n_zero``, ``n_pos``, ``sigma_1``, ``certificate_gap``,
   ``curvature_bound``, ``rank``, ``zero_modes_predicted``, the tolerances (``grad_tol``,
   ``zero_tol``, ``f_tol``, ``cert_tol``), ... and ``counterexample`` (``spurious_min`` or
-  ``degenerate``: no negative curvature, not a certified global minimum). Candidate
+  ``degenerate``: no negative curvature, not a certified global minimum; never ``undecided`` or
+  ``non_finite``). Candidate
   counterexamples raise one :class:`ufm.CounterexampleWarning` per call (per sweep chunk) naming
   the configuration. Options: ``method`` (``auto``, ``dense``, ``block_arrow``, ``lanczos``),
   ``batch_size``, ``num_matvecs``, ``warn`` and the tolerances of :func:`ufm.classify`. Polish
@@ -42,6 +43,7 @@ faster on CPU here (2048 points of ``K = d = 4, n = 5``: 1.2 s classified).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -52,15 +54,23 @@ from ..core.devices import on_cpu
 from ..core.model import nc_metrics, spec_label
 from ..core.registry import system_of
 from ..landscape.classes import COUNTEREXAMPLE_CLASSES, RECORD_DOCS, warn_counterexamples
-from ..landscape.classify import classify_batch
+from ..landscape.classify import METHODS, classify_batch
 from ..metrics.collapse import NC_METRIC_DOCS
 from .schema import register_column_docs
 
-__all__ = ["register_analysis", "analysis_registry", "analysis_options"]
+__all__ = [
+    "register_analysis",
+    "analysis_registry",
+    "analysis_options",
+    "analysis_handles_failed",
+    "at_optimum_rtol",
+]
 
 _ANALYSES: dict[str, Callable[..., Mapping[str, Any]]] = {}
 _CHECKS: dict[str, Callable[[Any], Any] | None] = {}
 _OPTIONS: dict[str, tuple[str, ...] | None] = {}
+_VALIDATORS: dict[str, Callable[[dict], Any] | None] = {}
+_HANDLES_FAILED: dict[str, bool] = {}
 
 
 def register_analysis(
@@ -70,6 +80,8 @@ def register_analysis(
     check: Callable[[Any], Any] | None = None,
     options: tuple[str, ...] | None = None,
     columns: Mapping[str, str] | None = None,
+    validate: Callable[[dict], Any] | None = None,
+    handles_failed: bool = False,
 ):
     """Register a per-point analysis ``fn(spec, result, **options) -> {column: (S,) values}``.
 
@@ -79,17 +91,33 @@ def register_analysis(
     every grid point of a sweep before any compute and raises (``SpecError``/``ValueError``/
     ``TypeError``) for configurations the analysis cannot handle, which are then reported as
     invalid points. ``options``, if given, lists the option names a sweep spec may set in
-    ``[analyses.NAME]`` (others are rejected when the spec is read). ``columns`` documents the
-    returned columns (``{column: meaning (unit)}``: docs/results.md and the Parquet metadata).
-    Usable as a decorator: ``@register_analysis("my_analysis")``.
+    ``[analyses.NAME]`` (others are rejected when the spec is read); ``validate(options)``, if
+    given, checks their values then (raising ``ValueError`` naming the option). ``columns``
+    documents the returned columns (``{column: meaning (unit)}``: docs/results.md and the Parquet
+    metadata).
+    Failed points (first-order status ``nan``/``diverged``, or a non-finite end point) never
+    reach ``fn``: :func:`ufm.run_points` passes a copy of a usable point in their place and masks
+    their values (``nan``, ``-1``, ``False``, ``None``); ``handles_failed=True`` passes them
+    as they are (``fn`` must then guard every LAPACK call itself: jaxlib's CPU ``svd`` can spin
+    forever on ``inf``). Usable as a decorator: ``@register_analysis("my_analysis")``.
     """
     if fn is None:
-        return lambda f: register_analysis(name, f, check=check, options=options, columns=columns)
+        return lambda f: register_analysis(
+            name,
+            f,
+            check=check,
+            options=options,
+            columns=columns,
+            validate=validate,
+            handles_failed=handles_failed,
+        )
     if not callable(fn):
         raise TypeError(f"analysis {name!r} must be callable")
     _ANALYSES[name] = fn
     _CHECKS[name] = check
     _OPTIONS[name] = None if options is None else tuple(options)
+    _VALIDATORS[name] = validate
+    _HANDLES_FAILED[name] = bool(handles_failed)
     register_column_docs(dict(columns or {}))
     return fn
 
@@ -102,6 +130,38 @@ def analysis_registry() -> dict:
 def analysis_options(name: str) -> tuple[str, ...] | None:
     """The option names analysis ``name`` accepts (``None``: not declared, anything goes)."""
     return _OPTIONS.get(name)
+
+
+def analysis_validator(name: str):
+    """The option-value check of analysis ``name`` (or ``None``)."""
+    return _VALIDATORS.get(name)
+
+
+def _number_option(opts: dict, key: str, *, minimum=0.0, none_ok=True) -> None:
+    v = opts.get(key)
+    if v is None and none_ok:
+        return
+    ok = (
+        isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+        and v >= minimum
+    )
+    if not ok:
+        raise ValueError(f"option {key!r} must be a finite number >= {minimum:g}, got {v!r}")
+
+
+def _int_option(opts: dict, key: str, minimum: int = 1) -> None:
+    v = opts.get(key)
+    if v is None:
+        return
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise ValueError(f"option {key!r} must be an integer >= {minimum}, got {v!r}")
+
+
+def analysis_handles_failed(name: str) -> bool:
+    """Whether analysis ``name`` receives failed points as they are (:func:`register_analysis`)."""
+    return _HANDLES_FAILED.get(name, False)
 
 
 def analysis_check(name: str):
@@ -123,8 +183,16 @@ def _check_closed_form(spec):
     reference_value(spec)
 
 
-#: ``|f - f*| <= AT_OPTIMUM_RTOL * max(1, |f*|)`` counts as "at the optimum" (after polishing).
+#: ``|f - f*| <= AT_OPTIMUM_RTOL * max(1, |f*|)`` counts as "at the optimum" (after polishing),
+#: for float64 end points (the classifier's ``f_rtol``); float32 end points (a float32 run
+#: without 64-bit JAX, so not polished in float64) use ``AT_OPTIMUM_RTOL_FLOAT32``.
 AT_OPTIMUM_RTOL = 1e-8
+AT_OPTIMUM_RTOL_FLOAT32 = 1e-4
+
+
+def at_optimum_rtol(dtype) -> float:
+    """The ``at_optimum`` tolerance for end points of ``dtype``."""
+    return AT_OPTIMUM_RTOL if np.dtype(dtype) == np.float64 else AT_OPTIMUM_RTOL_FLOAT32
 
 
 @register_analysis(
@@ -135,22 +203,31 @@ AT_OPTIMUM_RTOL = 1e-8
         "f_star": "reference value: the closed-form global optimum (UFM), L_DNC (deep UFM); nan "
         "where the system has none",
         "f_gap": "f - f_star",
-        "at_optimum": "|f - f_star| <= 1e-8 max(1, |f_star|) at the polished end point (bool; "
-        "false where f_star is nan)",
+        "at_optimum": "|f - f_star| <= at_optimum_rtol max(1, |f_star|) at the polished end "
+        "point (bool; false where f_star is nan or the run failed)",
+        "at_optimum_rtol": "tolerance of at_optimum: 1e-8 for float64 end points (every point "
+        "when 64-bit JAX is on), 1e-4 for float32 ones",
     },
 )
 def closed_form_gap(spec, result):
     """``f_star`` (:func:`reference_value`; ``nan`` where there is none), ``f_gap = f - f_star``
-    and ``at_optimum`` (``|f_gap| <= AT_OPTIMUM_RTOL max(1, |f_star|)``)."""
+    and ``at_optimum`` (``|f_gap| <= rtol max(1, |f_star|)``, ``rtol`` of :func:`at_optimum_rtol`
+    for the end points' dtype, recorded in ``at_optimum_rtol``)."""
     try:
         f_star = reference_value(spec)
     except (ValueError, TypeError):
         f_star = float("nan")
     f = np.asarray(result.loss, dtype=np.float64)
     gap = f - f_star
+    rtol = at_optimum_rtol(jax.tree_util.tree_leaves(result.params)[0].dtype)
     with np.errstate(invalid="ignore"):
-        at = np.abs(gap) <= AT_OPTIMUM_RTOL * max(1.0, abs(f_star))
-    return {"f_star": np.full(f.shape, f_star), "f_gap": gap, "at_optimum": at}
+        at = np.abs(gap) <= rtol * max(1.0, abs(f_star))
+    return {
+        "f_star": np.full(f.shape, f_star),
+        "f_gap": gap,
+        "at_optimum": at,
+        "at_optimum_rtol": np.full(f.shape, rtol),
+    }
 
 
 # -- metrics -------------------------------------------------------------------------------------
@@ -166,7 +243,18 @@ def _nc_batch(spec, params, options, one_by_one):
     return jax.lax.map(fn, params) if one_by_one else jax.vmap(fn)(params)
 
 
-@register_analysis("metrics", check=_check_metrics, options=("rtol", "tau"), columns=NC_METRIC_DOCS)
+def _validate_metrics(opts: dict) -> None:
+    _number_option(opts, "rtol")
+    _number_option(opts, "tau", none_ok=False) if "tau" in opts else None
+
+
+@register_analysis(
+    "metrics",
+    check=_check_metrics,
+    options=("rtol", "tau"),
+    validate=_validate_metrics,
+    columns=NC_METRIC_DOCS,
+)
 def nc_metric_columns(spec, result, **options):
     """Neural-collapse metrics of the end points (``ufm.nc_metrics(spec, p, **options)``, e.g.
     ``tau``, ``rtol``), one column each; compiled once per spec shape. On CPU one point at a
@@ -188,6 +276,7 @@ HESSIAN_OPTIONS = (
     "num_matvecs",
     "warn",
     "grad_tol",
+    "undecided_factor",
     "zero_rtol",
     "zero_gtol",
     "f_rtol",
@@ -207,11 +296,25 @@ def _check_hessian(spec):
         system.classification_check(spec)
 
 
+def _validate_hessian(opts: dict) -> None:
+    method = opts.get("method", "auto")
+    if method not in METHODS:
+        raise ValueError(f"option 'method' must be one of {', '.join(METHODS)}, got {method!r}")
+    _int_option(opts, "batch_size")
+    _int_option(opts, "num_matvecs")
+    if not isinstance(opts.get("warn", True), bool):
+        raise ValueError(f"option 'warn' must be true or false, got {opts['warn']!r}")
+    for k in HESSIAN_OPTIONS[4:]:
+        _number_option(opts, k)
+
+
 @register_analysis(
     "hessian",
     check=_check_hessian,
     options=HESSIAN_OPTIONS,
+    validate=_validate_hessian,
     columns={k: v for k, v in RECORD_DOCS.items() if k not in _HESSIAN_DROPPED},
+    handles_failed=True,  # classify_batch guards every point: non-finite ones are non_finite
 )
 def hessian_classification(
     spec, result, *, method: str = "auto", batch_size=None, warn: bool = True, **tolerances

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 
 import jax
 import numpy as np
@@ -55,7 +54,6 @@ __all__ = [
     "split_chunks",
     "bytes_per_seed",
     "chunk_size",
-    "initialize_distributed",
 ]
 
 SEED_AXIS = "seeds"
@@ -200,37 +198,3 @@ def chunk_size(
     if num_seeds is not None:
         size = min(size, num_seeds)
     return max(num_devices, -(-size // num_devices) * num_devices)
-
-
-def initialize_distributed(
-    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
-) -> None:
-    """``jax.distributed.initialize`` for a multi-process sweep (call before any JAX work).
-
-    ``coordinator="auto"`` lets JAX detect the cluster (SLURM, Open MPI, ...). Missing values
-    are read from ``UFM_COORDINATOR``, ``UFM_NUM_PROCESSES`` and ``UFM_PROCESS_ID``. Does
-    nothing for a single process. On CPU the cross-process barrier uses gloo collectives.
-    """
-    env = os.environ
-    coordinator = coordinator or env.get("UFM_COORDINATOR")
-    if num_processes is None and env.get("UFM_NUM_PROCESSES"):
-        num_processes = int(env["UFM_NUM_PROCESSES"])
-    if process_id is None and env.get("UFM_PROCESS_ID"):
-        process_id = int(env["UFM_PROCESS_ID"])
-    if coordinator is None and num_processes in (None, 1):
-        return
-    try:
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    except Exception:  # pragma: no cover - option absent in this jax version
-        pass
-    if coordinator == "auto":
-        jax.distributed.initialize()
-        return
-    if coordinator is None or num_processes is None or process_id is None:
-        raise ValueError(
-            "a multi-process sweep needs coordinator, num_processes and "
-            "process_id (flags --coordinator/--num-processes/--process-id)"
-        )
-    if not 0 <= process_id < num_processes:
-        raise ValueError(f"process_id must be in [0, {num_processes}), got {process_id}")
-    jax.distributed.initialize(coordinator, num_processes, process_id)

@@ -35,6 +35,7 @@ import json
 import os
 import socket
 import sys
+import time
 import uuid
 import warnings
 from pathlib import Path
@@ -45,6 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 __all__ = [
+    "atomic_write",
     "ResultStore",
     "StoreError",
     "DuplicateRowsWarning",
@@ -93,7 +95,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: Path, write, writer: str) -> None:
+def atomic_write(path: Path, write, writer: str = "w") -> None:
     """Write ``path`` through a temporary file (``write(fileobj)``), fsync, rename, fsync dir."""
     tmp = path.with_name(f"{_TMP}{writer}-{os.getpid()}-{uuid.uuid4().hex[:6]}-{path.name}.part")
     try:
@@ -114,11 +116,18 @@ class ResultStore:
     Args:
         folder: the output folder (created by :meth:`prepare`).
         writer: this process's writer id (default ``p<process_index>``).
+        lock_timeout: seconds to wait for the writer lock before refusing (default 0: refuse
+            at once; array tasks wait a little for a previous attempt that is still exiting).
         process_index, process_count: this process in a multi-process run.
     """
 
     def __init__(
-        self, folder, process_index: int = 0, process_count: int = 1, writer: str | None = None
+        self,
+        folder,
+        process_index: int = 0,
+        process_count: int = 1,
+        writer: str | None = None,
+        lock_timeout: float = 0.0,
     ):
         self.folder = Path(folder)
         self.data = self.folder / DATA_DIR
@@ -126,30 +135,35 @@ class ResultStore:
         self.process_index = process_index
         self.process_count = process_count
         self.writer = writer or f"p{process_index}"
+        self.lock_timeout = float(lock_timeout)
         self._lock_fd = None
 
     # -- setup and the writer lock -------------------------------------------------------------
     def prepare(self) -> None:
-        """Create the folder, prove it writable, take this writer's lock, clean stale temp files.
+        """Create the folder, take this writer's lock, prove the folder writable, clean stale
+        temporary files.
 
         Raises :class:`StoreError` naming the folder (not writable) or the lock's holder, before
         any compute happens.
         """
         try:
             self.data.mkdir(parents=True, exist_ok=True)
+            self.acquire()
             probe = self.data / f"{_TMP}{self.writer}-probe-{uuid.uuid4().hex[:8]}"
             with open(probe, "wb") as f:
                 f.write(b"ok")
                 f.flush()
                 os.fsync(f.fileno())
-            probe.unlink()
+            probe.unlink(missing_ok=True)
+        except StoreError:
+            raise
         except OSError as err:
+            self.release()
             reason = err.strerror or str(err)
             raise StoreError(
                 f"output folder {str(self.folder)!r} is not writable ({reason}); "
                 "choose another folder (--out DIR or `out` in the spec)"
             ) from None
-        self.acquire()
         self.clean_temp()
 
     def acquire(self) -> None:
@@ -159,9 +173,15 @@ class ResultStore:
         path = self.folder / f"{_LOCK}{self.writer}"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            deadline = time.monotonic() + self.lock_timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError:
+                    if time.monotonic() < deadline:  # e.g. a resubmitted array task whose
+                        time.sleep(0.5)  # previous attempt is still exiting
+                        continue
                 holder = _read_holder(path)
                 os.close(fd)
                 raise StoreError(
@@ -253,7 +273,7 @@ class ResultStore:
         seed0 = table.column("seed")[0].as_py()
         name = f"{first}-{self.writer}-s{seed0:010d}-{uuid.uuid4().hex[:8]}.parquet"
         final = self.data / name
-        _atomic_write(final, lambda f: pq.write_table(table, f, compression="zstd"), self.writer)
+        atomic_write(final, lambda f: pq.write_table(table, f, compression="zstd"), self.writer)
         return final
 
     def write_trace(self, config_hash: str, seed0: int, arrays: dict) -> Path:
@@ -262,7 +282,7 @@ class ResultStore:
         final = (
             self.traces / f"{config_hash}-{self.writer}-s{seed0:010d}-{uuid.uuid4().hex[:8]}.npz"
         )
-        _atomic_write(final, lambda f: np.savez_compressed(f, **arrays), self.writer)
+        atomic_write(final, lambda f: np.savez_compressed(f, **arrays), self.writer)
         return final
 
     def done_keys(self) -> dict[str, set[tuple[str, int]]]:
@@ -296,7 +316,7 @@ class ResultStore:
     def write_manifest(self, doc: dict) -> None:
         """Atomically replace ``manifest.json``."""
         blob = json.dumps(doc, indent=1, sort_keys=True, allow_nan=False).encode()
-        _atomic_write(self.folder / MANIFEST, lambda f: f.write(blob), self.writer)
+        atomic_write(self.folder / MANIFEST, lambda f: f.write(blob), self.writer)
 
 
 def _read_holder(path: Path) -> str:

@@ -81,6 +81,7 @@ import itertools
 import json
 import math
 import numbers
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -92,7 +93,7 @@ from ..core.registry import get_system, registered_systems
 from ..core.validation import SpecError
 from ..optim.settings import POLISH_METHODS, OptimizerSettings
 from ..optim.transforms import make_optimizer
-from .analyses import analysis_check, analysis_options, analysis_registry
+from .analyses import analysis_check, analysis_options, analysis_registry, analysis_validator
 from .starts import StartSettings
 
 try:  # Python >= 3.11
@@ -260,9 +261,14 @@ def load_sweep_spec(source: str | Path) -> SweepSpec:
     else:
         path = Path(source)
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except OSError as err:
             raise SpecError(f"cannot read sweep spec {str(path)!r}: {err.strerror}") from None
+        except UnicodeDecodeError as err:
+            raise SpecError(
+                f"sweep spec {str(path)!r} is not UTF-8 text ({err.reason} at byte "
+                f"{err.start}); save it as UTF-8"
+            ) from None
         name = path.stem
     try:
         raw = _toml.loads(text)
@@ -394,6 +400,10 @@ def _parse(raw: Mapping, default_name: str, text: str | None) -> SweepSpec:
             values = v if isinstance(v, list) else [v]
             if not values:
                 raise _err(where + k, "a value or a non-empty list of values", v)
+            if k != "model":
+                for m in models:
+                    for x in values:
+                        _check_type(where + k, models_known[m][0], k, x)
             axes.append((k, tuple(values)))
         grid.append(tuple(axes))
 
@@ -405,6 +415,7 @@ def _parse(raw: Mapping, default_name: str, text: str | None) -> SweepSpec:
     num_seeds = _int("seeds.count", seeds["count"], 1)
     if num_seeds >= 2**32:
         raise _err("seeds.count", "an integer < 2**32", num_seeds)
+    check_seed_count("seeds.count", num_seeds)
     base_seed = _int("seeds.base", seeds.get("base", 0), 0)
     if base_seed >= 2**32:
         raise _err("seeds.base", "an integer in [0, 2**32)", base_seed)
@@ -436,8 +447,12 @@ def _parse(raw: Mapping, default_name: str, text: str | None) -> SweepSpec:
     for k, v in opt.items():  # extra optimiser options, e.g. beta
         if not isinstance(v, (bool, numbers.Real, str)):
             raise _err("optimizer." + k, "a number, bool or string option", v)
-    optimizer = OptimizerSettings(name=oname.lower(), **kw, options=tuple(sorted(opt.items())))
-    _check_optimizer(optimizer)
+    try:
+        optimizer = OptimizerSettings(name=oname.lower(), **kw, options=tuple(sorted(opt.items())))
+    except (ValueError, TypeError) as err:
+        named = next((k for k in opt if repr(k) in str(err) or str(err).startswith(k)), None)
+        where = f"optimizer.{named}" if named else "optimizer"
+        raise SpecError(f"sweep spec key {where!r}: {err}") from None
 
     # analyses
     an = raw.get("analyses", [])
@@ -455,6 +470,12 @@ def _parse(raw: Mapping, default_name: str, text: str | None) -> SweepSpec:
         allowed = analysis_options(a)
         if allowed is not None:
             _unknown(f"analyses.{a}.", opts, allowed or ("(no options)",))
+        validate = analysis_validator(a)
+        if validate is not None:
+            try:
+                validate(dict(opts))
+            except (ValueError, TypeError) as err:
+                raise SpecError(f"sweep spec key 'analyses.{a}': {err}") from None
         analyses.append((a, tuple(sorted(opts.items()))))
 
     # starts
@@ -496,6 +517,29 @@ def _parse(raw: Mapping, default_name: str, text: str | None) -> SweepSpec:
     return spec
 
 
+_KINDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+
+
+def _check_type(key: str, cls, field: str, value) -> None:
+    """A grid value of the wrong type (``K = "three"``) is a malformed spec, not an invalid
+    combination: raise naming the key, before any grid point is built."""
+    ann = {f.name: f.type for f in dataclasses.fields(cls)}.get(field)
+    kind = ann if isinstance(ann, str) else getattr(ann, "__name__", "")
+    kind = kind.replace("Optional[", "").rstrip("]").split("|")[0].strip()
+    if kind == "int":
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    elif kind == "float":
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    elif kind == "str":
+        ok = isinstance(value, str)
+    elif kind == "bool":
+        ok = isinstance(value, bool)
+    else:
+        return
+    if not ok:
+        raise _err(key, _KINDS[kind], value)
+
+
 def _check_optimizer(opt: OptimizerSettings) -> None:
     """Let ``ufm.make_optimizer`` reject unknown names/options now rather than mid-sweep."""
     try:
@@ -533,3 +577,23 @@ def parse_bytes(value, key: str = "memory_budget") -> int:
     raise _err(
         key, "a positive byte count (an integer, or a string like '512 MiB' or '2 GB')", value
     )
+
+
+#: Host memory one start key costs in the planning step (source, seed, bookkeeping), bytes.
+BYTES_PER_START = 64
+
+
+def check_seed_count(key: str, count: int) -> None:
+    """Refuse seed counts whose bookkeeping alone would not fit in a quarter of the host memory
+    (the planning step holds every start key), naming the key and the estimate."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        total = 16 * 2**30
+    need = count * BYTES_PER_START
+    if need > total // 4:
+        raise SpecError(
+            f"{key} = {count} would need about {need / 2**30:.1f} GiB of host memory "
+            f"just to plan the starts ({total / 2**30:.0f} GiB here); split the run "
+            "into several sweeps (seeds.base) or Slurm array tasks"
+        )

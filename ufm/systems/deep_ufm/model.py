@@ -17,9 +17,11 @@ References:
     Garrod & Keating 2024 (arXiv 2410.23169): the cross-entropy variant.
 
 Initialise at ``O(1)`` scale (:func:`ufm.init_params`: ``H_1 ~ N(0, 1)``,
-``W_l ~ N(0, 1/fan_in)``): for ``L >= 2`` the origin is a strict local minimum (the fit term is
+``W_l ~ N(0, 1/fan_in)``): without biases and with ``sigma(0) = 0`` (ReLU, leaky ReLU, identity,
+tanh, GELU, SiLU), for ``L >= 2`` the origin is a strict local minimum (the fit term is
 ``O(||theta||^{L+1})`` there, so the Hessian is ``diag(lambda)``), and small initialisations get
-stuck at the zero solution of value 1/2 (MSE).
+stuck at the zero solution of value 1/2 (MSE). With biases, or softplus (``sigma(0) = log 2``),
+the origin is not even critical (docs/theory.md section 4.3).
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ from ...core.pytree import register_spec
 from ...core.validation import (
     SpecError,
     check_choice,
+    check_dtype,
     check_int,
     check_lambda,
-    dtype_ok,
     is_concrete,
 )
 from ...hessian.structure import FeatureSplit
@@ -175,12 +177,7 @@ class DeepUFMSpec:
         set_("activation", check_choice("activation", self.activation, ACTIVATIONS, _ACT_ALIASES))
         set_("loss", check_choice("loss", self.loss, LOSSES))
         set_("bias", check_choice("bias", self.bias, BIASES, _BIAS_ALIASES))
-        set_(
-            "dtype",
-            check_choice(
-                "dtype", str(np.dtype(self.dtype)) if dtype_ok(self.dtype) else self.dtype, DTYPES
-            ),
-        )
+        set_("dtype", check_dtype("dtype", self.dtype, DTYPES))
         set_("lambda_H1", check_lambda("lambda_H1", self.lambda_H1))
         set_("lambda_W", _per_layer("lambda_W", self.lambda_W, self.L))
         set_("lambda_b", _per_layer("lambda_b", self.lambda_b, self.L))

@@ -48,8 +48,9 @@ def add_landscape_parser(sub):
     p.add_argument(
         "--lambda-b",
         type=float,
-        default=d.lambda_b,
-        help="lambda_b of the regularized bias (only with --bias regularized)",
+        default=None,
+        help=f"lambda_b of the regularized bias, only with --bias regularized "
+        f"(default {d.lambda_b:g})",
     )
     p.add_argument("--seeds", type=int, default=d.seeds, help="random starts per configuration")
     p.add_argument(
@@ -110,7 +111,7 @@ def landscape_config(args) -> LandscapeConfig:
     from ...core.validation import SpecError
     from ...runs.starts import StartSettings
 
-    if args.lambda_b != LandscapeConfig().lambda_b and "regularized" not in args.bias:
+    if args.lambda_b is not None and "regularized" not in args.bias:
         raise SpecError(
             f"--lambda-b {args.lambda_b:g} is set but --bias has no 'regularized' "
             "variant; lambda_b only applies to the regularized bias"
@@ -132,7 +133,7 @@ def landscape_config(args) -> LandscapeConfig:
         variants=variants,
         lambda_W=args.lambda_W,
         lambda_H=args.lambda_H,
-        lambda_b=args.lambda_b,
+        lambda_b=base.lambda_b if args.lambda_b is None else args.lambda_b,
         seeds=args.seeds,
         starts=StartSettings(args.saddle_seeds, not args.no_origin),
         generic_seeds=args.generic_seeds,
@@ -153,8 +154,9 @@ def run_landscape_command(args) -> int:
     from .landscape import default_landscape_out, landscape_tables, run_landscape, verdict
 
     config = landscape_config(args)  # every option validated before any compute
-    if config.dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
+    # 64-bit JAX in every case: a float32 run is optimised in float32 and polished and classified
+    # in float64 (ufm.run_points), as the README promises
+    jax.config.update("jax_enable_x64", True)
     out = Path(args.out) if args.out else default_landscape_out(config)
     print(
         f"ufm landscape: {len(config.specs())} configurations x {config.seeds} seeds "

@@ -17,9 +17,9 @@ from ...core.pytree import register_spec
 from ...core.validation import (
     SpecError,
     check_choice,
+    check_dtype,
     check_int,
     check_lambda,
-    dtype_ok,
     is_concrete,
 )
 
@@ -71,12 +71,7 @@ class UFMSpec:
         set_("d", check_int("d", self.d, 1))
         set_("loss", check_choice("loss", self.loss, LOSSES))
         set_("bias", check_choice("bias", self.bias, BIASES, _BIAS_ALIASES))
-        set_(
-            "dtype",
-            check_choice(
-                "dtype", str(np.dtype(self.dtype)) if dtype_ok(self.dtype) else self.dtype, DTYPES
-            ),
-        )
+        set_("dtype", check_dtype("dtype", self.dtype, DTYPES))
         for name in ("lambda_W", "lambda_H", "lambda_b"):
             set_(name, check_lambda(name, getattr(self, name)))
         lb = self.lambda_b

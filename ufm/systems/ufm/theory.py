@@ -203,6 +203,14 @@ def _value_formula(xp, K, loss, bias, s, lb):
     return xp.where(lb <= lbstar, below, above)
 
 
+def _require_ufm(spec, fn: str) -> None:
+    if not isinstance(spec, UFMSpec):
+        hint = (
+            " (for the deep UFM: ufm.deep.dnc_loss)" if type(spec).__name__ == "DeepUFMSpec" else ""
+        )
+        raise TypeError(f"{fn} needs a UFMSpec, got {type(spec).__name__}{hint}")
+
+
 def optimal_value(spec: UFMSpec):
     """The global minimum value ``f*`` of the UFM (closed forms of docs/theory.md section 2).
 
@@ -221,6 +229,7 @@ def optimal_value(spec: UFMSpec):
         >>> round(ufm.optimal_value(ufm.UFMSpec(K=4, n=5, d=4, loss="ce")), 10)
         0.1836919957
     """
+    _require_ufm(spec, "optimal_value")
     K, loss, bias = spec.K, spec.loss, spec.bias
     if _concrete_lambdas(spec):
         regime, rank = _regime(spec)
@@ -294,6 +303,7 @@ def optimum(spec: UFMSpec) -> Optimum:
         >>> opt.regime, round(opt.value, 10), opt.bias, opt.params.W.shape, opt.params.H.shape
         ('etf', 0.0327910197, 0.25, (4, 4), (4, 20))
     """
+    _require_ufm(spec, "optimum")
     if not isinstance(spec, UFMSpec):
         raise TypeError(f"optimum expects a UFMSpec, got {type(spec).__name__}")
     if not _concrete_lambdas(spec):
