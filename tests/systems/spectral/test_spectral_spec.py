@@ -112,8 +112,8 @@ def test_rows_of_a_run_with_a_failed_seed():
     assert rows["status"].tolist() == ["max_steps"] * 3 + ["max_steps", "max_steps", "nan"]
     assert rows["fail_epoch"].tolist() == [-1] * 3 + [3] * 3
     assert rows["steps"].tolist() == [0, 10, 20, 0, 10, 10]
-    np.testing.assert_array_equal(rows["train_loss"][[1, 2, 4]], [0.5, 0.3, 0.9])
-    assert np.isnan(rows["train_loss"][[0, 3, 5]]).all()
+    np.testing.assert_array_equal(rows["epoch_loss"][[1, 2, 4]], [0.5, 0.3, 0.9])
+    assert np.isnan(rows["epoch_loss"][[0, 3, 5]]).all()
     assert rows["erank_z"].tolist() == [0.0, 2.0, 4.0, 1.0, 3.0, 5.0]
     assert rows["spectrum_z"].dtype == object and rows["spectrum_z"][0] == [0.25] * 4
     assert set(rows["label"]) == {"whiten (feature)"}
@@ -126,7 +126,7 @@ def _sweep_rows(table):
         k: []
         for k in (
             "label method p side seed epoch status erank_z erank_zhat probe_acc_h knn_acc_h "
-            "probe_acc_z train_loss"
+            "probe_acc_z epoch_loss"
         ).split()
     }
     for p, erank, acc, ratio, failed in table:
@@ -144,7 +144,7 @@ def _sweep_rows(table):
                     cols[k].append(v)
                 cols["knn_acc_h"].append(acc)
                 cols["probe_acc_z"].append(acc)
-                cols["train_loss"].append(loss)
+                cols["epoch_loss"].append(loss)
     return {k: np.asarray(v) for k, v in cols.items()}
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from ufm.core.cliargs import words
 from ufm.systems.spectral.experiment import EvalSettings
 from ufm.systems.spectral.presets import PRESETS, get_preset
+from ufm.systems.spectral.spec import SpectralSpec, spec_label
 from ufm.systems.spectral.summary import StabilityCriteria
 
-__all__ = ["add_spectral_parser", "run_spectral_command"]
+__all__ = ["add_spectral_parser", "list_presets", "run_spectral_command"]
 
 
 def add_spectral_parser(sub):
@@ -88,8 +89,26 @@ def add_spectral_parser(sub):
     )
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--list", action="store_true", help="list the presets and their runs, then exit")
     p.set_defaults(func=run_spectral_command)
     return p
+
+
+def list_presets() -> str:
+    """The presets with their settings and the label of every run (``--list``)."""
+    lines = []
+    for preset in PRESETS.values():
+        base = preset.base
+        lines.append(f"{preset.name}: {preset.summary}")
+        lines.append(
+            f"  data={base['data']}, encoder={base.get('encoder', 'mlp')} {base['widths']}, "
+            f"d={base['proj_dim']}, batch={base['batch_size']}, epochs={base['epochs']}, "
+            f"seeds={preset.seeds}" + (", needs --data-dir" if preset.needs_data_dir else "")
+        )
+        side = base.get("side", "feature")  # labels depend on the method fields only
+        labels = [spec_label(SpectralSpec(**{"side": side, **v})) for v in preset.variants]
+        lines.append("  runs: " + "; ".join(labels))
+    return "\n".join(lines)
 
 
 def _criteria(args) -> StabilityCriteria:
@@ -108,6 +127,9 @@ def run_spectral_command(args) -> int:
 
     from ufm.systems.spectral.runner import report_text, run_preset, write_preset_report
 
+    if args.list:
+        print(list_presets())
+        return 0
     preset = get_preset(args.preset)
     settings = EvalSettings(knn_k=args.knn_k, ridge=args.ridge, rel=args.rel)
     criteria = _criteria(args)

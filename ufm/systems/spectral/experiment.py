@@ -296,7 +296,7 @@ def rows_from_result(spec: SpectralSpec, seeds, result) -> dict:
     final = np.asarray(result.status)
     spe = result.steps_per_epoch
     cols: dict[str, list] = {k: [] for k in ("seed", "epoch", "status", "steps", "fail_epoch")}
-    cols["train_loss"] = []
+    cols["epoch_loss"] = []
     hist = {k: np.asarray(v) for k, v in result.history.items()}
     for k in hist:
         cols[k] = []
@@ -309,7 +309,7 @@ def rows_from_result(spec: SpectralSpec, seeds, result) -> dict:
             cols["status"].append(STATUS_NAMES[int(final[i])] if bad else "max_steps")
             cols["steps"].append(int(result.steps[i]) if bad else e * spe)
             cols["fail_epoch"].append(int(fail_epoch[i]))
-            cols["train_loss"].append(float(loss[e - 1, i]) if e > 0 else float("nan"))
+            cols["epoch_loss"].append(float(loss[e - 1, i]) if e > 0 else float("nan"))
             for k, v in hist.items():
                 cols[k].append(v[c, i])
     out = {"label": np.full(len(cols["seed"]), spec_label(spec), dtype=object)}

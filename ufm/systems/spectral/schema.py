@@ -11,7 +11,6 @@ _ZH = "Z_hat (Z after the method's transform) on the evaluation batches, mean ov
 
 COLUMN_DOCS = {
     "fail_epoch": "spectral: epoch in which the seed's training failed (diverged / nan; -1: never)",
-    "train_loss": "spectral: mean minibatch loss of the epoch ending at this checkpoint (nan at 0)",
     "erank_h": "spectral: covariance effective rank exp(H(lambda/sum lambda)) of H (encoder "
     "output) of the training samples",
     "rankme_h": "spectral: RankMe (Garrido et al. 2023) of H, singular values, uncentred",

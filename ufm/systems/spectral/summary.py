@@ -138,7 +138,7 @@ def _loss_blowup(rows, label) -> float:
     """Final epoch loss over the lowest epoch loss of the run (mean over finished seeds)."""
     keep = np.asarray(rows["label"]).astype(str) == label
     ep = np.asarray(rows["epoch"])[keep]
-    loss = np.asarray(rows["train_loss"], np.float64)[keep]
+    loss = np.asarray(rows["epoch_loss"], np.float64)[keep]
     seed = np.asarray(rows["seed"])[keep]
     ratios = []
     for s in np.unique(seed):
