@@ -139,7 +139,8 @@ def _accuracies(train_x, test_x, y_train, y_test, n_classes, k, ridge):
     mean, std, w, b = ridge_probe(train_x, y_train, n_classes=n_classes, ridge=ridge)
     probe = jnp.argmax(((test_x - mean) / std) @ w + b, axis=1)
     dt = train_x.dtype
-    return jnp.mean(knn == y_test).astype(dt), jnp.mean(probe == y_test).astype(dt)
+    hit = lambda pred: jnp.mean((pred == y_test.astype(pred.dtype)).astype(dt))  # noqa: E731
+    return hit(knn), hit(probe)
 
 
 # Shared compiled pieces (vmapped over seeds): they depend on shapes and options only, so every
