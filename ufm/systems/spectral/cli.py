@@ -37,7 +37,7 @@ def add_spectral_parser(sub):
         f"of p where the power family is stable. Presets: {presets}. A rerun with the same "
         "settings resumes the folder.",
     )
-    p.add_argument("--preset", default="tiny", choices=tuple(PRESETS), help="named experiment")
+    p.add_argument("--preset", default="tiny", help="named experiment: " + ", ".join(PRESETS))
     p.add_argument("--seeds", type=int, default=None, help="seeds per method (default: preset's)")
     p.add_argument(
         "--epochs", type=int, default=None, help="training epochs (default: the preset's)"
@@ -125,7 +125,14 @@ def run_spectral_command(args) -> int:
     """``ufm spectral``: validate every option, run or resume the preset, print, write figures."""
     import jax
 
-    from ufm.systems.spectral.runner import report_text, run_preset, write_preset_report
+    from ufm.core import check_int
+    from ufm.systems.spectral.runner import (
+        check_folder,
+        report_text,
+        run_preset,
+        select_methods,
+        write_preset_report,
+    )
 
     if args.list:
         print(list_presets())
@@ -139,11 +146,13 @@ def run_spectral_command(args) -> int:
         "data_dir": args.data_dir,
         "dtype": args.dtype,
     }
-    specs = preset.specs(**overrides)  # validates every field before any compute
+    # validate every option and the folder before any compute or output
+    specs = select_methods(preset.specs(**overrides), args.methods)
+    n_seeds = check_int("seeds", preset.seeds if args.seeds is None else args.seeds, 1)
+    out = Path(args.out) if args.out else Path("ufm-results") / f"spectral-{preset.name}"
+    check_folder(out, specs, settings.as_settings(), args.extend)
     if any(s.dtype == "float64" for s in specs):
         jax.config.update("jax_enable_x64", True)
-    out = Path(args.out) if args.out else Path("ufm-results") / f"spectral-{preset.name}"
-    n_seeds = preset.seeds if args.seeds is None else args.seeds
     print(
         f"ufm spectral: preset {preset.name}, {len(specs)} method(s) x {n_seeds} seeds on "
         f"{jax.default_backend()} -> {out}",

@@ -58,7 +58,8 @@ def select_methods(specs: list[SpectralSpec], methods) -> list[SpectralSpec]:
     return out
 
 
-def _check_folder(folder, specs, settings, extend):
+def check_folder(folder, specs, settings: dict, extend: bool) -> None:
+    """Refuse (``StoreError``) a ``folder`` holding other configurations unless ``extend``."""
     doc = ResultStore(folder).read_manifest() if Path(folder).exists() else None
     known = set((doc or {}).get("configs", {}))
     mine = {experiment_hash("spectral", s, settings) for s in specs}
@@ -87,7 +88,7 @@ def run_preset(
     t0 = time.perf_counter()
     n_seeds = check_int("seeds", preset.seeds if seeds is None else seeds, 1)
     specs = select_methods(preset.specs(**overrides), methods)
-    _check_folder(folder, specs, settings.as_settings(), extend)
+    check_folder(folder, specs, settings.as_settings(), extend)
     total = sum(s.epochs for s in specs)
     bar = Progress(
         total,
