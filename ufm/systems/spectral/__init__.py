@@ -31,6 +31,10 @@ from ufm.systems.spectral.experiment import checkpoint_epochs as checkpoint_epoc
 from ufm.systems.spectral.experiment import rows_from_result as rows_from_result
 from ufm.systems.spectral.experiment import run_spec as run_spec
 from ufm.systems.spectral.experiment import train_seeds as train_seeds
+from ufm.systems.spectral.figures import plot_accuracy_vs_p as plot_accuracy_vs_p
+from ufm.systems.spectral.figures import plot_erank_over_training as plot_erank_over_training
+from ufm.systems.spectral.figures import plot_spectra as plot_spectra
+from ufm.systems.spectral.figures import write_figures as write_figures
 from ufm.systems.spectral.iternorm import DEFAULT_N_ITER as DEFAULT_N_ITER
 from ufm.systems.spectral.iternorm import iternorm as iternorm
 from ufm.systems.spectral.iternorm import iternorm_error_growth as iternorm_error_growth
@@ -82,8 +86,11 @@ from ufm.systems.spectral.schema import COLUMN_DOCS as COLUMN_DOCS
 from ufm.systems.spectral.spec import SpectralSpec as SpectralSpec
 from ufm.systems.spectral.spec import spec_label as spec_label
 from ufm.systems.spectral.summary import StabilityCriteria as StabilityCriteria
+from ufm.systems.spectral.summary import method_entries as method_entries
 from ufm.systems.spectral.summary import method_table as method_table
 from ufm.systems.spectral.summary import power_sweep as power_sweep
+from ufm.systems.spectral.summary import power_table as power_table
+from ufm.systems.spectral.summary import stable_range as stable_range
 from ufm.systems.spectral.system import SYSTEM as SYSTEM
 from ufm.systems.spectral.transforms import cholesky_whiten as cholesky_whiten
 from ufm.systems.spectral.transforms import (
