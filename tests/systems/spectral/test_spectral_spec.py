@@ -168,3 +168,5 @@ def test_power_sweep_criteria_and_the_stable_range():
     assert stable_range(entries) == (0.5, 0.6)
     text = verdict(entries)
     assert "p in [0.5, 0.6]" in text and "1/2 seeds failed" in text
+    assert "p = 0: erank Z 1.20 < 0.5 x the sweep's largest 20.00" in text
+    assert "p = 0.75: final loss 2.00 x its minimum" in text

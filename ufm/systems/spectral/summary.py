@@ -245,6 +245,7 @@ def verdict(entries, criteria: StabilityCriteria = StabilityCriteria()) -> str:
     if not entries:
         return "No power-family runs in these results."
     rng = stable_range(entries)
+    top = float(np.nanmax([e["erank_z"] for e in entries]))
     lines = []
     if rng is None:
         lines.append("No power p met every stability criterion.")
@@ -260,7 +261,10 @@ def verdict(entries, criteria: StabilityCriteria = StabilityCriteria()) -> str:
         if not e["finite"]:
             why.append(f"{e['failed']}/{e['seeds']} seeds failed")
         if not e["no_collapse"]:
-            why.append(f"erank Z {e['erank_z']:.2f} (collapse)")
+            why.append(
+                f"erank Z {e['erank_z']:.2f} < {criteria.collapse_frac:g} x the sweep's largest "
+                f"{top:.2f}"
+            )
         if not e["accuracy"]:
             why.append(f"probe accuracy {e['probe_acc_h']:.3f} (drop > {criteria.acc_drop:g})")
         if not e["smooth"]:
