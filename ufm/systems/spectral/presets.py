@@ -11,11 +11,12 @@ loss, INTL (``T = 4``, official ``beta``), W-MSE (official ``eps = 0``: an absol
 ``(1 - eps) Sigma + eps I`` lets the network shrink ``Z`` below ``eps`` and collapse); all on the
 feature side, plus INTL on the instance side (the official default ``axis=0``).
 
-* ``tiny``: tens of seconds on a CPU (mostly compilation; the tests and the notebook's fast mode
-  use it): latent-factor data of rank 4 in 16 dimensions (400 samples, 4 classes), MLP 16-32,
-  projector 32-32-16 (``d = 16``: the official feature-side INTL ``beta = 0.01 (log2 16 - 3)``
-  is 0.01; at ``d = 8`` it would be 0), batch 32, Adam 3e-3, 30 epochs of 10 steps; alignment,
-  ``p = 0.25``, whitening, ``p = 0.75``, IterNorm, INTL; 2 seeds.
+* ``tiny``: about a minute on 2 CPU cores with a cold compilation cache, 15 s warm (the tests
+  and the notebook's fast mode use it): latent-factor data of rank 4 in 16 dimensions (400
+  samples, 4 classes), MLP 16-32, projector 32-32-16 (``d = 16``: the official feature-side
+  INTL ``beta = 0.01 (log2 16 - 3)`` is 0.01; at ``d = 8`` it would be 0), batch 32, Adam 3e-3,
+  30 epochs of 10 steps; alignment, ``p = 0.25``, whitening, ``p = 0.75``, IterNorm, INTL;
+  2 seeds.
 * ``digits``: the issue's setting: sklearn digits, MLP 64-256-256, projector 256-256-64
   (``d = 64``), batch 128, Adam 1e-3, views with one-pixel shifts, noise 0.1 and pixel dropout
   0.1; the full comparison over 5 seeds.
@@ -94,8 +95,8 @@ _DIGITS = {
 PRESETS = {
     "tiny": Preset(
         "tiny",
-        "tens of seconds: latent data (rank 4 in 16 dims), small MLP, d = 16, 6 methods x 2 "
-        "seeds x 30 epochs",
+        "about a minute (15 s with the compile cache): latent data (rank 4 in 16 dims), d = 16, "
+        "6 methods x 2 seeds x 30 epochs",
         {
             "data": "latent",
             "latent_samples": 400,
