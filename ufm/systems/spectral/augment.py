@@ -1,8 +1,9 @@
 """Two-view augmentations for small images (8 x 8 digits) and flat latent-factor vectors.
 
 Pure functions of ``(key, x)``: jit- and vmap-friendly, configured by frozen dataclasses whose
-fields are Python values. Images are passed flat (``h * w`` pixels, e.g. sklearn digits rows of
-64 values); the defaults assume pixel values scaled to ``[0, 1]`` (digits / 16).
+fields are Python values. Images are passed flat (``channels * h * w`` values, channels first, e.g.
+sklearn digits rows of 64 values, or CIFAR rows of 3 * 32 * 32); the defaults assume pixel values
+scaled to ``[0, 1]`` (digits / 16). All channels of an image are shifted by the same offset.
 
 Image view (:func:`image_view`), in this order:
 
@@ -27,39 +28,48 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from ufm.core import SpecError
+
 
 def _check_prob(name: str, q: float) -> None:
     if not isinstance(q, (int, float)) or not 0.0 <= q < 1.0:
-        raise ValueError(f"{name} must be a float in [0, 1) (got {name}={q!r})")
+        raise SpecError(f"{name} must be a float in [0, 1) (got {name}={q!r})")
 
 
 def _check_std(name: str, s: float) -> None:
     if not isinstance(s, (int, float)) or not s >= 0.0:
-        raise ValueError(f"{name} must be a float >= 0 (got {name}={s!r})")
+        raise SpecError(f"{name} must be a float >= 0 (got {name}={s!r})")
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageAugment:
-    """Image augmentation settings (defaults: 8 x 8 digits scaled to ``[0, 1]``)."""
+    """Image augmentation settings (defaults: 8 x 8 digits scaled to ``[0, 1]``; ``channels``
+    for colour images stored channels-first)."""
 
     height: int = 8
     width: int = 8
     max_shift: int = 1
     noise_std: float = 0.1
     drop_prob: float = 0.1
+    channels: int = 1
+
+    @property
+    def size(self) -> int:
+        """Values of one flat image: ``channels * height * width``."""
+        return self.channels * self.height * self.width
 
     def __post_init__(self):
-        for name in ("height", "width"):
+        for name in ("height", "width", "channels"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be an int >= 1 (got {name}={v!r})")
+                raise SpecError(f"{name} must be an int >= 1 (got {name}={v!r})")
         k = self.max_shift
         if (
             not isinstance(k, int)
             or isinstance(k, bool)
             or not 0 <= k < min(self.height, self.width)
         ):
-            raise ValueError(
+            raise SpecError(
                 f"max_shift must be an int in [0, min(height, width)) (got max_shift={k!r})"
             )
         _check_std("noise_std", self.noise_std)
@@ -95,7 +105,7 @@ def shift_image(img, dy, dx, max_shift: int):
 
 def _check_float(x) -> None:
     if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
-        raise ValueError(f"x must be floating point (got dtype {jnp.result_type(x)})")
+        raise SpecError(f"x must be floating point (got dtype {jnp.result_type(x)})")
 
 
 def _view(key, x, noise_std, drop_prob, image_shape, max_shift):
@@ -109,7 +119,8 @@ def _view(key, x, noise_std, drop_prob, image_shape, max_shift):
     if image_shape is not None and max_shift > 0:
         width = 2 * max_shift + 1
         dy, dx = jnp.minimum(jnp.floor(u[:2] * width), width - 1).astype(jnp.int32) - max_shift
-        x = shift_image(x.reshape(image_shape), dy, dx, max_shift).reshape(-1)
+        shift = jax.vmap(shift_image, (0, None, None, None))  # same offset for every channel
+        x = shift(x.reshape(image_shape), dy, dx, max_shift).reshape(-1)
     lo = jnp.nextafter(jnp.asarray(-1.0, x.dtype), jnp.asarray(0.0, x.dtype))
     noise = jnp.sqrt(jnp.asarray(2.0, x.dtype)) * jax.scipy.special.erfinv(
         jnp.maximum(2.0 * u[2 + dim :] - 1.0, lo)
@@ -119,21 +130,19 @@ def _view(key, x, noise_std, drop_prob, image_shape, max_shift):
 
 
 def image_view(key, x, aug: ImageAugment = ImageAugment()):
-    """One augmented view of a flat image ``x`` (``height * width`` pixels); same shape out."""
-    if jnp.shape(x) != (aug.height * aug.width,):
-        raise ValueError(
-            f"x must be a flat image of {aug.height * aug.width} pixels "
-            f"(got x.shape={jnp.shape(x)})"
-        )
+    """One augmented view of a flat image ``x`` (``channels * height * width`` values); same shape
+    out."""
+    if jnp.shape(x) != (aug.size,):
+        raise SpecError(f"x must be a flat image of {aug.size} values (got x.shape={jnp.shape(x)})")
     _check_float(x)
-    shape = (aug.height, aug.width)
+    shape = (aug.channels, aug.height, aug.width)
     return _view(key, x, aug.noise_std, aug.drop_prob, shape, aug.max_shift)
 
 
 def vector_view(key, x, aug: VectorAugment = VectorAugment()):
     """One augmented view of a flat vector ``x``: noise then coordinate dropout."""
     if jnp.ndim(x) != 1:
-        raise ValueError(f"x must be a 1-d vector (got x.shape={jnp.shape(x)})")
+        raise SpecError(f"x must be a 1-d vector (got x.shape={jnp.shape(x)})")
     _check_float(x)
     return _view(key, x, aug.noise_std, aug.drop_prob, None, 0)
 
@@ -160,21 +169,21 @@ def make_views(key, batch, aug: ImageAugment | VectorAugment, n_views: int = 2):
     ``(2, n, 64)`` for ``n`` flat 8 x 8 digits.
     """
     if not isinstance(n_views, int) or isinstance(n_views, bool) or n_views < 1:
-        raise ValueError(f"n_views must be an int >= 1 (got n_views={n_views!r})")
+        raise SpecError(f"n_views must be an int >= 1 (got n_views={n_views!r})")
     if jnp.ndim(batch) != 2:
-        raise ValueError(f"batch must have shape (n, D) (got batch.shape={jnp.shape(batch)})")
+        raise SpecError(f"batch must have shape (n, D) (got batch.shape={jnp.shape(batch)})")
     _check_float(batch)
     if isinstance(aug, ImageAugment):
-        if jnp.shape(batch)[1] != aug.height * aug.width:
-            raise ValueError(
-                f"batch rows must be flat images of {aug.height * aug.width} pixels "
+        if jnp.shape(batch)[1] != aug.size:
+            raise SpecError(
+                f"batch rows must be flat images of {aug.size} values "
                 f"(got batch.shape={jnp.shape(batch)})"
             )
-        shape, shift = (aug.height, aug.width), aug.max_shift
+        shape, shift = (aug.channels, aug.height, aug.width), aug.max_shift
     elif isinstance(aug, VectorAugment):
         shape, shift = None, 0
     else:
-        raise ValueError(  # noqa: TRY004 (the project raises ValueError for bad input)
+        raise SpecError(  # noqa: TRY004 (bad input is a SpecError, a ValueError)
             f"aug must be ImageAugment or VectorAugment (got {type(aug).__name__})"
         )
     dtype = jnp.result_type(batch)

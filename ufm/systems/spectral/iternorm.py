@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ufm.core import SpecError
 from ufm.systems.spectral.orientation import (
     oriented_covariance,
     safe_trace,
@@ -53,7 +54,7 @@ DEFAULT_N_ITER = 4
 
 def _check_n_iter(n_iter: int) -> None:
     if not isinstance(n_iter, int) or isinstance(n_iter, bool) or n_iter < 0:
-        raise ValueError(f"n_iter must be an int >= 0 (got n_iter={n_iter!r})")
+        raise SpecError(f"n_iter must be an int >= 0 (got n_iter={n_iter!r})")
 
 
 def iternorm_matrix(sigma, n_iter: int = DEFAULT_N_ITER):

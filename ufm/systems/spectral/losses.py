@@ -33,6 +33,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ufm.core import SpecError
 from ufm.systems.spectral.iternorm import DEFAULT_N_ITER, iternorm
 from ufm.systems.spectral.orientation import check_side, orient, validate
 from ufm.systems.spectral.transforms import _cholesky_core
@@ -43,7 +44,7 @@ _NORMALIZE_EPS = 1e-12  # torch.nn.functional.normalize default
 def _check_views(views) -> None:
     shape = jnp.shape(views)
     if len(shape) != 3 or shape[0] < 2 or shape[1] < 2 or shape[2] < 2:
-        raise ValueError(
+        raise SpecError(
             f"views must have shape (V, batch, dim) with V >= 2, batch >= 2, dim >= 2 "
             f"(got views.shape={shape})"
         )
@@ -124,7 +125,7 @@ def intl_beta(batch_size: int, dim: int, side: str = "instance") -> float:
     check_side(side)
     size, name = (batch_size, "batch_size") if side == "instance" else (dim, "dim")
     if not isinstance(size, int) or isinstance(size, bool) or size < 8:
-        raise ValueError(
+        raise SpecError(
             f"intl_beta needs {name} >= 8 on the {side} side (beta = 0.01 (log2 {name} - 3) would "
             f"be negative; pass beta explicitly) (got {name}={size!r})"
         )
@@ -169,7 +170,7 @@ def intl_terms(
     if beta is None:
         beta = intl_beta(m, d, side)
     elif not isinstance(beta, (int, float)) or not beta >= 0.0:
-        raise ValueError(f"beta must be None or a float >= 0 (got beta={beta!r})")
+        raise SpecError(f"beta must be None or a float >= 0 (got beta={beta!r})")
     total, align, tl = _intl_core(
         views, jnp.asarray(beta, jnp.result_type(views)), side, n_iter, ddof
     )
@@ -210,6 +211,6 @@ def wmse_loss(views, *, eps: float = 0.0, normalize: bool = True, ddof: int = 1)
     """
     _check_views(views)
     if not isinstance(eps, (int, float)) or not 0.0 <= eps < 1.0:
-        raise ValueError(f"eps must be a float in [0, 1) (got eps={eps!r})")
+        raise SpecError(f"eps must be a float in [0, 1) (got eps={eps!r})")
     validate(_one_view(views), "feature", ddof)
     return _wmse_core(views, jnp.asarray(eps, jnp.result_type(views)), bool(normalize), ddof)

@@ -33,6 +33,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ufm.core import SpecError
 from ufm.systems.spectral.orientation import check_batch, covariance, validate
 
 #: RankMe's epsilon (Garrido et al. 2023).
@@ -109,13 +110,13 @@ def rankme(z, *, eps: float = RANKME_EPS, center: bool = False):
     """
     check_batch(z)
     if not isinstance(eps, (int, float)) or not 0.0 <= eps < 1.0:
-        raise ValueError(f"eps must be a float in [0, 1) (got eps={eps!r})")
+        raise SpecError(f"eps must be a float in [0, 1) (got eps={eps!r})")
     return _rankme(z, jnp.asarray(eps, jnp.result_type(z)), bool(center))
 
 
 def _check_rel(rel: float) -> None:
     if not isinstance(rel, (int, float)) or not 0.0 < rel < 1.0:
-        raise ValueError(f"rel must be a float in (0, 1) (got rel={rel!r})")
+        raise SpecError(f"rel must be a float in (0, 1) (got rel={rel!r})")
 
 
 def count_above(z, *, rel: float = 1e-3, ddof: int = 1):

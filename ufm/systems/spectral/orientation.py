@@ -30,13 +30,15 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from ufm.core import SpecError
+
 SIDES = ("instance", "feature")
 
 
 def check_side(side: str) -> str:
     """Return ``side`` if it is ``"instance"`` or ``"feature"``; raise ``ValueError`` otherwise."""
     if side not in SIDES:
-        raise ValueError(f"side must be 'instance' or 'feature' (got side={side!r})")
+        raise SpecError(f"side must be 'instance' or 'feature' (got side={side!r})")
     return side
 
 
@@ -47,7 +49,7 @@ def side_from_axis(axis: int) -> str:
     ('instance', 'feature')
     """
     if axis not in (0, 1) or isinstance(axis, bool):
-        raise ValueError(f"axis must be 0 (instance side) or 1 (feature side) (got axis={axis!r})")
+        raise SpecError(f"axis must be 0 (instance side) or 1 (feature side) (got axis={axis!r})")
     return SIDES[axis]
 
 
@@ -56,18 +58,18 @@ def check_batch(z, name: str = "z") -> None:
     columns."""
     shape = tuple(z.shape) if hasattr(z, "shape") else jnp.shape(z)
     if len(shape) != 2:
-        raise ValueError(f"{name} must have shape (batch, dim) (got {name}.shape={shape})")
+        raise SpecError(f"{name} must have shape (batch, dim) (got {name}.shape={shape})")
     if shape[0] < 2 or shape[1] < 2:
-        raise ValueError(f"{name} needs batch >= 2 and dim >= 2 (got {name}.shape={shape})")
+        raise SpecError(f"{name} needs batch >= 2 and dim >= 2 (got {name}.shape={shape})")
     dtype = z.dtype if hasattr(z, "dtype") else jnp.result_type(z)
     if not jnp.issubdtype(dtype, jnp.floating):
-        raise ValueError(f"{name} must be floating point (got dtype {dtype})")
+        raise SpecError(f"{name} must be floating point (got dtype {dtype})")
 
 
 def check_ddof(ddof: int, n_obs: int) -> None:
     """Raise ``ValueError`` unless ``0 <= ddof < n_obs``."""
     if not isinstance(ddof, int) or isinstance(ddof, bool) or not 0 <= ddof < n_obs:
-        raise ValueError(f"ddof must be an int in [0, n_obs) (got ddof={ddof!r}, n_obs={n_obs})")
+        raise SpecError(f"ddof must be an int in [0, n_obs) (got ddof={ddof!r}, n_obs={n_obs})")
 
 
 def orient(z, side: str):

@@ -26,14 +26,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ufm.core import SpecError
+
 
 def _check_xy(x, y, name: str):
     x = jnp.asarray(x)
     y = np.asarray(y)
     if x.ndim != 2 or y.shape != (x.shape[0],):
-        raise ValueError(f"{name}_x must be (n, d) and {name}_y (n,) (got {x.shape} and {y.shape})")
+        raise SpecError(f"{name}_x must be (n, d) and {name}_y (n,) (got {x.shape} and {y.shape})")
     if not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
-        raise ValueError(f"{name}_y must be nonnegative integer labels (got dtype {y.dtype})")
+        raise SpecError(f"{name}_y must be nonnegative integer labels (got dtype {y.dtype})")
     return x, y
 
 
@@ -41,7 +43,7 @@ def _check_pair(train_x, train_y, test_x, test_y):
     train_x, train_y = _check_xy(train_x, train_y, "train")
     test_x, test_y = _check_xy(test_x, test_y, "test")
     if train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(
+        raise SpecError(
             f"train_x and test_x need the same dim (got {train_x.shape[1]} and {test_x.shape[1]})"
         )
     n_classes = int(max(train_y.max(), test_y.max())) + 1
@@ -71,12 +73,12 @@ def knn_predict(
 ):
     """kNN class predictions for ``test_x`` (see the module docstring for the conventions)."""
     if metric not in ("cosine", "euclidean"):
-        raise ValueError(f"metric must be 'cosine' or 'euclidean' (got metric={metric!r})")
+        raise SpecError(f"metric must be 'cosine' or 'euclidean' (got metric={metric!r})")
     n_train = train_x.shape[0]
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n_train:
-        raise ValueError(f"k must be an int in [1, n_train] (got k={k!r}, n_train={n_train})")
+        raise SpecError(f"k must be an int in [1, n_train] (got k={k!r}, n_train={n_train})")
     if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
-        raise ValueError(f"temperature must be None or a float > 0 (got {temperature!r})")
+        raise SpecError(f"temperature must be None or a float > 0 (got {temperature!r})")
     temperature = None if temperature is None else float(temperature)
     parts = [
         _knn_chunk(train_x, train_y, test_x[i : i + chunk], n_classes, k, metric, temperature)
@@ -134,7 +136,7 @@ def _ridge_fit(train_x, train_y, ridge, n_classes):
 def ridge_probe(train_x, train_y, *, n_classes, ridge=1e-3):
     """Fit the ridge linear probe; returns ``(mean, std, W, b)`` (see the module docstring)."""
     if not isinstance(ridge, (int, float)) or not ridge > 0:
-        raise ValueError(f"ridge must be a float > 0 (got ridge={ridge!r})")
+        raise SpecError(f"ridge must be a float > 0 (got ridge={ridge!r})")
     train_x = jnp.asarray(train_x)
     return _ridge_fit(train_x, jnp.asarray(train_y), jnp.asarray(ridge, train_x.dtype), n_classes)
 

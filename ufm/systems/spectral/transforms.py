@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
+from ufm.core import SpecError
 from ufm.systems.spectral.matfun import sym_matrix_function
 from ufm.systems.spectral.orientation import (
     oriented_covariance,
@@ -49,12 +50,12 @@ from ufm.systems.spectral.orientation import (
 
 def _check_eps(eps: float) -> None:
     if not isinstance(eps, (int, float)) or not 0.0 < eps < 1.0:
-        raise ValueError(f"eps must be a float in (0, 1) (got eps={eps!r})")
+        raise SpecError(f"eps must be a float in (0, 1) (got eps={eps!r})")
 
 
 def _check_p(p: float) -> None:
     if not isinstance(p, (int, float)) or isinstance(p, bool) or not math.isfinite(p):
-        raise ValueError(f"p must be a finite real number (got p={p!r})")
+        raise SpecError(f"p must be a finite real number (got p={p!r})")
 
 
 @functools.partial(jax.jit, static_argnames=("g", "side", "ddof"))
@@ -151,6 +152,6 @@ def cholesky_whiten(z, *, eps: float = 0.0, ddof: int = 1):
     the official default; a singular ``Sigma`` (``m <= d``) then gives NaN (use ``eps > 0``).
     """
     if not isinstance(eps, (int, float)) or not 0.0 <= eps < 1.0:
-        raise ValueError(f"eps must be a float in [0, 1) (got eps={eps!r})")
+        raise SpecError(f"eps must be a float in [0, 1) (got eps={eps!r})")
     validate(z, "feature", ddof)
     return _cholesky_core(z, jnp.asarray(eps, jnp.result_type(z)), ddof)
