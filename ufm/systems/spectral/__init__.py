@@ -92,7 +92,9 @@ from ufm.systems.spectral.summary import power_sweep as power_sweep
 from ufm.systems.spectral.summary import power_table as power_table
 from ufm.systems.spectral.summary import stable_range as stable_range
 from ufm.systems.spectral.system import SYSTEM as SYSTEM
+from ufm.systems.spectral.transforms import cholesky_lower as cholesky_lower
 from ufm.systems.spectral.transforms import cholesky_whiten as cholesky_whiten
+from ufm.systems.spectral.transforms import forward_substitution as forward_substitution
 from ufm.systems.spectral.transforms import (
     power_output_spectrum as power_output_spectrum,
 )

@@ -36,7 +36,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import solve_triangular
 
 from ufm.core import SpecError
 from ufm.systems.spectral.matfun import sym_matrix_function
@@ -134,12 +133,51 @@ def power_output_spectrum(lam, p: float, eps: float = 1e-5):
     return lam * jnp.maximum(lam, floor) ** (-2.0 * p)
 
 
+def cholesky_lower(a):
+    """Lower Cholesky factor ``L`` of a symmetric positive definite ``a`` (``a = L L^T``),
+    right-looking outer-product algorithm in plain array operations (``lax.fori_loop`` over the
+    ``d`` columns, ``O(d^3)``); NaN where ``a`` is not positive definite, as LAPACK's ``potrf``
+    through ``jnp.linalg.cholesky``.
+
+    Written without LAPACK on purpose: a batched ``potrf`` / ``trsm`` custom call inside the
+    seed-vmapped, scanned training step deadlocked jaxlib's CPU thread pool (W-MSE on digits,
+    5 seeds; docs/spectral.md), as batched ``gesdd`` did in the Hessian analyses. At the sizes of
+    the experiments (``d <= 512``) the loop costs little next to the network.
+
+    >>> import jax.numpy as jnp
+    >>> a = jnp.array([[4.0, 2.0], [2.0, 3.0]])
+    >>> L = cholesky_lower(a)
+    >>> bool(jnp.allclose(L @ L.T, a)), bool(L[0, 1] == 0.0)
+    (True, True)
+    """
+    d = a.shape[-1]
+    idx = jnp.arange(d)
+
+    def column(j, carry):
+        rest, low = carry
+        pivot = jnp.sqrt(rest[j, j])
+        col = jnp.where(idx >= j, rest[:, j] / pivot, 0.0)
+        return rest - jnp.outer(col, col), low.at[:, j].set(col)
+
+    return jax.lax.fori_loop(0, d, column, (a, jnp.zeros_like(a)))[1]
+
+
+def forward_substitution(low, b):
+    """``L^{-1} b`` for lower-triangular ``low`` (``(d, d)``) and ``b`` (``(d, m)``), row by row in
+    plain array operations (see :func:`cholesky_lower` for why not LAPACK's ``trsm``)."""
+
+    def row(i, y):
+        return y.at[i].set((b[i] - low[i] @ y) / low[i, i])
+
+    return jax.lax.fori_loop(0, low.shape[0], row, jnp.zeros_like(b))
+
+
 @functools.partial(jax.jit, static_argnames=("ddof",))
 def _cholesky_core(z, eps, ddof):
     x, sigma = oriented_covariance(z, "feature", ddof)
     eye = jnp.eye(sigma.shape[0], dtype=sigma.dtype)
-    chol = jnp.linalg.cholesky((1.0 - eps) * sigma + eps * eye)
-    return solve_triangular(chol, x.T, lower=True).T
+    chol = cholesky_lower((1.0 - eps) * sigma + eps * eye)
+    return forward_substitution(chol, x.T).T
 
 
 def cholesky_whiten(z, *, eps: float = 0.0, ddof: int = 1):
