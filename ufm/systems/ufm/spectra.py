@@ -36,9 +36,9 @@ import numpy as np
 
 from ...core.validation import SpecError
 from .spec import UFMSpec
-from .theory import optimal_value
+from .theory import ce_optimal_rho, optimal_value
 
-__all__ = ["CollapseSpectrum", "collapse_spectrum"]
+__all__ = ["CollapseSpectrum", "ce_std_matrix", "collapse_spectrum"]
 
 
 class CollapseSpectrum(NamedTuple):
@@ -57,8 +57,12 @@ class CollapseSpectrum(NamedTuple):
 def collapse_spectrum(spec: UFMSpec) -> CollapseSpectrum:
     """The Hessian spectrum of the UFM at its global minimum, in closed form (module docstring).
 
-    Implemented for MSE without bias, ``d >= K`` and ``K s < 1`` (the collapsed optimum);
-    other cases raise ``SpecError`` naming what is missing.
+    Implemented for balanced classes, ``loss="mse"`` with ``bias="none"`` (``d >= K``, ``K s <
+    1``: the orthogonal frame) and ``loss="ce"`` with every bias variant (``d >= K - 1``, ``s <
+    1/K``: the simplex ETF; docs/theory.md section 8.2); other cases raise ``SpecError`` naming
+    what is missing. The CE eigenvalues are closed forms except the ``K - 1``-fold ones of the
+    standard block, the eigenvalues of the explicit ``3 x 3`` (``4 x 4`` with a bias) matrix
+    :func:`ce_std_matrix`.
 
     Example:
         >>> import ufm
@@ -66,16 +70,33 @@ def collapse_spectrum(spec: UFMSpec) -> CollapseSpectrum:
         >>> sp = ufm.systems.ufm.collapse_spectrum(spec)
         >>> int(sp.multiplicities.sum()) == spec.num_params, sp.zero_modes
         (True, 6)
+        >>> ce = ufm.systems.ufm.collapse_spectrum(spec.replace(loss="ce", bias="free"))
+        >>> int(ce.multiplicities.sum()) == spec.num_params + 3, ce.zero_modes
+        (True, 6)
     """
     if not isinstance(spec, UFMSpec):
         raise TypeError(f"collapse_spectrum needs a UFMSpec, got {type(spec).__name__}")
     spec.require_balanced("collapse_spectrum")
-    if spec.loss != "mse" or spec.bias != "none":
+    if spec.loss == "ce":
+        optimal_value(spec)  # validates d and the lambdas
+        blocks = _ce_blocks(spec)
+    elif spec.bias != "none":
         raise SpecError(
-            "collapse_spectrum has the closed form for loss='mse', bias='none' only "
-            f"(got loss={spec.loss!r}, bias={spec.bias!r}); use "
-            "ufm.hessian.hessian_spectrum_dense or block_arrow_spectrum otherwise"
+            "collapse_spectrum has the closed form for loss='mse' with bias='none' only "
+            f"(got bias={spec.bias!r}); use ufm.hessian.hessian_spectrum_dense or "
+            "block_arrow_spectrum otherwise"
         )
+    else:
+        blocks = _mse_blocks(spec)
+    vals = _merge(blocks)
+    values = np.array(sorted(vals))
+    mult = np.array([vals[v] for v in values], np.int64)
+    positive = values[values > 0]
+    return CollapseSpectrum(values, mult, float(positive.min()), int(vals.get(0.0, 0)))
+
+
+def _mse_blocks(spec: UFMSpec) -> list:
+    """``(eigenvalue, multiplicity)`` pairs of the MSE no-bias Hessian at the orthogonal frame."""
     K, n, d, N = spec.K, spec.n, spec.d, spec.N
     lW, lH = float(spec.lambda_W), float(spec.lambda_H)
     s = float(spec.s)
@@ -97,14 +118,90 @@ def collapse_spectrum(spec: UFMSpec) -> CollapseSpectrum:
     ]
     c = (2 * a * b - 1) / (K * np.sqrt(n))
     sym = np.linalg.eigvalsh(np.array([[b / (K * a), c], [c, a / (K * n * b)]]))
-    blocks += [(float(sym[0]), K * (K + 1) // 2), (float(sym[1]), K * (K + 1) // 2)]
-    vals = {}
-    for v, m in blocks:
-        if m == 0:
-            continue
-        key = round(float(v), 15) if v != 0.0 else 0.0
-        vals[key] = vals.get(key, 0) + m
-    values = np.array(sorted(vals))
-    mult = np.array([vals[v] for v in values], np.int64)
-    positive = values[values > 0]
-    return CollapseSpectrum(values, mult, float(positive.min()), int(vals.get(0.0, 0)))
+    return blocks + [(float(sym[0]), K * (K + 1) // 2), (float(sym[1]), K * (K + 1) // 2)]
+
+
+def _merge(blocks) -> dict:
+    """Merge ``(value, multiplicity)`` pairs, identifying values equal to 12 significant digits."""
+    merged: list[list] = []
+    for v, m in sorted((float(v), int(m)) for v, m in blocks if m > 0):
+        if merged and abs(v - merged[-1][0]) <= 1e-12 * max(1.0, abs(v)):
+            merged[-1][1] += m
+            merged[-1][0] = 0.0 if v == 0.0 else merged[-1][0]
+        else:
+            merged.append([v, m])
+    return {v: m for v, m in merged}
+
+
+def _pair(lW: float, lH: float, x: float, y: float) -> np.ndarray:
+    """Eigenvalues of ``[[lW x, sqrt(lW lH) y], [sqrt(lW lH) y, lH x]]`` (ascending)."""
+    mid, rad = x * (lW + lH) / 2, np.sqrt((x * (lW - lH) / 2) ** 2 + lW * lH * y * y)
+    return np.array([mid - rad, mid + rad])
+
+
+def ce_std_matrix(spec: UFMSpec) -> np.ndarray:
+    """The ``3 x 3`` (``4 x 4`` with a bias) matrix of the CE UFM Hessian's standard-representation
+    block at the collapsed optimum (docs/theory.md section 8.2); each eigenvalue has multiplicity
+    ``K - 1``. Coordinates: the symmetric class-mean classifier / feature perturbations ``a``, ``c``
+    (``K >= 3`` only), the class-constant feature shift ``sigma`` and the bias ``t``.
+
+    Example:
+        >>> import ufm
+        >>> ufm.systems.ufm.ce_std_matrix(ufm.UFMSpec(K=4, n=5, d=4, bias="free")).shape
+        (4, 4)
+    """
+    _check_ce(spec)
+    K, n = spec.K, spec.n
+    lW, lH, lb = float(spec.lambda_W), float(spec.lambda_H), float(spec.lambda_b)
+    s = float(spec.s)
+    p, q = 1.0 - (K - 1) * s, s
+    nu = K * float(ce_optimal_rho(K, s)) / (K - 1)  # alpha beta: true-class logit is nu (K-1)/K
+    beta, alpha_n = np.sqrt(lW * nu / q), np.sqrt(lH * nu / q)  # beta and alpha / sqrt(n)
+    g = np.array([beta, alpha_n, 0.0, 0.0])  # coefficient of P diag(v) P (normalised) in M
+    e = np.array([0.0, 0.0, alpha_n, np.sqrt(K)])  # coefficient of v 1^T / sqrt(K) in M
+    h = np.sqrt(1.0 - 2.0 / K) * g + e / np.sqrt(K)  # coefficient of v in diag(M)
+    r = np.diag([lW, lH, lH, lb])
+    r[0, 1] = r[1, 0] = -np.sqrt(lW * lH)
+    mat = (q / K) * (np.outer(g, g) + np.outer(e, e)) + q * (p - q) * np.outer(h, h) + r
+    keep = ([0, 1] if K >= 3 else []) + [2] + ([3] if spec.bias != "none" else [])
+    return mat[np.ix_(keep, keep)]
+
+
+def _check_ce(spec: UFMSpec) -> None:
+    spec.require_balanced("collapse_spectrum")
+    if spec.d < spec.K - 1:
+        raise SpecError(f"collapse_spectrum needs d >= K - 1 for CE (got d={spec.d}, K={spec.K})")
+    if not spec.K * float(spec.s) < 1:
+        raise SpecError(
+            f"s = {float(spec.s):g} >= 1/K: the CE optimum is the origin, not collapsed"
+        )
+
+
+def _ce_blocks(spec: UFMSpec) -> list:
+    """``(eigenvalue, multiplicity)`` pairs of the CE Hessian at the ETF optimum (section 8.2)."""
+    _check_ce(spec)
+    K, n, d, N = spec.K, spec.n, spec.d, spec.N
+    lW, lH, lb = float(spec.lambda_W), float(spec.lambda_H), float(spec.lambda_b)
+    s = float(spec.s)
+    p = 1.0 - (K - 1) * s
+    nu = K * float(ce_optimal_rho(K, s)) / (K - 1)
+    tau = 1.0 + nu / K
+    m = d - K + 1  # dimension outside the span of the ETF
+    blocks = [
+        (lH * (1 + p * nu), N - K),  # within-class, along the own class's ETF direction
+        (lH * tau, (K - 2) * (N - K)),  # within-class, the other ETF directions
+        (lH, m * (N - K)),  # within-class, outside the ETF span
+        (0.0, (K - 1) * m),  # rotations out of the ETF span
+        (lW + lH, (K - 1) * m),
+        (lW, m),  # common shift of the classifier rows outside the span
+        (lH, m),  # common shift of all features outside the span
+        (lW, K - 1),  # common shift of the classifier rows inside the span
+        (0.0, (K - 1) * (K - 2) // 2),  # rotations inside the span (antisymmetric)
+        (tau * (lW + lH), (K - 1) * (K - 2) // 2),
+    ]
+    blocks += [(v, 1) for v in _pair(lW, lH, 1 + p * nu, p * nu - 1)]  # trivial (scale)
+    blocks += [(v, K * (K - 3) // 2) for v in _pair(lW, lH, tau, tau - 2)]  # (K-2, 2)
+    blocks += [(v, K - 1) for v in np.linalg.eigvalsh(ce_std_matrix(spec))]  # standard
+    if spec.bias != "none":
+        blocks.append((lb, 1))  # bias along 1: the softmax ignores it (0 for a free bias)
+    return blocks
