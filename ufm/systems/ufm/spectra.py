@@ -151,7 +151,7 @@ def ce_std_matrix(spec: UFMSpec) -> np.ndarray:
         (4, 4)
     """
     _check_ce(spec)
-    K, n = spec.K, spec.n
+    K = spec.K
     lW, lH, lb = float(spec.lambda_W), float(spec.lambda_H), float(spec.lambda_b)
     s = float(spec.s)
     p, q = 1.0 - (K - 1) * s, s
@@ -180,7 +180,7 @@ def _check_ce(spec: UFMSpec) -> None:
 def _ce_blocks(spec: UFMSpec) -> list:
     """``(eigenvalue, multiplicity)`` pairs of the CE Hessian at the ETF optimum (section 8.2)."""
     _check_ce(spec)
-    K, n, d, N = spec.K, spec.n, spec.d, spec.N
+    K, d, N = spec.K, spec.d, spec.N
     lW, lH, lb = float(spec.lambda_W), float(spec.lambda_H), float(spec.lambda_b)
     s = float(spec.s)
     p = 1.0 - (K - 1) * s
