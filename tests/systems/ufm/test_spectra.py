@@ -40,7 +40,7 @@ def test_smallest_nonzero_and_errors():
     spec = ufm.UFMSpec(K=3, n=2, d=3, loss="mse", lambda_W=5e-3, lambda_H=5e-3)
     cs = collapse_spectrum(spec)
     assert cs.smallest_nonzero == pytest.approx(cs.values[cs.values > 0].min())
-    with pytest.raises(ValueError, match="mse"):
-        collapse_spectrum(spec.replace(loss="ce"))
+    with pytest.raises(ValueError, match="bias"):  # CE: tests/systems/ufm/test_ce_spectra.py
+        collapse_spectrum(spec.replace(bias="free"))
     with pytest.raises(ValueError, match="origin"):
         collapse_spectrum(spec.replace(lambda_W=0.5, lambda_H=0.5))

@@ -1,16 +1,20 @@
-"""The Hessian spectrum of the UFM at its collapsed optimum, in closed form (MSE, no bias).
+"""The Hessian spectrum of the UFM at its collapsed optimum, in closed form (MSE without bias; CE).
 
-At the global minimum of the MSE UFM without bias (``K s < 1``, ``d >= K``; docs/theory.md
-section 2) the classifier is an orthogonal frame ``W = a Q`` (``Q`` with orthonormal rows, ``a^2 =
-sqrt(n lH / lW) (1 - K s)``) and every feature sits on its class's direction, ``h_{k,i} = b q_k``
-(``lW a^2 = n lH b^2``, ``a b = 1 - K s``). Writing a perturbation as ``dW = A Q + B Q_perp``,
-``dH = Q^T C + Q_perp^T D`` and splitting ``C, D`` into class-mean parts (``C = Cbar Y + C_w``) and
-within-class parts, the second variation
+:func:`collapse_spectrum` returns the eigenvalues with multiplicities (summing to the parameter
+count) at the global minimum of section 2 of docs/theory.md, for balanced classes. The derivations
+(section 8) are the project's own, checked against the dense, Lanczos and block-arrow Hessians;
+Garrod & Keating 2024 (arXiv 2404.06106) derive spectra of layer-wise Hessians at (deep) neural
+collapse for MSE and CE in terms of the class means.
+
+**MSE, no bias** (``K s < 1``, ``d >= K``). The classifier is an orthogonal frame ``W = a Q``
+(``Q`` with orthonormal rows, ``a^2 = sqrt(n lH / lW) (1 - K s)``) and every feature sits on its
+class's direction, ``h_{k,i} = b q_k`` (``lW a^2 = n lH b^2``, ``a b = 1 - K s``). Writing a
+perturbation as ``dW = A Q + B Q_perp``, ``dH = Q^T C + Q_perp^T D`` and splitting ``C, D`` into
+class-mean parts (``C = Cbar Y + C_w``) and within-class parts, the second variation
 
     (1/N) ||dW H + W dH||^2 + (2/N) <WH - Y, dW dH> + lW ||dW||^2 + lH ||dH||^2
 
-decouples into independent blocks (the derivation is in docs/theory.md section 8; Garrod &
-Keating 2024, arXiv 2404.06106, give the spectra at collapse for MSE and CE):
+decouples into independent blocks:
 
 ================================  =========================================  ================
 block                             eigenvalues (each)                         multiplicity
@@ -23,9 +27,21 @@ within-class, outside span(Q)     ``lH``                                     ``(
                                   with ``c = (2 a b - 1) / (K sqrt(n))``
 ================================  =========================================  ================
 
-The zero eigenvalues are the rotation modes (``K(K-1)/2 + K(d-K) = d(d-1)/2 - (d-K)(d-K-1)/2``,
-:func:`ufm.zero_mode_count`); every other eigenvalue is positive. The smallest non-zero eigenvalue
-(the curvature that matters once the symmetry modes are removed) is returned separately.
+**CE, any bias** (``s < 1/K``, ``d >= K - 1``; section 8.2). At the simplex ETF, with ``p = 1 -
+(K-1) s`` (softmax of the true class; each other class has ``s``), the logit margin ``nu =
+log(p / s)``, ``tau = 1 + nu/K``, ``m = d - K + 1`` and ``pair(x, y)`` the eigenvalues of ``[[lW
+x, sqrt(lW lH) y], [sqrt(lW lH) y, lH x]]``: within-class ``lH (1 + p nu)`` (``N - K``), ``lH
+tau`` (``(K-2)(N-K)``), ``lH`` (``m (N-K)``); rotations out of the ETF span ``0`` and ``lW +
+lH`` (``(K-1) m`` each); row / feature shifts ``lW`` (``m + K - 1``), ``lH`` (``m``);
+antisymmetric ``0`` and ``tau (lW + lH)`` (``(K-1)(K-2)/2`` each); ``pair(tau, tau - 2)``
+(``K(K-3)/2`` each); ``pair(1 + p nu, p nu - 1)`` (once each); the eigenvalues of the explicit
+``3 x 3`` (``4 x 4`` with a bias) matrix :func:`ce_std_matrix` (``K - 1`` each); ``lambda_b``
+for the bias along ``1`` (once).
+
+The zero eigenvalues are the rotation modes (``d(d-1)/2 - (d-r)(d-r-1)/2`` for the rank ``r`` of
+the optimum, plus the free-bias shift: :func:`ufm.zero_mode_count`); every other eigenvalue is
+positive. The smallest non-zero eigenvalue (the curvature that matters once the symmetry modes are
+removed) is returned separately.
 """
 
 from __future__ import annotations
