@@ -120,3 +120,23 @@ def test_named_blocks_are_eigenvectors():
     ]
     for v, lam in cases:
         np.testing.assert_allclose(hess @ v, lam * v, rtol=0, atol=1e-12 * np.linalg.norm(v))
+
+
+@pytest.mark.parametrize("K,lw,lh", [(3, 4e-3, 6e-3), (4, 4e-3, 6e-3), (7, 1e-3, 2e-3)])
+def test_std_matrix_characteristic_polynomial(K, lw, lh):
+    """Without a bias ``M_std`` is ``3 x 3`` with the closed-form characteristic polynomial
+    ``x^3 - c2 x^2 + c1 x - c0`` of docs/theory.md section 8.2."""
+    spec = ufm.UFMSpec(K=K, n=3, d=K, loss="ce", lambda_W=lw, lambda_H=lh)
+    s = float(spec.s)
+    nu = np.log((1 - (K - 1) * s) / s)
+    c2 = lw * (1 + nu * ((K - 1) / K - s * (K - 2))) + lh * (2 + nu * ((K + 1) / K - s * (K - 1)))
+    c1 = (lh / K) * (
+        lh * (K + (K + 1) * nu + nu**2 - (K - 1) * s * nu * (K + nu))
+        + lw * (K + (5 * K - 3) * nu + nu**2 - s * nu * (K * (5 * K - 9) + (K - 1) * nu))
+    )
+    c0 = (4 * lw * lh**2 * nu / K) * (K - 1 + nu - s * (K * (K - 2) + (K - 1) * nu))
+    np.testing.assert_allclose(np.poly(ce_std_matrix(spec)), [1, -c2, c1, -c0], rtol=1e-12)
+    k2 = ufm.UFMSpec(K=2, n=3, d=2, loss="ce", lambda_W=lw, lambda_H=lh)
+    s2 = float(k2.s)
+    lam2 = lh * (1 + np.log((1 - s2) / s2) * (1 - s2))  # K = 2: a 1 x 1 block
+    np.testing.assert_allclose(ce_std_matrix(k2), [[lam2]], rtol=1e-13)
