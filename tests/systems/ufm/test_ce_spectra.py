@@ -140,3 +140,15 @@ def test_std_matrix_characteristic_polynomial(K, lw, lh):
     s2 = float(k2.s)
     lam2 = lh * (1 + np.log((1 - s2) / s2) * (1 - s2))  # K = 2: a 1 x 1 block
     np.testing.assert_allclose(ce_std_matrix(k2), [[lam2]], rtol=1e-13)
+
+
+def test_ce_spectrum_at_gradient_descent_end_points():
+    """End points of the optimiser from random seeds (``d = K``) have the closed-form spectrum."""
+    spec = ufm.UFMSpec(K=3, n=2, d=3, loss="ce", lambda_W=5e-3, lambda_H=1e-2)
+    full = collapse_spectrum(spec).full()
+    p0 = ufm.init_batch(spec, jax.random.key(0), num_seeds=2)
+    res = ufm.optimize(spec, p0, ufm.OptimizerSettings(learning_rate=1.0, max_steps=5000, tol=1e-9))
+    pol = ufm.polish(spec, res.params)
+    spectrum = jax.jit(jax.vmap(lambda q: ufm.hessian.hessian_spectrum_dense(spec, q)))
+    for ev in np.asarray(spectrum(pol.params)):
+        np.testing.assert_allclose(ev, full, rtol=0, atol=1e-10 * full[-1])
