@@ -52,7 +52,7 @@ import numpy as np
 
 from ...core.validation import SpecError
 from .spec import UFMSpec
-from .theory import ce_optimal_rho, optimal_value
+from .theory import ce_optimal_rho, mse_bias_threshold, optimal_value
 
 __all__ = ["CollapseSpectrum", "ce_std_matrix", "collapse_spectrum"]
 
@@ -97,11 +97,7 @@ def collapse_spectrum(spec: UFMSpec) -> CollapseSpectrum:
         optimal_value(spec)  # validates d and the lambdas
         blocks = _ce_blocks(spec)
     elif spec.bias != "none":
-        raise SpecError(
-            "collapse_spectrum has the closed form for loss='mse' with bias='none' only "
-            f"(got bias={spec.bias!r}); use ufm.hessian.hessian_spectrum_dense or "
-            "block_arrow_spectrum otherwise"
-        )
+        blocks = _mse_etf_blocks(spec)
     else:
         blocks = _mse_blocks(spec)
     vals = _merge(blocks)
@@ -221,3 +217,42 @@ def _ce_blocks(spec: UFMSpec) -> list:
     if spec.bias != "none":
         blocks.append((lb, 1))  # bias along 1: the softmax ignores it (0 for a free bias)
     return blocks
+
+
+def _mse_etf_blocks(spec: UFMSpec) -> list:
+    """``(eigenvalue, multiplicity)`` pairs of the MSE Hessian with a bias at the simplex-ETF
+    optimum (free bias, or regularised bias with ``lambda_b <= lambda_b*``; section 8.3)."""
+    K, d, N, n = spec.K, spec.d, spec.N, spec.n
+    lW, lH, lb = float(spec.lambda_W), float(spec.lambda_H), float(spec.lambda_b)
+    s = float(spec.s)
+    if not K * s < 1:
+        raise SpecError(f"K s = {K * s:g} >= 1: the optimum is the origin, not collapsed")
+    if spec.bias == "regularized" and lb > mse_bias_threshold(spec):
+        raise SpecError(
+            f"collapse_spectrum: lambda_b={lb:g} is above the threshold lambda_b* = "
+            f"{mse_bias_threshold(spec):g} (bias-dominated phase, not an ETF): no closed form here"
+        )
+    optimal_value(spec)  # validates d >= K - 1
+    m = d - K + 1
+    g = -lb / (K * (1.0 + lb)) / np.sqrt(n)  # (b* - 1/K) / sqrt(n): the 1-part of grad_Z g
+    x = 1.0 / (K * s)  # 1 + alpha beta / (K s) with alpha beta = 1 - K s
+    beta2, alpha2_n = lW * (1 - K * s) / s, lH * (1 - K * s) / s  # beta^2, alpha^2 / n
+    blocks = [
+        (lH * x, (K - 1) * (N - K)),  # within-class inside the ETF span
+        (lH, m * (N - K)),  # within-class outside it
+        (0.0, (K - 1) * m),  # rotations out of the span
+        (lW + lH, (K - 1) * m),
+        (0.0, (K - 1) * (K - 2) // 2),  # rotations inside the span
+        (x * (lW + lH), (K - 1) * (K - 2) // 2),
+        (1.0 + lb, 1),  # bias along 1
+    ]
+    blocks += [(v, m) for v in np.linalg.eigvalsh([[lW, g], [g, lH]])]  # shifts outside the span
+    blocks += [(v, K * (K - 1) // 2) for v in _pair(lW, lH, x, x - 2)]  # symmetric A_0, C_0
+    std = np.array(  # row shift r, feature shift sigma, bias t (standard representation)
+        [
+            [beta2 / K + lW, g, 0.0],
+            [g, alpha2_n / K + lH, np.sqrt(alpha2_n / K)],
+            [0.0, np.sqrt(alpha2_n / K), 1.0 + lb],
+        ]
+    )
+    return blocks + [(v, K - 1) for v in np.linalg.eigvalsh(std)]
