@@ -1,4 +1,4 @@
-"""The Hessian spectrum of the UFM at its collapsed optimum, in closed form (MSE without bias; CE).
+"""The Hessian spectrum of the UFM at its collapsed optimum, in closed form (MSE and CE).
 
 :func:`collapse_spectrum` returns the eigenvalues with multiplicities (summing to the parameter
 count) at the global minimum of section 2 of docs/theory.md, for balanced classes. The derivations
@@ -38,6 +38,12 @@ antisymmetric ``0`` and ``tau (lW + lH)`` (``(K-1)(K-2)/2`` each); ``pair(tau, t
 ``3 x 3`` (``4 x 4`` with a bias) matrix :func:`ce_std_matrix` (``K - 1`` each); ``lambda_b``
 for the bias along ``1`` (once).
 
+**MSE with a bias, ETF phase** (``K s < 1``, free bias or ``lambda_b <= lambda_b*``; section 8.3):
+with ``x = 1/(K s)``: ``lH x`` and ``lH`` within-class, ``0``/``lW + lH`` rotations out,
+``0``/``x (lW + lH)`` antisymmetric, ``pair(x, x - 2)`` symmetric, a ``2 x 2`` for the common
+shifts outside the span, a ``3 x 3`` for the row / feature / bias shifts, ``1 + lambda_b`` for
+the bias along ``1``. The bias-dominated phase is not covered.
+
 The zero eigenvalues are the rotation modes (``d(d-1)/2 - (d-r)(d-r-1)/2`` for the rank ``r`` of
 the optimum, plus the free-bias shift: :func:`ufm.zero_mode_count`); every other eigenvalue is
 positive. The smallest non-zero eigenvalue (the curvature that matters once the symmetry modes are
@@ -74,11 +80,13 @@ def collapse_spectrum(spec: UFMSpec) -> CollapseSpectrum:
     """The Hessian spectrum of the UFM at its global minimum, in closed form (module docstring).
 
     Implemented for balanced classes, ``loss="mse"`` with ``bias="none"`` (``d >= K``, ``K s <
-    1``: the orthogonal frame) and ``loss="ce"`` with every bias variant (``d >= K - 1``, ``s <
-    1/K``: the simplex ETF; docs/theory.md section 8.2); other cases raise ``SpecError`` naming
-    what is missing. The CE eigenvalues are closed forms except the ``K - 1``-fold ones of the
-    standard block, the eigenvalues of the explicit ``3 x 3`` (``4 x 4`` with a bias) matrix
-    :func:`ce_std_matrix`.
+    1``: the orthogonal frame), ``loss="ce"`` with every bias variant (``d >= K - 1``, ``s <
+    1/K``: the simplex ETF; docs/theory.md section 8.2) and ``loss="mse"`` with a free or
+    regularised bias in the ETF phase (``lambda_b <= lambda_b*``, section 8.3); other cases
+    (imbalanced classes, the collapse to zero, the bias-dominated phase) raise ``SpecError``.
+    The CE eigenvalues are closed forms except the ``K - 1``-fold ones of the standard block,
+    the eigenvalues of the explicit ``3 x 3`` (``4 x 4`` with a bias) matrix
+    :func:`ce_std_matrix` (without a bias: the roots of an explicit cubic, section 8.2).
 
     Example:
         >>> import ufm
