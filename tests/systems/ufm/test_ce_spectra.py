@@ -81,8 +81,10 @@ def test_std_matrix_and_errors():
         collapse_spectrum(spec.replace(lambda_W=0.5, lambda_H=0.5))
     with pytest.raises(ValueError, match="d=2"):
         collapse_spectrum(spec.replace(d=2))
-    with pytest.raises(ValueError, match="bias"):
-        collapse_spectrum(spec.replace(loss="mse", bias="free"))
+    with pytest.raises(ValueError, match="bias-dominated"):
+        collapse_spectrum(spec.replace(loss="mse", bias="regularized", lambda_b=0.5))
+    with pytest.raises(ValueError, match="balanced"):
+        collapse_spectrum(ufm.UFMSpec(K=3, n=(2, 3, 4), d=3, loss="ce"))
 
 
 def test_named_blocks_are_eigenvectors():
