@@ -142,12 +142,12 @@ def _mse_blocks(spec: UFMSpec) -> list:
 
 
 def _merge(blocks) -> dict:
-    """Merge ``(value, multiplicity)`` pairs, identifying values equal to 12 significant digits."""
+    """Merge ``(value, multiplicity)`` pairs whose values agree to 12 significant digits (the same
+    eigenvalue reached by two formulas); ``0`` merges only with exact zeros."""
     merged: list[list] = []
     for v, m in sorted((float(v), int(m)) for v, m in blocks if m > 0):
-        if merged and abs(v - merged[-1][0]) <= 1e-12 * max(1.0, abs(v)):
+        if merged and v - merged[-1][0] <= 1e-12 * abs(v):
             merged[-1][1] += m
-            merged[-1][0] = 0.0 if v == 0.0 else merged[-1][0]
         else:
             merged.append([v, m])
     return {v: m for v, m in merged}
