@@ -83,6 +83,8 @@ def test_std_matrix_and_errors():
         collapse_spectrum(spec.replace(d=2))
     with pytest.raises(ValueError, match="bias-dominated"):
         collapse_spectrum(spec.replace(loss="mse", bias="regularized", lambda_b=0.5))
+    with pytest.raises(ValueError, match="loss='ce'"):
+        ce_std_matrix(spec.replace(loss="mse"))
     with pytest.raises(ValueError, match="balanced"):
         collapse_spectrum(ufm.UFMSpec(K=3, n=(2, 3, 4), d=3, loss="ce"))
 
