@@ -2,6 +2,7 @@
 at end points of gradient descent from several seeds (rotated copies of the optimum)."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -40,7 +41,31 @@ def test_smallest_nonzero_and_errors():
     spec = ufm.UFMSpec(K=3, n=2, d=3, loss="mse", lambda_W=5e-3, lambda_H=5e-3)
     cs = collapse_spectrum(spec)
     assert cs.smallest_nonzero == pytest.approx(cs.values[cs.values > 0].min())
-    with pytest.raises(ValueError, match="mse"):
-        collapse_spectrum(spec.replace(loss="ce"))
+    with pytest.raises(ValueError, match="bias-dominated"):  # lambda_b* = 0.0217 here
+        collapse_spectrum(spec.replace(bias="regularized", lambda_b=0.1))
     with pytest.raises(ValueError, match="origin"):
         collapse_spectrum(spec.replace(lambda_W=0.5, lambda_H=0.5))
+
+
+@pytest.mark.parametrize(
+    "K,n,d,lw,lh,bias,lb",
+    [
+        (3, 2, 3, 5e-3, 5e-3, "free", 0.0),
+        (4, 2, 3, 1e-2, 2e-3, "free", 0.0),  # d = K - 1
+        (4, 2, 6, 1e-2, 2e-3, "regularized", 0.01),
+        (2, 3, 2, 1e-2, 3e-3, "regularized", 0.005),
+    ],
+)
+def test_mse_with_bias_matches_dense(K, n, d, lw, lh, bias, lb):
+    """MSE with a free or regularised bias (ETF phase, docs/theory.md section 8.3) against the
+    dense spectrum at a randomly rotated copy of the closed-form optimum."""
+    spec = ufm.UFMSpec(K=K, n=n, d=d, loss="mse", bias=bias, lambda_W=lw, lambda_H=lh, lambda_b=lb)
+    assert ufm.optimum(spec).regime == "etf"
+    cs = collapse_spectrum(spec)
+    assert int(cs.multiplicities.sum()) == spec.num_params
+    assert cs.zero_modes == ufm.zero_mode_count(spec)
+    p = ufm.optimum(spec).params
+    Q = jnp.asarray(np.linalg.qr(np.random.default_rng(K + d).standard_normal((d, d)))[0])
+    p = p._replace(W=p.W @ Q, H=Q.T @ p.H)
+    ev = np.asarray(jax.jit(lambda q: ufm.hessian.hessian_spectrum_dense(spec, q))(p))
+    np.testing.assert_allclose(ev, cs.full(), rtol=0, atol=1e-11 * cs.values[-1])

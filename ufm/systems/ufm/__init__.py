@@ -72,7 +72,7 @@ from .saddles import (
     zero_mode_count,
 )
 from .spec import UFMSpec, ufm_label
-from .spectra import CollapseSpectrum, collapse_spectrum
+from .spectra import CollapseSpectrum, ce_std_matrix, collapse_spectrum
 from .structure import UFMBlockArrow, ufm_block_arrow, ufm_split_features
 from .theory import (
     Optimum,
@@ -88,6 +88,7 @@ __all__ = [
     "CollapseSpectrum",
     "ConvexSolution",
     "collapse_spectrum",
+    "ce_std_matrix",
     "solve_convex",
     "solve_convex_spec",
     "with_convex_reference",
