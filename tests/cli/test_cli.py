@@ -208,3 +208,50 @@ def test_diverging_runs_are_flagged_and_explained(tmp_path, capsys):
     fig = ufm.report.plot_status_counts(rows)
     diverged = [c for c in fig.axes[0].containers if c.get_label() == "diverged"]
     assert [p.get_width() for p in diverged[0].patches] == [3.0]
+
+
+def _subcommands():
+    import argparse
+
+    from ufm.cli.main import build_parser
+
+    out = []
+
+    def walk(parser, prefix):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    out.append((*prefix, name))
+                    walk(sub, (*prefix, name))
+
+    walk(build_parser(), ())
+    return out
+
+
+def test_every_subcommand_help_shows_its_defaults(capsys):
+    """``--help`` of every (nested) subcommand renders, and every option with a default other than
+    None says its default."""
+    import argparse
+
+    from ufm.cli.main import build_parser
+
+    commands = _subcommands()
+    assert {("landscape",), ("sweep", "submit"), ("spectral",)} <= set(commands)
+    for cmd in commands:
+        with pytest.raises(SystemExit) as e:
+            main([*cmd, "--help"])
+        assert e.value.code == 0, cmd
+        text = " ".join(capsys.readouterr().out.split())
+        parser = build_parser()
+        for name in cmd:
+            sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+            parser = sub.choices[name]
+        for action in parser._actions:
+            if action.default in (None, argparse.SUPPRESS) or not action.option_strings:
+                continue
+            if isinstance(action, argparse._SubParsersAction) or action.dest == "help":
+                continue
+            assert "default" in (action.help or "") or f"(default: {action.default}" in text, (
+                cmd,
+                action.dest,
+            )

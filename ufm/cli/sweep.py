@@ -29,6 +29,8 @@ import argparse
 import os
 import sys
 
+from ..core.cliargs import DefaultsHelpFormatter
+
 __all__ = ["add_sweep_parser"]
 
 
@@ -39,7 +41,7 @@ def _env_int(name):
 
 def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``sweep`` (``run``, ``submit``, ``status``, ``report``) on argparse subparsers."""
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = DefaultsHelpFormatter
     p = subparsers.add_parser(
         "sweep",
         help="run, resume and inspect many-seed sweeps",
@@ -118,7 +120,7 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
         help="output folder shared by the tasks (default: the spec's "
         "`out`, else ufm-results/<name>)",
     )
-    m.add_argument("--tasks", type=int, required=True, help="array tasks (seed % N == task)")
+    m.add_argument("--tasks", type=int, required=True, help="array tasks (seed %% N == task)")
     m.add_argument(
         "--executor",
         default="slurm",

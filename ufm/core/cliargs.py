@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["floats", "ints", "words"]
+__all__ = ["DefaultsHelpFormatter", "floats", "ints", "words"]
 
 
 def floats(text: str) -> tuple:
@@ -27,3 +27,15 @@ def ints(text: str) -> tuple:
 
 def words(text: str) -> tuple:
     return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with every default shown, except where the help text already says it or the
+    default is ``None`` (an option whose default comes from elsewhere, e.g. a preset, and whose
+    help text says so)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or "default" in text:
+            return text
+        return super()._get_help_string(action)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ...core.cliargs import DefaultsHelpFormatter
 from ...core.validation import SpecError, check_int
 from .presets import JOB_PRESETS
 
@@ -35,7 +36,7 @@ def add_feature_collapse_parser(sub):
     p = sub.add_parser(
         "feature-collapse",
         help="train the feature-collapse network (Laurent et al. 2023) and check the theory",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
         description="Train the embedding -> (LayerNorm) -> linear network of 'Feature "
         "collapse' (Laurent, von Brecht, Bresson, ICLR 2024) with SGD and weight decay on the "
         "concept/word data model, several seeds at once; store one row per seed x checkpoint "

@@ -7,13 +7,12 @@ override them.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import jax
 
-from ...core.cliargs import words
+from ...core.cliargs import DefaultsHelpFormatter, words
 from ...core.validation import SpecError
 from ...report.folder import write_text
 from .jobs import run_preset
@@ -33,7 +32,7 @@ def add_feature_map_parser(sub):
         "feature-map",
         help="train MLPs/CNNs over seeds: forward-feature-map spectra (MF vs EF) and the fixed "
         "ETF classifier at d = K",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
         description="Train the configurations of a preset over several seeds (vmapped; sharded "
         "with --devices), analyse the penultimate feature operator at checkpoint epochs "
         "(spectrum, Pi*(C), Pi_hat(C), centred effective rank and gap, D_LR, NC metrics, the "

@@ -7,12 +7,11 @@ Every default shown by ``--help`` comes from the preset (:mod:`ufm.systems.spect
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
-from ufm.core.cliargs import words
+from ufm.core.cliargs import DefaultsHelpFormatter, words
 from ufm.systems.spectral.experiment import EvalSettings
 from ufm.systems.spectral.presets import PRESETS, get_preset
 from ufm.systems.spectral.spec import SpectralSpec, spec_label
@@ -29,7 +28,7 @@ def add_spectral_parser(sub):
         "spectral",
         help="self-supervised training against dimensional collapse: spectral transformations, "
         "whitening, IterNorm, INTL (Weng et al. 2024)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
         description="Train an MLP encoder + projector with two augmented views per sample and "
         "compare plain cosine alignment, the power-family spectral transformation "
         "g = lambda^-p, exact whitening, IterNorm, INTL and W-MSE: effective rank of Z and "

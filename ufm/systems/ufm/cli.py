@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from ...core.cliargs import floats, ints, words
+from ...core.cliargs import DefaultsHelpFormatter, floats, ints, words
 from .landscape import LandscapeConfig
 
 __all__ = ["add_landscape_parser", "landscape_config"]
@@ -18,14 +18,13 @@ __all__ = ["add_landscape_parser", "landscape_config"]
 
 def add_landscape_parser(sub):
     """The ``ufm landscape`` subcommand (the system's ``add_cli`` hook)."""
-    import argparse
 
     d = LandscapeConfig()
     o = d.optimizer
     p = sub.add_parser(
         "landscape",
         help="optimise many seeds of the UFM variants and check them against the theory",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
         description="Optimise many random seeds of every UFM variant (loss x bias x K x lambdas), "
         "plant saddles, polish in float64, compare with the closed-form optimum, classify every "
         "point from its Hessian, and report tables, a results folder and figures. With no "

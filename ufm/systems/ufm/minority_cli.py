@@ -7,12 +7,11 @@ flags only override it.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
 
-from ...core.cliargs import floats
+from ...core.cliargs import DefaultsHelpFormatter, floats
 from ...report.folder import save_figure, write_csv, write_text
 from .minority import MINORITY_PRESETS, minority_collapse, plot_minority_collapse
 
@@ -24,7 +23,7 @@ def add_minority_parser(sub):
     p = sub.add_parser(
         "minority-collapse",
         help="sweep the class-imbalance ratio of the UFM and locate minority collapse",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
         description="K_major classes of n_major samples and K_minor classes of n_major/R: for "
         "every lambda (= lambda_W = lambda_H) and ratio R solve the UFM's convex program to a "
         "stated duality gap, record the minority class-mean norm and the angle between minority "
@@ -32,15 +31,47 @@ def add_minority_parser(sub):
         "the closed form n_minor <= lambda^2 N^2 (docs/theory.md section 10), check a few ratios "
         "with the UFM optimiser, and write a table, CSV files and the figure.",
     )
-    p.add_argument("--preset", default="tiny", choices=sorted(MINORITY_PRESETS))
+    p.add_argument(
+        "--preset", default="tiny", choices=sorted(MINORITY_PRESETS), help="named settings"
+    )
     p.add_argument("--loss", default=None, help="ce or mse (default: the preset's)")
     p.add_argument("--bias", default=None, help="none or free (default: the preset's)")
-    p.add_argument("--lambdas", type=floats, default=None, help="lambda values, comma-separated")
-    p.add_argument("--ratios", type=floats, default=None, help="imbalance ratios R >= 1")
-    p.add_argument("--n-major", type=int, default=None, help="samples per majority class")
-    p.add_argument("--K-major", type=int, default=None, help="number of majority classes")
-    p.add_argument("--K-minor", type=int, default=None, help="number of minority classes")
-    p.add_argument("--check-seeds", type=int, default=None, help="optimiser starts per check")
+    p.add_argument(
+        "--lambdas",
+        type=floats,
+        default=None,
+        help="lambda values, comma-separated (default: the preset's)",
+    )
+    p.add_argument(
+        "--ratios",
+        type=floats,
+        default=None,
+        help="imbalance ratios R >= 1 (default: the preset's)",
+    )
+    p.add_argument(
+        "--n-major",
+        type=int,
+        default=None,
+        help="samples per majority class (default: the preset's)",
+    )
+    p.add_argument(
+        "--K-major",
+        type=int,
+        default=None,
+        help="number of majority classes (default: the preset's)",
+    )
+    p.add_argument(
+        "--K-minor",
+        type=int,
+        default=None,
+        help="number of minority classes (default: the preset's)",
+    )
+    p.add_argument(
+        "--check-seeds",
+        type=int,
+        default=None,
+        help="optimiser starts per check (default: the preset's)",
+    )
     p.add_argument("--out", default=None, help="results folder (default ufm-results/minority-...)")
     p.add_argument("--no-figure", action="store_true", help="skip the figure")
     p.set_defaults(func=run_minority_command)
