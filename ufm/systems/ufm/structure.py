@@ -36,10 +36,11 @@ import numpy as np
 
 from ...core.validation import SpecError
 from ...hessian.structure import FeatureSplit
+from ...kernels import register_value_and_grad, ufm_value_and_grad
 from .objective import UFMParams, fit_grad, logits
 from .spec import UFMSpec
 
-__all__ = ["UFMBlockArrow", "ufm_block_arrow", "ufm_split_features"]
+__all__ = ["UFMBlockArrow", "ufm_block_arrow", "ufm_split_features", "ufm_fused_value_and_grad"]
 
 
 def _triu(n):
@@ -342,3 +343,24 @@ def ufm_block_arrow(spec: UFMSpec, params: UFMParams, sample_chunk: int) -> UFMB
     return UFMBlockArrow(
         A=A, W=W, H=H, G=G, Pr=Pr, Hc=Hc, Gc=Gc, Pc=Pc, lambda_H=jnp.asarray(lH, dtype), D_min=D_min
     )
+
+
+def ufm_fused_value_and_grad(spec: UFMSpec, params: UFMParams):
+    """``(f, grad f)`` of the UFM by the fused kernel :func:`ufm.kernels.ufm_value_and_grad`
+    (registered as the UFM's fast path of :func:`ufm.kernels.value_and_grad`, which
+    :func:`ufm.optimize` calls; it agrees with ``jax.value_and_grad(ufm.loss)`` to rounding)."""
+    lb = spec.lambda_b if spec.bias == "regularized" else None
+    value, (gW, gH, gb) = ufm_value_and_grad(
+        params.W,
+        params.H,
+        params.b,
+        n=spec.n,
+        loss=spec.loss,
+        lambda_W=spec.lambda_W,
+        lambda_H=spec.lambda_H,
+        lambda_b=lb,
+    )
+    return value, UFMParams(gW, gH, gb)
+
+
+register_value_and_grad(UFMSpec, ufm_fused_value_and_grad)
