@@ -59,12 +59,68 @@ def test_landscape_small_run(tmp_path, capsys):
         "status_counts",
     ):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
+    _check_figure_content(out)
     from ufm.runs import load_traces
 
     tr = load_traces(out)
     # every start's trace: 4 random + (2 x 2 planted + origin) for mse-none, + (2 + 1) for mse-free
     assert sorted(np.asarray(t["loss"]).shape[1] for t in tr.values()) == [7, 9]
     assert all((t["source"] == "random").sum() == 4 for t in tr.values())
+
+
+def _check_figure_content(out):
+    """What the figures of the small run plot, from their artists: one ECDF curve of 4 points
+    per configuration, one scatter point per classified point in its configuration's panel, a
+    Morse-index histogram of every point by source, one point per planted saddle against the
+    bound, status bars that add up to the starts, one median line and band per configuration
+    along the iterations. No hidden or extra series."""
+    import matplotlib.pyplot as plt
+
+    import ufm
+
+    rows, traces = ufm.systems.ufm.load_landscape(out)
+    lab, src = rows["label"].astype(str), rows["source"].astype(str)
+    labels = sorted(set(lab))
+    per_config = {c: int((lab == c).sum()) for c in labels}
+    assert sorted(per_config.values()) == [7, 9]
+    fig = ufm.report.plot_gap_ecdf(rows)
+    lines = fig.axes[0].get_lines()
+    assert sorted(ln.get_label() for ln in lines) == labels
+    assert all(len(ln.get_xdata()) == 4 and ln.get_ydata()[-1] == 1.0 for ln in lines)
+    fig = ufm.report.plot_lambda_min_vs_gap(rows)
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_visible() and ax.get_title()}
+    assert sorted(panels) == labels
+    for name, ax in panels.items():
+        pts = np.concatenate([c.get_offsets() for c in ax.collections])
+        assert len(pts) == per_config[name]
+        np.testing.assert_allclose(
+            np.sort(pts[:, 1]), np.sort(rows["lambda_min"][lab == name]), rtol=1e-12
+        )
+    fig = ufm.report.plot_negative_counts(rows)
+    heights = {
+        c.get_label(): sum(p.get_height() for p in c.patches) for c in fig.axes[0].containers
+    }
+    assert heights == {s: float((src == s).sum()) for s in ("random", "planted", "origin")}
+    fig = ufm.report.plot_saddle_bound(rows)
+    pts = np.concatenate([c.get_offsets() for c in fig.axes[0].collections])
+    assert len(pts) == int((src != "random").sum()) == 8
+    np.testing.assert_allclose(
+        np.sort(pts[:, 1]), np.sort(-rows["lambda_min"][src != "random"]), rtol=1e-12
+    )
+    fig = ufm.report.plot_status_counts(rows)
+    widths = {}
+    for c in fig.axes[0].containers:
+        for i, p in enumerate(c.patches):
+            widths[i] = widths.get(i, 0) + p.get_width()
+    assert sorted(widths.values()) == [7.0, 9.0]
+    fig = ufm.report.plot_nc_traces(traces)
+    steps = len(next(iter(traces.values()))["step"])
+    drawn = [ax for ax in fig.axes if ax.get_lines()]
+    assert len(drawn) >= 3  # nc1_pinv, nc2_etf_W, nc3_zhu (+ grad_norm when traced)
+    for ax in drawn:  # a median line and a quantile band per configuration
+        assert len(ax.get_lines()) == len(ax.collections) == 2
+        assert all(len(ln.get_xdata()) == steps for ln in ax.get_lines())
+    plt.close("all")
 
 
 @pytest.mark.parametrize(
@@ -137,3 +193,11 @@ def test_diverging_runs_are_flagged_and_explained(tmp_path, capsys):
 
     rows = ufm.load_results(out)
     assert (rows.status == "diverged").all() and not rows.at_optimum.any()
+    # failed rows hold no values that look valid, and no figure plots them
+    assert rows.f_gap.isna().all() and rows.nc1_pinv.isna().all() and rows.nc3_zhu.isna().all()
+    assert not rows.counterexample.any()
+    fig = ufm.report.plot_gap_ecdf(rows)
+    assert not fig.axes[0].get_lines()
+    fig = ufm.report.plot_status_counts(rows)
+    diverged = [c for c in fig.axes[0].containers if c.get_label() == "diverged"]
+    assert [p.get_width() for p in diverged[0].patches] == [3.0]

@@ -613,3 +613,97 @@ def test_nc_metrics_vanish_at_the_closed_form_optimum(loss, bias, lb, frame):
     if loss == "mse" and frame == "etf":
         want = 1 / (math.sqrt(K) * (1 + lb))
     assert float(m["nc4_bias"]) == pytest.approx(want, abs=TOL)
+
+
+# Published variants against re-implementations of the published formulas (docs/metrics.md 8) ----
+
+
+def _weak_means(ratio, seed=7):
+    """K = 4, d = 6, n = 5: centred class means with singular values 2, 2, 2 ratio (a weak third
+    direction) and within-class noise with exactly zero class means."""
+    rng = np.random.default_rng(seed)
+    k, n, d = 4, 5, 6
+    y = ufm.systems.ufm.labels(k, n)
+    U = rand_orth(rng, d)[:, :3]
+    Vc = np.linalg.svd(np.eye(k) - 1.0 / k)[0][:, :3]  # orthonormal basis of the centred classes
+    means = U @ np.diag([2.0, 2.0, 2.0 * ratio]) @ Vc.T
+    E = 0.05 * rng.standard_normal((d, k * n))
+    E -= np_stats(E, y, k)[0][:, y]
+    return means[:, y] + E, y, k
+
+
+def _published_nc1(H, y, k, pinv):
+    """Zhu et al. (tding1) / Zhou et al. / rhubarbwu: Sigma_W, Sigma_B as d x d matrices and a
+    library pseudo-inverse of Sigma_B, Tr(Sigma_W Sigma_B^+) / K."""
+    _, _, Sw, Sb = np_stats(H, y, k)
+    return float(np.trace(Sw @ pinv(Sb)) / k)
+
+
+@pytest.mark.parametrize("ratio", [1e-9, 5e-8, 1e-6])
+def test_nc1_published_cutoffs_reproduce_the_library_calls(ratio):
+    """``rcond="published"`` (= scipy, torch) and ``"numpy"``/``"jax"`` against the library pinv
+    of the explicit Sigma_B. The weak direction has ``lambda_3 / lambda_1 = ratio^2``: at 1e-9
+    every library drops it and the default keeps it (a value 1e15 times larger); at 5e-8 numpy
+    and scipy keep it and jax drops it (cut-offs 1e-15, 6 eps = 1.3e-15, 60 eps = 1.3e-14); at
+    1e-6 all keep it. The explicit Sigma_B knows ``1 / lambda_3`` only to ``eps / ratio^2``
+    (10% at 5e-8): compared to that accuracy."""
+    import scipy.linalg
+
+    H, y, k = _weak_means(ratio)
+    refs = {
+        "published": _published_nc1(H, y, k, scipy.linalg.pinv),
+        "scipy": _published_nc1(H, y, k, scipy.linalg.pinv),
+        "numpy": _published_nc1(H, y, k, np.linalg.pinv),
+        "jax": _published_nc1(H, y, k, lambda S: np.asarray(jnp.linalg.pinv(jnp.asarray(S)))),
+    }
+    rel = min(0.3, 10 * np.finfo(np.float64).eps / ratio**2)
+    ours = float(ufm.metrics.nc1_pinv(H, y, k))
+    weak = 0.05**2 / (2 * ratio) ** 2  # the kept weak direction's share, roughly
+    assert ours > 0.1 * weak  # the default always keeps it
+    for name, ref in refs.items():
+        got = float(ufm.metrics.nc1_pinv(H, y, k, rcond=name))
+        if ref > 1e-2:  # kept
+            assert got == pytest.approx(ref, rel=rel) and got == pytest.approx(ours, rel=rel)
+        else:  # dropped: small and exact
+            assert got == pytest.approx(ref, rel=1e-9) and got < 1e-8 * ours, (name, got, ref)
+        assert float(ufm.metrics.nc1_svd(H, y, k, rcond=name)) == pytest.approx(got, rel=1e-12)
+    kept = {name for name, ref in refs.items() if ref > 1e-2}
+    expected = {1e-9: set(), 5e-8: {"published", "scipy", "numpy"}, 1e-6: set(refs)}[ratio]
+    assert kept == expected
+    c = 6 * np.finfo(np.float64).eps  # a number: keep lambda_i > c lambda_1 (= "scipy")
+    assert float(ufm.metrics.nc1_pinv(H, y, k, rcond=c)) == pytest.approx(
+        float(ufm.metrics.nc1_pinv(H, y, k, rcond="scipy")), rel=1e-12
+    )
+    with pytest.raises(ValueError, match="rcond"):
+        ufm.metrics.nc1_pinv(H, y, k, rcond="matlab")
+    with pytest.raises(ValueError, match="rtol or rcond"):
+        ufm.metrics.nc1_pinv(H, y, k, rtol=1e-3, rcond="published")
+
+
+def test_nc2_and_nc4_published_variants():
+    """tding1's compute_ETF (uncentred W), Zhou's centred W, rhubarbwu's bias-free NCC."""
+    rng = np.random.default_rng(8)
+    k, n, d = 4, 6, 5
+    W = rng.standard_normal((k, d)) + 0.7  # w_bar != 0: centring matters
+    eye = (np.eye(k) - 1.0 / k) / np.sqrt(k - 1)
+
+    def compute_etf(W):  # tding1/Neural-Collapse, utils.compute_ETF, in numpy
+        WWT = W @ W.T
+        WWT = WWT / np.linalg.norm(WWT, "fro")
+        return np.linalg.norm(WWT - eye, "fro")
+
+    tding1 = compute_etf(W)
+    zhou = compute_etf(W - W.mean(0))
+    assert float(ufm.metrics.nc2_etf_weights(W, center=False)) == pytest.approx(tding1, rel=1e-12)
+    assert float(ufm.metrics.nc2_etf_weights(W)) == pytest.approx(zhou, rel=1e-12)
+    assert abs(tding1 - zhou) > 0.05
+    y = ufm.systems.ufm.labels(k, n)
+    H = 1.5 * rng.standard_normal((d, k))[:, y] + 0.8 * rng.standard_normal((d, k * n))
+    b = 2.0 * rng.standard_normal(k)
+    means = np.stack([H[:, y == c].mean(1) for c in range(k)], 1)
+    ncc = np.argmin(((H[:, None, :] - means[:, :, None]) ** 2).sum(0), axis=0)
+    rhubarbwu = float(np.mean(np.argmax(W @ H, axis=0) == ncc))  # clf_ncc_agreement: no bias
+    notebook = float(np.mean(np.argmax(W @ H + b[:, None], axis=0) == ncc))  # network output
+    assert rhubarbwu != notebook
+    assert float(ufm.metrics.nc4_ncc_agreement(W, None, H, y, k)) == rhubarbwu
+    assert float(ufm.metrics.nc4_ncc_agreement(W, b, H, y, k)) == notebook

@@ -374,10 +374,28 @@ def test_dead_worker_is_reported_in_one_line_and_the_rest_is_kept(tmp_path):
     out = tmp_path / "mp"
     port = _free_port()
     env = cli_env(UFM_BARRIER_TIMEOUT="10")
-    procs = [subprocess.Popen(cli_cmd("sweep", "run", spec_file, "--out", out, "--quiet",
-                                      "--coordinator", f"127.0.0.1:{port}", "--num-processes",
-                                      "2", "--process-id", str(i)),
-                              env=env, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            cli_cmd(
+                "sweep",
+                "run",
+                spec_file,
+                "--out",
+                out,
+                "--quiet",
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+            ),
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     deadline = time.monotonic() + 240
     while not list(out.glob("data/*-p1-*.parquet")) and not list(out.glob("data/*-p0-*")):
         assert time.monotonic() < deadline and procs[0].poll() is None

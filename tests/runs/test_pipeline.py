@@ -183,7 +183,9 @@ def test_polish_reaches_closed_form(planted):
 
 def test_polish_stage_from_loose_first_order_points():
     """tol = 1e-3: the first-order end points are far from f*; Newton takes every one of them
-    to f - f* <= 1e-10 (relative), 'none' leaves them; float32 skips the stage under 'auto'."""
+    to f - f* <= 1e-10 (relative), 'none' leaves them. A float32 run is polished (and analysed)
+    in float64 under 'auto', to the float64 tolerance: the same end points as the float64 run
+    to 1e-10 (it used to skip the stage while run.json recorded polish_tol 1e-10)."""
     seeds = np.arange(8)
     mesh = ufm.runs.seed_mesh(8)
     kw = dict(analyses=(("closed_form", ()),))
@@ -196,7 +198,9 @@ def test_polish_stage_from_loose_first_order_points():
     np.testing.assert_array_equal(raw["first_order_grad_norm"], pol["first_order_grad_norm"])
     np.testing.assert_array_equal(raw["grad_norm"], raw["first_order_grad_norm"])
     f32 = run_chunk(CE.replace(dtype="float32"), seeds, mesh, optimizer=loose, **kw)
-    assert not f32["polished"].any() and not f32["polish_iterations"].any()
+    assert f32["polished"].all() and (f32["polish_iterations"] > 0).all()
+    assert np.all(f32["grad_norm"] <= 1e-10) and np.all(f32["at_optimum_rtol"] == 1e-8)
+    assert np.all(np.abs(f32["f_gap"]) <= 1e-10 * max(1.0, f_star)) and f32["at_optimum"].all()
 
 
 def test_polish_settings_parse_and_hash():
@@ -270,8 +274,13 @@ def test_hessian_check_rejects_models_without_rules(monkeypatch):
     class Toy:
         width: int = 2
 
-    system = ufm.core.System(name="toy", spec_type=Toy, loss=lambda s, p: 0.0,
-                             init=lambda s, k, scale=None: 0.0, examples=lambda: (Toy(),))
+    system = ufm.core.System(
+        name="toy",
+        spec_type=Toy,
+        loss=lambda s, p: 0.0,
+        init=lambda s, k, scale=None: 0.0,
+        examples=lambda: (Toy(),),
+    )
     monkeypatch.setitem(registry._BY_NAME, "toy", system)
     monkeypatch.setitem(registry._BY_TYPE, Toy, system)
     spec = ufm.load_sweep_spec(
@@ -283,14 +292,17 @@ def test_hessian_check_rejects_models_without_rules(monkeypatch):
 
 
 def test_counterexamples_recorded_and_warned_once_per_chunk():
-    """zero_rtol = 10 counts every Hessian eigenvalue as zero: no point has the predicted number
-    of zero modes, so all are flagged (degenerate) and each chunk warns once."""
-    mesh = ufm.runs.seed_mesh(8)  # chunks padded to 8 starts: the fixture's compiled functions
+    """d = 1 (no closed form; the certificate fails at the minima, which are not certified):
+    zero_rtol = 10 counts every Hessian eigenvalue as zero, far more than the predicted 0 zero
+    modes at every tolerance: all are flagged (degenerate) and each chunk warns once. (A
+    certified global minimum is never flagged, whatever its zero modes.)"""
+    mesh = ufm.runs.seed_mesh(8)
     an = (("hessian", (("zero_rtol", 10.0),)),)
+    low = CE.replace(d=1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         chunks = [
-            run_chunk(CE, s, mesh, optimizer=SETTINGS, analyses=an)
+            run_chunk(low, s, mesh, optimizer=SETTINGS, analyses=an)
             for s in (np.arange(3), np.arange(3, 4))
         ]
     found = [w for w in caught if issubclass(w.category, ufm.CounterexampleWarning)]
@@ -439,3 +451,35 @@ def test_hessian_analysis_rejects_kinked_activations():
     assert [c.spec.activation for c in configs] == ["tanh"]
     assert len(invalid) == 2
     assert all("analysis 'hessian'" in p.error and "kink" in p.error for p in invalid)
+
+
+# -- failed seeds and float32 (issue 10, items 2, 4, 7) -------------------------------------------
+
+
+def test_failed_seeds_never_reach_an_analysis():
+    """Seeds 2 (NaN start) and 3 (a huge start: diverges) fail; with a divergence threshold of
+    1e300 seed 3 instead runs into inf / NaN. Their analysis columns are masked (nan, -1, False)
+    instead of holding finite values that look valid; the hessian analysis classifies a
+    non-finite end point non_finite (no counterexample, no LAPACK call); the good seeds' columns
+    are exactly those of a run without the failed ones."""
+    spec = ufm.UFMSpec(K=3, n=2, d=3, loss="mse")
+    p0 = ufm.init_batch(spec, jax.random.key(0), 4, scale=0.1)
+    p0 = p0._replace(W=p0.W.at[2].set(jnp.nan).at[3].multiply(1e4), H=p0.H.at[3].multiply(1e4))
+    analyses = (("closed_form", ()), ("hessian", ()), ("metrics", ()))
+    opt = OptimizerSettings(name="gd", learning_rate=0.5, max_steps=500, tol=1e-7, chunk=250)
+    good = ufm.run_points(
+        spec, jax.tree_util.tree_map(lambda x: x[:2], p0), optimizer=opt, analyses=analyses
+    ).columns
+    for threshold in (1e10, 1e300):
+        o = dataclasses.replace(opt, divergence_threshold=threshold)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ufm.CounterexampleWarning)
+            cols = ufm.run_points(spec, p0, optimizer=o, analyses=analyses).columns
+        assert cols["status"][2] == "nan" and cols["status"][3] in ("diverged", "nan")
+        for k in ("f_gap", "nc1_pinv", "nc2_etf_W", "nc3_zhu", "nc4_ncc"):
+            assert np.isnan(cols[k][2:]).all(), k
+        assert not cols["at_optimum"][2:].any() and (cols["rank_M"][2:] == -1).all()
+        assert cols["class"][2] == "non_finite" and not cols["counterexample"].any()
+        assert not cols["polished"][2:].any()
+        for k in ("f", "f_gap", "nc1_pinv", "lambda_min", "class", "n_zero", "at_optimum"):
+            np.testing.assert_array_equal(cols[k][:2], good[k][:2], err_msg=k)

@@ -39,9 +39,16 @@ from jax.flatten_util import ravel_pytree
 
 from ..core.model import loss
 from ..core.registry import system_of
-from ..core.validation import check_int
+from ..core.validation import check_int, is_concrete
 
-__all__ = ["BlockArrow", "FeatureSplit", "block_arrow", "block_arrow_matvec", "split_features"]
+__all__ = [
+    "BlockArrow",
+    "FeatureSplit",
+    "block_arrow",
+    "block_arrow_matvec",
+    "fast_path_applies",
+    "split_features",
+]
 
 
 class FeatureSplit(NamedTuple):
@@ -207,6 +214,21 @@ def _autodiff_block_arrow(spec, params, chunk_size: int = 64) -> BlockArrow:
     return BlockArrow(A=A, B=cols_B, D=D, D_eigs=D_eigs)
 
 
+def fast_path_applies(spec) -> bool:
+    """Whether ``block_arrow(spec, ., method="auto")`` takes the system's fast path.
+
+    Fast paths factor ``D_i - sigma I`` by Cholesky below ``D_i >= lambda_H I``, so they need
+    ``lambda_H > 0``; a spec whose (concrete) ``lambda_H`` is ``<= 0`` goes to the generic
+    autodiff path, which is exact for any ``D_i`` (LU per sample). A traced ``lambda_H`` cannot be
+    checked here: the UFM fast path then returns ``nan`` (``converged=False``) for
+    ``lambda_H <= 0`` rather than a wrong inertia.
+    """
+    if system_of(spec).block_arrow is None:
+        return False
+    lh = getattr(spec, "lambda_H", None)
+    return not (lh is not None and is_concrete(lh) and not float(lh) > 0)
+
+
 def block_arrow(
     spec, params, *, method: str = "auto", chunk_size: int = 64, sample_chunk: int = 1024
 ):
@@ -215,7 +237,8 @@ def block_arrow(
     ``method``: ``"fast"`` (closed form, registered for :class:`ufm.UFMSpec`), ``"autodiff"`` (the
     generic path for any spec with :func:`split_features`: ``P + d`` Hessian-vector products of the
     full objective, ``lax.map`` in chunks of ``chunk_size`` tangents) or ``"auto"`` (fast if
-    registered). Returns a :class:`ufm.systems.ufm.UFMBlockArrow` or a :class:`BlockArrow`
+    registered and :func:`fast_path_applies`: ``lambda_H > 0``). Returns a
+    :class:`ufm.systems.ufm.UFMBlockArrow` or a :class:`BlockArrow`
     (interface in the
     module docstring), consumed by :func:`ufm.hessian.block_arrow_spectrum` and
     :func:`ufm.hessian.newton_step`.
@@ -234,10 +257,9 @@ def block_arrow(
     """
     if method not in ("auto", "fast", "autodiff"):
         raise ValueError(f"method must be one of auto, fast, autodiff; got {method!r}")
-    if method in ("auto", "fast"):
+    if method == "fast" or (method == "auto" and fast_path_applies(spec)):
         fast = system_of(spec).block_arrow
-        if fast is not None:
-            return fast(spec, params, check_int("sample_chunk", sample_chunk, 1))
-        if method == "fast":
+        if fast is None:
             raise TypeError(f"no fast block-arrow path registered for {type(spec).__name__}")
+        return fast(spec, params, check_int("sample_chunk", sample_chunk, 1))
     return _autodiff_block_arrow(spec, params, chunk_size)

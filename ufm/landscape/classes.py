@@ -21,7 +21,15 @@ __all__ = [
 
 
 class PointClass(enum.IntEnum):
-    """Class codes of :class:`CriticalPointRecord` (stored as ``int8``)."""
+    """Class codes of :class:`CriticalPointRecord` (stored as ``int8``; rules in
+    :mod:`ufm.landscape.classify`).
+
+    ``UNDECIDED`` (no negative curvature, not certified, and a zero-mode count that differs from
+    the prediction only through eigenvalues within a factor ``undecided_factor`` of ``zero_tol``:
+    the second-order test cannot be resolved at this precision, e.g. next to a collapse
+    threshold) and ``NON_FINITE`` (the point, its loss or its gradient is not finite: nothing
+    was computed from it) are never counted as counterexamples.
+    """
 
     GLOBAL_MIN = 0
     STRICT_SADDLE = 1
@@ -29,6 +37,8 @@ class PointClass(enum.IntEnum):
     SPURIOUS_MIN = 3
     DEGENERATE = 4
     NOT_CRITICAL = 5
+    UNDECIDED = 6
+    NON_FINITE = 7
 
 
 #: Lower-case class names indexed by code (the ``class`` column of :func:`classify_batch`).
@@ -59,15 +69,22 @@ class CriticalPointRecord(NamedTuple):
         lambda_min: smallest Hessian eigenvalue (a Ritz value, i.e. an upper bound, for Lanczos).
         lambda_max: largest eigenvalue (``nan`` for block-arrow).
         hess_norm: ``||Hess||_2`` (block-arrow: the routine's estimate ``scale``).
-        lambda_pos_min: smallest eigenvalue ``>= zero_tol`` (dense only, else ``nan``): the
-            curvature margin of the classification.
+        lambda_pos_min: smallest eigenvalue ``>= zero_tol_upper`` (dense only, else ``nan``):
+            the curvature margin of the classification.
         zero_max: largest ``|lambda|`` counted as zero (dense only, else ``nan``).
-        n_neg, n_zero, n_pos: eigenvalues ``< -zero_tol``, in ``[-zero_tol, zero_tol)``,
-            ``>= zero_tol`` (``-1``: unknown, Lanczos).
+        n_neg, n_zero, n_pos: eigenvalues ``< -zero_tol``, in ``[-zero_tol, zero_tol_upper)``,
+            ``>= zero_tol_upper`` (``-1``: unknown, Lanczos or a non-finite point).
         rank: numerical rank of ``W`` (deep: of ``[W_1; H_1^T]``).
-        zero_modes_predicted: :func:`ufm.zero_mode_count` at that rank (deep:
-            :func:`ufm.deep.deep_zero_mode_count`).
+        zero_modes_predicted: dimension of the orbit of the continuous symmetries through the
+            point (UFM: :func:`ufm.systems.ufm.facts.orbit_facts`, which is
+            :func:`ufm.zero_mode_count` for CE; deep: :func:`ufm.deep.deep_zero_mode_count`).
+        orbit_scale: smallest non-zero singular value of the map from (unit Frobenius norm)
+            symmetry generators to tangent vectors at the point; the symmetry modes lie within
+            ``2 ||grad f|| / orbit_scale`` of zero (``inf`` without continuous symmetries).
         grad_tol, zero_tol, f_tol, cert_tol: the tolerances used (see the module docstring).
+        zero_tol_upper: eigenvalues ``>= zero_tol_upper`` count as positive: ``zero_tol``,
+            except that ``block_arrow`` caps it at half the smallest eigenvalue of the feature
+            blocks (``lambda_H / 2`` for the UFM), where its inertia shift must stay.
     """
 
     code: jax.Array
@@ -88,8 +105,10 @@ class CriticalPointRecord(NamedTuple):
     n_pos: jax.Array
     rank: jax.Array
     zero_modes_predicted: jax.Array
+    orbit_scale: jax.Array
     grad_tol: jax.Array
     zero_tol: jax.Array
+    zero_tol_upper: jax.Array
     f_tol: jax.Array
     cert_tol: jax.Array
 
@@ -123,7 +142,9 @@ def warn_counterexamples(cols: dict, context: str = "") -> list[int]:
 #: Meaning of the columns of :func:`ufm.classify_batch` (and of the ``hessian`` analysis).
 RECORD_DOCS = {
     "class": "class of the point: global_min, strict_saddle, local_min (no closed form, not "
-    "certified), spurious_min, degenerate (second-order test inconclusive), not_critical",
+    "certified), spurious_min, degenerate (second-order test inconclusive), not_critical, "
+    "undecided (zero-mode count unresolved at this precision, e.g. near a collapse threshold; "
+    "not a counterexample), non_finite (non-finite point, loss or gradient)",
     "class_code": "int8 code of class (ufm.PointClass)",
     "counterexample": "spurious_min or degenerate: a candidate counterexample to the "
     "strict-saddle theorems (bool)",
@@ -140,9 +161,14 @@ RECORD_DOCS = {
     "n_zero": "Hessian eigenvalues in [-zero_tol, zero_tol) (count; -1 unknown)",
     "n_pos": "Hessian eigenvalues >= zero_tol (count; -1 unknown)",
     "rank": "numerical rank of W (deep UFM: of [W_1; H_1^T])",
-    "zero_modes_predicted": "symmetry zero modes predicted at that rank (count)",
+    "zero_modes_predicted": "symmetry zero modes predicted at the point: dimension of the orbit "
+    "of its continuous symmetries (count)",
+    "orbit_scale": "smallest non-zero singular value of the symmetry-generator tangents; the "
+    "symmetry modes lie within 2 ||grad f|| / orbit_scale of zero",
     "grad_tol": "gradient-norm tolerance of the classification",
     "zero_tol": "eigenvalue tolerance counted as zero",
+    "zero_tol_upper": "eigenvalues >= this count as positive (zero_tol; block_arrow caps it at "
+    "half the smallest feature-block eigenvalue)",
     "f_tol": "tolerance of |f - f*|",
     "cert_tol": "tolerance of the certificate gap",
 }

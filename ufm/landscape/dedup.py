@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from ..core.model import loss
+from ..core.model import evaluate_points
 from ..core.registry import system_of
 
 __all__ = ["Deduplicated", "deduplicate"]
@@ -36,16 +36,11 @@ class Deduplicated(NamedTuple):
     params: Any
 
 
-@jax.jit
-def _batch_loss(spec, params):
-    return jax.vmap(lambda p: loss(spec, p))(params)
-
-
 def orbit_invariants(spec, params) -> dict:
     """Per point: the loss and the system's orbit invariants (``invariants`` hook), numpy float64
     blocks of shape ``(M, size)``."""
     fn = system_of(spec).require("invariants", "deduplication modulo symmetries")
-    f = np.asarray(_batch_loss(spec, params), np.float64)
+    f, _ = evaluate_points(spec, params)
     return {"loss": f[:, None], **fn(spec, params)}
 
 

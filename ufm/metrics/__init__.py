@@ -28,3 +28,7 @@ from .frames import max_angle_deviation as max_angle_deviation
 from .frames import numerical_rank as numerical_rank
 from .frames import orthogonal_frame_error as orthogonal_frame_error
 from .frames import safe_div as safe_div
+from .generalized import GNC2_KERNELS as GNC2_KERNELS
+from .generalized import gnc2_hyperspherical as gnc2_hyperspherical
+from .generalized import nc5_ood_orthogonality as nc5_ood_orthogonality
+from .generalized import unc3_uniform_duality as unc3_uniform_duality

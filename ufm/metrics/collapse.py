@@ -57,6 +57,43 @@ def _rtol(rtol, H, K: int) -> float:
     return rtol
 
 
+#: Named pseudo-inverse cut-offs of the published NC1 codes (docs/metrics.md section 8.1): the
+#: default relative cut-off ``c`` of the library ``pinv`` they call on the ``d x d`` matrix
+#: ``Sigma_B`` (eigenvalues ``lambda_i`` kept when ``lambda_i > c lambda_1``), as a function of the
+#: feature dimension ``d`` and ``eps`` of the features' dtype. ``"published"`` is the one of Zhu et
+#: al.'s ``tding1/Neural-Collapse``, Zhou et al.'s code and ``rhubarbwu/neural-collapse``
+#: (``scipy.linalg.pinv`` / ``torch.linalg.pinv``).
+NC1_RCOND = {
+    "published": lambda d, eps: d * eps,
+    "scipy": lambda d, eps: d * eps,
+    "torch": lambda d, eps: d * eps,
+    "numpy": lambda d, eps: 1e-15,
+    "jax": lambda d, eps: 10 * d * eps,
+}
+
+
+def _cutoff(rtol, rcond, H, K: int) -> tuple[float, bool]:
+    """``(relative cut-off on sigma_i(M), relative to sigma_1?)``: ours (``rtol``, relative to
+    ``||M_raw||_F``) or a published one (``rcond``, relative to ``sigma_1``)."""
+    if rcond is None:
+        return _rtol(rtol, H, K), False
+    if rtol is not None:
+        raise ValueError("give rtol or rcond, not both")
+    if isinstance(rcond, str):
+        if rcond not in NC1_RCOND:
+            raise ValueError(
+                f"rcond must be a number >= 0 or one of {sorted(NC1_RCOND)}; got {rcond!r}"
+            )
+        c = NC1_RCOND[rcond](H.shape[0], float(jnp.finfo(H.dtype).eps))
+    else:
+        c = float(rcond)
+        if not c >= 0:
+            raise ValueError(
+                f"rcond must be a number >= 0 or one of {sorted(NC1_RCOND)}; got {rcond!r}"
+            )
+    return float(np.sqrt(c)), True  # lambda_i = sigma_i^2 / K: the cut-off on sigma is sqrt(c)
+
+
 def _nc1_spectrum(st: _Stats):
     """Singular values ``s`` of ``M`` and energies ``e_i = N u_i^T Sigma_W u_i`` along its left
     vectors.
@@ -93,7 +130,7 @@ def _nc1_inverse(s, e, N: int, rtol, top: int | None, ref=None) -> jax.Array:
     return jnp.sum(jnp.where(keep, terms, jnp.zeros_like(terms))) / N
 
 
-def nc1_pinv(H, labels, num_classes: int, rtol: float | None = None) -> jax.Array:
+def nc1_pinv(H, labels, num_classes: int, rtol: float | None = None, rcond=None) -> jax.Array:
     """NC1, pseudo-inverse variant ``Tr(Sigma_W Sigma_B^+) / K``.
 
     Papyan, Han & Donoho 2020 (arXiv 2008.08186); used by Zhu et al. 2021 (arXiv 2105.02375) and
@@ -114,17 +151,31 @@ def nc1_pinv(H, labels, num_classes: int, rtol: float | None = None) -> jax.Arra
     there (unless ``Sigma_W = 0`` too). The value is large and unstable when a kept ``sigma_i`` is
     small (nearly rank-deficient means); :func:`nc1_quotient` is the robust alternative.
 
+    Published cut-offs (``rcond``, instead of ``rtol``): ``rcond="published"`` (the same as
+    ``"scipy"`` and ``"torch"``) keeps the eigenvalues ``lambda_i(Sigma_B) > d eps lambda_1``, the
+    default of ``scipy.linalg.pinv(Sigma_B)`` used by Zhu et al.'s ``tding1/Neural-Collapse``,
+    Zhou et al.'s code and ``torch.linalg.pinv`` in ``rhubarbwu/neural-collapse``;
+    ``"numpy"`` (``1e-15 lambda_1``, ``numpy.linalg.pinv``'s default) and ``"jax"`` (``10 d eps
+    lambda_1``) likewise; a number ``c`` keeps ``lambda_i > c lambda_1``. ``eps`` is that of the
+    features' dtype: pass float32 features to reproduce a float32 computation. These cut-offs drop
+    genuine weak directions of the means (``sigma_i < sqrt(d eps) sigma_1``, ``3.7e-8`` for
+    ``d = 6`` in float64, ``8e-3`` for ``d = 512`` in float32), where the default keeps them; the
+    rank-``K - 1`` projection above is applied in every case (docs/metrics.md section 8.1).
+
     Example:
         >>> import numpy as np
         >>> H = np.array([[-1.0, 1.0, 9.0, 11.0]])  # class means 0 and 10, within variance 1
         >>> round(float(nc1_pinv(H, np.array([0, 0, 1, 1]), 2)), 6)  # (1) / (25) / 2
         0.02
+        >>> round(float(nc1_pinv(H, np.array([0, 0, 1, 1]), 2, rcond="published")), 6)
+        0.02
     """
     H, labels, K = _inputs(H, labels, num_classes)
-    return jit_call(_nc1_pinv, H, labels, K=K, rtol=_rtol(rtol, H, K), top=None)
+    cut, top_ref = _cutoff(rtol, rcond, H, K)
+    return jit_call(_nc1_pinv, H, labels, K=K, rtol=cut, top=None, top_ref=top_ref)
 
 
-def nc1_svd(H, labels, num_classes: int, rtol: float | None = None) -> jax.Array:
+def nc1_svd(H, labels, num_classes: int, rtol: float | None = None, rcond=None) -> jax.Array:
     """NC1, truncated variant: ``Tr(Sigma_W Sigma_B^+)/K`` over the top ``K-1`` eigenvectors of
     ``Sigma_B``.
 
@@ -135,6 +186,7 @@ def nc1_svd(H, labels, num_classes: int, rtol: float | None = None) -> jax.Array
     so with the default it equals :func:`nc1_pinv` (this implementation already enforces the rank
     bound). ``rtol=0`` reproduces Han's code, which inverts every positive one of the top ``K-1``
     eigenvalues however small: unstable when ``rank Sigma_B < K-1``. ``Sigma_B = 0`` gives 0.
+    ``rcond`` applies a published cut-off instead, as in :func:`nc1_pinv`.
 
     Example:
         >>> import numpy as np
@@ -143,12 +195,14 @@ def nc1_svd(H, labels, num_classes: int, rtol: float | None = None) -> jax.Array
         0.02
     """
     H, labels, K = _inputs(H, labels, num_classes)
-    return jit_call(_nc1_pinv, H, labels, K=K, rtol=_rtol(rtol, H, K), top=K - 1)
+    cut, top_ref = _cutoff(rtol, rcond, H, K)
+    return jit_call(_nc1_pinv, H, labels, K=K, rtol=cut, top=K - 1, top_ref=top_ref)
 
 
-def _nc1_pinv(H, labels, K, rtol, top):
+def _nc1_pinv(H, labels, K, rtol, top, top_ref=False):
     st = _stats(H, labels, K)
-    return _nc1_inverse(*_nc1_spectrum(st), H.shape[1], rtol, top, _nc1_scale(st))
+    ref = None if top_ref else _nc1_scale(st)
+    return _nc1_inverse(*_nc1_spectrum(st), H.shape[1], rtol, top, ref)
 
 
 def _quotient(st: _Stats, N: int, K: int) -> jax.Array:
@@ -233,11 +287,15 @@ def nc2_etf_weights(W, center: bool = True) -> jax.Array:
     """NC2 for the classifier: :func:`etf_error` of ``W_c W_c^T``, ``W_c = W - 1 w_bar^T`` if
     ``center``.
 
-    Zhu et al. 2021 (arXiv 2105.02375); Zhou et al. 2022 (arXiv 2203.01238) centre the rows of ``W``
-    (subtract the mean classifier ``w_bar``) before comparing with the simplex ETF, which makes the
-    metric vanish at every non-zero UFM optimum. ``center=False`` uses ``W`` as it is (the same at
-    the CE optimum, where ``w_bar = 0``). ``W`` is ``(K, d)``. Scale- and rotation-invariant
-    (``W -> c W Q^T``).
+    ``center=True`` (the default, and ``nc_metrics``' ``nc2_etf_W``) centres the rows of ``W``
+    (subtracts the mean classifier ``w_bar``) before comparing with the simplex ETF, as Zhou et al.
+    2022's code does (arXiv 2203.01238), which makes the metric vanish at every non-zero UFM
+    optimum. ``center=False`` uses ``W`` as it is: exactly ``compute_ETF`` of Zhu et al. 2021's
+    ``tding1/Neural-Collapse`` (arXiv 2105.02375),
+    ``||W W^T/||W W^T||_F - (I - J/K)/sqrt(K-1)||_F``, and ``rhubarbwu``'s ``simplex_etf_error``
+    of ``W`` with ``m_G = 0`` (the two agree at the CE optimum, where ``w_bar = 0``; at the MSE
+    no-bias optimum the uncentred value is 0.5176 for ``K = 4``). ``W`` is ``(K, d)``. Scale- and
+    rotation-invariant (``W -> c W Q^T``).
     """
     return jit_call(_nc2_weights, _classifier(W), center=bool(center), target="etf")
 
@@ -350,6 +408,11 @@ def nc4_ncc_agreement(W, b, H, labels, num_classes: int) -> jax.Array:
     Papyan et al. 2020 (arXiv 2008.08186), Fig. 7 plots the mismatch ``1 - agreement``. Nearest
     centre in Euclidean distance to the (uncentred) class means; ties go to the lower class index
     in both predictions. ``b`` may be ``None`` (no bias). Tends to 1 under collapse.
+
+    With the bias (the default in ``nc_metrics``' ``nc4_ncc``): the network's prediction, as the
+    Papyan/Han notebook uses it. ``b=None``: ``argmax(W h)``, exactly ``rhubarbwu``'s
+    ``clf_ncc_agreement`` (``DecAccumulator``), which leaves the bias out
+    (docs/metrics.md section 8.4).
     """
     H, labels, K = _inputs(H, labels, num_classes)
     W = _check_W(W, H.shape[0], K, H.dtype)

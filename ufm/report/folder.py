@@ -8,28 +8,14 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import pathlib
-import uuid
 from collections.abc import Mapping
 
+from ..runs.store import atomic_write
 from . import figures as F
 from .summaries import class_summary, columns, optimum_summary
 
 __all__ = ["save_figure", "write_text", "write_csv", "write_report", "write_landscape_report"]
-
-
-def _atomic(path: pathlib.Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-report-{os.getpid()}-{uuid.uuid4().hex[:6]}-{path.name}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def save_figure(fig, path, *, dpi: int = 120) -> pathlib.Path:
@@ -43,14 +29,14 @@ def save_figure(fig, path, *, dpi: int = 120) -> pathlib.Path:
         plt.close(fig)
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic(path, buf.getvalue())
+    atomic_write(path, lambda f: f.write(buf.getvalue()), "report")
     return path
 
 
 def write_text(path, text: str) -> pathlib.Path:
     """Write a text file atomically."""
     path = pathlib.Path(path)
-    _atomic(path, text.encode())
+    atomic_write(path, lambda f: f.write(text.encode()), "report")
     return path
 
 

@@ -123,7 +123,8 @@ def optimum_summary(
     ``max_steps``, ``diverged``, ``nan``: what the optimiser reported, before polishing);
     ``critical`` (valid rows with ``grad_norm <= grad_tol`` after polishing; ``grad_tol`` from the
     ``hessian`` analysis, else ``1e-8``); ``at_optimum`` (valid rows with ``|f - f*| <=
-    AT_OPTIMUM_RTOL max(1, |f*|)``, whatever the first-order status: a run that used its whole
+    rtol max(1, |f*|)``, ``rtol`` the ``at_optimum_rtol`` column of the ``closed_form`` analysis,
+    else ``AT_OPTIMUM_RTOL``, whatever the first-order status: a run that used its whole
     step budget but was polished onto the optimum is at the optimum; ``nan`` when there is no
     closed form); ``max_abs_gap`` and ``max_grad_norm`` over the valid rows; the median of each
     name in ``metrics`` over the valid rows; and the exclusion counts of :func:`exclusions`.
@@ -139,6 +140,8 @@ def optimum_summary(
     gnorm = _num(rows, "grad_norm")
     gtol = _num(rows, "grad_tol", 1e-8)
     gtol = np.where(np.isfinite(gtol), gtol, 1e-8)
+    rtol = _num(rows, "at_optimum_rtol", AT_OPTIMUM_RTOL)
+    rtol = np.where(np.isfinite(rtol), rtol, AT_OPTIMUM_RTOL)
     out = []
     for key in group_keys({k: v[src == source] for k, v in rows.items()}, by):
         sel = _select(rows, by, key) & (src == source)
@@ -150,7 +153,7 @@ def optimum_summary(
             entry[s] = int((sel & (status == s)).sum())
         entry["critical"] = int((ok & (gnorm <= gtol)).sum())
         known = ok & np.isfinite(f_star)
-        tol = AT_OPTIMUM_RTOL * np.maximum(1.0, np.abs(np.where(np.isfinite(f_star), f_star, 0)))
+        tol = rtol * np.maximum(1.0, np.abs(np.where(np.isfinite(f_star), f_star, 0)))
         entry["at_optimum"] = int((known & (np.abs(gap) <= tol)).sum()) if known.any() else None
         entry["max_abs_gap"] = float(np.max(np.abs(gap[known]))) if known.any() else float("nan")
         entry["max_grad_norm"] = float(np.max(gnorm[ok])) if ok.any() else float("nan")

@@ -21,7 +21,8 @@ scalar for the whole batch). :func:`ufm.run_points` runs the analyses named in a
   ``lambda_max``, ``n_neg``, ``n_zero``, ``n_pos``, ``sigma_1``, ``certificate_gap``,
   ``curvature_bound``, ``rank``, ``zero_modes_predicted``, the tolerances (``grad_tol``,
   ``zero_tol``, ``f_tol``, ``cert_tol``), ... and ``counterexample`` (``spurious_min`` or
-  ``degenerate``: no negative curvature, not a certified global minimum). Candidate
+  ``degenerate``: no negative curvature, not a certified global minimum; never ``undecided`` or
+  ``non_finite``). Candidate
   counterexamples raise one :class:`ufm.CounterexampleWarning` per call (per sweep chunk) naming
   the configuration. Options: ``method`` (``auto``, ``dense``, ``block_arrow``, ``lanczos``),
   ``batch_size``, ``num_matvecs``, ``warn`` and the tolerances of :func:`ufm.classify`. Polish
@@ -57,12 +58,19 @@ from ..landscape.classify import METHODS, classify_batch
 from ..metrics.collapse import NC_METRIC_DOCS
 from .schema import register_column_docs
 
-__all__ = ["register_analysis", "analysis_registry", "analysis_options"]
+__all__ = [
+    "register_analysis",
+    "analysis_registry",
+    "analysis_options",
+    "analysis_handles_failed",
+    "at_optimum_rtol",
+]
 
 _ANALYSES: dict[str, Callable[..., Mapping[str, Any]]] = {}
 _CHECKS: dict[str, Callable[[Any], Any] | None] = {}
 _OPTIONS: dict[str, tuple[str, ...] | None] = {}
 _VALIDATORS: dict[str, Callable[[dict], Any] | None] = {}
+_HANDLES_FAILED: dict[str, bool] = {}
 
 
 def register_analysis(
@@ -73,6 +81,7 @@ def register_analysis(
     options: tuple[str, ...] | None = None,
     columns: Mapping[str, str] | None = None,
     validate: Callable[[dict], Any] | None = None,
+    handles_failed: bool = False,
 ):
     """Register a per-point analysis ``fn(spec, result, **options) -> {column: (S,) values}``.
 
@@ -86,11 +95,21 @@ def register_analysis(
     given, checks their values then (raising ``ValueError`` naming the option). ``columns``
     documents the returned columns (``{column: meaning (unit)}``: docs/results.md and the Parquet
     metadata).
-    Usable as a decorator: ``@register_analysis("my_analysis")``.
+    Failed points (first-order status ``nan``/``diverged``, or a non-finite end point) never
+    reach ``fn``: :func:`ufm.run_points` passes a copy of a usable point in their place and masks
+    their values (``nan``, ``-1``, ``False``, ``None``); ``handles_failed=True`` passes them
+    as they are (``fn`` must then guard every LAPACK call itself: jaxlib's CPU ``svd`` can spin
+    forever on ``inf``). Usable as a decorator: ``@register_analysis("my_analysis")``.
     """
     if fn is None:
         return lambda f: register_analysis(
-            name, f, check=check, options=options, columns=columns, validate=validate
+            name,
+            f,
+            check=check,
+            options=options,
+            columns=columns,
+            validate=validate,
+            handles_failed=handles_failed,
         )
     if not callable(fn):
         raise TypeError(f"analysis {name!r} must be callable")
@@ -98,6 +117,7 @@ def register_analysis(
     _CHECKS[name] = check
     _OPTIONS[name] = None if options is None else tuple(options)
     _VALIDATORS[name] = validate
+    _HANDLES_FAILED[name] = bool(handles_failed)
     register_column_docs(dict(columns or {}))
     return fn
 
@@ -139,6 +159,11 @@ def _int_option(opts: dict, key: str, minimum: int = 1) -> None:
         raise ValueError(f"option {key!r} must be an integer >= {minimum}, got {v!r}")
 
 
+def analysis_handles_failed(name: str) -> bool:
+    """Whether analysis ``name`` receives failed points as they are (:func:`register_analysis`)."""
+    return _HANDLES_FAILED.get(name, False)
+
+
 def analysis_check(name: str):
     """The up-front check of analysis ``name`` (or ``None``)."""
     return _CHECKS.get(name)
@@ -158,8 +183,16 @@ def _check_closed_form(spec):
     reference_value(spec)
 
 
-#: ``|f - f*| <= AT_OPTIMUM_RTOL * max(1, |f*|)`` counts as "at the optimum" (after polishing).
+#: ``|f - f*| <= AT_OPTIMUM_RTOL * max(1, |f*|)`` counts as "at the optimum" (after polishing),
+#: for float64 end points (the classifier's ``f_rtol``); float32 end points (a float32 run
+#: without 64-bit JAX, so not polished in float64) use ``AT_OPTIMUM_RTOL_FLOAT32``.
 AT_OPTIMUM_RTOL = 1e-8
+AT_OPTIMUM_RTOL_FLOAT32 = 1e-4
+
+
+def at_optimum_rtol(dtype) -> float:
+    """The ``at_optimum`` tolerance for end points of ``dtype``."""
+    return AT_OPTIMUM_RTOL if np.dtype(dtype) == np.float64 else AT_OPTIMUM_RTOL_FLOAT32
 
 
 @register_analysis(
@@ -170,22 +203,31 @@ AT_OPTIMUM_RTOL = 1e-8
         "f_star": "reference value: the closed-form global optimum (UFM), L_DNC (deep UFM); nan "
         "where the system has none",
         "f_gap": "f - f_star",
-        "at_optimum": "|f - f_star| <= 1e-8 max(1, |f_star|) at the polished end point (bool; "
-        "false where f_star is nan)",
+        "at_optimum": "|f - f_star| <= at_optimum_rtol max(1, |f_star|) at the polished end "
+        "point (bool; false where f_star is nan or the run failed)",
+        "at_optimum_rtol": "tolerance of at_optimum: 1e-8 for float64 end points (every point "
+        "when 64-bit JAX is on), 1e-4 for float32 ones",
     },
 )
 def closed_form_gap(spec, result):
     """``f_star`` (:func:`reference_value`; ``nan`` where there is none), ``f_gap = f - f_star``
-    and ``at_optimum`` (``|f_gap| <= AT_OPTIMUM_RTOL max(1, |f_star|)``)."""
+    and ``at_optimum`` (``|f_gap| <= rtol max(1, |f_star|)``, ``rtol`` of :func:`at_optimum_rtol`
+    for the end points' dtype, recorded in ``at_optimum_rtol``)."""
     try:
         f_star = reference_value(spec)
     except (ValueError, TypeError):
         f_star = float("nan")
     f = np.asarray(result.loss, dtype=np.float64)
     gap = f - f_star
+    rtol = at_optimum_rtol(jax.tree_util.tree_leaves(result.params)[0].dtype)
     with np.errstate(invalid="ignore"):
-        at = np.abs(gap) <= AT_OPTIMUM_RTOL * max(1.0, abs(f_star))
-    return {"f_star": np.full(f.shape, f_star), "f_gap": gap, "at_optimum": at}
+        at = np.abs(gap) <= rtol * max(1.0, abs(f_star))
+    return {
+        "f_star": np.full(f.shape, f_star),
+        "f_gap": gap,
+        "at_optimum": at,
+        "at_optimum_rtol": np.full(f.shape, rtol),
+    }
 
 
 # -- metrics -------------------------------------------------------------------------------------
@@ -234,6 +276,7 @@ HESSIAN_OPTIONS = (
     "num_matvecs",
     "warn",
     "grad_tol",
+    "undecided_factor",
     "zero_rtol",
     "zero_gtol",
     "f_rtol",
@@ -271,6 +314,7 @@ def _validate_hessian(opts: dict) -> None:
     options=HESSIAN_OPTIONS,
     validate=_validate_hessian,
     columns={k: v for k, v in RECORD_DOCS.items() if k not in _HESSIAN_DROPPED},
+    handles_failed=True,  # classify_batch guards every point: non-finite ones are non_finite
 )
 def hessian_classification(
     spec, result, *, method: str = "auto", batch_size=None, warn: bool = True, **tolerances

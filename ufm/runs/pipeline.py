@@ -4,12 +4,20 @@ One configuration (a spec) and a batch of starting points go through
 
 1. :func:`ufm.optimize` (``jit(vmap(lax.scan))`` chunks; a seed-sharded batch runs SPMD), with an
    optional trace (``record``);
-2. a polish stage (:func:`ufm.polish`): ``polish = "auto"`` (the default) polishes in float64
-   (Newton with the exact Hessian up to 2500 parameters, L-BFGS above) and skips it in float32;
-   ``"newton"``, ``"lbfgs"`` or ``"none"`` force a choice. Seeds that failed (``nan``,
-   ``diverged``) keep their flagged end point;
+2. a polish stage (:func:`ufm.polish`), always in float64 when 64-bit JAX is on: a float32 batch
+   (``dtype="float32"``) is cast to float64 first, polished with the float64 method and tolerance
+   (``polish = "auto"``: Newton with the exact Hessian up to 2500 parameters, L-BFGS above, to
+   ``polish_tol``, default ``1e-10``) and analysed in float64 (the spec's ``dtype`` becomes
+   ``"float64"`` for the analyses), as the README promises. Without 64-bit JAX a float32 batch
+   is polished only if ``polish`` names a method, to the float32 tolerance (``1e-5``), and the
+   analyses apply float32 tolerances. ``"none"`` skips the stage. Seeds that failed (``nan``,
+   ``diverged``, or a non-finite end point) keep their flagged end point;
 3. the analyses named in a list (:mod:`ufm.runs.analyses`: ``closed_form``, ``metrics``,
-   ``hessian``, or any registered one), on the polished points;
+   ``hessian``, or any registered one), on the polished points. Failed seeds never reach an
+   analysis (nor LAPACK): it sees a copy of a usable point in their place and their columns are
+   masked afterwards (``nan`` for floats, ``-1`` for integers, ``False``, ``None``), unless the
+   analysis was registered with ``handles_failed=True`` (``hessian``: non-finite end points are
+   classified ``non_finite`` without any LAPACK call);
 
 and comes back as per-point NumPy columns (:func:`run_points`). Starting points come from
 :mod:`ufm.runs.starts` (:func:`ufm.make_starts`).
@@ -30,6 +38,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ..core.devices import on_one_cpu_device
@@ -39,9 +48,17 @@ from ..optim.optimize import OptimizeResult, optimize
 from ..optim.polish import polish
 from ..optim.settings import OptimizerSettings
 from ..optim.status import STATUS_NAMES, Status
-from .analyses import analysis_registry
+from .analyses import analysis_handles_failed, analysis_registry
 
-__all__ = ["PointsResult", "BASE_COLUMNS", "run_points", "analyse", "points_result"]
+__all__ = [
+    "PointsResult",
+    "BASE_COLUMNS",
+    "run_points",
+    "analyse",
+    "points_result",
+    "usable_rows",
+    "analysis_spec",
+]
 
 #: Columns every :func:`run_points` batch has (analyses may not return them).
 BASE_COLUMNS = (
@@ -81,12 +98,52 @@ class PointsResult(NamedTuple):
     params: Any
 
 
+def usable_rows(status, loss, grad_norm, params) -> np.ndarray:
+    """Per point: the first-order run did not fail (status neither ``nan`` nor ``diverged``) and
+    the end point, its loss and gradient norm are finite (entries not overflowing when squared):
+    the points the polish stage and the analyses may touch."""
+    status = np.asarray(status)
+    ok = (status != Status.NAN) & (status != Status.DIVERGED)
+    ok &= np.isfinite(np.asarray(loss, np.float64)) & np.isfinite(np.asarray(grad_norm, np.float64))
+    for x in jax.tree_util.tree_leaves(params):
+        x = np.asarray(x)
+        flat = x.reshape(x.shape[0], -1).astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            big = np.sqrt(np.finfo(x.dtype).max)
+            ok &= np.isfinite(flat).all(axis=1) & (np.sum(flat * flat, axis=1) <= big)
+    return ok
+
+
+def _float64_possible(spec, dtype) -> bool:
+    """Whether a float32 batch can be polished and analysed in float64."""
+    return (
+        np.dtype(dtype) == np.float32
+        and bool(jax.config.jax_enable_x64)
+        and getattr(spec, "dtype", None) == "float32"
+        and hasattr(spec, "replace")
+    )
+
+
+def analysis_spec(spec, params):
+    """``(spec, params)`` of the polish stage and the analyses: float64 copies of a float32 batch
+    when 64-bit JAX is on (module docstring), else unchanged."""
+    dtype = jax.tree_util.tree_leaves(params)[0].dtype
+    if not _float64_possible(spec, dtype):
+        return spec, params
+    up = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), params)
+    return spec.replace(dtype="float64"), up
+
+
 def _polish_stage(spec, params, loss, gnorm, status, settings: OptimizerSettings):
-    """``(params, loss, grad_norm, polished, iterations)`` after the polish stage."""
+    """``(params, loss, grad_norm, polished, iterations)`` after the polish stage (``params`` in
+    the polish dtype: float64 when possible)."""
     num = status.size
     dtype = jax.tree_util.tree_leaves(params)[0].dtype
+    finite = usable_rows(status, loss, gnorm, params)
+    if settings.polish != "none" and _float64_possible(spec, dtype):
+        spec, params = analysis_spec(spec, params)
+        dtype = np.float64
     method = settings.polish_method(dtype)
-    finite = (status != Status.NAN) & (status != Status.DIVERGED)
     if method == "none" or not finite.any():
         return params, loss, gnorm, np.zeros(num, bool), np.zeros(num, np.int64)
     src = params
@@ -184,8 +241,11 @@ def run_points(
         "polished": polished,
         "polish_iterations": iters,
     }
+    aspec, params = analysis_spec(spec, params)  # float64 analyses of a float32 batch
+    if _dtype(params) == np.float64 and getattr(spec, "dtype", None) == "float32":
+        aspec = spec.replace(dtype="float64")  # polished in float64: analysed in float64
     final = res._replace(params=params, loss=loss, grad_norm=gnorm)
-    more, messages = analyse(spec, final, analyses, errors=errors, on_phase=phase)
+    more, messages = analyse(aspec, final, analyses, errors=errors, on_phase=phase)
     cols["error"] = np.full(status.size, "; ".join(messages) if messages else None, dtype=object)
     cols.update(more)
     return PointsResult(cols, res, params)
@@ -201,9 +261,20 @@ def analyse(
 ) -> tuple[dict, list]:
     """Run the ``(name, options)`` analyses on ``result`` (an :class:`ufm.OptimizeResult` of the
     final points); returns ``(columns, error messages)`` (messages only with
-    ``errors="record"``)."""
+    ``errors="record"``). Failed rows (:func:`usable_rows`) are replaced by a copy of a usable
+    point before an analysis sees them and masked in its columns afterwards (module docstring),
+    except for analyses registered with ``handles_failed=True``."""
     registry = analysis_registry()
     size = int(np.asarray(result.loss).shape[0])
+    usable = usable_rows(result.status, result.loss, result.grad_norm, result.params)
+    guarded = result
+    if not usable.all():
+        if usable.any():
+            first = int(np.flatnonzero(usable)[0])
+            stand_in = jax.tree_util.tree_map(lambda x: x[first : first + 1], result.params)
+        else:
+            stand_in = jax.tree_util.tree_map(lambda x: jnp.zeros_like(x[:1]), result.params)
+        guarded = result._replace(params=_rows_where(usable, result.params, stand_in))
     cols, messages = {}, []
     for name, options in analyses:
         if on_phase is not None:
@@ -212,8 +283,9 @@ def analyse(
             raise ValueError(
                 f"unknown analysis {name!r}; registered: {', '.join(sorted(registry))}"
             )
+        raw = analysis_handles_failed(name)
         try:
-            out = dict(registry[name](spec, result, **dict(options)))
+            out = dict(registry[name](spec, result if raw else guarded, **dict(options)))
             out = {k: _column(name, k, v, size) for k, v in out.items()}
         except Exception as err:  # a failing analysis must not end an overnight sweep
             if errors == "raise":
@@ -225,8 +297,31 @@ def analyse(
         for k, v in out.items():
             if k in cols or k in BASE_COLUMNS:
                 raise ValueError(f"analysis {name!r} returns column {k!r}, which is taken")
-            cols[k] = v
+            cols[k] = v if raw else mask_rows(v, ~usable)
     return cols, messages
+
+
+def mask_rows(values: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """``values`` with the ``bad`` rows blanked: ``nan`` (floats), ``-1`` (integers), ``False``
+    (booleans), ``None`` (anything else)."""
+    bad = np.asarray(bad, bool)
+    if not bad.any():
+        return values
+    v = np.array(values, copy=True)
+    if v.dtype.kind == "f" or v.dtype.kind == "c":
+        v[bad] = np.nan
+    elif v.dtype.kind in "iu":
+        v[bad] = -1
+    elif v.dtype.kind == "b":
+        v[bad] = False
+    else:
+        v = v.astype(object)
+        v[bad] = None
+    return v
+
+
+def _dtype(params):
+    return jax.tree_util.tree_leaves(params)[0].dtype
 
 
 def _column(analysis: str, key: str, value, size: int) -> np.ndarray:

@@ -46,6 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 __all__ = [
+    "atomic_write",
     "ResultStore",
     "StoreError",
     "DuplicateRowsWarning",
@@ -94,7 +95,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: Path, write, writer: str) -> None:
+def atomic_write(path: Path, write, writer: str = "w") -> None:
     """Write ``path`` through a temporary file (``write(fileobj)``), fsync, rename, fsync dir."""
     tmp = path.with_name(f"{_TMP}{writer}-{os.getpid()}-{uuid.uuid4().hex[:6]}-{path.name}.part")
     try:
@@ -272,7 +273,7 @@ class ResultStore:
         seed0 = table.column("seed")[0].as_py()
         name = f"{first}-{self.writer}-s{seed0:010d}-{uuid.uuid4().hex[:8]}.parquet"
         final = self.data / name
-        _atomic_write(final, lambda f: pq.write_table(table, f, compression="zstd"), self.writer)
+        atomic_write(final, lambda f: pq.write_table(table, f, compression="zstd"), self.writer)
         return final
 
     def write_trace(self, config_hash: str, seed0: int, arrays: dict) -> Path:
@@ -281,7 +282,7 @@ class ResultStore:
         final = (
             self.traces / f"{config_hash}-{self.writer}-s{seed0:010d}-{uuid.uuid4().hex[:8]}.npz"
         )
-        _atomic_write(final, lambda f: np.savez_compressed(f, **arrays), self.writer)
+        atomic_write(final, lambda f: np.savez_compressed(f, **arrays), self.writer)
         return final
 
     def done_keys(self) -> dict[str, set[tuple[str, int]]]:
@@ -315,7 +316,7 @@ class ResultStore:
     def write_manifest(self, doc: dict) -> None:
         """Atomically replace ``manifest.json``."""
         blob = json.dumps(doc, indent=1, sort_keys=True, allow_nan=False).encode()
-        _atomic_write(self.folder / MANIFEST, lambda f: f.write(blob), self.writer)
+        atomic_write(self.folder / MANIFEST, lambda f: f.write(blob), self.writer)
 
 
 def _read_holder(path: Path) -> str:

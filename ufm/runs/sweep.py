@@ -383,121 +383,93 @@ def run_sweep(
     store = ResultStore(folder, pid, nproc, writer=writer, lock_timeout=lock_timeout)
     store.prepare()  # unwritable folder or a live writer with our id: an error, before compute
     try:
-        return _run(
-            spec,
-            configs,
+        mesh = seed_mesh(devices)
+        prov = provenance(list(mesh.devices.flat))
+        doc = store.read_manifest() or {}
+        _check_mixing(doc, configs, spec, store.folder, extend)
+        if pid == 0:
+            store.write_manifest(_manifest(doc, spec, configs, invalid, mesh, prov, job))
+        done = store.done_keys()
+
+        plan, skipped = [], 0
+        for c in configs:
+            sources, seeds = start_keys(c.spec, spec.num_seeds, spec.starts)
+            mine = seeds % nproc == pid  # static ownership (the origin, seed 0, is share 0's)
+            finished = done.get(c.hash, set())
+            todo = np.array(
+                [i for i in np.flatnonzero(mine) if (sources[i], int(seeds[i])) not in finished],
+                dtype=np.int64,
+            )
+            skipped += int(mine.sum()) - todo.size
+            if todo.size:
+                size = chunk_size(
+                    c.spec,
+                    mesh.size,
+                    seeds_per_chunk=spec.seeds_per_chunk,
+                    memory_budget=spec.memory_budget,
+                    num_seeds=todo.size,
+                )
+                plan.append((c, [(sources[ch], seeds[ch]) for ch in split_chunks(todo, size)]))
+
+        run_cols = settings_columns(spec)
+        counts: dict[str, int] = {}
+        total = sum(ch[1].size for _, chunks in plan for ch in chunks)
+        desc = spec.name + (f" [{store.writer}/{nproc}]" if nproc > 1 else "")
+        compile_total = 0.0
+        with Progress(
+            total, desc, unit="seeds", file=log, force=bool(progress), quiet=progress is False
+        ) as bar:
+            for config, chunks in plan:
+                bar.set_description(f"{desc} {config.label}" if len(plan) > 1 else desc)
+                for sources, seeds in chunks:
+                    t0 = time.perf_counter()
+                    with CompileTimer() as ct:
+                        out = run_chunk(
+                            config.spec,
+                            seeds,
+                            mesh,
+                            optimizer=spec.optimizer,
+                            base_seed=spec.base_seed,
+                            init_scale=spec.init_scale,
+                            analyses=spec.analyses,
+                            sources=sources,
+                            record=record,
+                            record_every=record_every,
+                            return_trace=record is not None,
+                            on_phase=bar.set_phase,
+                        )
+                    bar.set_phase("write")
+                    cols, trace = out if record is not None else (out, None)
+                    compile_total += ct.seconds
+                    table = chunk_table(
+                        config,
+                        cols,
+                        run_cols,
+                        prov,
+                        time.perf_counter() - t0,
+                        ct.seconds,
+                        store.writer,
+                    )
+                    docs = column_docs_for(table.column_names, spec_fields(config.spec))
+                    if trace is not None:
+                        store.write_trace(config.hash, int(seeds[0]), trace)
+                    store.write_chunk(table, docs)
+                    for s in cols["status"]:
+                        counts[s] = counts.get(s, 0) + 1
+                    seconds = time.perf_counter() - t0
+                    bar.update(seeds.size, seconds=max(seconds - ct.seconds, 1e-9))
+        if jax.process_count() > 1:
+            finish()  # a barrier with a timeout: a partner that died is reported, not waited for
+        return SweepSummary(
+            store.folder,
+            len(configs),
             invalid,
-            store,
-            devices,
-            progress,
-            log,
-            extend,
-            record,
-            record_every,
-            pid,
-            nproc,
-            job,
-            t_start,
+            total,
+            skipped,
+            counts,
+            time.perf_counter() - t_start,
+            compile_total,
+            tuple(configs),
         )
     finally:
         store.release()
-
-
-def _run(
-    spec,
-    configs,
-    invalid,
-    store,
-    devices,
-    progress,
-    log,
-    extend,
-    record,
-    record_every,
-    pid,
-    nproc,
-    job,
-    t_start,
-) -> SweepSummary:
-    mesh = seed_mesh(devices)
-    prov = provenance(list(mesh.devices.flat))
-    doc = store.read_manifest() or {}
-    _check_mixing(doc, configs, spec, store.folder, extend)
-    if pid == 0:
-        store.write_manifest(_manifest(doc, spec, configs, invalid, mesh, prov, job))
-    done = store.done_keys()
-
-    plan, skipped = [], 0
-    for c in configs:
-        sources, seeds = start_keys(c.spec, spec.num_seeds, spec.starts)
-        mine = seeds % nproc == pid  # static ownership (the origin, seed 0, is share 0's)
-        finished = done.get(c.hash, set())
-        todo = np.array(
-            [i for i in np.flatnonzero(mine) if (sources[i], int(seeds[i])) not in finished],
-            dtype=np.int64,
-        )
-        skipped += int(mine.sum()) - todo.size
-        if todo.size:
-            size = chunk_size(
-                c.spec,
-                mesh.size,
-                seeds_per_chunk=spec.seeds_per_chunk,
-                memory_budget=spec.memory_budget,
-                num_seeds=todo.size,
-            )
-            plan.append((c, [(sources[ch], seeds[ch]) for ch in split_chunks(todo, size)]))
-
-    run_cols = settings_columns(spec)
-    counts: dict[str, int] = {}
-    total = sum(ch[1].size for _, chunks in plan for ch in chunks)
-    desc = spec.name + (f" [{store.writer}/{nproc}]" if nproc > 1 else "")
-    compile_total = 0.0
-    with Progress(
-        total, desc, unit="seeds", file=log, force=bool(progress), quiet=progress is False
-    ) as bar:
-        for config, chunks in plan:
-            bar.set_description(f"{desc} {config.label}" if len(plan) > 1 else desc)
-            for sources, seeds in chunks:
-                t0 = time.perf_counter()
-                with CompileTimer() as ct:
-                    out = run_chunk(
-                        config.spec,
-                        seeds,
-                        mesh,
-                        optimizer=spec.optimizer,
-                        base_seed=spec.base_seed,
-                        init_scale=spec.init_scale,
-                        analyses=spec.analyses,
-                        sources=sources,
-                        record=record,
-                        record_every=record_every,
-                        return_trace=record is not None,
-                        on_phase=bar.set_phase,
-                    )
-                bar.set_phase("write")
-                cols, trace = out if record is not None else (out, None)
-                compile_total += ct.seconds
-                table = chunk_table(
-                    config, cols, run_cols, prov, time.perf_counter() - t0, ct.seconds, store.writer
-                )
-                docs = column_docs_for(table.column_names, spec_fields(config.spec))
-                if trace is not None:
-                    store.write_trace(config.hash, int(seeds[0]), trace)
-                store.write_chunk(table, docs)
-                for s in cols["status"]:
-                    counts[s] = counts.get(s, 0) + 1
-                seconds = time.perf_counter() - t0
-                bar.update(seeds.size, seconds=max(seconds - ct.seconds, 1e-9))
-    if jax.process_count() > 1:
-        finish()  # a barrier with a timeout: a partner that died is reported, not waited for
-    return SweepSummary(
-        store.folder,
-        len(configs),
-        invalid,
-        total,
-        skipped,
-        counts,
-        time.perf_counter() - t_start,
-        compile_total,
-        tuple(configs),
-    )

@@ -6,4 +6,6 @@ is one folder plus one line below (docs/adding_a_system.md).
 """
 
 from . import deep_ufm as deep_ufm
+from . import feature_collapse as feature_collapse
+from . import feature_map as feature_map
 from . import ufm as ufm

@@ -325,9 +325,10 @@ def test_srg_construction_is_consistent(r, L, optimize_offsets):
     out = np.asarray(f.Z[-1])
     t = out[0, 0]
     np.testing.assert_allclose(out, t * np.kron(np.eye(s.K), np.ones((1, s.n))), atol=1e-12)
-    for i in range(1, L - 1):  # post-ReLU class means of H_2..H_{L-1} are non-negative: ReLU inert
-        np.testing.assert_allclose(f.H[i], s.activation == "relu" and f.H[i], atol=0)
+    for i in range(1, L - 1):  # pre-activations of H_2..H_{L-1} are non-negative: ReLU inert
+        assert s.activation == "relu"
         assert np.asarray(f.Z[i - 1]).min() > -1e-12
+        np.testing.assert_allclose(f.H[i], f.Z[i - 1], rtol=0, atol=1e-12)  # H = relu(Z) = Z
     cm = ufm.deep.deep_class_means(s, sol.params)
     ranks = tuple(int(ufm.metrics.numerical_rank(M, 1e-8)) for M in cm.H)
     assert ranks == sol.ranks["H"]

@@ -1,8 +1,11 @@
 """Feature collapse: spec validation and the data model (shapes, token ids, law, seeds)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from ufm.core import SpecError
 from ufm.systems.feature_collapse import PRESETS, FeatureCollapseSpec, make_data, word_law
 
 TINY = PRESETS["tiny"]
@@ -36,8 +39,37 @@ TINY = PRESETS["tiny"]
     ],
 )
 def test_invalid_values_name_the_field(changes, field):
-    with pytest.raises(ValueError, match=rf"^{field}\b"):
+    with pytest.raises(SpecError, match=rf"^{field}\b") as err:
         TINY.replace(**changes)
+    assert len(str(err.value).splitlines()) == 1
+
+
+def test_every_field_refuses_bad_values():
+    """The conformance test's spec checks (skipped there: the system is not sweepable): every
+    int field refuses -10**9, every float field -1.0 and nan, every str field an unknown
+    option, with a one-line SpecError naming the field."""
+    checked = 0
+    for f in dataclasses.fields(TINY):
+        value = getattr(TINY, f.name)
+        if isinstance(value, bool):
+            bad = [1, "yes"]
+        elif isinstance(value, int):
+            bad = [-(10**9), 2.5, "3"]
+        elif isinstance(value, float):
+            bad = [-1.0, float("nan"), float("inf"), "0.1"]
+        elif isinstance(value, str):
+            bad = ["no-such-option", 3]
+        else:
+            assert f.name == "weight_decay_w"
+            bad = [-1.0, float("nan")]
+        for b in bad:
+            with pytest.raises(SpecError) as err:
+                TINY.replace(**{f.name: b})
+            assert str(err.value).startswith(f.name) and len(str(err.value).splitlines()) == 1
+            checked += 1
+    assert checked > 40
+    assert TINY.replace(K=64.0).K == 64 and isinstance(TINY.replace(K=64.0).K, int)
+    assert TINY.replace(law=" Zipf ").law == "zipf"
 
 
 def test_derived_settings():

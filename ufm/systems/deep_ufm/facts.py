@@ -20,10 +20,13 @@ the deep UFM's facts with the hooks of :mod:`ufm.systems.ufm.facts`:
 Classes (tolerances as for the UFM, :mod:`ufm.landscape.classify`): ``NOT_CRITICAL`` (``||grad f|| >
 grad_tol``), ``STRICT_SADDLE`` (``lambda_min < -zero_tol``), and for points without negative
 curvature ``LOCAL_MIN`` (zero modes as predicted: a Morse-Bott local minimum whose global status is
-undecided, since the deep UFM has no closed-form optimum) or ``DEGENERATE`` (extra or missing zero
-modes: the second-order test is inconclusive; warned about). Never ``GLOBAL_MIN`` or
-``SPURIOUS_MIN``. The deep UFM is not benign: for ``L >= 2`` the origin is a strict local minimum
-(Hessian ``diag(lambda)``, ``f = 1/2`` for MSE) and rank-deficient points are local minima too.
+undecided, since the deep UFM has no closed-form optimum), ``UNDECIDED`` (a zero-mode mismatch
+that depends on the tolerance) or ``DEGENERATE`` (firmly extra or missing zero modes: the
+second-order test is inconclusive; warned about); ``NON_FINITE`` points never reach LAPACK.
+Never ``GLOBAL_MIN`` or ``SPURIOUS_MIN``. ``orbit_scale`` (the smallest non-zero singular value of
+the unit-norm generator tangents) widens ``zero_tol`` as for the UFM. The deep UFM is not benign:
+for ``L >= 2`` the origin is a strict local minimum (Hessian ``diag(lambda)``, ``f = 1/2`` for
+MSE) and rank-deficient points are local minima too.
 
 Continuous symmetries (``f`` invariant; each contributes zero modes):
 
@@ -80,7 +83,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ...landscape.facts import ModelFacts, default_tolerances, numerical_rank_of
+from ...landscape.facts import (
+    ModelFacts,
+    default_tolerances,
+    numerical_rank_of,
+    orbit_rank_and_scale,
+)
 from .model import LEAKY_SLOPE, DeepUFMParams, DeepUFMSpec, deep_features
 from .theory import dnc_loss
 
@@ -208,6 +216,10 @@ def _tangents(spec: DeepUFMSpec, params: DeepUFMParams):
     def add(fn, basis, mask=None):
         if basis.shape[0] == 0:
             return
+        basis = np.asarray(basis, dtype)  # generators of unit Frobenius norm (the orbit scale)
+        basis = basis / np.linalg.norm(basis.reshape(basis.shape[0], -1), axis=1).reshape(
+            (-1,) + (1,) * (basis.ndim - 1)
+        )
         T = jax.vmap(lambda x: flat(fn(x)))(jnp.asarray(basis, dtype))
         rows.append(T if mask is None else T * mask[:, None].astype(dtype))
 
@@ -261,23 +273,34 @@ def _tangents(spec: DeepUFMSpec, params: DeepUFMParams):
     return jnp.concatenate(rows) if rows else jnp.zeros((0, 1), dtype)
 
 
-def _orbit_dimension(spec, params, rtol, atol):
-    T = _tangents(spec, params)
-    if T.shape[0] == 0:
-        return jnp.asarray(0, jnp.int32)
-    return numerical_rank_of(T, rtol, atol)
-
-
 def _first_layer_rank(params, rtol, atol):
     return numerical_rank_of(jnp.concatenate([params.Ws[0], params.H1.T], axis=0), rtol, atol)
 
 
-def _zero_modes(spec, params, rtol, atol):
+def _zero_modes_and_scale(spec, params, rtol, atol):
+    """Orbit dimension (the predicted zero modes) and the orbit scale
+    (:func:`ufm.landscape.facts.orbit_rank_and_scale`) of the symmetry generators at the point."""
     if spec.activation in PIECEWISE_LINEAR:
-        return _orbit_dimension(spec, params, rtol, atol)
-    r1 = _first_layer_rank(params, rtol, atol)
+        return orbit_rank_and_scale(_tangents(spec, params), rtol, atol)
+    E, _, _ = _skew_basis(spec.widths[0], params.H1.dtype)  # O(d_1) on (W_1, H_1) only
+    E = E / np.sqrt(2.0)
+    W1, H1 = params.Ws[0], params.H1
+    if H1.shape[1] > H1.shape[0]:  # ||E H_1||_F depends on H_1 H_1^T only: compress exactly
+        H1 = jnp.linalg.qr(H1.T, mode="r").T
+    T = jnp.concatenate(
+        [
+            jnp.einsum("kd,mde->mke", W1, E).reshape(E.shape[0], -1),
+            jnp.einsum("mde,en->mdn", E, H1).reshape(E.shape[0], -1),
+        ],
+        axis=1,
+    )
+    rank, scale = orbit_rank_and_scale(T, rtol, atol)
     extra = 1 if (spec.loss == "ce" and spec.bias == "free") else 0
-    return (_z(spec.widths[0], r1) + extra).astype(jnp.int32)
+    return (rank + extra).astype(jnp.int32), scale
+
+
+def _zero_modes(spec, params, rtol, atol):
+    return _zero_modes_and_scale(spec, params, rtol, atol)[0]
 
 
 def deep_zero_mode_count(
@@ -321,6 +344,7 @@ def deep_classification_facts(spec: DeepUFMSpec, params, tols) -> ModelFacts:
     nan = c(jnp.nan)
     rtol, atol = c(tols.rank_rtol), c(tols.rank_atol)
     f_ref = dnc_loss(spec).astype(dtype) if (spec.loss == "mse" and spec.bias == "none") else nan
+    zero_modes, scale = _zero_modes_and_scale(spec, params, rtol, atol)
     return ModelFacts(
         f_star=f_ref,
         ref_is_optimum=jnp.asarray(False),
@@ -329,7 +353,8 @@ def deep_classification_facts(spec: DeepUFMSpec, params, tols) -> ModelFacts:
         cert_bound=nan,
         curvature_bound=nan,
         rank=_first_layer_rank(params, rtol, atol),
-        zero_modes_predicted=_zero_modes(spec, params, rtol, atol),
+        zero_modes_predicted=zero_modes,
+        orbit_scale=scale,
     )
 
 

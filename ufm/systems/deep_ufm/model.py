@@ -17,9 +17,11 @@ References:
     Garrod & Keating 2024 (arXiv 2410.23169): the cross-entropy variant.
 
 Initialise at ``O(1)`` scale (:func:`ufm.init_params`: ``H_1 ~ N(0, 1)``,
-``W_l ~ N(0, 1/fan_in)``): for ``L >= 2`` the origin is a strict local minimum (the fit term is
+``W_l ~ N(0, 1/fan_in)``): without biases and with ``sigma(0) = 0`` (ReLU, leaky ReLU, identity,
+tanh, GELU, SiLU), for ``L >= 2`` the origin is a strict local minimum (the fit term is
 ``O(||theta||^{L+1})`` there, so the Hessian is ``diag(lambda)``), and small initialisations get
-stuck at the zero solution of value 1/2 (MSE).
+stuck at the zero solution of value 1/2 (MSE). With biases, or softplus (``sigma(0) = log 2``),
+the origin is not even critical (docs/theory.md section 4.3).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Feature-collapse configuration (Laurent, von Brecht, Bresson 2023, arXiv 2305.16162).
 
 :class:`FeatureCollapseSpec` holds the data model, the network and the training settings as
-plain Python values; every invalid value raises a ``ValueError`` whose message names the field.
+plain Python values; every invalid value raises :class:`ufm.core.SpecError` (a ``ValueError``)
+with a one-line message naming the field.
 Defaults are the paper's (n_c = 3 concepts, n_w = 1200 words, sentences of length L = 15,
 K = 1000 latent variables, embedding dimension d = 100, plain SGD lr 0.1, batch 100, coupled
 weight decay 1e-3, init = PyTorch default / 1000).
@@ -10,7 +11,11 @@ weight decay 1e-3, init = PyTorch default / 1000).
 from __future__ import annotations
 
 import dataclasses
-import math
+import numbers
+
+import numpy as np
+
+from ...core.validation import SpecError, check_choice, check_dtype, check_int, check_lambda
 
 __all__ = ["DTYPES", "LATENTS", "LAWS", "FeatureCollapseSpec"]
 
@@ -19,23 +24,16 @@ LATENTS = ("random", "all")
 DTYPES = ("float32", "float64")
 
 
-def _int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _num(name, value, *, positive=False, allow_none=False):
-    if value is None and allow_none:
-        return
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (positive and value == 0):
+def _number(name, value, *, positive=False):
+    """A finite Python number ``>= 0`` (``> 0`` when ``positive``) as a float, or
+    :class:`SpecError` naming ``name`` (spec fields are never traced here)."""
+    if not isinstance(value, (numbers.Real, np.floating)) or isinstance(value, bool):
         need = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number {need}, got {value!r}")
-
-
-def _choice(name, value, options):
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(options)}; got {value!r}")
+        raise SpecError(f"{name} must be a finite number {need}, got {value!r}")
+    v = check_lambda(name, value)
+    if positive and v == 0:
+        raise SpecError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(v)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +65,7 @@ class FeatureCollapseSpec:
         >>> FeatureCollapseSpec(n_w=100)
         Traceback (most recent call last):
         ...
-        ValueError: n_w must be a multiple of n_c (got n_w=100, n_c=3)
+        ufm.core.validation.SpecError: n_w must be a multiple of n_c (got n_w=100, n_c=3)
     """
 
     n_c: int = 3
@@ -91,38 +89,45 @@ class FeatureCollapseSpec:
     ln_eps: float = 1e-5
 
     def __post_init__(self):
-        _int("n_c", self.n_c, 2)
-        _int("n_w", self.n_w, 1)
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        for name, minimum in (("n_c", 2), ("n_w", 1)):
+            put(name, check_int(name, getattr(self, name), minimum))
         if self.n_w % self.n_c:
-            raise ValueError(f"n_w must be a multiple of n_c (got n_w={self.n_w}, n_c={self.n_c})")
-        _int("L", self.L, 1)
-        _int("K", self.K, 2)
-        _int("d", self.d, 1)
-        _int("nspl", self.nspl, 1)
-        _int("n_test", self.n_test, 1)
-        _choice("law", self.law, LAWS)
-        _choice("latents", self.latents, LATENTS)
+            raise SpecError(f"n_w must be a multiple of n_c (got n_w={self.n_w}, n_c={self.n_c})")
+        for name, minimum in (("L", 1), ("K", 2), ("d", 1), ("nspl", 1), ("n_test", 1)):
+            put(name, check_int(name, getattr(self, name), minimum))
+        put("law", check_choice("law", self.law, LAWS))
+        put("latents", check_choice("latents", self.latents, LATENTS))
         if self.latents == "all" and self.K != self.n_c**self.L:
-            raise ValueError(
+            raise SpecError(
                 f"K must equal n_c**L = {self.n_c**self.L} when latents='all' (got K={self.K})"
             )
         if not isinstance(self.layernorm, bool):
-            msg = f"layernorm must be True or False, got {self.layernorm!r}"
-            raise ValueError(msg)  # noqa: TRY004 (the project raises ValueError for bad input)
-        _num("lr", self.lr, positive=True)
-        _int("batch_size", self.batch_size, 1)
+            raise SpecError(f"layernorm must be True or False, got {self.layernorm!r}")
+        put("lr", _number("lr", self.lr, positive=True))
+        put("batch_size", check_int("batch_size", self.batch_size, 1))
         if self.batch_size > self.n_train:
-            raise ValueError(
+            raise SpecError(
                 f"batch_size must be <= the number of training sentences K*nspl={self.n_train} "
                 f"(got batch_size={self.batch_size})"
             )
-        _num("weight_decay", self.weight_decay)
-        _num("weight_decay_w", self.weight_decay_w, allow_none=True)
-        _int("epochs", self.epochs, 0)
-        _num("init_scale_divisor", self.init_scale_divisor, positive=True)
-        _int("data_seed", self.data_seed, 0)
-        _choice("dtype", self.dtype, DTYPES)
-        _num("ln_eps", self.ln_eps, positive=True)
+        put("weight_decay", _number("weight_decay", self.weight_decay))
+        if self.weight_decay_w is not None:
+            put("weight_decay_w", _number("weight_decay_w", self.weight_decay_w))
+        put("epochs", check_int("epochs", self.epochs, 0))
+        put(
+            "init_scale_divisor",
+            _number("init_scale_divisor", self.init_scale_divisor, positive=True),
+        )
+        put("data_seed", check_int("data_seed", self.data_seed, 0))
+        put("dtype", check_dtype("dtype", self.dtype, DTYPES))
+        put("ln_eps", _number("ln_eps", self.ln_eps, positive=True))
+
+    def as_dict(self) -> dict:
+        """The fields as a plain dict (the columns of a result row)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     # -- derived sizes and settings ------------------------------------------------------------
     @property

@@ -8,6 +8,7 @@ door re-exports its everyday names (``ufm.UFMSpec``, ``ufm.optimum``, ...).
 
 from ...core.registry import PlantedStarts, System, register_system
 from .cli import add_landscape_parser
+from .convex import ConvexSolution, solve_convex
 from .critical import find_critical_points, find_minima, planted_saddles, rank_restricted_points
 from .facts import ufm_classification_facts, ufm_num_global_params, ufm_validate_params
 from .invariants import ufm_invariants
@@ -48,6 +49,7 @@ from .saddles import (
     zero_mode_count,
 )
 from .spec import UFMSpec, ufm_label
+from .spectra import CollapseSpectrum, collapse_spectrum
 from .structure import UFMBlockArrow, ufm_block_arrow, ufm_split_features
 from .theory import (
     Optimum,
@@ -60,6 +62,10 @@ from .theory import (
 )
 
 __all__ = [
+    "CollapseSpectrum",
+    "ConvexSolution",
+    "collapse_spectrum",
+    "solve_convex",
     "Certificate",
     "LANDSCAPE_OPTIMIZER",
     "LandscapeConfig",

@@ -4,21 +4,148 @@ The hooks of :mod:`ufm.landscape.facts` for :class:`ufm.UFMSpec`: the closed-for
 (:func:`ufm.optimal_value`, a global minimum value where it exists), the global-optimality
 certificate ``sigma_1(grad_Z g) <= sqrt(lambda_W lambda_H)`` (:func:`ufm.certificate`), the
 curvature bound of :func:`ufm.negative_curvature_direction` where ``W`` and ``H^T`` share a null
-direction, the numerical rank of ``W`` and the predicted number of symmetry zero modes
-(:func:`ufm.zero_mode_count`), docs/theory.md section 3.
+direction, the numerical rank of ``W`` and the predicted number of symmetry zero modes with the
+scale of their orbit (:func:`orbit_facts`), docs/theory.md sections 3.4 and 3.7.
+
+Continuous symmetries of the UFM (each contributes zero modes):
+
+* ``W -> W Q``, ``H -> Q^T H`` with ``Q in O(d)`` (every variant);
+* MSE only: the class rotations ``W -> O W``, ``H -> H (O^T (x) I_n)``, ``b -> O b`` with
+  ``O in O(K)`` (no bias) or ``O in O(K)`` fixing ``1`` (a bias: ``O 1 = 1``), since
+  ``O Y (O^T (x) I_n) = Y``. At a minimiser with ``W W^T`` proportional to the identity on the
+  fitted class space (``d >= r*``) they move the point along the ``O(d)`` orbit and add nothing;
+  with ``d`` below the rank of the minimiser (e.g. ``K = 5``, ``d = 4``, no bias) they turn the
+  fitted ``d``-dimensional class subspace and add ``d (K_eff - d)`` flat directions (the
+  Grassmannian; ``K_eff = K`` without bias, ``K - 1`` with one);
+* CE with a free bias: ``b -> b + c 1`` (an exact zero mode).
 """
 
 from __future__ import annotations
 
-import jax.numpy as jnp
+from typing import NamedTuple
 
-from ...landscape.facts import ModelFacts, numerical_rank_of
+import jax.numpy as jnp
+import numpy as np
+
+from ...landscape.facts import ModelFacts, numerical_rank_of, orbit_rank_and_scale
 from .objective import UFMParams
-from .saddles import certificate, negative_curvature_direction, zero_mode_count
+from .saddles import certificate, negative_curvature_direction
 from .spec import UFMSpec
 from .theory import optimal_value
 
-__all__ = ["ufm_validate_params", "ufm_classification_facts", "ufm_num_global_params"]
+__all__ = [
+    "OrbitFacts",
+    "orbit_facts",
+    "ufm_validate_params",
+    "ufm_classification_facts",
+    "ufm_num_global_params",
+]
+
+
+class OrbitFacts(NamedTuple):
+    """The orbit of the continuous symmetries through a UFM point (:func:`orbit_facts`).
+
+    Attributes:
+        zero_modes: its dimension, plus one for CE with a free bias: the predicted number of
+            symmetry zero modes of the Hessian.
+        scale: smallest non-zero singular value of the map from unit-Frobenius-norm generators
+            to tangent vectors (``inf`` without continuous symmetry): the symmetry modes lie
+            within ``2 ||grad f|| / scale`` of zero
+            (:func:`ufm.landscape.facts.orbit_rank_and_scale`).
+    """
+
+    zero_modes: object
+    scale: object
+
+
+def _skew_unit_basis(m: int) -> np.ndarray:
+    """``(e_j e_k^T - e_k e_j^T) / sqrt(2)``, ``j < k``: an orthonormal basis of ``so(m)``."""
+    j, k = np.triu_indices(m, 1)
+    E = np.zeros((j.size, m, m))
+    E[np.arange(j.size), j, k] = 2**-0.5
+    E[np.arange(j.size), k, j] = -(2**-0.5)
+    return E
+
+
+def _compress_columns(X):
+    """``Y`` with ``Y Y^T = X X^T`` and at most ``X.shape[0]`` columns (R^T of a QR of X^T)."""
+    rows, cols = X.shape
+    if cols <= rows:
+        return X
+    return jnp.linalg.qr(X.T, mode="r").T
+
+
+def _mse_tangents(spec: UFMSpec, params: UFMParams):
+    """Generator tangents of ``O(d) x O(K)`` (MSE), with the ``n`` samples of a class position
+    compressed exactly: the tangent of ``H`` is ``-(E X_i + X_i A)`` for the ``d x K`` matrices
+    ``X_i = H[:, class-major index (k, i)]``, whose Gram over ``i`` only involves the
+    ``dK x dK`` matrix ``sum_i vec(X_i) vec(X_i)^T``."""
+    W, H, b = params.W, params.H, params.b
+    K, d, n = spec.K, spec.d, spec.n
+    dtype = W.dtype
+    Y = _compress_columns(H.reshape(d * K, n)).reshape(d, K, -1)  # (d, K, c)
+    Ed = jnp.asarray(_skew_unit_basis(d), dtype)
+    if spec.has_bias:  # O(K) fixing 1: U so(K-1) U^T, U an orthonormal basis of 1-perp
+        U = np.linalg.svd(np.eye(K) - 1.0 / K)[0][:, : K - 1]
+        EK = np.einsum("ia,mab,jb->mij", U, _skew_unit_basis(K - 1), U)
+    else:
+        EK = _skew_unit_basis(K)
+    EK = jnp.asarray(EK, dtype)
+    flat = lambda *xs: jnp.concatenate([x.reshape(x.shape[0], -1) for x in xs], axis=1)  # noqa: E731
+    rot_W = jnp.einsum("kd,mde->mke", W, Ed)
+    rot_H = -jnp.einsum("mde,ekc->mdkc", Ed, Y)
+    cls_W = jnp.einsum("mkl,ld->mkd", EK, W)
+    cls_H = -jnp.einsum("dlc,mlk->mdkc", Y, EK)
+    parts_rot, parts_cls = [rot_W, rot_H], [cls_W, cls_H]
+    if b is not None:
+        parts_rot.append(jnp.zeros((Ed.shape[0], K), dtype))
+        parts_cls.append(jnp.einsum("mkl,l->mk", EK, b))
+    return jnp.concatenate([flat(*parts_rot), flat(*parts_cls)], axis=0)
+
+
+def orbit_facts(spec: UFMSpec, params: UFMParams, rank_rtol=1e-8, rank_atol=1e-6) -> OrbitFacts:
+    """Predicted symmetry zero modes at a UFM point and the scale of their orbit (pure jax).
+
+    CE: only ``O(d)`` acts (plus the exact shift of a free bias); with ``m_1 >= ... >= m_d`` the
+    eigenvalues of ``W^T W + H H^T`` and ``r`` the numerical rank of ``[W; H^T]`` (singular
+    values above ``max(rank_rtol sigma_1, rank_atol)``), the unit generator
+    ``(e_i e_j^T - e_j e_i^T)/sqrt(2)`` has a tangent of norm ``sqrt((m_i + m_j)/2)``, so the
+    orbit has dimension ``z(d, r) = d(d-1)/2 - (d-r)(d-r-1)/2`` (:func:`ufm.zero_mode_count`) and
+    ``scale = sqrt((m_r + m_{r+1})/2)`` (``m_{d+1} = 0``). MSE: ``O(d) x O(K)`` (module
+    docstring), counted as the numerical rank of the generator-tangent matrix (same thresholds)
+    and its smallest counted singular value. Vmappable; at a critical point of rank ``r`` this
+    is the orbit dimension of :func:`ufm.zero_mode_count` except for MSE with ``d`` below the
+    rank of the minimiser, where the class rotations add ``d (K_eff - d)``.
+
+    Example:
+        >>> import ufm
+        >>> spec = ufm.UFMSpec(K=5, n=2, d=4, loss="mse")
+        >>> full = ufm.optimum(spec.replace(d=5)).params  # orthogonal frame in R^5
+        >>> p = ufm.UFMParams(full.W[:, :4], full.H[:4])  # keep 4 of the 5 class directions
+        >>> int(ufm.systems.ufm.facts.orbit_facts(spec, p).zero_modes)  # z(4, 4) = 6, + 4 (d < K)
+        10
+    """
+    W, H = params.W, params.H
+    dtype = W.dtype
+    rtol, atol = jnp.asarray(rank_rtol, dtype), jnp.asarray(rank_atol, dtype)
+    extra = 1 if (spec.loss == "ce" and spec.bias == "free") else 0
+    d = spec.d
+    if spec.loss == "mse":
+        rank, scale = orbit_rank_and_scale(_mse_tangents(spec, params), rtol, atol)
+        return OrbitFacts((rank + extra).astype(jnp.int32), scale)
+    sv = jnp.linalg.svd(jnp.concatenate([W, H.T], axis=0), compute_uv=False)[:d]
+    sv = jnp.pad(sv, (0, d - sv.shape[0]))  # fewer than d rows: the rest is null
+    keep = sv > jnp.maximum(rtol * sv[0], atol)
+    r = jnp.sum(keep).astype(jnp.int32)
+    m = jnp.where(keep, sv, 0.0) ** 2
+    m_next = jnp.concatenate([m[1:], jnp.zeros((1,), dtype)])
+    pair = jnp.sqrt(0.5 * (m + m_next))  # pair (i, i+1), i = r-1: the weakest counted tangent
+    idx = jnp.clip(r - 1, 0, d - 1)
+    scale = jnp.where(
+        (r > 0) & (d > 1), jnp.where(r < d, pair[idx], pair[jnp.maximum(d - 2, 0)]), jnp.inf
+    )
+    count = d * (d - 1) // 2 - (d - r) * (d - r - 1) // 2
+    return OrbitFacts((count + extra).astype(jnp.int32), scale.astype(dtype))
 
 
 def ufm_validate_params(spec: UFMSpec, params, *, batched: bool, tols) -> None:
@@ -52,7 +179,7 @@ def ufm_classification_facts(spec: UFMSpec, params, tols) -> ModelFacts:
         )
         < spec.d
     )
-    table = jnp.asarray([zero_mode_count(spec, r) for r in range(spec.d + 1)], jnp.int32)
+    orbit = orbit_facts(spec, params, tols.rank_rtol, tols.rank_atol)
     return ModelFacts(
         f_star,
         jnp.asarray(True),
@@ -61,7 +188,8 @@ def ufm_classification_facts(spec: UFMSpec, params, tols) -> ModelFacts:
         cert.bound,
         jnp.where(escape, nc.bound, jnp.nan),
         rank,
-        table[rank],
+        orbit.zero_modes,
+        orbit.scale,
     )
 
 

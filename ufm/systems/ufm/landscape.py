@@ -42,7 +42,13 @@ from ...core.validation import SpecError, check_choice, check_int, check_lambda
 from ...landscape.classes import CLASS_NAMES
 from ...landscape.classify import METHODS
 from ...optim.settings import OptimizerSettings
-from ...report.summaries import class_summary, columns, optimum_summary, valid_rows
+from ...report.summaries import (
+    AT_OPTIMUM_RTOL,
+    class_summary,
+    columns,
+    optimum_summary,
+    valid_rows,
+)
 from ...report.tables import fmt, format_table
 from ...runs.pipeline import analyse, points_result
 from ...runs.provenance import provenance
@@ -487,8 +493,10 @@ def landscape_tables(rows) -> tuple[str, str]:
         "spurious_min": "SPURIOUS",
         "degenerate": "DEGEN",
         "not_critical": "noncrit",
+        "undecided": "undecid",
     }
-    names = [c for c in CLASS_NAMES if c in classes[0]]
+    # non_finite rows are failed rows: counted in "failed" (the exclusions), not as a class
+    names = [c for c in CLASS_NAMES if c in classes[0] and c != "non_finite"]
     head = (
         ["configuration", "points"]
         + [short.get(c, c) for c in names]
@@ -526,11 +534,17 @@ def verdict(rows, config: LandscapeConfig) -> str:
     failed = random & ~valid
     lines = []
     total = int(random.sum())
+    rtol = (
+        np.asarray(rows["at_optimum_rtol"], np.float64)
+        if "at_optimum_rtol" in rows
+        else np.full(random.size, AT_OPTIMUM_RTOL)
+    )
+    rtols = sorted({float(x) for x in rtol[known & np.isfinite(rtol)]}) or [AT_OPTIMUM_RTOL]
     if known.any():
         lines.append(
-            f"{total} random starts: {int(at.sum())} of the {int(known.sum())} with a "
-            f"closed form end at the closed-form optimum after polishing (|f - f*| <= "
-            f"1e-8 max(1, |f*|))"
+            f"{total} random starts: {int(at.sum())} of the {int((known & valid).sum())} valid "
+            f"ones with a closed form end at the closed-form optimum after polishing "
+            f"(|f - f*| <= {' or '.join(f'{x:g}' for x in rtols)} max(1, |f*|))"
             + (
                 f"; {int((random & ~known).sum())} have no closed form at this d"
                 if (random & ~known).any()
@@ -563,10 +577,10 @@ def verdict(rows, config: LandscapeConfig) -> str:
             f"the learning rate ({config.optimizer.learning_rate:g}) is too large for them: "
             "try a smaller --lr"
         )
-        if mse_failed:
+        if mse_failed and config.optimizer.name == "gd":
             advice += " (GD on MSE needs lr < 2 / (1 + lambda_b) at least)"
         lines.append(f"Diverged / NaN runs mean {advice}.")
-    if budget and not failed.any():
+    if budget:
         unpolished = (
             random
             & valid
@@ -582,13 +596,21 @@ def verdict(rows, config: LandscapeConfig) -> str:
         cls = np.asarray(rows["class"]).astype(str)
         ok = valid
         bad = int((ok & np.isin(cls, ["spurious_min", "degenerate"])).sum())
-        crit = ok & ~np.isin(cls, ["not_critical", "", "None"])
+        undecided = int((ok & (cls == "undecided")).sum())
+        crit = ok & ~np.isin(cls, ["not_critical", "non_finite", "", "None"])
         lines.append(
             f"{int(crit.sum())} critical points classified: "
             f"{int((ok & (cls == 'global_min')).sum())} global minima, "
             f"{int((ok & (cls == 'strict_saddle')).sum())} strict saddles, "
-            f"{int((ok & (cls == 'local_min')).sum())} undecided local minima (no closed form "
-            f"at this d), {bad} spurious or degenerate"
+            f"{int((ok & (cls == 'local_min')).sum())} local minima of undecided global status "
+            "(no closed form at this d)"
+            + (
+                f", {undecided} undecided (zero modes not resolved at this precision, e.g. next "
+                "to a collapse threshold; not counterexamples)"
+                if undecided
+                else ""
+            )
+            + f", {bad} spurious or degenerate"
             + (" -- CANDIDATE COUNTEREXAMPLES, see the warnings." if bad else ".")
         )
     return "\n".join(lines)

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...core.model import loss
+from ...landscape.facts import all_finite
 from .objective import UFMParams, fit_grad, logits
 from .spec import UFMSpec
 from .theory import _concrete_lambdas, _regime
@@ -96,7 +97,9 @@ def certificate(spec: UFMSpec, params: UFMParams) -> Certificate:
     dtype = W.dtype
     lW, lH = _lams(spec, dtype)
     G = fit_grad(logits(params), spec.loss, spec.n)
-    sigma_1 = jnp.linalg.svd(G, compute_uv=False)[0]
+    ok = all_finite(params, G)  # nothing non-finite reaches LAPACK (CPU svd can hang on inf)
+    sigma_1 = jnp.linalg.svd(jnp.where(ok, G, 0.0), compute_uv=False)[0]
+    sigma_1 = jnp.where(ok, sigma_1, jnp.nan)
     bound = jnp.sqrt(lW * lH)
     g = jax.grad(loss, argnums=1)(spec, params)
     return Certificate(sigma_1, bound, sigma_1 - bound, jnp.sqrt(_sqnorm(g)))
@@ -145,7 +148,9 @@ def negative_curvature_direction(
     from a rank-``r < d`` start. Jitted (``mix`` static) and vmappable over ``params``.
 
     Returns:
-        :class:`NegativeCurvature` ``(direction, bound, found)``.
+        :class:`NegativeCurvature` ``(direction, bound, found)``; for a non-finite point (or one
+        whose entries overflow when squared) ``nan`` and ``found=False``, computed without
+        passing it to LAPACK.
 
     Example:
         >>> import jax.numpy as jnp, ufm
@@ -155,8 +160,12 @@ def negative_curvature_direction(
         >>> bool(nc.found), bool(nc.bound < 0)
         (True, True)
     """
-    W, H = params.W, params.H
-    dtype = W.dtype
+    dtype = params.W.dtype
+    G = fit_grad(logits(params), spec.loss, spec.n)
+    # finiteness guard before any LAPACK call (jaxlib's CPU svd never returns on some inf input):
+    # a non-finite point is replaced by zeros and its results by nan / found=False
+    ok = all_finite(params, G)
+    W, H, G = (jnp.where(ok, x, 0.0) for x in (params.W, params.H, G))
     d = W.shape[1]
     lW, lH = _lams(spec, dtype)
     stacked = jnp.concatenate([W, H.T], axis=0)  # (K + N, d)
@@ -166,9 +175,8 @@ def negative_curvature_direction(
     else:  # fewer rows than columns: a null direction exists exactly
         s_all, Vt = jnp.linalg.svd(stacked, full_matrices=True)[1:]
         s_min = jnp.zeros((), dtype)
-    found = s_min <= rtol * s_all[0]
+    found = (s_min <= rtol * s_all[0]) & ok
     a = Vt[-1]
-    G = fit_grad(logits(params), spec.loss, spec.n)
     U, sig, Vg = jnp.linalg.svd(G, full_matrices=False)
     u, v, sigma_1 = U[:, 0], Vg[0], sig[0]
     alpha = (lH / lW) ** 0.25
@@ -186,10 +194,11 @@ def negative_curvature_direction(
     else:
         raise ValueError(f"mix must be 'balanced' or 'optimal', got {mix!r}")
     norm = jnp.sqrt(alpha**2 + beta**2)
-    dW = (alpha / norm) * jnp.outer(u, a)
-    dH = -(beta / norm) * jnp.outer(a, v)
+    nan_if_bad = lambda x: jnp.where(ok, x, jnp.nan)  # noqa: E731
+    dW = nan_if_bad((alpha / norm) * jnp.outer(u, a))
+    dH = nan_if_bad(-(beta / norm) * jnp.outer(a, v))
     db = None if params.b is None else jnp.zeros_like(params.b)
-    return NegativeCurvature(UFMParams(dW, dH, db), bound, found)
+    return NegativeCurvature(UFMParams(dW, dH, db), nan_if_bad(bound), found)
 
 
 def rank_of(W, rtol: float = 1e-8):

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ...core.validation import SpecError
+from ...core.validation import SpecError, is_concrete
 from ...hessian.structure import FeatureSplit
 from ...kernels import register_value_and_grad, ufm_value_and_grad
 from .objective import UFMParams, fit_grad, logits
@@ -287,6 +287,12 @@ def ufm_block_arrow(spec: UFMSpec, params: UFMParams, sample_chunk: int) -> UFMB
         )
     dtype = W.dtype
     lW, lH = spec.lambda_W, spec.lambda_H
+    if is_concrete(lH) and not float(lH) > 0:
+        raise SpecError(
+            f"lambda_H must be > 0 for the UFM block-arrow fast path (got lambda_H={lH!r}): it "
+            "factors D_i - sigma I >= (lambda_H - sigma) I by Cholesky; use method='autodiff' "
+            "(ufm.hessian.block_arrow, exact for any lambda_H) or the dense Hessian"
+        )
     Z = logits(params)
     G = fit_grad(Z, spec.loss, spec.n)
     eyeK = jnp.eye(K, dtype=dtype)
@@ -340,6 +346,9 @@ def ufm_block_arrow(spec: UFMSpec, params: UFMParams, sample_chunk: int) -> UFMB
         AWb = AWb.reshape(K * d, K)
         A = jnp.block([[A, AWb], [AWb.T, Abb + lb * eyeK]])
     A = 0.5 * (A + A.T)
+    # a traced lambda_H <= 0 cannot be rejected above: poison the pole so that every result is
+    # nan (converged=False) instead of a silently wrong inertia
+    D_min = jnp.where(jnp.asarray(lH, dtype) > 0, D_min, jnp.nan)
     return UFMBlockArrow(
         A=A, W=W, H=H, G=G, Pr=Pr, Hc=Hc, Gc=Gc, Pc=Pc, lambda_H=jnp.asarray(lH, dtype), D_min=D_min
     )
