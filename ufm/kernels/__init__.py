@@ -14,5 +14,9 @@ from .contract import small_matmul_reference as small_matmul_reference
 from .registry import has_fast_value_and_grad as has_fast_value_and_grad
 from .registry import register_value_and_grad as register_value_and_grad
 from .registry import value_and_grad as value_and_grad
+from .small_spd import spd_inverse_batched_last as spd_inverse_batched_last
+from .small_spd import (
+    spd_inverse_batched_last_reference as spd_inverse_batched_last_reference,
+)
 from .ufm_objective import ufm_value_and_grad as ufm_value_and_grad
 from .ufm_objective import ufm_value_and_grad_reference as ufm_value_and_grad_reference
