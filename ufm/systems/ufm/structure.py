@@ -217,12 +217,14 @@ class UFMBlockArrow(NamedTuple):
         iuK, iud = np.triu_indices(K), np.triu_indices(d)
         eye_d = jnp.eye(d, dtype=dtype)
 
+        WW2 = (W[:, :, None] * W[:, None, :]).reshape(K, d * d)  # rows: w_k w_k^T
+
         def chunk(carry, xs):
             h, g, p = xs  # (c, d), (c, K), (c, K): sample-leading inside a chunk
             c = h.shape[0]
             q = p @ W  # (c, d): q_i = W^T p_i
             Pm = p[:, :, None] * (W[None] - q[:, None, :]) / N  # (c, K, d): P_i = Hz_i W / N
-            D = jnp.einsum("ck,ka,kb->cab", p, W, W) - q[:, :, None] * q[:, None, :]
+            D = (p @ WW2).reshape(c, d, d) - q[:, :, None] * q[:, None, :]  # a GEMM, no einsum
             # (D_i - sigma I)^{-1}: Gauss-Jordan vectorised over the samples (ufm.kernels)
             M = jnp.moveaxis(D / N + (lH - sigma) * eye_d, 0, -1)  # (d, d, c)
             C = jnp.moveaxis(spd_inverse_batched_last(M), -1, 0)
