@@ -16,7 +16,8 @@ Fast paths (results agree with the plain path to rounding; ``kernel="plain"`` sw
   sharded along the seed axis stay where they are; a single-device input is spread over the local
   devices of its platform (on CPU at most one per core). JAX has one CPU device unless told
   otherwise: set ``jax.config.update("jax_num_cpu_devices", os.cpu_count())`` before JAX starts
-  (the ``ufm`` command line does) to use every core (2 devices on 2 cores: about 1.6x);
+  (or ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` in the environment) to use every
+  core (2 devices on 2 cores: about 1.6x on an idle machine, issue 15);
 * the chunk's state buffers are donated (no copy per chunk), and the host reads only the status
   flags between chunks.
 
