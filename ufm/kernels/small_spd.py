@@ -11,8 +11,12 @@ positive Schur-complement diagonals): ``d`` rank-one updates of the whole ``(d, 
 one fused elementwise loop over the batch. ``d^3`` multiply-adds per matrix, no library calls.
 
 The reference is ``jnp.linalg.inv`` on the matrices one by one
-(:func:`spd_inverse_batched_last_reference`); ``tests/kernels/test_small_spd.py`` checks that the
-two agree in float64 to ``1e-12`` relative on matrices of condition number up to ``1e6``.
+(:func:`spd_inverse_batched_last_reference`); ``tests/kernels/test_kernels.py`` checks that
+the two agree in float64 to ``1e-12`` relative at condition number ``1e3`` and that ``A C - I``
+stays below ``1e-9`` at ``1e6`` (about ``cond * eps``, as for LAPACK).
+Measured at ``N = 10^5``: about as
+fast as the batched LAPACK Cholesky it replaces (no library calls, hence none of the LAPACK
+thread-pool hazards noted in :mod:`ufm.core.devices`).
 NumPy equivalent: ``np.moveaxis(np.linalg.inv(np.moveaxis(A, -1, 0)), 0, -1)``.
 """
 
