@@ -40,7 +40,7 @@ def test_gd_step_matches_manual_gradient_descent():
         p = jax.tree_util.tree_map(lambda a, b: a - 0.1 * b, p, g)
     np.testing.assert_allclose(res.params.W[1], p.W, rtol=1e-13)
     assert res.steps.tolist() == [7, 7]
-    assert res.status.tolist() == [ufm.Status.MAX_STEPS] * 2
+    assert res.status.tolist() == [ufm.Status.MAX_STEPS] * 2  # RUNNING never leaves optimize
     assert res.trace_steps.tolist() == [0, 7]
 
 

@@ -1,1 +1,22 @@
-"""Fast paths with a plain-jnp reference each (small batched factorisations, fused steps)."""
+"""Fast paths, one layer that the rest calls; each with a plain-jnp reference and a test that the
+two agree (``tests/kernels``).
+
+* :func:`small_matmul`: products of tiny matrices as fused multiply-adds (:mod:`.contract`).
+* :func:`ufm_value_and_grad`: the UFM objective and its closed-form gradient in one pass
+  (:mod:`.ufm_objective`), used by :func:`ufm.optimize` through :func:`value_and_grad`
+  (:mod:`.registry`).
+
+"""
+
+from .contract import UNROLL_MAX as UNROLL_MAX
+from .contract import small_matmul as small_matmul
+from .contract import small_matmul_reference as small_matmul_reference
+from .registry import has_fast_value_and_grad as has_fast_value_and_grad
+from .registry import register_value_and_grad as register_value_and_grad
+from .registry import value_and_grad as value_and_grad
+from .small_spd import spd_inverse_batched_last as spd_inverse_batched_last
+from .small_spd import (
+    spd_inverse_batched_last_reference as spd_inverse_batched_last_reference,
+)
+from .ufm_objective import ufm_value_and_grad as ufm_value_and_grad
+from .ufm_objective import ufm_value_and_grad_reference as ufm_value_and_grad_reference

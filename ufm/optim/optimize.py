@@ -6,6 +6,21 @@ per-seed status flags, reports progress, and stops early once every seed has con
 Per-seed failures (NaN, divergence) are flagged and frozen at the last finite point; the other
 seeds continue. Works for every model whose spec registers :func:`ufm.loss`.
 
+Fast paths (results agree with the plain path to rounding; ``kernel="plain"`` switches them off):
+
+* the objective and gradient come from :func:`ufm.kernels.value_and_grad`: a fused kernel where the
+  system registers one (the UFM: one pass for value, gradient and norm, no one-hot products), else
+  ``jax.value_and_grad`` of :func:`ufm.loss`;
+* on CPU, seeds run in cache-sized blocks (``lax.map`` around ``vmap(scan)``, ``seed_block``);
+* seeds are split over several devices with ``shard_map`` (``devices``): the seeds of an input
+  sharded along the seed axis stay where they are; a single-device input is spread over the local
+  devices of its platform (on CPU at most one per core). JAX has one CPU device unless told
+  otherwise: set ``jax.config.update("jax_num_cpu_devices", os.cpu_count())`` before JAX starts
+  (or ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` in the environment) to use every
+  core (2 devices on 2 cores: about 1.6x on an idle machine, issue 15);
+* the chunk's state buffers are donated (no copy per chunk), and the host reads only the status
+  flags between chunks.
+
 Recommended settings for the UFM (d = K, lambdas ~ 1e-3 to 1e-2): ``gd(0.5)`` to ``gd(1.0)`` or
 ``momentum(0.5, 0.9)``, a few thousand steps to reach the basin, then :func:`ufm.polish` (Newton)
 for the last digits. The spec passes through ``jit`` as a pytree: new lambdas with the same shapes
@@ -15,6 +30,7 @@ reuse the compiled chunk.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -23,14 +39,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from ..core.devices import single_cpu_device
 from ..core.model import init_params
-from ..core.model import loss as _loss
 from ..core.progress import Progress
 from ..core.registry import system_of
-from ..core.trees import tree_norm
 from ..core.trees import tree_where as _tree_where
+from ..kernels import value_and_grad as _kernel_value_and_grad
 from .settings import OptimizerSettings
 from .status import STATUS_NAMES, Status
 
@@ -78,9 +94,18 @@ class OptimizeResult(NamedTuple):
         return {STATUS_NAMES[int(s)]: int(np.sum(st == s)) for s in Status}
 
 
-def _value_and_grad_norm(spec, params):
-    value, grads = jax.value_and_grad(_loss, argnums=1)(spec, params)
-    return value, grads, tree_norm(grads)
+KERNELS = ("auto", "plain")
+SEED_AXIS = "seeds"
+
+
+def _norm(tree):
+    """Euclidean norm of real leaves (``sum(x * x)``: the same numbers as ``tree_norm``)."""
+    return jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree_util.tree_leaves(tree)))
+
+
+def _value_and_grad_norm(spec, params, plain=False):
+    value, grads = _kernel_value_and_grad(spec, params, plain=plain)
+    return value, grads, _norm(grads)
 
 
 def _records(spec, params, value, gnorm, record):
@@ -90,12 +115,12 @@ def _records(spec, params, value, gnorm, record):
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("optimizer", "record"))
-def _init_state(spec, params, optimizer, record):
+@functools.partial(jax.jit, static_argnames=("optimizer", "record", "plain"))
+def _init_state(spec, params, optimizer, record, plain=False):
     """Initial state and the step-0 trace row of every seed."""
 
     def one(p):
-        value, _, gnorm = _value_and_grad_norm(spec, p)
+        value, _, gnorm = _value_and_grad_norm(spec, p, plain)
         with jax.numpy_dtype_promotion("standard"):
             opt_state = optimizer.init(p)
         state = _State(
@@ -112,18 +137,55 @@ def _init_state(spec, params, optimizer, record):
 
 
 @functools.partial(
-    jax.jit, static_argnames=("optimizer", "num_records", "record_every", "record", "seed_block")
+    jax.jit,
+    static_argnames=(
+        "optimizer",
+        "num_records",
+        "record_every",
+        "record",
+        "seed_block",
+        "mesh",
+        "plain",
+    ),
+    donate_argnames=("state",),
 )
 def _run_chunk(
-    spec, state, limits, *, optimizer, num_records, record_every, record, seed_block=None
+    spec,
+    state,
+    limits,
+    *,
+    optimizer,
+    num_records,
+    record_every,
+    record,
+    seed_block=None,
+    mesh=None,
+    plain=False,
 ):
     """``num_records * record_every`` steps for every seed; returns the new state and the
-    records."""
+    records. ``mesh``: run ``shard_map`` over its seed axis (each device its own seeds)."""
+
+    def local(spec, state, limits):
+        return _chunk_local(
+            spec, state, limits, optimizer, num_records, record_every, record, seed_block, plain
+        )
+
+    if mesh is None:
+        return local(spec, state, limits)
+    return jax.shard_map(
+        local, mesh=mesh, in_specs=(P(), P(SEED_AXIS), P()), out_specs=P(SEED_AXIS)
+    )(spec, state, limits)
+
+
+def _chunk_local(
+    spec, state, limits, optimizer, num_records, record_every, record, seed_block, plain
+):
+    """The chunk on the seeds of one device (``vmap``, or ``lax.map`` over seed blocks)."""
     tol, threshold, max_steps = limits
 
     def one_seed(st: _State):
         def step(st: _State, _):
-            value, grads, gnorm = _value_and_grad_norm(spec, st.params)
+            value, grads, gnorm = _value_and_grad_norm(spec, st.params, plain)
             active = st.status == Status.RUNNING
             finite = jnp.isfinite(value) & jnp.isfinite(gnorm)
             status = jnp.where(
@@ -154,7 +216,7 @@ def _run_chunk(
 
         def block(st: _State, _):
             st, _ = jax.lax.scan(step, st, None, length=record_every)
-            value, _, gnorm = _value_and_grad_norm(spec, st.params)
+            value, _, gnorm = _value_and_grad_norm(spec, st.params, plain)
             return st, _records(spec, st.params, value, gnorm, record)
 
         return jax.lax.scan(block, st, None, length=num_records)
@@ -179,13 +241,16 @@ def optimize(
     divergence_threshold: float | None = None,
     progress: bool | Callable = False,
     seed_block: int | str | None = "auto",
+    devices: int | str | None = "auto",
+    kernel: str = "auto",
 ) -> OptimizeResult:
     """Optimise many seeds at once: ``jit(vmap(scan))`` chunks driven by a host loop.
 
     Args:
         spec: a model spec (e.g. :class:`ufm.UFMSpec`) registered with :func:`ufm.loss`.
         params0: initial parameters with a leading seed axis (e.g. :func:`ufm.init_batch`). Leaves
-            sharded along the seed axis (``NamedSharding``) stay sharded: the chunk runs SPMD.
+            sharded along the seed axis (``NamedSharding`` over a 1-D mesh) stay sharded: every
+            device steps its own seeds (``shard_map``).
         settings: :class:`ufm.OptimizerSettings` (default ``OptimizerSettings()``: ``gd(0.5)``,
             10000 steps, ``tol = 1e-8``, chunks of 500 steps, divergence at ``1e10``); the
             keyword arguments below override single fields.
@@ -205,9 +270,19 @@ def optimize(
         seed_block: run the chunk over blocks of this many seeds one after the other
             (``lax.map`` with ``batch_size``) instead of all seeds in lock-step (``vmap``): each
             block's parameters stay in cache for the whole chunk (3x faster for 1000 seeds of
-            K = d = 10, n = 100 on a 2-core CPU; BENCHMARKS.md). ``"auto"`` (default) does this on
-            a single CPU device when the batch exceeds ``AUTO_BLOCK_BYTES``; ``None`` never does
-            (plain ``vmap``, e.g. for sharded or GPU runs). Results are identical either way.
+            K = d = 10, n = 100 on a 2-core CPU; benchmarks/perf.py). ``"auto"`` (default) does
+            this on CPU devices with blocks of about ``AUTO_BLOCK_BYTES`` of parameters
+            (``AUTO_BLOCK_MIN`` to ``AUTO_BLOCK_MAX`` seeds); ``None`` never does (plain
+            ``vmap``, e.g. for GPU runs). Results are identical either way (tests/optim).
+        devices: for an input on one device, how many devices of its platform share the seeds
+            (``shard_map``; padded to a multiple by repeating the last seed, dropped afterwards):
+            ``"auto"`` (default) all local devices (on CPU at most ``os.cpu_count()``), never
+            fewer than ``MIN_SEEDS_PER_DEVICE`` seeds per device; an int, at most that many;
+            ``None`` or 1 keeps one device. The results come back on the input's device.
+            Inputs already sharded along the seed axis keep their devices.
+        kernel: ``"auto"`` (default) uses the system's fused value-and-gradient kernel if it
+            registers one (:func:`ufm.kernels.value_and_grad`), ``"plain"`` always
+            ``jax.value_and_grad(ufm.loss)``. The two agree to rounding.
 
     Returns:
         :class:`OptimizeResult`.
@@ -235,6 +310,9 @@ def optimize(
     optimizer = settings.transform() if optimizer is None else optimizer
     max_steps, tol, chunk = settings.max_steps, settings.tol, settings.chunk
     divergence_threshold = settings.divergence_threshold
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
+    plain = kernel == "plain"
     _check_batch(spec, params0)
     record_every = chunk if record_every is None else _positive_int("record_every", record_every)
     if chunk % record_every:
@@ -243,9 +321,14 @@ def optimize(
     num_records = chunk // record_every
 
     start = time.perf_counter()
-    dtype = jax.tree_util.tree_leaves(params0)[0].dtype
-    block = _seed_block(params0, seed_block)
-    state, rec0 = _init_state(spec, params0, optimizer, record)
+    leaves0 = jax.tree_util.tree_leaves(params0)
+    dtype = leaves0[0].dtype
+    num = leaves0[0].shape[0]
+    mesh, home = _seed_mesh(params0, devices)
+    if home is not None:  # spread a single-device batch over the mesh (padded)
+        params0 = _spread(params0, mesh)
+    block = _seed_block(params0, seed_block, mesh)
+    state, rec0 = _init_state(spec, params0, optimizer, record, plain)
     limits = (
         jnp.asarray(tol, dtype),
         jnp.asarray(divergence_threshold, dtype),
@@ -265,49 +348,128 @@ def optimize(
             record_every=record_every,
             record=record,
             seed_block=block,
+            mesh=mesh,
+            plain=plain,
         )
         trace.append(jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), recs))
         trace_steps.append(done + record_every * np.arange(1, num_records + 1))
         done += chunk
         status = np.asarray(state.status)
         if bar is not None:
-            bar(min(done, max_steps), max_steps, _counts(status))
+            bar(min(done, max_steps), max_steps, _counts(status[:num]))
         if not np.any(status == Status.RUNNING):
             break
     if bar is not None and hasattr(bar, "close"):
         bar.close()
-    trace = {k: np.concatenate([np.asarray(t[k]) for t in trace], axis=0) for k in trace[0]}
+    trace = {
+        k: np.concatenate([np.asarray(t[k]) for t in trace], axis=0)[:, :num] for k in trace[0]
+    }
     # the last trace row is evaluated at the final parameters (no extra compiled function)
     steps = np.minimum(np.concatenate(trace_steps), max_steps)
     keep = np.concatenate([[True], np.diff(steps) > 0])  # drop rows past the step budget
+    params = state.params
+    final_status = jnp.where(
+        state.status == Status.RUNNING, jnp.int8(Status.MAX_STEPS), state.status
+    )
+    final_steps = state.steps
+    if home is not None:  # back on the input's device, padding dropped
+        params, final_status, final_steps = jax.device_put(
+            jax.tree_util.tree_map(lambda x: x[:num], (params, final_status, final_steps)), home
+        )
     return OptimizeResult(
-        params=state.params,
+        params=params,
         loss=trace["loss"][-1],
         grad_norm=trace["grad_norm"][-1],
-        status=jnp.where(state.status == Status.RUNNING, jnp.int8(Status.MAX_STEPS), state.status),
-        steps=state.steps,
+        status=final_status,
+        steps=final_steps,
         trace={k: v[keep] for k, v in trace.items()},
         trace_steps=steps[keep],
         wall_time=time.perf_counter() - start,
     )
 
 
-#: ``seed_block="auto"`` blocks the seeds when the parameters of all seeds exceed this many bytes;
-#: a block then holds about ``AUTO_BLOCK_BYTES / 4`` bytes of parameters (cache-sized).
-AUTO_BLOCK_BYTES = 8 << 20
+#: ``seed_block="auto"`` on CPU: blocks of about this many bytes of parameters, between
+#: ``AUTO_BLOCK_MIN`` and ``AUTO_BLOCK_MAX`` seeds. Measured (benchmarks/perf.py, 2-core EPYC, K = d
+#: = 10): n = 100 float32 blocks of 8-32 seeds beat 51 by 1.2x and plain vmap by 3x; float64 8
+#: seeds beat 51 by 1.4x; n = 10 float32 16 seeds beat 64 and plain vmap by 1.8x.
+AUTO_BLOCK_BYTES = 256 << 10
+AUTO_BLOCK_MIN = 8
+AUTO_BLOCK_MAX = 16
+
+#: ``devices="auto"`` gives every device at least this many seeds (fewer devices otherwise).
+MIN_SEEDS_PER_DEVICE = 32
 
 
-def _seed_block(params, seed_block):
+def _devices_of(tree) -> set:
+    out = set()
+    for x in jax.tree_util.tree_leaves(tree):
+        out |= set(getattr(getattr(x, "sharding", None), "device_set", ()) or ())
+    return out
+
+
+def _seed_mesh(params, devices):
+    """``(mesh, home)``: the 1-D seed mesh to ``shard_map`` over (``None``: no ``shard_map``) and,
+    when a single-device input is spread over it, the input's device (``None`` otherwise)."""
+    leaves = jax.tree_util.tree_leaves(params)
+    num = leaves[0].shape[0]
+    devs = _devices_of(params)
+    if len(devs) > 1:  # already spread: keep its layout
+        sh = getattr(leaves[0], "sharding", None)
+        same = all(getattr(x, "sharding", None) == sh for x in leaves)
+        if (
+            isinstance(sh, NamedSharding)
+            and same
+            and len(sh.mesh.axis_names) == 1
+            and len(sh.spec) >= 1
+            and sh.spec[0] == sh.mesh.axis_names[0]
+            and all(p is None for p in sh.spec[1:])
+            and num % sh.mesh.size == 0
+        ):
+            return Mesh(sh.mesh.devices, (SEED_AXIS,)), None
+        return None, None  # another layout: plain vmap, partitioned by XLA
+    if devices is None:
+        return None, None
+    home = next(iter(devs)) if devs else jax.local_devices()[0]
+    local = [d for d in jax.local_devices() if d.platform == home.platform]
+    if devices == "auto":
+        count = len(local)
+        if home.platform == "cpu":
+            count = min(count, os.cpu_count() or 1)
+    else:
+        count = min(_positive_int("devices", devices), len(local))
+    count = max(1, min(count, num // MIN_SEEDS_PER_DEVICE))
+    if count <= 1:
+        return None, None
+    chosen = [home] + [d for d in local if d != home][: count - 1]
+    return Mesh(np.asarray(chosen), (SEED_AXIS,)), home
+
+
+def _spread(params, mesh):
+    """Pad the seed axis to a multiple of the mesh size (repeating the last seed) and shard it."""
+    size = mesh.size
+    num = jax.tree_util.tree_leaves(params)[0].shape[0]
+    extra = -num % size
+    if extra:
+        params = jax.tree_util.tree_map(
+            lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)]), params
+        )
+    return jax.device_put(params, NamedSharding(mesh, P(SEED_AXIS)))
+
+
+def _seed_block(params, seed_block, mesh=None):
     if seed_block is None:
         return None
     leaves = jax.tree_util.tree_leaves(params)
-    num = leaves[0].shape[0]
+    num = leaves[0].shape[0] // (1 if mesh is None else mesh.size)  # seeds per device
     if seed_block != "auto":
         return min(_positive_int("seed_block", seed_block), num)
-    per_seed = sum(x.size // num * x.dtype.itemsize for x in leaves)
-    if not single_cpu_device(params) or per_seed * num <= AUTO_BLOCK_BYTES:
+    per_seed = sum(x.size // leaves[0].shape[0] * x.dtype.itemsize for x in leaves)
+    devs = _devices_of(params)
+    on_cpu = all(d.platform == "cpu" for d in devs)
+    if not on_cpu or (mesh is None and len(devs) > 1):
         return None
-    return max(1, min(num, (AUTO_BLOCK_BYTES // 4) // per_seed))
+    block = int(np.clip(AUTO_BLOCK_BYTES // per_seed, AUTO_BLOCK_MIN, AUTO_BLOCK_MAX))
+    return None if num <= block else block
 
 
 def _counts(status: np.ndarray) -> dict:

@@ -28,6 +28,7 @@ shares ``D_i`` and ``P_i`` and the sums collapse to ``H H^T``, ``H G^T``, ``G G^
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import jax
@@ -36,10 +37,11 @@ import numpy as np
 
 from ...core.validation import SpecError, is_concrete
 from ...hessian.structure import FeatureSplit
-from .objective import UFMParams, fit_grad, logits
+from ...kernels import register_value_and_grad, spd_inverse_batched_last, ufm_value_and_grad
+from .objective import UFMParams, fit_grad, logits, ufm_loss
 from .spec import UFMSpec
 
-__all__ = ["UFMBlockArrow", "ufm_block_arrow", "ufm_split_features"]
+__all__ = ["UFMBlockArrow", "ufm_block_arrow", "ufm_split_features", "ufm_fused_value_and_grad"]
 
 
 def _triu(n):
@@ -215,17 +217,17 @@ class UFMBlockArrow(NamedTuple):
         iuK, iud = np.triu_indices(K), np.triu_indices(d)
         eye_d = jnp.eye(d, dtype=dtype)
 
+        WW2 = (W[:, :, None] * W[:, None, :]).reshape(K, d * d)  # rows: w_k w_k^T
+
         def chunk(carry, xs):
             h, g, p = xs  # (c, d), (c, K), (c, K): sample-leading inside a chunk
             c = h.shape[0]
             q = p @ W  # (c, d): q_i = W^T p_i
             Pm = p[:, :, None] * (W[None] - q[:, None, :]) / N  # (c, K, d): P_i = Hz_i W / N
-            D = jnp.einsum("ck,ka,kb->cab", p, W, W) - q[:, :, None] * q[:, None, :]
-            L = jnp.linalg.cholesky(D / N + (lH - sigma) * eye_d)
-            Li = jax.lax.linalg.triangular_solve(
-                L, jnp.broadcast_to(eye_d, L.shape), left_side=True, lower=True
-            )
-            C = jnp.swapaxes(Li, 1, 2) @ Li  # (D_i - sigma I)^{-1}
+            D = (p @ WW2).reshape(c, d, d) - q[:, :, None] * q[:, None, :]  # a GEMM, no einsum
+            # (D_i - sigma I)^{-1}: Gauss-Jordan vectorised over the samples (ufm.kernels)
+            M = jnp.moveaxis(D / N + (lH - sigma) * eye_d, 0, -1)  # (d, d, c)
+            C = jnp.moveaxis(spd_inverse_batched_last(M), -1, 0)
             U = Pm @ C  # (c, K, d)
             R = U @ jnp.swapaxes(Pm, 1, 2)  # (c, K, K)
             T1, T2, T3, Wb1, Wb2, bb = carry
@@ -351,3 +353,48 @@ def ufm_block_arrow(spec: UFMSpec, params: UFMParams, sample_chunk: int) -> UFMB
     return UFMBlockArrow(
         A=A, W=W, H=H, G=G, Pr=Pr, Hc=Hc, Gc=Gc, Pc=Pc, lambda_H=jnp.asarray(lH, dtype), D_min=D_min
     )
+
+
+#: The spec fields the fused kernel knows; a spec with any other field away from its default
+#: (e.g. per-class sizes) goes through ``jax.value_and_grad(ufm.loss)`` instead.
+_FUSED_FIELDS = frozenset(
+    {"K", "n", "d", "loss", "bias", "dtype", "lambda_W", "lambda_H", "lambda_b"}
+)
+
+
+def _fused_applies(spec) -> bool:
+    for f in dataclasses.fields(spec):
+        if f.name in _FUSED_FIELDS:
+            continue
+        default = f.default
+        if default is dataclasses.MISSING or getattr(spec, f.name) != default:
+            return False
+    return spec.N == spec.K * spec.n
+
+
+def ufm_fused_value_and_grad(spec: UFMSpec, params: UFMParams):
+    """``(f, grad f)`` of the UFM by the fused kernel :func:`ufm.kernels.ufm_value_and_grad`
+    (registered as the UFM's fast path of :func:`ufm.kernels.value_and_grad`, which
+    :func:`ufm.optimize` calls; it agrees with ``jax.value_and_grad(ufm.loss)`` to rounding).
+
+    Only for the balanced model it implements (fields ``K, n, d, loss, bias, dtype`` and the
+    lambdas): a spec with any further field away from its default, or ``N != K n``, gets
+    ``jax.value_and_grad(ufm.loss)``, the system's own objective.
+    """
+    if not _fused_applies(spec):
+        return jax.value_and_grad(ufm_loss, argnums=1)(spec, params)
+    lb = spec.lambda_b if spec.bias == "regularized" else None
+    value, (gW, gH, gb) = ufm_value_and_grad(
+        params.W,
+        params.H,
+        params.b,
+        n=spec.n,
+        loss=spec.loss,
+        lambda_W=spec.lambda_W,
+        lambda_H=spec.lambda_H,
+        lambda_b=lb,
+    )
+    return value, UFMParams(gW, gH, gb)
+
+
+register_value_and_grad(UFMSpec, ufm_fused_value_and_grad)

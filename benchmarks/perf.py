@@ -1,0 +1,382 @@
+"""One command for issue 15: every rate of the many-seed optimiser and the block-arrow Hessian as
+ratios from a single run.
+
+Canonical problem: UFM cross-entropy, ``K = d = 10``, ``n = 100`` (``N = 1000``), no bias,
+``lambda_W = lambda_H = 5e-3``, plain gradient descent (``lr = 0.5``), float32, 1000 seeds, 400
+steps, ``tol = 0`` (no seed stops early). Compilation is excluded (a warm-up call with the same
+shapes compiles first; compile time is reported on its own). Rows, all timed in this process:
+
+* ``GEMM``: the machine's float32 matmul rate measured by jax (2048 x 2048, best of 5); the
+  *roofline* is that rate divided by the ``6 K d N`` flops of one seed-step (``Z = W H``,
+  ``W^T G``, ``G H^T``).
+* ``ufm.optimize`` on 1 device and with its default (seeds sharded over all CPU devices).
+* a plain-JAX reference loop of the same arithmetic (``jit`` of ``lax.map`` over blocks of 50
+  seeds of ``lax.scan`` of ``vmap(step)``, ``step = p - lr * grad(loss)(p)`` with the textbook
+  loss), on 1 device and under ``shard_map`` over all CPU devices.
+* PyTorch written the way published UFM code does it (a Python loop over seeds and steps,
+  ``nn.Parameter``, ``SGD``, ``CrossEntropyLoss``; timed on a few seeds: its cost per seed does not
+  depend on the seed count) and a batched-seed variant (leading seed axis, ``torch.bmm``), if torch
+  is importable (skipped with a note otherwise).
+* the small-N regime (``n = 10``) and float64 (ufm vs the reference loop on all devices).
+* block-arrow classification (:func:`ufm.hessian.block_arrow_spectrum`, float64) at
+  ``N = 10^5`` (``n = 10^4``): the global minimum (closed form), the origin (a strict saddle) and a
+  random non-critical point; plus one Schur-complement evaluation.
+
+The process gets one CPU device per core (``--devices``, default ``os.cpu_count()``; set through
+``jax_num_cpu_devices`` before JAX starts: that is how a user shares the seeds over the cores).
+Writes a markdown report (``--out``, default ``benchmarks/perf_results.md``) with the command, the
+machine (CPU model, cores, load average before and after) and the versions. Usage::
+
+    python benchmarks/perf.py            # the canonical sizes (about 3 minutes on 2 cores)
+    python benchmarks/perf.py --quick    # fewer steps and repeats, N = 10^4 block-arrow (~1 min)
+
+A benchmark, not a test: it asserts no speed; it checks that ufm and the reference loop reach the
+same losses (printed) and that the block-arrow results match the closed forms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--quick", action="store_true", help="200 steps, 1 repeat, N = 10^4 Hessian")
+    p.add_argument("--seeds", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=None, help="default 400 (quick 200)")
+    p.add_argument("--devices", type=int, default=os.cpu_count(), help="CPU devices")
+    p.add_argument("--repeats", type=int, default=None, help="best of (default 3, quick 1)")
+    p.add_argument("--block", type=int, default=50, help="seed block of the reference loop")
+    p.add_argument("--torch-seeds", type=int, default=3, help="seeds of the per-seed torch loop")
+    p.add_argument(
+        "--parts",
+        default="canonical,torch,small,float64,hessian",
+        help="comma list of what to run (torch needs canonical)",
+    )
+    p.add_argument("--hessian-n", type=int, default=None, help="n of the Hessian rows (N = 10 n)")
+    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "perf_results.md"))
+    a = p.parse_args(argv)
+    a.steps = a.steps or (200 if a.quick else 400)
+    a.repeats = a.repeats or (1 if a.quick else 3)
+    a.hessian_n = a.hessian_n or (1000 if a.quick else 10000)
+    a.parts = {x.strip() for x in a.parts.split(",") if x.strip()}
+    return a
+
+
+ARGS = parse_args()
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # LAPACK of tiny blocks: no thread pool
+
+import jax  # noqa: E402
+
+jax.config.update("jax_num_cpu_devices", ARGS.devices)
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from jax.sharding import Mesh, NamedSharding  # noqa: E402
+from jax.sharding import PartitionSpec as P  # noqa: E402
+
+import ufm  # noqa: E402
+
+K = D = 10
+LAM = 5e-3
+LR = 0.5
+
+
+def best(fn, repeats):
+    """``(best seconds, first-call seconds, result)``; the first call compiles."""
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(fn())
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return min(times), first, out
+
+
+def log(row):
+    print("  ", *(f"{x:.4g}" if isinstance(x, float) else x for x in row), flush=True)
+
+
+def gemm_gflops(repeats=5, size=2048):
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((size, size)), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    t, _, _ = best(lambda: f(a), repeats)
+    return 2 * size**3 / t / 1e9
+
+
+# -- plain-JAX reference loop ----------------------------------------------------------------
+
+
+def reference_runner(n, dtype, steps, block, devices):
+    """The 15-line loop: ``jit(lax.map(block of seeds, lax.scan(vmap(step))))``, optionally under
+    ``shard_map`` over ``devices`` CPU devices. Returns ``run(W, H) -> (W, H)``."""
+    Y = jnp.asarray(np.repeat(np.eye(K), n, axis=1), dtype)
+
+    def loss(p):
+        W, H = p
+        Z = W @ H
+        fit = jnp.mean(jax.nn.logsumexp(Z, axis=0) - jnp.sum(Y * Z, axis=0))
+        return fit + 0.5 * LAM * (jnp.sum(W * W) + jnp.sum(H * H))
+
+    def step(p):
+        g = jax.grad(loss)(p)
+        return jax.tree_util.tree_map(lambda x, y: x - LR * y, p, g)
+
+    def blocks(W, H):
+        def one_block(p):
+            return jax.lax.scan(lambda q, _: (jax.vmap(step)(q), None), p, None, length=steps)[0]
+
+        S = W.shape[0]
+        p = (W.reshape(S // block, block, *W.shape[1:]), H.reshape(S // block, block, *H.shape[1:]))
+        Wo, Ho = jax.lax.map(one_block, p)
+        return Wo.reshape(W.shape), Ho.reshape(H.shape)
+
+    if devices == 1:
+        return jax.jit(blocks), None
+    mesh = Mesh(np.asarray(jax.devices()[:devices]), ("s",))
+    f = jax.shard_map(blocks, mesh=mesh, in_specs=(P("s"), P("s")), out_specs=(P("s"), P("s")))
+    return jax.jit(f), NamedSharding(mesh, P("s"))
+
+
+def ref_loss(W, H, n):
+    Y = np.repeat(np.eye(K), n, axis=1)
+    W, H = np.asarray(W, np.float64), np.asarray(H, np.float64)
+    Z = W @ H
+    m = Z.max(axis=1, keepdims=True)
+    lse = (m + np.log(np.exp(Z - m).sum(axis=1, keepdims=True)))[..., 0, :]
+    fit = np.mean(lse - np.sum(Y * Z, axis=1), axis=-1)
+    return fit + 0.5 * LAM * ((W**2).sum((1, 2)) + (H**2).sum((1, 2)))
+
+
+# -- one optimiser configuration -------------------------------------------------------------
+
+
+def optimiser_rows(n, dtype, seeds, steps, repeats, devices_all, label):
+    """Rates of ufm.optimize (1 device, default) and the reference (1 device, all devices)."""
+    spec = ufm.UFMSpec(K=K, n=n, d=D, loss="ce", lambda_W=LAM, lambda_H=LAM, dtype=dtype)
+    p0 = ufm.init_batch(spec, jax.random.key(0), seeds)
+    opt = ufm.gd(LR)
+    chunk = steps // 2 if steps % 2 == 0 else steps
+    rows, losses = [], {}
+    work = seeds * steps
+
+    def ufm_run(devs):
+        def run():
+            return ufm.optimize(
+                spec, p0, optimizer=opt, max_steps=steps, tol=0.0, chunk=chunk, devices=devs
+            )
+
+        return run
+
+    for name, devs in (("ufm.optimize, 1 device", 1), ("ufm.optimize, default", "auto")):
+        t, first, res = best(ufm_run(devs), repeats)
+        rows.append((label, name, work / t, first - t))
+        losses[name] = np.asarray(res.loss, np.float64)
+        log(rows[-1])
+    jdt = jnp.dtype(dtype)
+    for devs in sorted({1, devices_all}):
+        f, sh = reference_runner(n, jdt, steps, ARGS.block, devs)
+        W, H = p0.W, p0.H
+        if sh is not None:
+            W, H = jax.device_put(W, sh), jax.device_put(H, sh)
+        t, first, out = best(lambda f=f, W=W, H=H: f(W, H), repeats)
+        name = f"JAX reference loop, {devs} device{'s' if devs > 1 else ''}"
+        rows.append((label, name, work / t, first - t))
+        losses[name] = ref_loss(*out, n)
+        log(rows[-1])
+    return rows, losses, p0
+
+
+# -- PyTorch ---------------------------------------------------------------------------------
+
+
+def torch_rows(p0, n, steps, seeds, repeats):
+    try:
+        import torch
+    except ImportError:
+        return [], "torch is not importable: PyTorch rows skipped (pip install torch)"
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from seeds_throughput import torch_batched, torch_loop
+
+    W0 = torch.from_numpy(np.asarray(p0.W, np.float32).copy())
+    H0 = torch.from_numpy(np.asarray(p0.H, np.float32).copy())
+    labels = torch.from_numpy(np.repeat(np.arange(K), n))
+    Y = torch.from_numpy(np.repeat(np.eye(K), n, axis=1).astype(np.float32))
+    rows = []
+    best_threads = {}
+    for name, fn, s, T in (
+        ("PyTorch per-seed loop (published style)", torch_loop, ARGS.torch_seeds, steps),
+        # the rate per seed-step does not depend on the step count: a short timed run suffices
+        ("PyTorch batched seeds (bmm)", torch_batched, seeds, max(10, steps // 10)),
+    ):
+        rate = 0.0
+        for threads in sorted({1, os.cpu_count()}):
+            torch.set_num_threads(threads)
+            fn(torch, W0[:s], H0[:s], labels, Y, "ce", LAM, LR, 2)  # warm-up
+            for _ in range(1):
+                t0 = time.perf_counter()
+                fn(torch, W0[:s], H0[:s], labels, Y, "ce", LAM, LR, T)
+                r = s * T / (time.perf_counter() - t0)
+                if r > rate:
+                    rate, best_threads[name] = r, threads
+        rows.append(("canonical", f"{name}, {best_threads[name]} thread(s)", rate, float("nan")))
+        log(rows[-1])
+    note = f"torch {torch.__version__}; best of 1 and {os.cpu_count()} threads"
+    return rows, note
+
+
+# -- block-arrow Hessian ---------------------------------------------------------------------
+
+
+def hessian_rows(n, repeats):
+    lw = lh = 1e-4
+    spec = ufm.UFMSpec(K=K, n=n, d=D, loss="ce", lambda_W=lw, lambda_H=lh, dtype="float64")
+    s = np.sqrt(n * lw * lh)
+    rho = (K - 1) / K * np.log((1 - (K - 1) * s) / s)
+    M = np.sqrt(K / (K - 1)) * (np.eye(K) - 1.0 / K)
+    W = np.sqrt(rho * np.sqrt(n * lh / lw)) * M[:, :D]
+    H = np.repeat(np.sqrt(lw / (n * lh)) * W.T, n, axis=1)
+    points = (
+        ("minimum", ufm.UFMParams(jnp.asarray(W), jnp.asarray(H)), 0, D * (D - 1) // 2),
+        (
+            "saddle (origin)",
+            ufm.UFMParams(jnp.zeros((K, D)), jnp.zeros((D, spec.N))),
+            D * (K - 1),
+            None,
+        ),
+        ("non-critical", ufm.init_params(spec, jax.random.key(1), scale=1.0), None, None),
+    )
+    spectrum = jax.jit(ufm.hessian.block_arrow_spectrum)
+    rows = []
+    for name, point, neg, zero in points:
+        t, first, res = best(lambda point=point: spectrum(spec, point), repeats)
+        ok = bool(res.converged) and (neg is None or int(res.n_neg) == neg)
+        ok = ok and (zero is None or int(res.n_zero) == zero)
+        inert = f"{int(res.n_neg)}/{int(res.n_zero)}/{int(res.n_pos)}"
+        rows.append((name, t, first - t, int(res.num_iters), inert, "ok" if ok else "MISMATCH"))
+        log(rows[-1])
+    # one Schur-complement evaluation at a shift below the spectrum
+    arrow = jax.jit(lambda p: ufm.hessian.block_arrow(spec, p))(points[2][1])
+    schur = jax.jit(lambda a, sig: a.schur(sig)[0])
+    t, first, _ = best(lambda: schur(arrow, jnp.asarray(-1e-3)), repeats)
+    rows.append(("one Schur evaluation S(sigma)", t, first - t, 1, "-", "-"))
+    return spec.N, rows
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def machine():
+    model = platform.processor() or "?"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return model
+
+
+def main():
+    a = ARGS
+    load0 = os.getloadavg()
+    cmd = "python benchmarks/perf.py " + " ".join(sys.argv[1:])
+    gf = gemm_gflops()
+    roof = gf * 1e9 / (6 * K * D * K * 100)
+    print(f"float32 GEMM (jax, 2048^2): {gf:.0f} GFLOP/s; roofline {roof:.3g} seed-steps/s")
+    rows, all_losses, note = [], [], ""
+    if "canonical" in a.parts:
+        rows, losses, p0 = optimiser_rows(
+            100, "float32", a.seeds, a.steps, a.repeats, a.devices, "canonical"
+        )
+        all_losses.append(("canonical", losses))
+        if "torch" in a.parts:
+            trows, note = torch_rows(p0, 100, a.steps, a.seeds, a.repeats)
+            rows += trows
+    if "small" in a.parts:
+        r2, l2, _ = optimiser_rows(10, "float32", a.seeds, a.steps, a.repeats, a.devices, "n = 10")
+        rows += r2
+        all_losses.append(("n = 10", l2))
+    if "float64" in a.parts:
+        r3, l3, _ = optimiser_rows(
+            100, "float64", a.seeds, a.steps, a.repeats, a.devices, "float64"
+        )
+        rows += r3
+        all_losses.append(("float64", l3))
+    checks = []
+    for label, ls in all_losses:
+        ref = ls["JAX reference loop, 1 device"]
+        dev = max(float(np.max(np.abs(v - ref) / np.abs(ref))) for v in ls.values())
+        checks.append(f"{label}: largest relative difference of final losses {dev:.1e}")
+    hrows, N = [], None
+    if "hessian" in a.parts:
+        N, hrows = hessian_rows(a.hessian_n, a.repeats)
+    load1 = os.getloadavg()
+
+    def base(label):
+        for lab, name, rate, _ in rows:
+            if lab == label and name == "JAX reference loop, 1 device":
+                return rate
+        return float("nan")
+
+    torch_b = next((r[2] for r in rows if r[1].startswith("PyTorch batched")), float("nan"))
+    lines = [
+        "# Performance of the many-seed optimiser and the block-arrow Hessian (issue 15)",
+        "",
+        f"Command: `{cmd.strip()}`  ",
+        f"Machine: {machine()}, {os.cpu_count()} cores, {a.devices} JAX CPU devices; load average "
+        f"{load0[0]:.2f} at the start, {load1[0]:.2f} at the end  ",
+        f"Versions: jax {jax.__version__}, numpy {np.__version__}, python "
+        f"{platform.python_version()}; {note or 'torch not run'}  ",
+        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        f"Canonical problem: UFM CE, K = d = {K}, n = 100, no bias, lambda = {LAM:g}, GD lr "
+        f"{LR}, {a.seeds} seeds, {a.steps} steps, tol = 0; compile excluded (own column), best of "
+        f"{a.repeats}. float32 GEMM rate (jax, 2048^2): **{gf:.0f} GFLOP/s**; roofline "
+        f"6 K d N flops per seed-step: **{roof:.3g} seed-steps/s** (n = 100).",
+        "",
+        "| problem | implementation | seed-steps/s | vs reference (1 dev) | of roofline | "
+        "vs torch batched | compile s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, name, rate, comp in rows:
+        r = gf * 1e9 / (6 * K * D * K * (10 if label == "n = 10" else 100))
+        if label == "float64":
+            r = float("nan")  # the roofline is a float32 figure
+        lines.append(
+            f"| {label} | {name} | {rate:.3g} | {rate / base(label):.2f} | "
+            f"{'-' if r != r else f'{rate / r:.0%}'} | "
+            f"{'-' if torch_b != torch_b else f'{rate / torch_b:.1f}'} | "
+            f"{'-' if comp != comp else f'{comp:.1f}'} |"
+        )
+    lines += ["", "Numerics: " + "; ".join(checks) + ".", ""]
+    if hrows:
+        lines += [
+            f"Block-arrow classification (`ufm.hessian.block_arrow_spectrum`, float64, K = d = "
+            f"{K}, N = {N}, lambda = 1e-4), best of {a.repeats}:",
+            "",
+            "| point | seconds | compile s | Schur evaluations | n_neg/n_zero/n_pos | check |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, t, comp, ev, inert, ok in hrows:
+            lines.append(f"| {name} | {t:.3f} | {comp:.1f} | {ev} | {inert} | {ok} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with open(a.out, "w") as fh:
+        fh.write(text)
+    print(f"written to {a.out}")
+
+
+if __name__ == "__main__":
+    main()
