@@ -78,11 +78,18 @@ first, classes = ufm.systems.ufm.landscape_tables(rows)
 print(first, classes, ufm.systems.ufm.verdict(rows, config), sep="\n\n")
 
 # %%
+# Runs are the random starts only; planted saddles and origins are points, counted apart. Failed
+# starts (diverged, NaN) are excluded from every statistic and counted.
 random = rows["source"] == "random"
+valid = ufm.report.valid_rows(rows)
+converged = random & (rows["status"] == "converged")
+at_opt = random & valid & rows["at_optimum"]
+planted, origins = (int((rows["source"] == s).sum()) for s in ("planted", "origin"))
 print(
-    f"{random.sum()} random starts ({(random & (rows['status'] == 'converged')).sum()} met the "
-    f"first-order tolerance); {(random & rows['at_optimum']).sum()} are at f* to 1e-8 after "
-    f"polishing. {(~random).sum()} planted / origin points besides."
+    f"{random.sum()} runs (random starts): {converged.sum()} met the first-order tolerance, "
+    f"{(random & ~valid).sum()} failed (excluded), {at_opt.sum()} of the {(random & valid).sum()} "
+    f"valid ones are at f* after polishing. Besides: {planted} planted saddles and {origins} "
+    "origins (points, not runs)."
 )
 assert rows["at_optimum"][random].all(), "a random start missed the closed-form optimum"
 assert not set(rows["class"]) & {"spurious_min", "degenerate"}, "candidate counterexample"

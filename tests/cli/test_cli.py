@@ -97,8 +97,10 @@ def _check_figure_content(out):
             np.sort(pts[:, 1]), np.sort(rows["lambda_min"][lab == name]), rtol=1e-12
         )
     fig = ufm.report.plot_negative_counts(rows)
+    # a stacked hist labels the first patch of each data set (its container stays unlabelled)
     heights = {
-        c.get_label(): sum(p.get_height() for p in c.patches) for c in fig.axes[0].containers
+        c.patches[0].get_label(): sum(p.get_height() for p in c.patches)
+        for c in fig.axes[0].containers
     }
     assert heights == {s: float((src == s).sum()) for s in ("random", "planted", "origin")}
     fig = ufm.report.plot_saddle_bound(rows)
@@ -114,12 +116,14 @@ def _check_figure_content(out):
             widths[i] = widths.get(i, 0) + p.get_width()
     assert sorted(widths.values()) == [7.0, 9.0]
     fig = ufm.report.plot_nc_traces(traces)
-    steps = len(next(iter(traces.values()))["step"])
+    # each configuration's trace has its own length (a batch stops once every seed converged)
+    steps = {label: len(tr["step"]) for label, tr in traces.items()}
     drawn = [ax for ax in fig.axes if ax.get_lines()]
     assert len(drawn) >= 3  # nc1_pinv, nc2_etf_W, nc3_zhu (+ grad_norm when traced)
     for ax in drawn:  # a median line and a quantile band per configuration
         assert len(ax.get_lines()) == len(ax.collections) == 2
-        assert all(len(ln.get_xdata()) == steps for ln in ax.get_lines())
+        assert sorted(ln.get_label() for ln in ax.get_lines()) == sorted(steps)
+        assert all(len(ln.get_xdata()) == steps[ln.get_label()] for ln in ax.get_lines())
     plt.close("all")
 
 
@@ -137,6 +141,9 @@ def _check_figure_content(out):
         (["--lr", "abc"], "--lr"),
         (["--dtype", "int8"], "dtype"),
         (["--d-offset", "-9"], "d"),
+        # NaN starts became "degenerate" points (issue 10, item 3): refused up front
+        (["--init-scale", "nan"], "init_scale"),
+        (["--init-scale", "inf"], "init_scale"),
     ],
 )
 def test_bad_options_give_one_line_errors(argv, field, capsys, tmp_path):

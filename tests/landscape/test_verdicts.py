@@ -187,6 +187,8 @@ for method in ("dense", "block_arrow", "auto"):
     print(method, cls, flush=True)
 nc = ufm.negative_curvature_direction(spec, bad)
 print("nc", bool(nc.found), bool(jnp.isnan(nc.bound)), flush=True)
+nco = ufm.negative_curvature_direction(spec, bad, mix="optimal")
+print("nc-optimal", bool(nco.found), bool(jnp.isnan(nco.bound)), flush=True)
 print("cert", bool(jnp.isnan(ufm.certificate(spec, bad).gap)), flush=True)
 """
 
@@ -201,6 +203,9 @@ def test_inf_points_never_reach_lapack():
     for method in ("dense", "block_arrow", "auto"):
         assert f"{method} ['non_finite', 'non_finite']" in lines, out.stdout
     assert "nc False True" in lines and "cert True" in lines
+    # mix="optimal" once overwrote the finiteness flag with its own mask: a finite bound (that of
+    # the zeroed stand-in point) came back for the inf point
+    assert "nc-optimal False True" in lines
 
 
 # -- lambda_H = 0 (item 5) ----------------------------------------------------------------------

@@ -269,9 +269,7 @@ def test_nc4_ncc_agreement_cases():
 
 def test_numerical_rank_prescribed_spectrum():
     rng = np.random.default_rng(3)
-    s = np.array(
-        [2.0, 1.0, 3e-3, 1e-3 * 2.0 * 0.5, 0.0]
-    )  # 4th equals tau * sigma_1 exactly: not counted
+    s = np.array([2.0, 1.0, 3e-3, 1e-3, 0.0])  # tau sigma_1 = 2e-3 lies between the 3rd and 4th
     U, V = rand_orth(rng, 6)[:, :5], rand_orth(rng, 5)
     M = U @ np.diag(s) @ V.T
     assert int(ufm.metrics.numerical_rank(M)) == 3
@@ -279,6 +277,22 @@ def test_numerical_rank_prescribed_spectrum():
     assert int(ufm.metrics.numerical_rank(M, tau=1e-6)) == 4
     assert int(ufm.metrics.numerical_rank(np.zeros((3, 4)))) == 0
     assert ufm.metrics.numerical_rank(M).dtype == jnp.int32
+
+
+def test_numerical_rank_counts_strictly_above_the_threshold_like_numpy():
+    """Singular values exactly at ``tau sigma_1`` are not counted, as in
+    ``numpy.linalg.matrix_rank(M, rtol=tau)`` (``S > tol``). Diagonal matrices with powers of two:
+    their SVD and ``tau * sigma_1`` are exact, so the ties are real ties."""
+    for diag, tau in (
+        ([1.0, 2.0**-10], 2.0**-10),
+        ([4.0, 2.0**-8, 2.0**-9], 2.0**-10),
+        ([2.0, 1.0, 0.5, 0.25], 0.125),
+        ([2.0, 1.0, 0.5, 0.25], 0.25),
+    ):
+        M = np.diag(diag)
+        expected = int(np.linalg.matrix_rank(M, rtol=tau))
+        assert expected == int(np.sum(np.asarray(diag) > tau * max(diag)))
+        assert int(ufm.metrics.numerical_rank(M, tau=tau)) == expected, (diag, tau)
 
 
 # Independent implementations on random data ----------------------------------------------------

@@ -162,12 +162,14 @@ lambda_b = [0.0, 0.01]
 """
     )
     configs, invalid = ufm.load_sweep_spec(text).expand()
-    # table 1: ce, mse; table 2: d=3 (none, 0.0) and (regularized, 0.01) valid, rest invalid
-    assert len(configs) == 3  # (ce, d=3, none, 0.0) of table 2 is table 1's ce point
+    # table 1: ce, mse; table 2: (none, 0.0) and (regularized, 0.01) valid for d = 1 and 3, the
+    # mismatched bias / lambda_b pairs invalid. d = 1 < K - 1 has no closed form: a valid
+    # (rank-constrained) problem whose rows get f* = nan, not an invalid point (issue 10, item 8)
+    assert len(configs) == 5  # (ce, d=3, none, 0.0) of table 2 is table 1's ce point
+    assert sorted(c.spec.d for c in configs) == [1, 1, 3, 3, 3]
     errors = [p.error for p in invalid]
-    assert len(invalid) == 6
+    assert len(invalid) == 4
     assert sum("lambda_b" in e for e in errors) == 4  # mismatched bias / lambda_b, d=1 and d=3
-    assert sum("analysis 'closed_form'" in e and "d" in e for e in errors) == 2  # d=1 < K-1
     assert "grid point" in str(invalid[0]) and "lambda_b" in str(invalid[0]) + str(invalid[1])
 
 

@@ -147,7 +147,8 @@ RECORD_DOCS = {
     "not a counterexample), non_finite (non-finite point, loss or gradient)",
     "class_code": "int8 code of class (ufm.PointClass)",
     "counterexample": "spurious_min or degenerate: a candidate counterexample to the "
-    "strict-saddle theorems (bool)",
+    "strict-saddle theorems (bool; never set for a seed whose first-order run diverged or went "
+    "NaN)",
     "sigma_1": "top singular value of grad_Z g (the certificate's left side)",
     "certificate_gap": "sigma_1 - sqrt(lambda_W lambda_H); <= cert_tol certifies global optimality",
     "curvature_bound": "upper bound on lambda_min from the negative-curvature direction (nan if "

@@ -285,17 +285,27 @@ def _classifier(W) -> jax.Array:
 
 def nc2_etf_weights(W, center: bool = True) -> jax.Array:
     """NC2 for the classifier: :func:`etf_error` of ``W_c W_c^T``, ``W_c = W - 1 w_bar^T`` if
-    ``center``.
+    ``center``, else ``W`` itself.
 
-    ``center=True`` (the default, and ``nc_metrics``' ``nc2_etf_W``) centres the rows of ``W``
-    (subtracts the mean classifier ``w_bar``) before comparing with the simplex ETF, as Zhou et al.
-    2022's code does (arXiv 2203.01238), which makes the metric vanish at every non-zero UFM
-    optimum. ``center=False`` uses ``W`` as it is: exactly ``compute_ETF`` of Zhu et al. 2021's
-    ``tding1/Neural-Collapse`` (arXiv 2105.02375),
-    ``||W W^T/||W W^T||_F - (I - J/K)/sqrt(K-1)||_F``, and ``rhubarbwu``'s ``simplex_etf_error``
-    of ``W`` with ``m_G = 0`` (the two agree at the CE optimum, where ``w_bar = 0``; at the MSE
-    no-bias optimum the uncentred value is 0.5176 for ``K = 4``). ``W`` is ``(K, d)``. Scale- and
-    rotation-invariant (``W -> c W Q^T``).
+    Which published variant is which (docs/metrics.md section 8.2):
+
+    * ``center=True`` (the default, and ``nc_metrics``' ``nc2_etf_W``): rows centred (the mean
+      classifier ``w_bar`` subtracted) before comparing with the simplex ETF. Of the published
+      codes only Zhou et al. 2022's (arXiv 2203.01238) centres ``W``. It vanishes at every
+      non-zero UFM optimum, including the MSE no-bias one (an uncentred orthogonal frame).
+    * ``center=False``: ``W`` as it is, ``||W W^T/||W W^T||_F - (I - J/K)/sqrt(K-1)||_F``:
+      exactly ``compute_ETF`` of Zhu et al. 2021 (``tding1/Neural-Collapse``, arXiv
+      2105.02375) and ``rhubarbwu``'s ``simplex_etf_error`` applied to ``W`` with ``m_G = 0``.
+
+    The two agree when ``w_bar = 0`` (every CE optimum); at the MSE no-bias optimum the uncentred
+    value is 0.5176 for ``K = 4``. ``W`` is ``(K, d)``. Scale- and rotation-invariant
+    (``W -> c W Q^T``).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> W = jnp.eye(4)  # the MSE no-bias optimum's classifier, up to scale and rotation
+        >>> round(float(nc2_etf_weights(W)), 6), round(float(nc2_etf_weights(W, center=False)), 4)
+        (0.0, 0.5176)
     """
     return jit_call(_nc2_weights, _classifier(W), center=bool(center), target="etf")
 
@@ -373,10 +383,14 @@ def _nc3_papyan(W, H, labels, K, center):
 def nc3_zhu(W, H, labels, num_classes: int) -> jax.Array:
     """NC3 of Zhu et al. 2021 (arXiv 2105.02375): ``|| W M/||W M||_F - (I - J/K)/sqrt(K-1) ||_F``.
 
-    Also Zhou et al. 2022 (arXiv 2203.01238). :func:`etf_error` of the ``K x K`` matrix ``W M``
-    (``M`` centred means). Zero at the non-zero optimum of every UFM variant of docs/theory.md
-    section 2
-    (``W M = c (I - J/K)``); 1 at the zero solution (``W M = 0``).
+    :func:`etf_error` of the ``K x K`` matrix ``W M``, with ``W`` ``(K, d)`` as it is (rows not
+    centred) and ``M = M_raw - mu_G 1^T`` the class means minus the global mean of all samples:
+    exactly ``compute_W_H_relation`` of ``tding1/Neural-Collapse`` and ``rhubarbwu``'s
+    ``self_duality_error``. Zhou et al. 2022 (arXiv 2203.01238) report the same quantity with the
+    rows of ``W`` centred first (``W - 1 w_bar^T``); the two agree at the UFM optima
+    (``w_bar^T M = 0`` there), not in general (docs/metrics.md section 8.3). Zero at the non-zero
+    optimum of every UFM variant of docs/theory.md section 2 (``W M = c (I - J/K)``); 1 at the zero
+    solution (``W M = 0``, normalised to 0).
     """
     H, labels, K = _inputs(H, labels, num_classes)
     W = _check_W(W, H.shape[0], K, H.dtype)

@@ -213,13 +213,17 @@ def numerical_rank(M, tau: float = 1e-3) -> jax.Array:
 
     The rank used for deep neural collapse and low-rank solutions (Sukenik, Lampert, Mondelli 2024,
     arXiv 2405.14468), with relative threshold ``tau`` (default ``1e-3``, state it with the result).
-    Zero for ``M = 0``. ``numpy.linalg.matrix_rank(M, rtol=tau)`` is the NumPy equivalent (except
-    that it counts ``>=``). Batched inputs are handled by ``vmap``.
+    Zero for ``M = 0``. Singular values *strictly above* the threshold count; one exactly at it
+    does not (``diag(1, 1e-3)`` has rank 1 at ``tau = 1e-3``). This is exactly
+    ``numpy.linalg.matrix_rank(M, rtol=tau)`` (NumPy >= 2.0), which also counts ``S > tol`` with
+    ``tol = S.max() * rtol``. Batched inputs are handled by ``vmap``.
 
     Example:
         >>> import jax.numpy as jnp
         >>> int(numerical_rank(jnp.diag(jnp.array([1.0, 0.1, 1e-5]))))
         2
+        >>> int(numerical_rank(jnp.diag(jnp.array([1.0, 1e-3]))))  # at the threshold: not counted
+        1
     """
     M = as_float(M)
     if M.ndim != 2:

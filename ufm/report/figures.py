@@ -38,6 +38,7 @@ CLASS_COLORS = {
     "spurious_min": "tab:red",
     "degenerate": "tab:purple",
     "not_critical": "tab:grey",
+    "undecided": "tab:orange",  # zero modes unresolved at this precision: not a counterexample
 }
 
 _STATUS_COLORS = {

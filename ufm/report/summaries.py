@@ -125,9 +125,10 @@ def optimum_summary(
     ``hessian`` analysis, else ``1e-8``); ``at_optimum`` (valid rows with ``|f - f*| <=
     rtol max(1, |f*|)``, ``rtol`` the ``at_optimum_rtol`` column of the ``closed_form`` analysis,
     else ``AT_OPTIMUM_RTOL``, whatever the first-order status: a run that used its whole
-    step budget but was polished onto the optimum is at the optimum; ``nan`` when there is no
-    closed form); ``max_abs_gap`` and ``max_grad_norm`` over the valid rows; the median of each
-    name in ``metrics`` over the valid rows; and the exclusion counts of :func:`exclusions`.
+    step budget but was polished onto the optimum is at the optimum; ``None`` when there is no
+    closed form, 0 when no row is valid); ``max_abs_gap`` and ``max_grad_norm`` over the valid
+    rows; the median of each name in ``metrics`` over the valid rows; and the exclusion counts of
+    :func:`exclusions`.
     """
     rows = columns(rows)
     if not rows:
@@ -154,7 +155,10 @@ def optimum_summary(
         entry["critical"] = int((ok & (gnorm <= gtol)).sum())
         known = ok & np.isfinite(f_star)
         tol = rtol * np.maximum(1.0, np.abs(np.where(np.isfinite(f_star), f_star, 0)))
-        entry["at_optimum"] = int((known & (np.abs(gap) <= tol)).sum()) if known.any() else None
+        # None: no closed form (a valid row with nan f*); 0 when every row failed
+        entry["at_optimum"] = (
+            int((known & (np.abs(gap) <= tol)).sum()) if known.any() or not ok.any() else None
+        )
         entry["max_abs_gap"] = float(np.max(np.abs(gap[known]))) if known.any() else float("nan")
         entry["max_grad_norm"] = float(np.max(gnorm[ok])) if ok.any() else float("nan")
         for m in metrics:

@@ -13,7 +13,9 @@ scalar for the whole batch). :func:`ufm.run_points` runs the analyses named in a
   ``sigma(x) = x`` for ``x >= 0``, every width ``>= K``). ``L_DNC`` is the global optimum only for
   ``L <= 2``; for ``L >= 3`` low-rank solutions beat it (Sukenik et al. 2024, arXiv 2405.14468), so
   ``f_gap < 0`` there means "below DNC", not an error. Called directly on a spec without a
-  reference value it returns ``nan``; a sweep rejects such grid points up front (its ``check``).
+  reference value it returns ``nan``; a sweep rejects such grid points up front (its ``check``),
+  except where only the dimension is too small for a closed form (UFM, ``d`` below the
+  minimiser's rank): those run with ``f_star = nan``.
 * ``metrics``: :func:`ufm.nc_metrics` of every end point (the system's ``metrics`` hook), one
   column per metric; options ``rtol``, ``tau``.
 * ``hessian``: :func:`ufm.classify_batch` (the systems with a ``classification`` hook: the UFM and
@@ -22,7 +24,9 @@ scalar for the whole batch). :func:`ufm.run_points` runs the analyses named in a
   ``curvature_bound``, ``rank``, ``zero_modes_predicted``, the tolerances (``grad_tol``,
   ``zero_tol``, ``f_tol``, ``cert_tol``), ... and ``counterexample`` (``spurious_min`` or
   ``degenerate``: no negative curvature, not a certified global minimum; never ``undecided`` or
-  ``non_finite``). Candidate
+  ``non_finite``, nor a seed whose first-order run diverged or went NaN: such a seed keeps its
+  ``class``, ``non_finite`` for a non-finite end point, and every other column is masked, ``nan``
+  or ``-1``). Candidate
   counterexamples raise one :class:`ufm.CounterexampleWarning` per call (per sweep chunk) naming
   the configuration. Options: ``method`` (``auto``, ``dense``, ``block_arrow``, ``lanczos``),
   ``batch_size``, ``num_matvecs``, ``warn`` and the tolerances of :func:`ufm.classify`. Polish
@@ -56,6 +60,7 @@ from ..core.registry import system_of
 from ..landscape.classes import COUNTEREXAMPLE_CLASSES, RECORD_DOCS, warn_counterexamples
 from ..landscape.classify import METHODS, classify_batch
 from ..metrics.collapse import NC_METRIC_DOCS
+from ..optim.status import Status
 from .schema import register_column_docs
 
 __all__ = [
@@ -180,7 +185,18 @@ def reference_value(spec) -> float:
 
 
 def _check_closed_form(spec):
-    reference_value(spec)
+    """Reject grid points whose system has no reference value for this kind of spec. A point
+    whose reference value fails only because its dimension ``d`` is too small (the UFM with
+    ``d`` below the rank of the minimiser: a valid problem without closed form, ``ufm landscape
+    --d-offset -2``) is kept: it gets ``f_star = nan`` and its end points are judged by the
+    Hessian alone."""
+    try:
+        reference_value(spec)
+    except (ValueError, TypeError):
+        d, K = getattr(spec, "d", None), getattr(spec, "K", None)
+        if not (isinstance(d, int) and isinstance(K, int) and hasattr(spec, "replace")):
+            raise
+        reference_value(spec.replace(d=max(d, K)))  # raises unless d alone was the reason
 
 
 #: ``|f - f*| <= AT_OPTIMUM_RTOL * max(1, |f*|)`` counts as "at the optimum" (after polishing),
@@ -308,6 +324,16 @@ def _validate_hessian(opts: dict) -> None:
         _number_option(opts, k)
 
 
+def _masked(values: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """``values`` with the ``bad`` rows set to ``nan`` (floats) or ``-1`` (integers)."""
+    v = np.array(values, copy=True)
+    if v.dtype.kind == "f":
+        v[bad] = np.nan
+    elif v.dtype.kind in "iu":
+        v[bad] = -1
+    return v
+
+
 @register_analysis(
     "hessian",
     check=_check_hessian,
@@ -327,8 +353,18 @@ def hessian_classification(
         spec, result.params, method=method, batch_size=batch_size, warn=False, **tolerances
     )
     cols["counterexample"] = np.isin(cols["class_code"], [int(c) for c in COUNTEREXAMPLE_CLASSES])
+    # a seed whose first-order run failed (diverged / NaN) is never a counterexample, whatever
+    # its (finite, unpolished) end point looks like: it is left out of every statistic
+    status = np.asarray(result.status)
+    failed = (status == Status.NAN) | (status == Status.DIVERGED)
+    cols["counterexample"] &= ~failed
+    if failed.any():  # their Hessian facts would look valid: masked, only the class is kept
+        for k, v in cols.items():
+            if k not in ("class", "class_code", "counterexample"):
+                cols[k] = _masked(v, failed)
     if warn:
-        warn_counterexamples(cols, context=f"in {spec_label(spec)} ")
+        shown = dict(cols, class_code=np.where(cols["counterexample"], cols["class_code"], -1))
+        warn_counterexamples(shown, context=f"in {spec_label(spec)} ")
     for k in _HESSIAN_DROPPED:
         cols.pop(k, None)
     return cols

@@ -6,6 +6,7 @@ applies; a configuration without closed form says so. No JAX compute: rows are b
 expected numbers counted by hand.
 """
 
+import jax
 import numpy as np
 import pytest
 
@@ -97,6 +98,33 @@ def test_advice_only_where_it_applies():
     )
 
 
+def test_failed_rows_with_masked_closed_form_columns():
+    """As run_points stores them: the closed_form columns of failed rows are masked (f* nan).
+    They are failed runs, not runs without a closed form (the verdict once said "7 have no
+    closed form at this d" for 7 diverged / NaN seeds), and a configuration whose seeds all
+    failed has 0 at f*, not "n/a". NaN runs get their own explanation, not the --lr advice."""
+    pts = [OK] * 2 + [("diverged", 1e17, 1e13, "not_critical")] * 2 + [("nan", 0.0, 1.0, "")]
+    rows = _rows(
+        [
+            ("mse-none K=3", "mse", 0.04, pts),
+            ("mse-reg K=3", "mse", 0.04, [("diverged", 1e17, 1e13, "not_critical")] * 3),
+        ]
+    )
+    failed = np.isin(rows["status"], ["diverged", "nan"])
+    rows["f_star"] = np.where(failed, np.nan, rows["f_star"])
+    text = verdict(rows, LandscapeConfig())
+    assert "have no closed form" not in text, text
+    assert "2 of the 2 valid ones with a closed form end at the closed-form optimum" in text
+    assert "5 diverged, 1 NaN; 6 failed runs are left out of every statistic" in text
+    assert "smaller --lr" in text and "NaN runs had a non-finite start" in text
+    first, _ = landscape_tables(rows)
+    reg = first.splitlines()[3].split()
+    assert reg[-11:-5] == ["3", "0", "0", "3", "0", "0"]  # runs conv budget failed crit at f*
+    only_nan = _rows([("ce-none K=3", "ce", 0.18, [OK, ("nan", 0.0, 1.0, "")])])
+    text = verdict(only_nan, LandscapeConfig())
+    assert "--lr" not in text.split("NaN runs")[0] and "NaN runs had" in text
+
+
 def test_no_closed_form_is_said_not_counted_as_a_miss():
     rows = _rows([("ce-none K=5 d=3", "ce", np.nan, [("max_steps", 0.0, 5e-11, "local_min")] * 3)])
     text = verdict(rows, LandscapeConfig())
@@ -157,3 +185,22 @@ def test_sweep_report_excludes_and_counts_failed_seeds(tmp_path, monkeypatch):
     assert cells[3:9] == ["10", "0", "4", "5", "1", "6"]
     assert all(abs(float(x)) < 1e-14 for x in cells[9:14]) and float(cells[14]) == 1.0
     assert "e+16" not in text and "inf" not in text
+
+
+def test_d_below_the_minimiser_rank_is_a_valid_landscape_point():
+    """``ufm landscape --d-offset -2`` (K = 4, d = 2: no closed form) was refused by the
+    closed_form analysis' grid check, so item 8's "no closed form" verdict could never print. The
+    check now keeps such points (f* = nan) and still rejects specs with no reference value."""
+    from ufm.runs.analyses import analysis_check, closed_form_gap
+
+    check = analysis_check("closed_form")
+    for loss in ("ce", "mse"):
+        check(ufm.UFMSpec(K=4, n=2, d=2, loss=loss))  # no error
+    with pytest.raises(ufm.SpecError, match="mse"):
+        check(ufm.DeepUFMSpec(K=3, n=2, L=2, widths=(3, 3), loss="ce"))
+    spec = ufm.UFMSpec(K=4, n=2, d=2, loss="ce")
+    p = ufm.init_batch(spec, jax.random.key(0), 2)
+    cols = closed_form_gap(spec, ufm.runs.points_result(spec, p))
+    assert np.isnan(cols["f_star"]).all() and not cols["at_optimum"].any()
+    config = LandscapeConfig(K=(4,), d_offset=-2, variants=(("ce", "none"),), seeds=2)
+    assert {s.d for s in config.specs()} == {2}

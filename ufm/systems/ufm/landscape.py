@@ -473,7 +473,7 @@ def landscape_tables(rows) -> tuple[str, str]:
             e["runs"],
             e["converged"],
             e["max_steps"],
-            e["diverged"] + e["nan"],
+            e["excluded_diverged"] + e["excluded_nan"] + e["excluded_nonfinite"],
             e["critical"],
             "n/a" if e["at_optimum"] is None else e["at_optimum"],
             e["max_abs_gap"],
@@ -546,8 +546,8 @@ def verdict(rows, config: LandscapeConfig) -> str:
             f"ones with a closed form end at the closed-form optimum after polishing "
             f"(|f - f*| <= {' or '.join(f'{x:g}' for x in rtols)} max(1, |f*|))"
             + (
-                f"; {int((random & ~known).sum())} have no closed form at this d"
-                if (random & ~known).any()
+                f"; {int((random & valid & ~known).sum())} have no closed form at this d"
+                if (random & valid & ~known).any()
                 else ""
             )
             + "."
@@ -559,27 +559,34 @@ def verdict(rows, config: LandscapeConfig) -> str:
         )
     conv = int((random & (status == "converged")).sum())
     budget = int((random & (status == "max_steps")).sum())
+    diverged = random & (status == "diverged")
+    nan = random & (status == "nan")
+    nonfinite = failed & ~diverged & ~nan  # a finished run whose end point is not finite
     lines.append(
         f"First-order runs: {conv} met the tolerance {config.optimizer.tol:g}, {budget} "
         f"used the step budget ({config.optimizer.max_steps}), "
-        f"{int((random & (status == 'diverged')).sum())} diverged, "
-        f"{int((random & (status == 'nan')).sum())} NaN"
+        f"{int(diverged.sum())} diverged, {int(nan.sum())} NaN"
+        + (f", {int(nonfinite.sum())} with a non-finite end point" if nonfinite.any() else "")
         + (
             f"; {int(failed.sum())} failed runs are left out of every statistic."
             if failed.any()
             else "."
         )
     )
-    if failed.any():
+    if diverged.any():
         loss = np.asarray(rows.get("loss", np.full(random.size, ""))).astype(str)
-        mse_failed = bool((failed & (loss == "mse")).any())
         advice = (
             f"the learning rate ({config.optimizer.learning_rate:g}) is too large for them: "
             "try a smaller --lr"
         )
-        if mse_failed and config.optimizer.name == "gd":
+        if (diverged & (loss == "mse")).any() and config.optimizer.name == "gd":
             advice += " (GD on MSE needs lr < 2 / (1 + lambda_b) at least)"
-        lines.append(f"Diverged / NaN runs mean {advice}.")
+        lines.append(f"Diverged runs usually mean {advice}.")
+    if nan.any():
+        lines.append(
+            "NaN runs had a non-finite start (e.g. --init-scale) or overflowed on the way (a "
+            "too large --lr)."
+        )
     if budget:
         unpolished = (
             random

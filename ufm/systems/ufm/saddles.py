@@ -189,8 +189,8 @@ def negative_curvature_direction(
         # Sum of the two (possibly vanishing) forms of the bottom eigenvector; both >= 0 entrywise.
         x = sigma_1 + lH - bound
         y = lW - bound + sigma_1
-        ok = (x + y) > 0
-        alpha, beta = jnp.where(ok, x, alpha), jnp.where(ok, y, beta)
+        mixed = (x + y) > 0  # (not `ok`: that is the finiteness guard, used below)
+        alpha, beta = jnp.where(mixed, x, alpha), jnp.where(mixed, y, beta)
     else:
         raise ValueError(f"mix must be 'balanced' or 'optimal', got {mix!r}")
     norm = jnp.sqrt(alpha**2 + beta**2)
@@ -293,9 +293,12 @@ def planted_saddle(spec: UFMSpec, d_small: int, params_small: UFMParams) -> UFMP
     ``params_small`` should be a (polished) global minimiser of ``spec.replace(d=d_small)``; the
     ``d' < K - 1`` problems have no closed form, so get it from an optimiser. The result is a
     critical point of ``spec`` with ``f > f*``, a failed :func:`certificate` and negative curvature
-    along :func:`negative_curvature_direction` (observed to attain ``lambda_min``). ``d_small`` must
-    be one of :func:`saddle_dims` (``ValueError`` naming ``d_small`` otherwise). Accepts a seed
-    batch of ``params_small``.
+    along :func:`negative_curvature_direction`, whose Rayleigh quotient (the ``curvature_bound``
+    of :func:`ufm.classify`) is an upper bound on ``lambda_min`` of the Hessian. The balanced bound
+    is attained (``lambda_min = bound``, observed to rounding) only when ``lambda_W = lambda_H``;
+    otherwise it lies strictly above ``lambda_min``, and ``mix="optimal"`` gives the value observed
+    to equal ``lambda_min``. ``d_small`` must be one of :func:`saddle_dims` (``ValueError`` naming
+    ``d_small`` otherwise). Accepts a seed batch of ``params_small``.
     """
     dims = saddle_dims(spec)
     if d_small not in dims:
