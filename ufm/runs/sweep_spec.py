@@ -188,13 +188,13 @@ class SweepSpec:
                     point = dict(zip(keys, values))
                     shown = ({"model": model} if len(models) > 1 else {}) | point
                     try:
-                        spec = _construct(model, point, self.analyses, self.starts)
+                        spec, hashed = _construct(model, point, self.analyses, self.starts)
                     except (ValueError, TypeError) as err:  # SpecError is a ValueError
                         invalid.append(InvalidPoint(index, model, shown, str(err)))
                     else:
                         h = config_hash(
                             model,
-                            spec,
+                            hashed,
                             self.optimizer,
                             self.analyses,
                             self.base_seed,
@@ -236,9 +236,14 @@ class SweepSpec:
 
 
 def _construct(model: str, point: dict, analyses: tuple, starts: StartSettings = StartSettings()):
-    """The spec of one grid point, vetted by the analyses' checks and the starts (raises
-    ValueError/TypeError)."""
-    spec = model_registry()[model][0](**{k: _from_toml(v) for k, v in point.items()})
+    """``(spec, hashed)`` of one grid point: the spec with the system's ``prepare_spec`` data
+    attached (host side, e.g. the UFM's convex reference value), vetted by the analyses' checks
+    and the starts, and the spec as constructed (whose fields the configuration hash covers, so
+    that a float computed by ``prepare_spec`` never changes the hash). Raises
+    ValueError/TypeError."""
+    hashed = model_registry()[model][0](**{k: _from_toml(v) for k, v in point.items()})
+    prepare = get_system(model).prepare_spec
+    spec = hashed if prepare is None else prepare(hashed)
     if starts.planted_per_dim and get_system(model).planted is None:
         raise SpecError(
             f"starts.planted_per_dim: planted saddles need model 'ufm' "
@@ -251,7 +256,7 @@ def _construct(model: str, point: dict, analyses: tuple, starts: StartSettings =
                 check(spec)
             except (ValueError, TypeError) as err:
                 raise SpecError(f"analysis {name!r}: {err}") from None
-    return spec
+    return spec, hashed
 
 
 def load_sweep_spec(source: str | Path) -> SweepSpec:
@@ -525,19 +530,26 @@ def _check_type(key: str, cls, field: str, value) -> None:
     combination: raise naming the key, before any grid point is built."""
     ann = {f.name: f.type for f in dataclasses.fields(cls)}.get(field)
     kind = ann if isinstance(ann, str) else getattr(ann, "__name__", "")
-    kind = kind.replace("Optional[", "").rstrip("]").split("|")[0].strip()
-    if kind == "int":
-        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    elif kind == "float":
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    elif kind == "str":
-        ok = isinstance(value, str)
-    elif kind == "bool":
-        ok = isinstance(value, bool)
-    else:
+    alternatives = [a.strip() for a in kind.replace("Optional[", "").rstrip("]").split("|")]
+    kind = alternatives[0]
+    if "tuple" in alternatives[1:] and isinstance(value, list):  # e.g. UFM class sizes
+        if not value or not all(_is_kind(kind, x) for x in value):
+            raise _err(key, f"{_KINDS.get(kind, kind)} or a non-empty list of them", value)
         return
-    if not ok:
+    if kind in _KINDS and not _is_kind(kind, value):
         raise _err(key, _KINDS[kind], value)
+
+
+def _is_kind(kind: str, value) -> bool:
+    if kind == "int":
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    return True
 
 
 def _check_optimizer(opt: OptimizerSettings) -> None:
