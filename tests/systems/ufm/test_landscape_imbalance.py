@@ -37,7 +37,11 @@ def test_cli_class_sizes_end_to_end_and_resume(tmp_path, capsys):
     assert "3 of the 3 valid ones with a closed form end at" in text
     assert "1 configurations have class sizes" in text and "planted saddles are skipped" in text
     assert "3 global minima, 1 strict saddles" in text and "0 spurious or degenerate." in text
-    assert "n=4,4,1" in text
+    assert "n=4,4,1" in text and "minima lpos" in text
+    # the curvature after the zero modes, in the records and in the table
+    lpos = random.lambda_pos_min.to_numpy()
+    assert (lpos > 1e3 * random.zero_tol.to_numpy()).all()
+    assert f"{lpos.min():.2e}" in text
     assert main(argv) == 0  # the same command resumes the same folder: nothing recomputed
     again = capsys.readouterr().out
     assert "(all 4 starts were already in the folder)" in again

@@ -563,7 +563,7 @@ def landscape_tables(rows) -> tuple[str, str]:
     head = (
         ["configuration", "points"]
         + [short.get(c, c) for c in names]
-        + ["failed", "saddle lmin", "weakest saddle", "minima lmin", "lmin-bound"]
+        + ["failed", "saddle lmin", "weakest saddle", "minima lmin", "minima lpos", "lmin-bound"]
     )
     lines = [
         [e["label"], e["points"]]
@@ -573,6 +573,7 @@ def landscape_tables(rows) -> tuple[str, str]:
             e["saddle_lambda_min"],
             e["saddle_lambda_max"],
             e["minima_lambda_min"],
+            e["minima_lambda_pos_min"],
             e["bound_excess"],
         ]
         for e in classes
