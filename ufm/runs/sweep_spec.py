@@ -51,17 +51,17 @@ Starts: every configuration runs ``seeds.count`` random starts (``source = "rand
 "planted"``, seeds ``0..P-1``, ``dim = d'``) and the origin (``source = "origin"``, seed 0); see
 :func:`ufm.make_starts`. A result row is keyed by ``(config_hash, source, seed)``.
 
-Grid rules: ``[grid]`` is one cartesian product; ``[[grid]]`` repeated is a union of products
-(for combinations that only make sense together, e.g. ``bias = "regularized"`` with
-``lambda_b > 0``). A grid table may also set ``model``. A list always means "sweep these values";
-a list-valued field is swept with a list of lists (the UFM's class sizes: ``n = [[10, 10, 2, 2],
-[10, 10, 5, 5]]``, while ``n = [4, 8]`` sweeps two balanced sizes). A system's ``prepare_spec``
-hook attaches host-side data to every valid point once (the UFM: the convex reference value for
-class sizes without a closed form); the hash covers the spec before it. Every grid point is validated up front by
-constructing its spec: invalid combinations (``lambda_b`` without ``bias = "regularized"``) are
-returned as :class:`InvalidPoint` records naming the key, before any compute; malformed specs
-(unknown key, wrong type, empty list, negative seeds) raise :class:`~ufm.SpecError` naming the key
-and the expected form.
+Grid rules: ``[grid]`` is one cartesian product; ``[[grid]]`` repeated is a union of products (for
+combinations that only make sense together, e.g. ``bias = "regularized"`` with ``lambda_b > 0``). A
+grid table may also set ``model``. A list always means "sweep these values"; a list-valued field is
+swept with a list of lists (the UFM's class sizes: ``n = [[10, 10, 2, 2], [10, 10, 5, 5]]``, while
+``n = [4, 8]`` sweeps two balanced sizes). A system's ``prepare_spec`` hook attaches host-side data
+to every valid point once (the UFM: the convex reference value for class sizes without a closed
+form); the hash covers the spec before it. Every grid point is validated up front by constructing
+its spec: invalid combinations (``lambda_b`` without ``bias = "regularized"``) are returned as
+:class:`InvalidPoint` records naming the key, before any compute; malformed specs (unknown key,
+wrong type, empty list, negative seeds) raise :class:`~ufm.SpecError` naming the key and the
+expected form.
 
 Each configuration gets a stable hash: the SHA-256 of the canonical JSON (sorted keys, shortest
 float repr) of the model name, the validated spec fields, the optimiser settings, the analyses
