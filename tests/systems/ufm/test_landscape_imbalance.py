@@ -135,13 +135,16 @@ def test_sweep_list_valued_n(tmp_path):
     assert configs[0].spec.f_convex == with_convex_reference(configs[0].spec).f_convex
     assert configs[2].spec.f_convex is None  # balanced: the closed form
     assert configs[0].label == "n=[4, 4, 1]" and len({c.hash for c in configs}) == 3
-    one = ufm.load_sweep_spec(SWEEP.format(n="[[4, 4, 1]]"))
-    (c,) = one.expand()[0]
-    assert c.hash == configs[0].hash
-    summary = ufm.run_sweep(one, tmp_path / "s", progress=False)
-    assert summary.seeds_run == 2
+    two = ufm.load_sweep_spec(SWEEP.format(n="[[4, 4, 1], 2]"))
+    c, bal = two.expand()[0]
+    assert c.hash == configs[0].hash and bal.hash == configs[2].hash
+    summary = ufm.run_sweep(two, tmp_path / "s", progress=False)
+    assert summary.seeds_run == 4
+    # n is a list in one chunk file and an int in the other: both read as JSON strings
     rows = ufm.load_results(tmp_path / "s")
-    assert (rows.f_star == c.spec.f_convex).all() and rows.at_optimum.all()
+    assert sorted(set(rows.n)) == ["2", "[4, 4, 1]"]
+    imb = rows[rows.n == "[4, 4, 1]"]
+    assert len(imb) == 2 and (imb.f_star == c.spec.f_convex).all() and rows.at_optimum.all()
 
 
 @pytest.mark.parametrize(
