@@ -36,14 +36,16 @@ def add_landscape_parser(sub):
     p.add_argument(
         "--K",
         type=ints,
-        default=None,
-        help=f"class counts, comma-separated (default {','.join(map(str, d.K))})",
+        default=argparse.SUPPRESS,  # shown in the help text; unset means "not given"
+        help=f"class counts, comma-separated (default: {','.join(map(str, d.K))})",
     )
-    p.add_argument("--n", type=int, default=None, help=f"samples per class (default {d.n})")
+    p.add_argument(
+        "--n", type=int, default=argparse.SUPPRESS, help=f"samples per class (default: {d.n})"
+    )
     p.add_argument(
         "--class-sizes",
         action="append",
-        default=None,
+        default=argparse.SUPPRESS,
         metavar="N1,N2,...",
         help="imbalanced classes: the class sizes of one configuration (K = their count), "
         "e.g. 10,10,2,2; repeat the option or separate vectors by ';' for several; instead of "
@@ -131,11 +133,14 @@ def landscape_config(args) -> LandscapeConfig:
             "variant; lambda_b only applies to the regularized bias"
         )
     base = LandscapeConfig()
-    K, n = args.K, base.n if args.n is None else args.n
-    if args.class_sizes is not None:
-        if args.K is not None or args.n is not None:
+    K, n = getattr(args, "K", None), getattr(args, "n", None)
+    sizes = getattr(args, "class_sizes", None)
+    if sizes is not None:
+        if K is not None or n is not None:
             raise SpecError("--class-sizes sets K and n itself: do not combine it with --K or --n")
-        K, n = None, class_sizes_arg(args.class_sizes)
+        n = class_sizes_arg(sizes)
+    elif n is None:
+        n = base.n
     variants = tuple((loss, b) for loss in args.loss for b in args.bias)
     optimizer = base.optimizer.replace(
         name=args.optimizer,
