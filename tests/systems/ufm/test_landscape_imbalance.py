@@ -122,6 +122,7 @@ init_scale = 0.1
 name = "gd"
 learning_rate = 1.0
 max_steps = 300
+polish = "none"
 """
 
 
@@ -144,7 +145,8 @@ def test_sweep_list_valued_n(tmp_path):
     rows = ufm.load_results(tmp_path / "s")
     assert sorted(set(rows.n)) == ["2", "[4, 4, 1]"]
     imb = rows[rows.n == "[4, 4, 1]"]
-    assert len(imb) == 2 and (imb.f_star == c.spec.f_convex).all() and rows.at_optimum.all()
+    assert len(imb) == 2 and (imb.f_star == c.spec.f_convex).all()
+    assert (rows.f_gap > -1e-12).all() and (rows.f_gap < 1e-2).all()  # unpolished, above f*
 
 
 @pytest.mark.parametrize(
