@@ -28,6 +28,10 @@ hook                         used by
 ``planted``                  planted starts (:class:`PlantedStarts`: optima of a smaller problem)
 ``invariants``               :func:`ufm.landscape.deduplicate` (orbit invariants of a point)
 ``label``                    short labels of a configuration in tables and messages
+``prepare_spec``             sweeps: ``fn(spec) -> spec`` with host-side reference data attached,
+                             once per configuration (the UFM's convex reference value for
+                             imbalanced classes); the configuration hash is that of the spec
+                             before it
 ``add_cli``                  the system's ``ufm <command>`` subcommand
 ============================ ===================================================================
 """
@@ -64,6 +68,7 @@ OPTIONAL_HOOKS = (
     "invariants",
     "label",
     "add_cli",
+    "prepare_spec",
 )
 
 
@@ -117,6 +122,7 @@ class System:
     invariants: Hook = None
     label: Hook = None
     add_cli: Hook = None
+    prepare_spec: Hook = None
     presets: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     sweepable: bool = True
 

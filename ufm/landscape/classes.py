@@ -69,8 +69,11 @@ class CriticalPointRecord(NamedTuple):
         lambda_min: smallest Hessian eigenvalue (a Ritz value, i.e. an upper bound, for Lanczos).
         lambda_max: largest eigenvalue (``nan`` for block-arrow).
         hess_norm: ``||Hess||_2`` (block-arrow: the routine's estimate ``scale``).
-        lambda_pos_min: smallest eigenvalue ``>= zero_tol_upper`` (dense only, else ``nan``):
-            the curvature margin of the classification.
+        lambda_pos_min: smallest eigenvalue ``>= zero_tol_upper``, the curvature margin of the
+            classification: exact for dense, within relative
+            :data:`ufm.landscape.curvature.POS_MIN_RTOL` (from above) for block-arrow (bisection
+            on inertia counts), the smallest Ritz value ``>= zero_tol`` for Lanczos; ``nan``
+            without such an eigenvalue or when the block-arrow bracket does not close.
         zero_max: largest ``|lambda|`` counted as zero (dense only, else ``nan``).
         n_neg, n_zero, n_pos: eigenvalues ``< -zero_tol``, in ``[-zero_tol, zero_tol_upper)``,
             ``>= zero_tol_upper`` (``-1``: unknown, Lanczos or a non-finite point).
@@ -156,7 +159,9 @@ RECORD_DOCS = {
     "lambda_min": "smallest Hessian eigenvalue (a Ritz upper bound for method lanczos)",
     "lambda_max": "largest Hessian eigenvalue (nan for block_arrow)",
     "hess_norm": "||Hessian||_2 (block_arrow: an upper estimate)",
-    "lambda_pos_min": "smallest eigenvalue >= zero_tol (dense only)",
+    "lambda_pos_min": "smallest Hessian eigenvalue >= zero_tol_upper: the curvature after the "
+    "zero modes (dense: eigh; block_arrow: inertia bisection, relative accuracy 1e-6; lanczos: "
+    "smallest Ritz value >= zero_tol)",
     "zero_max": "largest |eigenvalue| counted as zero (dense only)",
     "n_neg": "Hessian eigenvalues < -zero_tol (count; -1 unknown)",
     "n_zero": "Hessian eigenvalues in [-zero_tol, zero_tol) (count; -1 unknown)",

@@ -6,6 +6,24 @@ guard and returns a :class:`Spectrum`: extreme eigenvalues, the counts of negati
 positive eigenvalues at ``zero_tol`` and a function counting the eigenvalues below any admissible
 shift. :func:`tolerance_dependent` uses that function to tell a firm zero-mode mismatch from one
 that only exists at this tolerance (the ``UNDECIDED`` class).
+
+The smallest eigenvalue above the zero band, ``lambda_pos_min`` (the curvature that remains once
+the symmetry zero modes are set aside), comes from every method:
+
+* dense: the smallest eigenvalue ``>= zero_tol`` of ``eigh``;
+* block-arrow (:func:`positive_min_by_inertia`): geometric bisection on the shift ``sigma`` with
+  the exact Haynsworth counts ``#{lambda < sigma}`` (Sylvester's law of inertia on the Schur
+  complement), from ``zero_tol_upper`` (the count of the zero band and below) up to a certified
+  upper bound, to the relative accuracy :data:`POS_MIN_RTOL`; on the UFM fast path, whose shifts
+  must stay below ``min_i lambda_min(D_i)``, the interlacing bound ``lambda_{c+1}(Hess) <=
+  lambda_{c+1}(blockdiag D_i)`` (Cauchy: a principal submatrix)
+  closes the bracket when the answer is that pole itself (e.g. ``lambda_H`` at a CE minimum;
+  then accurate to ``max(rtol pole / 4, 4 sqrt(eps) ||Hess||)``, the distance the shifts keep
+  from the pole); ``nan`` where neither reaches the accuracy;
+* Lanczos: the smallest Ritz value ``>= zero_tol`` of the HVP Lanczos run (an eigenvalue lies
+  within its Ritz residual; in exact arithmetic it is an upper bound of the smallest eigenvalue
+  above the band; it matches dense once the Krylov space resolves the bottom of the spectrum,
+  e.g. ``num_matvecs`` at least the number of distinct eigenvalues).
 """
 
 from __future__ import annotations
@@ -21,7 +39,72 @@ from ..hessian.lanczos import lanczos_extremes
 from ..hessian.structure import BlockArrow, block_arrow
 from .facts import all_finite
 
-__all__ = ["Spectrum", "hessian_facts", "tolerance_dependent"]
+__all__ = [
+    "Spectrum",
+    "hessian_facts",
+    "tolerance_dependent",
+    "positive_min_by_inertia",
+    "POS_MIN_RTOL",
+]
+
+#: Relative accuracy of the block-arrow ``lambda_pos_min`` (bisection on inertia counts):
+#: the reported value ``v`` and the true one ``x`` satisfy ``x <= v <= (1 + POS_MIN_RTOL) x``.
+POS_MIN_RTOL = 1e-6
+_POS_MIN_MAX_ITER = 64
+
+
+def _feature_block_eigenvalues(ba):
+    """The ``d N`` eigenvalues of ``blockdiag(D_i)``, ascending, from ``d`` products with it (any
+    structure: ``d_apply`` on the unit vector ``e_a`` in every column)."""
+    d, N = ba.feature_dim, ba.num_samples
+    dtype = ba.A.dtype
+    cols = [ba.d_apply(jnp.zeros((d, N), dtype).at[a].set(1.0)) for a in range(d)]
+    D = jnp.stack(cols, axis=1)  # D[:, a, i] = D_i e_a
+    D = jnp.moveaxis(0.5 * (D + jnp.swapaxes(D, 0, 1)), -1, 0)
+    return jnp.sort(jnp.linalg.eigvalsh(D).reshape(-1))
+
+
+def positive_min_by_inertia(ba, below, count0, lower, cap, scale, rtol=POS_MIN_RTOL):
+    """Smallest Hessian eigenvalue ``>= lower`` of a block-arrow structure ``ba`` by bisection on
+    the exact inertia counts ``below(sigma)`` (module docstring); ``count0 = below(lower)``
+    (eigenvalues below the zero band's top ``lower > 0``), shifts kept below ``cap``. Returns
+    ``(value, bracket_ok)``: ``value`` within relative ``rtol`` above the true one, or, when the
+    answer is the pole ``cap`` of the fast path, the interlacing bound there (the true value lies
+    in ``[cap - margin, value]``, ``margin = max(rtol cap / 4, 4 sqrt(eps) scale)``); ``nan``
+    when there is no such eigenvalue or the bracket does not close."""
+    dtype = ba.A.dtype
+    total = ba.A.shape[0] + ba.feature_dim * ba.num_samples
+    dn = ba.feature_dim * ba.num_samples
+    # Cauchy interlacing with the principal submatrix blockdiag(D_i): lambda_{c+1}(Hess) <=
+    # lambda_{c+1}(blockdiag D), an upper bound that also holds at the fast path's pole
+    cf = _feature_block_eigenvalues(ba)
+    cf = jnp.where(count0 < dn, cf[jnp.clip(count0, 0, dn - 1)], jnp.inf)
+    top = 2.0 * scale + lower  # scale >= ||Hess||_2: every eigenvalue lies below it
+    hi0 = jnp.minimum(cf, top)
+    lo0 = jnp.maximum(lower, jnp.finfo(dtype).tiny)
+    # shifts stay clear of the pole: S(sigma) carries rounding of order eps ||B||^2 / (cap - sigma)
+    margin = jnp.maximum(0.25 * rtol * cap, 4.0 * jnp.sqrt(jnp.finfo(dtype).eps) * scale)
+    s_max = jnp.where(jnp.isfinite(cap), cap - margin, jnp.inf)
+
+    def body(state):
+        k, lo, hi = state
+        mid = jnp.sqrt(lo) * jnp.sqrt(hi)
+        sig = jnp.minimum(mid, s_max)
+        more = below(sig) > count0
+        return k + 1, jnp.where(more, lo, sig), jnp.where(more, sig, hi)
+
+    def cond(state):
+        k, lo, hi = state
+        stuck = lo >= s_max  # the fast path cannot shift further up
+        return (hi > (1.0 + rtol) * lo) & ~stuck & (k < _POS_MIN_MAX_ITER)
+
+    init = (jnp.int32(0), lo0, hi0.astype(dtype))
+    _, lo, hi = jax.lax.while_loop(cond, body, init)
+    # closed by bisection, or at the pole: no eigenvalue in [lower, cap - margin) and the
+    # interlacing bound at the pole itself (e.g. lambda_H at a CE minimum)
+    pole = (lo >= s_max) & (hi <= (1.0 + rtol) * cap)
+    ok = ((hi <= (1.0 + rtol) * lo) | pole) & (count0 < total) & jnp.isfinite(hi)
+    return jnp.where(ok, hi, jnp.nan), ok
 
 
 def _dtype(params):
@@ -99,12 +182,17 @@ def hessian_facts(spec, params, method, tol_of_norm, num_matvecs, key, structure
             with jax.numpy_dtype_promotion("standard"):
                 return block_arrow_inertia(ba, sigma).astype(jnp.int32)
 
+        with jax.numpy_dtype_promotion("standard"):
+            pos_min, _ = positive_min_by_inertia(
+                ba, below, below_pos.astype(jnp.int32), upper, cap, res.scale
+            )
+
         total = spec.num_params
         counts = [
             x.astype(jnp.int32) for x in (below_neg, below_pos - below_neg, total - below_pos)
         ]
         return Spectrum(
-            res.lambda_min, nan, res.scale, nan, nan, *counts, tol, upper, ok, below, cap
+            res.lambda_min, nan, res.scale, pos_min, nan, *counts, tol, upper, ok, below, cap
         )
     # lanczos
     m = min(num_matvecs, spec.num_params)
@@ -113,11 +201,12 @@ def hessian_facts(spec, params, method, tol_of_norm, num_matvecs, key, structure
     tol = tol_of_norm(hnorm)
     ok = jnp.isfinite(hnorm)
     unknown = jnp.asarray(-1, jnp.int32)
+    ritz_pos = jnp.min(jnp.where(res.ritz_values >= tol, res.ritz_values, jnp.inf))
     return Spectrum(
         res.lambda_min,
         res.lambda_max,
         hnorm,
-        nan,
+        jnp.where(jnp.isfinite(ritz_pos), ritz_pos, nan),
         nan,
         unknown,
         unknown,

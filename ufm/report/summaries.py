@@ -178,7 +178,9 @@ def class_summary(rows, *, by: Sequence[str] = ("config_hash", "source")) -> lis
     ``degenerate``); ``critical`` (``grad_norm <= grad_tol``); over the critical points the range
     of ``lambda_min`` of the strict saddles (``saddle_lambda_min``, most negative, and
     ``saddle_lambda_max``, the weakest escape curvature), the smallest ``lambda_min`` of the other
-    critical points (``minima_lambda_min``: numerical zero modes, ``>= -zero_tol``) and the largest
+    critical points (``minima_lambda_min``: numerical zero modes, ``>= -zero_tol``), their
+    smallest ``lambda_pos_min`` (``minima_lambda_pos_min``: the curvature after the zero modes,
+    ``nan`` where no method gave it) and the largest
     ``lambda_min - curvature_bound`` over the planted / origin saddles (``bound_excess``, ``<= 0``
     where the bound holds); and the exclusion counts of :func:`exclusions`. Failed rows
     (:func:`valid_rows`) are counted in the exclusions, not in the classes.
@@ -190,6 +192,7 @@ def class_summary(rows, *, by: Sequence[str] = ("config_hash", "source")) -> lis
     valid = valid_rows(rows)
     names = list(CLASS_NAMES) + sorted(set(cls[valid].tolist()) - set(CLASS_NAMES) - {""})
     lam = _num(rows, "lambda_min")
+    pos = _num(rows, "lambda_pos_min")
     bound = _num(rows, "curvature_bound")
     crit_all = _num(rows, "grad_norm") <= _num(rows, "grad_tol", 1e-8)
     src = _str(rows, "source", "random")
@@ -211,6 +214,8 @@ def class_summary(rows, *, by: Sequence[str] = ("config_hash", "source")) -> lis
         entry["saddle_lambda_min"] = float(lam[saddle].min()) if saddle.any() else float("nan")
         entry["saddle_lambda_max"] = float(lam[saddle].max()) if saddle.any() else float("nan")
         entry["minima_lambda_min"] = float(lam[rest].min()) if rest.any() else float("nan")
+        pos_rest = pos[rest & np.isfinite(pos)]
+        entry["minima_lambda_pos_min"] = float(pos_rest.min()) if pos_rest.size else float("nan")
         entry["bound_excess"] = (
             float((lam[planted] - bound[planted]).max()) if planted.any() else float("nan")
         )

@@ -296,6 +296,7 @@ def sweep_report(folder, *, figures: bool = True, gap_tol: float = 1e-6) -> str:
                 "saddle_lambda_min",
                 "saddle_lambda_max",
                 "minima_lambda_min",
+                "minima_lambda_pos_min",
                 "bound_excess",
                 "excluded_diverged",
                 "excluded_nan",

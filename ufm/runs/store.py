@@ -354,12 +354,32 @@ def _row_key(table: pa.Table) -> list[str]:
     return key + (["epoch"] if "epoch" in table.column_names else [])
 
 
+def _nested_as_json(tables: list) -> list:
+    """Columns that are nested (lists) in some chunk files and scalars in others, e.g. the UFM's
+    ``n`` (an int for balanced classes, the list of class sizes otherwise), as JSON strings
+    (``"4"``, ``"[4, 4, 1]"``) in every file, so that the files concatenate."""
+    kinds: dict = {}
+    for t in tables:
+        for f in t.schema:
+            kinds.setdefault(f.name, set()).add(pa.types.is_nested(f.type))
+    mixed = {k for k, v in kinds.items() if len(v) > 1}
+    out = []
+    for t in tables:
+        for k in mixed & set(t.column_names):
+            values = [None if v is None else json.dumps(v) for v in t.column(k).to_pylist()]
+            t = t.set_column(t.column_names.index(k), k, pa.array(values, pa.string()))
+        out.append(t)
+    return out
+
+
 def load_results_arrow(folder, columns=None, *, duplicates: str = "warn") -> pa.Table:
     """All rows of a results folder as one ``pyarrow.Table``, sorted by the row key
     ``(config_hash, source, seed[, epoch])``.
 
     Concatenates every chunk file of every writer; ``columns`` selects a subset (missing columns
-    of some files become nulls, except ``source``, which reads as ``"random"``). ``duplicates``:
+    of some files become nulls, except ``source``, which reads as ``"random"``; a column that is a
+    list in some files and a scalar in others, such as the UFM's ``n`` when balanced and
+    imbalanced configurations share a folder, reads as JSON strings). ``duplicates``:
     what to do with rows whose key appears more than once: ``"warn"`` (default: a
     :class:`DuplicateRowsWarning` with the count, later copies dropped), ``"drop"`` (silently),
     ``"keep"``, or ``"raise"`` (:class:`StoreError`). Raises :class:`StoreError` if ``folder``
@@ -383,7 +403,10 @@ def load_results_arrow(folder, columns=None, *, duplicates: str = "warn") -> pa.
             t = t.select([c for c in t.column_names if c in keep])
         tables.append(t.replace_schema_metadata(None))
     try:
-        table = pa.concat_tables(tables, promote_options="permissive")
+        try:
+            table = pa.concat_tables(tables, promote_options="permissive")
+        except pa.ArrowException:
+            table = pa.concat_tables(_nested_as_json(tables), promote_options="permissive")
     except pa.ArrowException as err:
         raise StoreError(
             f"the result files of {str(store.folder)!r} have incompatible columns "

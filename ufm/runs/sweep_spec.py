@@ -51,14 +51,17 @@ Starts: every configuration runs ``seeds.count`` random starts (``source = "rand
 "planted"``, seeds ``0..P-1``, ``dim = d'``) and the origin (``source = "origin"``, seed 0); see
 :func:`ufm.make_starts`. A result row is keyed by ``(config_hash, source, seed)``.
 
-Grid rules: ``[grid]`` is one cartesian product; ``[[grid]]`` repeated is a union of products
-(for combinations that only make sense together, e.g. ``bias = "regularized"`` with
-``lambda_b > 0``). A grid table may also set ``model``. A list always means "sweep these values";
-a list-valued field is swept with a list of lists. Every grid point is validated up front by
-constructing its spec: invalid combinations (``lambda_b`` without ``bias = "regularized"``) are
-returned as :class:`InvalidPoint` records naming the key, before any compute; malformed specs
-(unknown key, wrong type, empty list, negative seeds) raise :class:`~ufm.SpecError` naming the key
-and the expected form.
+Grid rules: ``[grid]`` is one cartesian product; ``[[grid]]`` repeated is a union of products (for
+combinations that only make sense together, e.g. ``bias = "regularized"`` with ``lambda_b > 0``). A
+grid table may also set ``model``. A list always means "sweep these values"; a list-valued field is
+swept with a list of lists (the UFM's class sizes: ``n = [[10, 10, 2, 2], [10, 10, 5, 5]]``, while
+``n = [4, 8]`` sweeps two balanced sizes). A system's ``prepare_spec`` hook attaches host-side data
+to every valid point once (the UFM: the convex reference value for class sizes without a closed
+form); the hash covers the spec before it. Every grid point is validated up front by constructing
+its spec: invalid combinations (``lambda_b`` without ``bias = "regularized"``) are returned as
+:class:`InvalidPoint` records naming the key, before any compute; malformed specs (unknown key,
+wrong type, empty list, negative seeds) raise :class:`~ufm.SpecError` naming the key and the
+expected form.
 
 Each configuration gets a stable hash: the SHA-256 of the canonical JSON (sorted keys, shortest
 float repr) of the model name, the validated spec fields, the optimiser settings, the analyses
@@ -188,13 +191,13 @@ class SweepSpec:
                     point = dict(zip(keys, values))
                     shown = ({"model": model} if len(models) > 1 else {}) | point
                     try:
-                        spec = _construct(model, point, self.analyses, self.starts)
+                        spec, hashed = _construct(model, point, self.analyses, self.starts)
                     except (ValueError, TypeError) as err:  # SpecError is a ValueError
                         invalid.append(InvalidPoint(index, model, shown, str(err)))
                     else:
                         h = config_hash(
                             model,
-                            spec,
+                            hashed,
                             self.optimizer,
                             self.analyses,
                             self.base_seed,
@@ -236,9 +239,14 @@ class SweepSpec:
 
 
 def _construct(model: str, point: dict, analyses: tuple, starts: StartSettings = StartSettings()):
-    """The spec of one grid point, vetted by the analyses' checks and the starts (raises
-    ValueError/TypeError)."""
-    spec = model_registry()[model][0](**{k: _from_toml(v) for k, v in point.items()})
+    """``(spec, hashed)`` of one grid point: the spec with the system's ``prepare_spec`` data
+    attached (host side, e.g. the UFM's convex reference value), vetted by the analyses' checks
+    and the starts, and the spec as constructed (whose fields the configuration hash covers, so
+    that a float computed by ``prepare_spec`` never changes the hash). Raises
+    ValueError/TypeError."""
+    hashed = model_registry()[model][0](**{k: _from_toml(v) for k, v in point.items()})
+    prepare = get_system(model).prepare_spec
+    spec = hashed if prepare is None else prepare(hashed)
     if starts.planted_per_dim and get_system(model).planted is None:
         raise SpecError(
             f"starts.planted_per_dim: planted saddles need model 'ufm' "
@@ -251,7 +259,7 @@ def _construct(model: str, point: dict, analyses: tuple, starts: StartSettings =
                 check(spec)
             except (ValueError, TypeError) as err:
                 raise SpecError(f"analysis {name!r}: {err}") from None
-    return spec
+    return spec, hashed
 
 
 def load_sweep_spec(source: str | Path) -> SweepSpec:
@@ -525,19 +533,26 @@ def _check_type(key: str, cls, field: str, value) -> None:
     combination: raise naming the key, before any grid point is built."""
     ann = {f.name: f.type for f in dataclasses.fields(cls)}.get(field)
     kind = ann if isinstance(ann, str) else getattr(ann, "__name__", "")
-    kind = kind.replace("Optional[", "").rstrip("]").split("|")[0].strip()
-    if kind == "int":
-        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    elif kind == "float":
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    elif kind == "str":
-        ok = isinstance(value, str)
-    elif kind == "bool":
-        ok = isinstance(value, bool)
-    else:
+    alternatives = [a.strip() for a in kind.replace("Optional[", "").rstrip("]").split("|")]
+    kind = alternatives[0]
+    if "tuple" in alternatives[1:] and isinstance(value, list):  # e.g. UFM class sizes
+        if not value or not all(_is_kind(kind, x) for x in value):
+            raise _err(key, f"{_KINDS.get(kind, kind)} or a non-empty list of them", value)
         return
-    if not ok:
+    if kind in _KINDS and not _is_kind(kind, value):
         raise _err(key, _KINDS[kind], value)
+
+
+def _is_kind(kind: str, value) -> bool:
+    if kind == "int":
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    return True
 
 
 def _check_optimizer(opt: OptimizerSettings) -> None:

@@ -12,6 +12,7 @@ from .convex import (
     ConvexSolution,
     solve_convex,
     solve_convex_spec,
+    ufm_prepare_spec,
     ufm_reference_value,
     with_convex_reference,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "solve_convex_spec",
     "with_convex_reference",
     "ufm_reference_value",
+    "ufm_prepare_spec",
     "ImbalancedOptimum",
     "class_mean_gram",
     "imbalanced_optimal_value",
@@ -177,6 +179,12 @@ def _examples():
     )
 
 
+def _planted_dims(spec):
+    """:func:`saddle_dims` for balanced classes; none for class sizes (no closed-form regime to
+    plant the saddles of: ``ufm landscape`` says so in its output)."""
+    return saddle_dims(spec) if spec.balanced else ()
+
+
 SYSTEM = register_system(
     System(
         name="ufm",
@@ -189,12 +197,13 @@ SYSTEM = register_system(
         metrics=ufm_nc_metrics,
         metric_options=("rtol", "tau"),
         reference_value=ufm_reference_value,
+        prepare_spec=ufm_prepare_spec,
         classification=ufm_classification_facts,
         num_global_params=ufm_num_global_params,
         split_features=ufm_split_features,
         block_arrow=ufm_block_arrow,
         planted=PlantedStarts(
-            dims=saddle_dims, embed=restrict_to_subspace, full_dim=lambda spec: spec.d
+            dims=_planted_dims, embed=restrict_to_subspace, full_dim=lambda spec: spec.d
         ),
         invariants=ufm_invariants,
         label=ufm_label,

@@ -13,7 +13,7 @@ from pathlib import Path
 from ...core.cliargs import DefaultsHelpFormatter, floats, ints, words
 from .landscape import LandscapeConfig
 
-__all__ = ["add_landscape_parser", "landscape_config"]
+__all__ = ["add_landscape_parser", "landscape_config", "class_sizes_arg"]
 
 
 def add_landscape_parser(sub):
@@ -32,8 +32,24 @@ def add_landscape_parser(sub):
         "two lambda_W values, 42 seeds each: 1008 random starts, plus planted saddles and "
         "origins). A rerun with the same settings resumes the same folder.",
     )
-    p.add_argument("--K", type=ints, default=d.K, help="class counts, comma-separated")
-    p.add_argument("--n", type=int, default=d.n, help="samples per class")
+    p.add_argument(
+        "--K",
+        type=ints,
+        default=argparse.SUPPRESS,  # shown in the help text; unset means "not given"
+        help=f"class counts, comma-separated (default: {','.join(map(str, d.K))})",
+    )
+    p.add_argument(
+        "--n", type=int, default=argparse.SUPPRESS, help=f"samples per class (default: {d.n})"
+    )
+    p.add_argument(
+        "--class-sizes",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="N1,N2,...",
+        help="imbalanced classes: the class sizes of one configuration (K = their count), "
+        "e.g. 10,10,2,2; repeat the option or separate vectors by ';' for several; instead of "
+        "--K and --n (f* from the closed form or the convex program)",
+    )
     p.add_argument("--d", type=int, default=None, help="feature dimension (default: d = K)")
     p.add_argument(
         "--d-offset", type=int, default=d.d_offset, help="use d = K + D_OFFSET (e.g. -2 or 2)"
@@ -116,6 +132,14 @@ def landscape_config(args) -> LandscapeConfig:
             "variant; lambda_b only applies to the regularized bias"
         )
     base = LandscapeConfig()
+    K, n = getattr(args, "K", None), getattr(args, "n", None)
+    sizes = getattr(args, "class_sizes", None)
+    if sizes is not None:
+        if K is not None or n is not None:
+            raise SpecError("--class-sizes sets K and n itself: do not combine it with --K or --n")
+        n = class_sizes_arg(sizes)
+    elif n is None:
+        n = base.n
     variants = tuple((loss, b) for loss in args.loss for b in args.bias)
     optimizer = base.optimizer.replace(
         name=args.optimizer,
@@ -125,8 +149,8 @@ def landscape_config(args) -> LandscapeConfig:
         polish_tol=args.polish_tol,
     )
     return LandscapeConfig(
-        K=args.K,
-        n=args.n,
+        K=K,
+        n=n,
         d=args.d,
         d_offset=args.d_offset,
         variants=variants,
@@ -143,6 +167,31 @@ def landscape_config(args) -> LandscapeConfig:
         optimizer=optimizer,
         dtype=args.dtype,
     )
+
+
+def class_sizes_arg(values) -> tuple:
+    """The class-size vectors of ``--class-sizes`` (each value ``"10,10,2,2"`` or several
+    separated by ``;``), with one-line errors naming the option."""
+    from ...core.validation import SpecError
+
+    out = []
+    for value in values:
+        for part in str(value).split(";"):
+            part = part.strip()
+            try:
+                sizes = tuple(int(x) for x in part.split(","))
+            except ValueError:
+                raise SpecError(
+                    f"--class-sizes {part!r}: expected comma-separated integers, e.g. 10,10,2,2"
+                ) from None
+            if len(sizes) < 2:
+                raise SpecError(
+                    f"--class-sizes {part!r}: expected at least 2 class sizes (one per class)"
+                )
+            if min(sizes) < 1:
+                raise SpecError(f"--class-sizes {part!r}: class sizes must be positive")
+            out.append(sizes)
+    return tuple(dict.fromkeys(out))
 
 
 def run_landscape_command(args) -> int:

@@ -52,6 +52,7 @@ __all__ = [
     "convex_bounds",
     "solve_convex_spec",
     "with_convex_reference",
+    "ufm_prepare_spec",
 ]
 
 _NEWTON_STEPS = 30
@@ -289,35 +290,83 @@ def with_convex_reference(
         return spec
     except ValueError:
         pass
-    if spec.f_convex is not None:
-        spec = spec.replace(f_convex=None)
-    sol = solve_convex_spec(spec, iterations=iterations)
-    gap = float(sol.gap)
+    value, gap, rank = _reference(spec, gap_tol, iterations, rank_rtol)
     if not gap <= gap_tol:
         raise SpecError(
             f"the convex program reached a duality gap of {gap:.3g} > gap_tol={gap_tol:g}; "
             "raise iterations"
         )
-    sv = np.linalg.svd(
-        np.asarray(sol.M) * np.sqrt(np.asarray(spec.class_sizes, float)), compute_uv=False
-    )
-    rank = int(np.sum(sv > rank_rtol * max(sv[0], 1e-300)))
     if rank > spec.d:
         raise SpecError(
             f"d={spec.d} is below the rank {rank} of the convex minimiser: the program's value is "
             "only a lower bound of this UFM's minimum"
         )
-    return spec.replace(f_convex=max(float(sol.value), 0.0))
+    return spec.replace(f_convex=value)
+
+
+def _reference(spec, gap_tol: float, iterations: int, rank_rtol: float) -> tuple:
+    """``(value, gap, rank)`` of the convex program of ``spec`` (host side, cached per class
+    sizes, loss, bias and lambdas: a sweep solves each configuration once per process)."""
+    return _solve_cached(
+        spec.K,
+        tuple(spec.class_sizes),
+        spec.loss,
+        spec.bias,
+        float(spec.lambda_W),
+        float(spec.lambda_H),
+        float(spec.lambda_b),
+        iterations,
+        rank_rtol,
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _solve_cached(K, sizes, loss, bias, lW, lH, lb, iterations, rank_rtol) -> tuple:
+    sol = solve_convex(
+        K,
+        sizes,
+        loss=loss,
+        bias=bias,
+        lambda_W=lW,
+        lambda_H=lH,
+        lambda_b=lb,
+        iterations=iterations,
+    )
+    sv = np.linalg.svd(np.asarray(sol.M) * np.sqrt(np.asarray(sizes, float)), compute_uv=False)
+    rank = int(np.sum(sv > rank_rtol * max(sv[0], 1e-300)))
+    return max(float(sol.value), 0.0), float(sol.gap), rank
+
+
+def ufm_prepare_spec(spec):
+    """The UFM's ``prepare_spec`` hook (sweeps and ``ufm landscape``, once per configuration on
+    the host): :func:`with_convex_reference` with its defaults where the spec has no closed form,
+    so that the classifier certifies global minima against ``f_convex``. A spec whose ``d`` is
+    below the rank of the convex minimiser is returned unchanged (no reference value: its end
+    points are judged by the Hessian alone); a duality gap above ``gap_tol`` raises
+    ``SpecError`` (the grid point is reported as invalid)."""
+    if spec.f_convex is not None:
+        return spec
+    try:
+        optimal_value(spec)
+        return spec
+    except ValueError:
+        pass
+    if _reference(spec, 1e-7, 20000, 1e-7)[2] > spec.d:
+        return spec
+    return with_convex_reference(spec)
 
 
 def ufm_reference_value(spec) -> float:
     """The UFM's ``reference_value`` hook (the ``closed_form`` analysis of :func:`ufm.run_points`):
     the closed form :func:`ufm.optimal_value` where one exists, else the convex program's value
-    attached by :func:`with_convex_reference` (``spec.f_convex``), else the closed form's
+    attached by :func:`with_convex_reference` (``spec.f_convex``), else (imbalanced classes) that
+    value computed now (cached), else the closed form's or the convex check's
     ``SpecError``/``ValueError``."""
     try:
         return optimal_value(spec)
     except ValueError:
-        if spec.f_convex is None:
+        if spec.f_convex is not None:
+            return float(spec.f_convex)
+        if spec.balanced:
             raise
-        return float(spec.f_convex)
+    return with_convex_reference(spec).f_convex  # cached; SpecError when d or the gap fails

@@ -22,6 +22,7 @@ Continuous symmetries of the UFM (each contributes zero modes):
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -141,7 +142,13 @@ def _mse_tangents_groups(spec: UFMSpec, params: UFMParams):
         if idx.size >= 2:
             gens.append(_group_generators(K, idx, spec.has_bias))
     EK = jnp.asarray(np.concatenate(gens) if gens else np.zeros((0, K, K)), dtype)
-    flat = lambda *xs: jnp.concatenate([x.reshape(x.shape[0], -1) for x in xs], axis=1)  # noqa: E731
+    # explicit sizes: no class generator at all (e.g. two classes of each size with a bias)
+    # leaves zero rows, where reshape(0, -1) is undefined
+    flat = (
+        lambda *xs: jnp.concatenate(  # noqa: E731
+            [x.reshape(x.shape[0], math.prod(x.shape[1:])) for x in xs], axis=1
+        )
+    )
     rot = [jnp.einsum("kd,mde->mke", W, Ed)]
     cls = [jnp.einsum("mkl,ld->mkd", EK, W)]
     for Y, idx in blocks:

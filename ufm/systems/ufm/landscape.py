@@ -121,10 +121,28 @@ class LandscapeConfig:
     :data:`LANDSCAPE_OPTIMIZER`). ``d=None`` means ``d = K`` (the case of Shen & Gu 2024);
     ``d_offset`` adds to it (``d = K + d_offset``, e.g. ``-2`` to probe ``d < K - 1`` or ``2`` for
     ``d > K``).
+
+    Class sizes (docs/theory.md section 10): ``n`` is the number of samples per class (an int,
+    with ``K`` the class counts, default ``(3, 5)``), or one vector of class sizes ``(10, 10, 2,
+    2)``, or several ``((10, 10, 2, 2), (10, 10, 5, 5))``; each vector is a configuration axis and
+    sets its own ``K`` (then leave ``K`` unset, or list exactly those lengths). Configurations
+    without a closed form get the convex program's value as ``f*`` (the system's
+    ``prepare_spec`` hook, :func:`ufm.systems.ufm.with_convex_reference`, solved once per
+    configuration on the host), so their minima are certified global; planted saddles exist for
+    balanced classes only (:func:`ufm.saddle_dims`), the others get random and origin starts.
+
+    Example:
+        >>> cfg = LandscapeConfig(n=(10, 10, 2, 2), variants=("ce-none",), lambda_W=(5e-3,))
+        >>> cfg.K, [s.class_sizes for s in cfg.specs()]
+        ((4,), [(10, 10, 2, 2)])
+        >>> LandscapeConfig(n=(10, 0))
+        Traceback (most recent call last):
+        ...
+        ufm.core.validation.SpecError: n: class sizes must be positive, got (10, 0)
     """
 
-    K: tuple = (3, 5)
-    n: int = 4
+    K: tuple | None = None
+    n: int | tuple = 4
     d: int | None = None
     d_offset: int = 0
     variants: tuple = VARIANTS
@@ -144,11 +162,22 @@ class LandscapeConfig:
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
-        set_("K", tuple(check_int("K", k, 2) for k in _tuple(self.K)))
+        vectors = _size_vectors(self.n)
+        if vectors is None:
+            check_int("n", self.n, 1)
+            K = (3, 5) if self.K is None else self.K
+        else:
+            set_("n", vectors)
+            K = tuple(dict.fromkeys(len(v) for v in vectors))
+            if self.K is not None and set(_tuple(self.K)) != set(K):
+                raise SpecError(
+                    f"K={self.K!r} does not match the class-size vectors of n (K = "
+                    f"{', '.join(map(str, K))}); leave K unset with class sizes"
+                )
+        set_("K", tuple(check_int("K", k, 2) for k in _tuple(K)))
         set_("lambda_W", tuple(check_lambda("lambda_W", x) for x in _tuple(self.lambda_W)))
         set_("lambda_H", tuple(check_lambda("lambda_H", x) for x in _tuple(self.lambda_H)))
         check_lambda("lambda_b", self.lambda_b)
-        check_int("n", self.n, 1)
         check_int("seeds", self.seeds, 1)
         check_int("generic_seeds", self.generic_seeds, 0)
         check_int("base_seed", self.base_seed, 0)
@@ -212,14 +241,14 @@ class LandscapeConfig:
     def specs(self) -> list[UFMSpec]:
         """All configurations, in a stable order."""
         out = []
-        for (loss, bias), K, lw, lh in itertools.product(
-            self.variants, self.K, self.lambda_W, self.lambda_H
+        for (loss, bias), (K, n), lw, lh in itertools.product(
+            self.variants, self._classes(), self.lambda_W, self.lambda_H
         ):
             lb = self.lambda_b if bias == "regularized" else 0.0
             out.append(
                 UFMSpec(
                     K=K,
-                    n=self.n,
+                    n=n,
                     d=self._dim(K),
                     loss=loss,
                     bias=bias,
@@ -231,6 +260,12 @@ class LandscapeConfig:
             )
         return out
 
+    def _classes(self) -> list[tuple]:
+        """``(K, n)`` of every class-count / class-size configuration."""
+        if isinstance(self.n, tuple):
+            return [(len(v), v) for v in self.n]
+        return [(K, self.n) for K in self.K]
+
     @property
     def total_seeds(self) -> int:
         """Random starts over all configurations."""
@@ -241,12 +276,13 @@ class LandscapeConfig:
         return landscape_analyses(self.hessian, self.hessian_method)
 
     def sweep_spec(self, name: str = "landscape") -> SweepSpec:
-        """The same run as a :class:`ufm.runs.SweepSpec` (one sub-grid per variant and ``K``)."""
+        """The same run as a :class:`ufm.runs.SweepSpec` (one sub-grid per variant and ``K`` or
+        class-size vector)."""
         grid = []
-        for (loss, bias), K in itertools.product(self.variants, self.K):
+        for (loss, bias), (K, n) in itertools.product(self.variants, self._classes()):
             axes = [
                 ("K", (K,)),
-                ("n", (self.n,)),
+                ("n", (n,)),
                 ("d", (self._dim(K),)),
                 ("loss", (loss,)),
                 ("bias", (bias,)),
@@ -284,6 +320,32 @@ def landscape_analyses(hessian: bool = True, method: str = "auto") -> tuple:
 
 def _tuple(x) -> tuple:
     return tuple(x) if isinstance(x, (list, tuple)) else (x,)
+
+
+def _size_vectors(n) -> tuple | None:
+    """``None`` for an int ``n``; else the class-size vectors of ``n`` (one vector or several),
+    validated with one-line errors naming ``n``."""
+    if not isinstance(n, (list, tuple, np.ndarray)):
+        return None
+    n = tuple(n)
+    if not n:
+        raise SpecError("n: expected an int or class sizes, got an empty tuple")
+    if all(isinstance(v, (list, tuple, np.ndarray)) for v in n):
+        vectors = [tuple(v) for v in n]
+    elif any(isinstance(v, (list, tuple, np.ndarray)) for v in n):
+        raise SpecError(f"n: expected one class-size vector or several, got a mix: {n!r}")
+    else:
+        vectors = [n]
+    out = []
+    for v in vectors:
+        if len(v) < 2:
+            raise SpecError(f"n: a class-size vector needs at least 2 sizes, got {v!r}")
+        if any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) for x in v):
+            raise SpecError(f"n: class sizes must be integers, got {v!r}")
+        if min(v) < 1:
+            raise SpecError(f"n: class sizes must be positive, got {v!r}")
+        out.append(tuple(int(x) for x in v))
+    return tuple(dict.fromkeys(out))
 
 
 def default_landscape_out(config: LandscapeConfig) -> Path:
@@ -441,8 +503,9 @@ def _label(entry: dict) -> str:
     s = entry.get("spec", {})
     if entry.get("model") != "ufm" or not s:
         return entry.get("label", "")
+    n = ",".join(map(str, s["n"])) if isinstance(s["n"], (list, tuple)) else s["n"]
     lab = (
-        f"{s['loss']}-{s['bias']} K={s['K']} n={s['n']} d={s['d']} lW={s['lambda_W']:g} "
+        f"{s['loss']}-{s['bias']} K={s['K']} n={n} d={s['d']} lW={s['lambda_W']:g} "
         f"lH={s['lambda_H']:g}"
     )
     return lab + (f" lb={s['lambda_b']:g}" if s["bias"] == "regularized" else "")
@@ -500,7 +563,7 @@ def landscape_tables(rows) -> tuple[str, str]:
     head = (
         ["configuration", "points"]
         + [short.get(c, c) for c in names]
-        + ["failed", "saddle lmin", "weakest saddle", "minima lmin", "lmin-bound"]
+        + ["failed", "saddle lmin", "weakest saddle", "minima lmin", "minima lpos", "lmin-bound"]
     )
     lines = [
         [e["label"], e["points"]]
@@ -510,6 +573,7 @@ def landscape_tables(rows) -> tuple[str, str]:
             e["saddle_lambda_min"],
             e["saddle_lambda_max"],
             e["minima_lambda_min"],
+            e["minima_lambda_pos_min"],
             e["bound_excess"],
         ]
         for e in classes
@@ -556,6 +620,19 @@ def verdict(rows, config: LandscapeConfig) -> str:
         lines.append(
             f"{total} random starts; no closed form at these d (d below the rank of "
             "the minimiser): their end points are judged by the Hessian only."
+        )
+    imbalanced = [sp for sp in config.specs() if not sp.balanced]
+    if imbalanced:
+        lines.append(
+            f"{len(imbalanced)} configurations have class sizes: their f* is the closed form "
+            "(MSE, bias none or free) or the value of the convex program (docs/theory.md "
+            "section 9, duality gap <= 1e-7), so minima are certified global against it"
+            + (
+                "; planted saddles are skipped for them (ufm.saddle_dims knows the saddles "
+                "of balanced classes only)."
+                if config.starts.planted_per_dim
+                else "."
+            )
         )
     conv = int((random & (status == "converged")).sum())
     budget = int((random & (status == "max_steps")).sum())

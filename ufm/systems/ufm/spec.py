@@ -73,7 +73,7 @@ class UFMSpec:
     """
 
     K: int
-    n: int
+    n: int | tuple
     d: int
     loss: str = "ce"
     bias: str = "none"
