@@ -6,6 +6,7 @@ Every default shown by ``--help`` comes from :class:`LandscapeConfig` and its se
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
