@@ -19,12 +19,6 @@ __all__ = ["enable_compilation_cache", "cache_dir"]
 
 _OFF = ("off", "0", "false", "no", "none")
 
-#: Size bound of the cache folder (least recently used entries are evicted beyond it). Setting a
-#: bound is also what makes JAX take its file lock (``filelock``) around every cache read and
-#: write: without it, an entry is written in place, and a second process (a test worker, a
-#: ``ufm sweep`` share, a notebook) reading it mid-write crashed with a segmentation fault.
-MAX_CACHE_BYTES = 8 * 2**30
-
 
 def cache_dir() -> Path | None:
     """The cache folder the environment asks for (``None``: switched off)."""
@@ -49,12 +43,6 @@ def enable_compilation_cache(path=None) -> Path | None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
-    try:  # a size bound turns on JAX's cross-process file lock around cache reads and writes
-        import filelock  # noqa: F401
-
-        jax.config.update("jax_compilation_cache_max_size", MAX_CACHE_BYTES)
-    except ImportError:  # pragma: no cover - filelock is a dependency
-        pass
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
