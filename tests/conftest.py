@@ -21,6 +21,14 @@ jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 # compiled code shared by the test workers, the notebooks and the CLI subprocesses (as the CLI does)
-from ufm.core.cache import enable_compilation_cache  # noqa: E402
+from ufm.core.cache import cache_dir, enable_compilation_cache  # noqa: E402
 
+# One cache folder per xdist worker (its CLI and notebook subprocesses inherit it): JAX writes a
+# cache entry in place, and a worker reading an entry the other worker was writing crashed with a
+# segmentation fault (jax 0.10.2; JAX locks the folder only when the cache has a size bound, which
+# makes every write scan the folder and slowed the suite 4x).
+_worker = os.environ.get("PYTEST_XDIST_WORKER")
+_base = cache_dir()
+if _worker and _base is not None:
+    os.environ["UFM_COMPILATION_CACHE"] = str(_base.parent / f"{_base.name}-test-{_worker}")
 enable_compilation_cache()
