@@ -6,6 +6,7 @@ Importable from every test folder (``tests/conftest.py`` puts this folder on ``s
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,47 @@ def dense_hessian_numpy(spec, params, h=1e-5):
         e[i] = h
         H[:, i] = (np.asarray(grad(x0 + e)) - np.asarray(grad(x0 - e))) / (2 * h)
     return 0.5 * (H + H.T)
+
+
+# -- the command line in process (compiled code shared with the other tests) --------------------
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def main_in_process(capsys, *argv) -> tuple:
+    """``ufm <argv>`` in this process: ``(exit code, stdout, stderr)``; argparse's own errors
+    (``SystemExit``) count as their exit code."""
+    from ufm.cli.main import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def assert_one_line_error(code, err: str, pattern: str = "") -> None:
+    """Exit code 2 and a single ``ufm: error: ...`` line matching ``pattern`` (a regex)."""
+    assert code == 2, (code, err)
+    assert err.startswith("ufm: error:") and err.count("\n") == 1, err
+    assert re.search(pattern, err), (pattern, err)
+
+
+def assert_pngs(folder, names, min_bytes: int = 10_000) -> None:
+    """``folder/<name>.png`` exist, are PNG files and hold more than ``min_bytes`` (a real plot)."""
+    for name in names:
+        data = (Path(folder) / f"{name}.png").read_bytes()
+        assert data.startswith(PNG) and len(data) > min_bytes, name
+
+
+def help_and_listing(capsys, command: str) -> tuple:
+    """``(ufm COMMAND --help text, ufm COMMAND --list text)``; ``--list`` must exit 0."""
+    code, text, _ = main_in_process(capsys, command, "--help")
+    assert code == 0
+    code, listing, err = main_in_process(capsys, command, "--list")
+    assert code == 0, err
+    return text, listing
 
 
 # -- subprocesses

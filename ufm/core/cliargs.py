@@ -1,10 +1,31 @@
-"""Argument types shared by the command-line front ends (comma-separated lists, ...)."""
+"""What the system subcommands of the command line share: argument types (comma-separated lists,
+bounded integers), the options every preset runner has (``--out``, ``--extend``, ``--no-figures``,
+``--quiet``, ``--list``, ``--devices``), one-line checks that name the flag, and the ``--help``
+formatter that shows every default.
+
+A ``SpecError`` (or any ``ValueError``/``OSError``) raised by a command function becomes a one-line
+``ufm: error: ...`` with exit code 2 (``ufm/cli/main.py``); argparse types raise
+``argparse.ArgumentTypeError``, which argparse reports naming the option.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 
-__all__ = ["DefaultsHelpFormatter", "floats", "ints", "words"]
+from .validation import SpecError, check_int
+
+__all__ = [
+    "DefaultsHelpFormatter",
+    "add_list_option",
+    "add_output_options",
+    "check_positive_flags",
+    "floats",
+    "int_at_least",
+    "ints",
+    "set_cpu_devices",
+    "words",
+]
 
 
 def floats(text: str) -> tuple:
@@ -39,3 +60,73 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or "default" in text:
             return text
         return super()._get_help_string(action)
+
+
+def int_at_least(minimum: int):
+    """An argparse type: an integer ``>= minimum`` (argparse names the option on error).
+
+    >>> int_at_least(1)("3")
+    3
+    """
+
+    def parse(text):
+        try:
+            return check_int("value", int(text), minimum)
+        except (ValueError, SpecError):
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {minimum}, got {text!r}"
+            ) from None
+
+    return parse
+
+
+def add_output_options(
+    p: argparse.ArgumentParser,
+    *,
+    out_help: str,
+    extend_help: str = "allow adding these settings to a folder that holds other results",
+    figures: bool = True,
+    quiet: bool = True,
+) -> None:
+    """The results-folder options of a preset runner: ``--out`` (help ``out_help``, which names
+    the default folder), ``--extend``, ``--no-figures`` (if ``figures``) and ``--quiet`` (if
+    ``quiet``)."""
+    p.add_argument("--out", default=None, help=out_help)
+    p.add_argument("--extend", action="store_true", help=extend_help)
+    if figures:
+        p.add_argument("--no-figures", action="store_true", help="skip the figures")
+    if quiet:
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_list_option(p: argparse.ArgumentParser, what: str = "the presets") -> None:
+    """``--list``: print ``what`` and exit (the command checks ``args.list`` first)."""
+    p.add_argument("--list", action="store_true", help=f"list {what}, then exit")
+
+
+def check_positive_flags(args, *names: str) -> None:
+    """Refuse a parsed option that is not a finite number > 0, naming its flag (``--acc-drop``
+    for the attribute ``acc_drop``): ``SpecError``, one line."""
+    for name in names:
+        v = getattr(args, name)
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise SpecError(f"--{name.replace('_', '-')} must be a finite number > 0, got {v!r}")
+
+
+def set_cpu_devices(devices: int | None, flag: str = "--devices") -> None:
+    """Ask JAX for ``devices`` CPU devices (fake ones, one per core; no effect on GPU/TPU runs).
+
+    ``None`` leaves the default. Refuses ``devices < 1`` with a ``SpecError`` naming ``flag``.
+    Once JAX's backends have started (in-process use) the setting cannot change and what exists
+    is kept.
+    """
+    if devices is None:
+        return
+    if devices < 1:
+        raise SpecError(f"{flag} must be >= 1, got {devices}")
+    import jax
+
+    try:
+        jax.config.update("jax_num_cpu_devices", devices)
+    except RuntimeError:  # backends already started: keep what exists
+        pass

@@ -3,11 +3,13 @@ one-line errors; the registered objective and the summary verdicts."""
 
 import json
 import math
+import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import PNG, assert_one_line_error, main_in_process
 
 import ufm
 from ufm.cli.main import main
@@ -28,7 +30,6 @@ from ufm.systems.feature_collapse import (
 
 EPOCHS = 8
 ARGS = ["feature-collapse", "--preset", "tiny", "--epochs", str(EPOCHS), "--checkpoints", "2"]
-PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -143,20 +144,13 @@ def test_rerun_skips_stored_seeds_and_extends(tiny_run, capsys):
     ],
 )
 def test_bad_options_give_one_line_errors(argv, text, capsys, tmp_path):
-    try:
-        rc = main(["feature-collapse", *argv, "--out", str(tmp_path / "x")])
-    except SystemExit as e:  # argparse type errors
-        rc = e.code
-    assert rc == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("ufm: error:") and len(err.splitlines()) == 1 and text in err
+    rc, _, err = main_in_process(capsys, "feature-collapse", *argv, "--out", tmp_path / "x")
+    assert_one_line_error(rc, err, re.escape(text))
 
 
 def test_other_results_in_the_folder_are_refused_before_training(tiny_run, capsys):
-    rc = main([*ARGS, "--epochs", "3", "--out", str(tiny_run)])
-    assert rc == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("ufm: error:") and len(err.splitlines()) == 1 and "--extend" in err
+    rc, _, err = main_in_process(capsys, *ARGS, "--epochs", "3", "--out", tiny_run)
+    assert_one_line_error(rc, err, "--extend")
 
 
 def test_help_shows_the_defaults(capsys):

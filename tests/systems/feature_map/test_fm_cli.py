@@ -2,16 +2,12 @@
 with the other tests): rows readable by ``ufm.load_results`` (list columns included), tables with
 verdicts, valid PNG figures, resume, folder refusal, one-line errors, user data in a folder."""
 
-import re
-
 import numpy as np
 import pytest
+from helpers import assert_one_line_error, assert_pngs, help_and_listing, main_in_process
 
 import ufm
-from ufm.cli.main import main
 from ufm.systems import feature_map as fm
-
-PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +17,7 @@ def tiny(tmp_path_factory):
 
 
 def _run(args, capsys):
-    code = main(["feature-map", "--quiet", *args])
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
+    return main_in_process(capsys, "feature-map", "--quiet", *args)
 
 
 def test_tiny_end_to_end_then_resume(tiny, capsys):
@@ -50,9 +44,7 @@ def test_tiny_end_to_end_then_resume(tiny, capsys):
     }
     docs = ufm.runs.store.column_docs(tiny)
     assert "D_LR" in docs["d_lr"] and "list" in docs["rho"]
-    for name in ("spectra", "pi_curves", "d_lr", "etf_comparison", "etf_d_lr"):
-        data = (tiny / "figures" / f"{name}.png").read_bytes()
-        assert data.startswith(PNG) and len(data) > 10_000, name
+    assert_pngs(tiny / "figures", ("spectra", "pi_curves", "d_lr", "etf_comparison", "etf_d_lr"))
     assert "MF / EF verdicts" in (tiny / "summary.txt").read_text()
     files = sorted((tiny / "data").glob("*.parquet"))
     report = (tiny / "summary.txt").read_text().strip()
@@ -71,7 +63,7 @@ def test_other_settings_into_the_folder_are_refused(tiny, capsys):
     code, _, err = _run(
         ["--preset", "tiny", "--out", str(tiny), "--configs", "mlp-mse", "--epochs", "5"], capsys
     )
-    assert code == 2 and err.count("\n") == 1 and "--extend" in err
+    assert_one_line_error(code, err, "--extend")
 
 
 @pytest.mark.parametrize(
@@ -90,19 +82,13 @@ def test_other_settings_into_the_folder_are_refused(tiny, capsys):
 )
 def test_bad_options_are_one_line_errors(args, pattern, tmp_path, capsys):
     code, out, err = _run([*args, "--out", str(tmp_path / "x")], capsys)
-    assert code == 2, (out, err)
-    assert err.startswith("ufm: error: ") and err.count("\n") == 1, err
-    assert re.search(pattern, err), err
+    assert_one_line_error(code, err, pattern)
     assert not (tmp_path / "x").exists()  # nothing was written
 
 
 def test_help_shows_defaults_and_list(capsys):
-    with pytest.raises(SystemExit):
-        main(["feature-map", "--help"])
-    text = capsys.readouterr().out
+    text, listing = help_and_listing(capsys, "feature-map")
     assert "(default: tiny)" in text and "(default: 0.9)" in text and "--channels-last" in text
-    assert main(["feature-map", "--list"]) == 0
-    listing = capsys.readouterr().out
     for name in ("tiny", "digits", "etf", "paper", "mlp-mse-sgd-lazy", "etf-10-relu"):
         assert name in listing
 

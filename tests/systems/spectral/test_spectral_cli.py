@@ -8,23 +8,18 @@ rank; rows are readable with ``ufm.load_results``, with documented columns; figu
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
+from helpers import assert_one_line_error, assert_pngs, help_and_listing, main_in_process
 
 import ufm
-from ufm.cli.main import main
 from ufm.systems import spectral as sp
 
-PNG = b"\x89PNG\r\n\x1a\n"
 METHODS = ["--methods", "alignment,whiten,intl"]
 
 
 def _run(args, capsys):
-    code = main(["spectral", "--quiet", *args])
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
+    return main_in_process(capsys, "spectral", "--quiet", *args)
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +52,7 @@ def test_tiny_collapse_of_alignment_only_then_resume(tiny, capsys):
     assert "erank Z" in out and "Power family" in out
     docs = ufm.runs.store.column_docs(tiny)
     assert "effective rank" in docs["erank_z"] and "list" in docs["spectrum_z"]
-    for name in ("spectra", "erank_over_training", "accuracy_vs_p"):
-        data = (tiny / "figures" / f"{name}.png").read_bytes()
-        assert data.startswith(PNG) and len(data) > 10_000, name
+    assert_pngs(tiny / "figures", ("spectra", "erank_over_training", "accuracy_vs_p"))
     report = (tiny / "summary.txt").read_text().strip()
     assert report in out
     files = sorted((tiny / "data").glob("*.parquet"))
@@ -75,7 +68,7 @@ def test_other_settings_into_the_folder_are_refused(tiny, capsys):
         pytest.skip("needs the end-to-end run")
     args = ["--preset", "tiny", "--methods", "alignment", "--epochs", "5", "--out", str(tiny)]
     code, _, err = _run(args, capsys)
-    assert code == 2 and err.count("\n") == 1 and "--extend" in err
+    assert_one_line_error(code, err, "--extend")
 
 
 @pytest.mark.parametrize(
@@ -95,18 +88,12 @@ def test_other_settings_into_the_folder_are_refused(tiny, capsys):
 )
 def test_bad_options_are_one_line_errors(args, pattern, tmp_path, capsys):
     code, out, err = _run([*args, "--out", str(tmp_path / "x")], capsys)
-    assert code == 2, (out, err)
-    assert err.startswith("ufm: error: ") and err.count("\n") == 1, err
-    assert re.search(pattern, err), err
+    assert_one_line_error(code, err, pattern)
     assert not (tmp_path / "x").exists()  # nothing was written
 
 
 def test_help_shows_defaults_and_list(capsys):
-    with pytest.raises(SystemExit):
-        main(["spectral", "--help"])
-    text = capsys.readouterr().out
+    text, listing = help_and_listing(capsys, "spectral")
     assert "(default: tiny)" in text and "(default: 20)" in text
-    assert main(["spectral", "--list"]) == 0
-    listing = capsys.readouterr().out
     for name in ("tiny:", "digits:", "synthetic:", "paper:", "power p=0.4 (feature)", "wmse"):
         assert name in listing

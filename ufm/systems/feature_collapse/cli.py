@@ -9,25 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ...core.cliargs import DefaultsHelpFormatter
-from ...core.validation import SpecError, check_int
+from ...core.cliargs import DefaultsHelpFormatter, add_output_options, int_at_least
 from .presets import JOB_PRESETS
 
 __all__ = ["add_feature_collapse_parser", "run_feature_collapse_command"]
-
-
-def _int_at_least(minimum: int):
-    """An argparse type: an integer ``>= minimum`` (argparse names the option on error)."""
-
-    def parse(text):
-        try:
-            return check_int("value", int(text), minimum)
-        except (ValueError, SpecError):
-            raise argparse.ArgumentTypeError(
-                f"expected an integer >= {minimum}, got {text!r}"
-            ) from None
-
-    return parse
 
 
 def add_feature_collapse_parser(sub):
@@ -47,13 +32,13 @@ def add_feature_collapse_parser(sub):
     p.add_argument("--preset", default="tiny", choices=list(JOB_PRESETS), help="named settings")
     p.add_argument(
         "--seeds",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=None,
         help="seeds per configuration (default: the preset's, tiny 2, small 3, zipf-gap 2)",
     )
     p.add_argument(
         "--epochs",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         default=None,
         help="override the epochs of every configuration (default: the preset's)",
     )
@@ -67,22 +52,15 @@ def add_feature_collapse_parser(sub):
     )
     p.add_argument(
         "--checkpoints",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=None,
         help="evenly spaced checkpoints (plus the early 1-2-5 epochs; default: the preset's)",
     )
-    p.add_argument(
-        "--out",
-        default=None,
-        help="results folder (default: ./ufm-results/feature-collapse-<preset>-<hash>)",
+    add_output_options(
+        p,
+        out_help="results folder (default: ./ufm-results/feature-collapse-<preset>-<hash>)",
+        extend_help="allow adding these configurations to a folder that holds other results",
     )
-    p.add_argument(
-        "--extend",
-        action="store_true",
-        help="allow adding these configurations to a folder that holds other results",
-    )
-    p.add_argument("--no-figures", action="store_true", help="skip the figures")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_feature_collapse_command)
     return p
 

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import jax
 
-from ...core.cliargs import DefaultsHelpFormatter, words
+from ...core.cliargs import (
+    DefaultsHelpFormatter,
+    add_list_option,
+    add_output_options,
+    set_cpu_devices,
+    words,
+)
 from ...core.validation import SpecError
 from ...report.folder import write_text
 from .jobs import run_preset
@@ -90,19 +96,12 @@ def add_feature_map_parser(sub):
         "--max-gap", type=float, default=c.max_gap, help="MF: rho^c_C/rho^c_{C-1} <= this"
     )
     p.add_argument("--max-d-lr", type=float, default=c.max_d_lr, help="MF: D_LR <= this")
-    p.add_argument(
-        "--out", default=None, help="results folder (default: ./ufm-results/feature-map-<preset>)"
+    add_output_options(
+        p,
+        out_help="results folder (default: ./ufm-results/feature-map-<preset>)",
+        extend_help="allow adding to a folder that holds other configurations",
     )
-    p.add_argument(
-        "--extend",
-        action="store_true",
-        help="allow adding to a folder that holds other configurations",
-    )
-    p.add_argument("--no-figures", action="store_true", help="skip the figures")
-    p.add_argument(
-        "--list", action="store_true", help="list the presets and their configurations, then exit"
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_list_option(p, "the presets and their configurations")
     p.set_defaults(func=run_feature_map_command)
     return p
 
@@ -137,13 +136,7 @@ def run_feature_map_command(args) -> int:
         channels_last=args.channels_last,
         epochs=args.epochs,
     )
-    if args.devices is not None:
-        if args.devices < 1:
-            raise SpecError(f"--devices must be >= 1, got {args.devices}")
-        try:  # fake CPU devices (one per core); no effect on GPU/TPU runs
-            jax.config.update("jax_num_cpu_devices", args.devices)
-        except RuntimeError:  # backends already started (in-process use): keep what exists
-            pass
+    set_cpu_devices(args.devices)
     if any(spec.dtype == "float64" for _, _, spec in configs):
         jax.config.update("jax_enable_x64", True)
     out = Path(args.out) if args.out else Path("ufm-results") / f"feature-map-{args.preset}"

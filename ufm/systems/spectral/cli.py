@@ -11,7 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-from ufm.core.cliargs import DefaultsHelpFormatter, words
+from ufm.core.cliargs import (
+    DefaultsHelpFormatter,
+    add_list_option,
+    add_output_options,
+    check_positive_flags,
+    words,
+)
 from ufm.systems.spectral.experiment import EvalSettings
 from ufm.systems.spectral.presets import PRESETS, get_preset
 from ufm.systems.spectral.spec import SpectralSpec, spec_label
@@ -78,17 +84,8 @@ def add_spectral_parser(sub):
         default=crit.blowup,
         help="stable p: final epoch loss <= this times the run's lowest",
     )
-    p.add_argument(
-        "--out", default=None, help="results folder (default: ./ufm-results/spectral-PRESET)"
-    )
-    p.add_argument(
-        "--extend",
-        action="store_true",
-        help="allow adding these settings to a folder that holds other results",
-    )
-    p.add_argument("--no-figures", action="store_true", help="skip the figures")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--list", action="store_true", help="list the presets and their runs, then exit")
+    add_output_options(p, out_help="results folder (default: ./ufm-results/spectral-PRESET)")
+    add_list_option(p, "the presets and their runs")
     p.set_defaults(func=run_spectral_command)
     return p
 
@@ -111,12 +108,7 @@ def list_presets() -> str:
 
 
 def _criteria(args) -> StabilityCriteria:
-    from ufm.core import SpecError
-
-    for name in ("collapse_frac", "acc_drop", "blowup"):
-        v = getattr(args, name)
-        if not v > 0 or v != v or v == float("inf"):
-            raise SpecError(f"--{name.replace('_', '-')} must be a finite number > 0, got {v!r}")
+    check_positive_flags(args, "collapse_frac", "acc_drop", "blowup")
     return StabilityCriteria(args.collapse_frac, args.acc_drop, args.blowup)
 
 
