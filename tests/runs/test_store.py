@@ -153,3 +153,48 @@ def test_loader_errors(tmp_path):
     (tmp_path / "data" / "x.parquet").write_bytes(b"garbage")
     with pytest.raises(ufm.runs.StoreError, match="x.parquet"):
         ufm.runs.load_results_arrow(tmp_path)
+
+
+def _sized(h, n, K=3, seeds=(0, 1)):
+    """A chunk of one UFM-like configuration: ``n`` an int (balanced) or a list of class sizes,
+    stored as a scalar or a list column the way a spec's fields are written."""
+    m = len(seeds)
+    col = pa.array([list(n)] * m) if isinstance(n, (list, tuple)) else pa.array([n] * m)
+    return _chunk(h, list(seeds), n=col, K=np.full(m, K, np.int64))
+
+
+def test_mixed_class_sizes_read_as_int_n_and_class_sizes(tmp_path):
+    """A folder mixing balanced (int n) and imbalanced (list n) configurations: n is an int
+    column with <NA> for the imbalanced rows, class_sizes a tuple for every row; the balanced rows
+    read the same with or without the imbalanced ones; a balanced-only folder is as stored."""
+    mixed, alone = ResultStore(tmp_path / "mixed"), ResultStore(tmp_path / "bal")
+    for s in (mixed, alone):
+        s.prepare()
+        s.write_chunk(_sized("a", 2))
+        s.write_chunk(_sized("c", 4, K=2))
+    mixed.write_chunk(_sized("b", [4, 4, 1]))
+    df = ufm.load_results(tmp_path / "mixed")
+    assert str(df["n"].dtype) == "Int64"
+    assert df["n"].isna().tolist() == [False, False, True, True, False, False]
+    assert df["class_sizes"].tolist() == [(2, 2, 2)] * 2 + [(4, 4, 1)] * 2 + [(4, 4)] * 2
+    assert list(df.columns).index("class_sizes") == list(df.columns).index("n") + 1
+    # pandas filtering and grouping work on both columns
+    assert df[df["n"] == 2]["config_hash"].tolist() == ["a", "a"]
+    assert df[df["class_sizes"].isin([(4, 4, 1)])]["config_hash"].tolist() == ["b", "b"]
+    assert df.groupby("class_sizes").size().to_dict() == {(2, 2, 2): 2, (4, 4): 2, (4, 4, 1): 2}
+    # the balanced rows read the same as in a folder without imbalanced configurations
+    bal = ufm.load_results(tmp_path / "bal")
+    assert "class_sizes" not in bal and str(bal["n"].dtype) == "int64"
+    assert df[df["n"].notna()]["n"].astype(int).tolist() == bal["n"].tolist()
+    # arrow: int64 n with nulls, list<int64> class_sizes; a column subset still builds them
+    t = ufm.runs.load_results_arrow(tmp_path / "mixed", columns=["class_sizes"])
+    assert t.column_names == ["class_sizes"] and t.schema.field(0).type == pa.list_(pa.int64())
+    assert t["class_sizes"].to_pylist()[2] == [4, 4, 1]
+    n = ufm.runs.load_results_arrow(tmp_path / "mixed", columns=["n"])["n"]
+    assert n.type == pa.int64() and n.to_pylist() == [2, 2, None, None, 4, 4]
+    # a folder of imbalanced configurations only reads the same way (n null, class_sizes set)
+    imb = ResultStore(tmp_path / "imb")
+    imb.prepare()
+    imb.write_chunk(_sized("b", [4, 4, 1]))
+    one = ufm.load_results(tmp_path / "imb")
+    assert one["n"].isna().all() and one["class_sizes"].tolist() == [(4, 4, 1)] * 2

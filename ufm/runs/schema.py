@@ -31,6 +31,9 @@ BASE_DOCS = {
     "i))",
     "dim": "dimension of the start's subspace: d for random starts, d' for planted, 0 for the "
     "origin, -1 where not defined",
+    "class_sizes": "samples per class, K ints (a tuple in pandas), read from the UFM's n when the "
+    "folder holds unequal class sizes; n is then null (<NA>) for those rows and an int for the "
+    "balanced ones, whatever else shares the folder",
     # the run
     "status": "first-order optimiser status: converged (||grad f|| <= tol), max_steps (step budget "
     "used up), diverged (loss or ||grad f|| above the divergence threshold), nan",

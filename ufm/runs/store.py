@@ -45,6 +45,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .mixed_columns import (
+    COUNT_COLUMN,
+    SIZE_COLUMN,
+    SIZES_COLUMN,
+    class_sizes_as_tuples,
+    nested_as_json,
+    split_class_sizes,
+)
+
 __all__ = [
     "atomic_write",
     "ResultStore",
@@ -354,36 +363,25 @@ def _row_key(table: pa.Table) -> list[str]:
     return key + (["epoch"] if "epoch" in table.column_names else [])
 
 
-def _nested_as_json(tables: list) -> list:
-    """Columns that are nested (lists) in some chunk files and scalars in others, e.g. the UFM's
-    ``n`` (an int for balanced classes, the list of class sizes otherwise), as JSON strings
-    (``"4"``, ``"[4, 4, 1]"``) in every file, so that the files concatenate."""
-    kinds: dict = {}
-    for t in tables:
-        for f in t.schema:
-            kinds.setdefault(f.name, set()).add(pa.types.is_nested(f.type))
-    mixed = {k for k, v in kinds.items() if len(v) > 1}
-    out = []
-    for t in tables:
-        for k in mixed & set(t.column_names):
-            values = [None if v is None else json.dumps(v) for v in t.column(k).to_pylist()]
-            t = t.set_column(t.column_names.index(k), k, pa.array(values, pa.string()))
-        out.append(t)
-    return out
-
-
 def load_results_arrow(folder, columns=None, *, duplicates: str = "warn") -> pa.Table:
     """All rows of a results folder as one ``pyarrow.Table``, sorted by the row key
     ``(config_hash, source, seed[, epoch])``.
 
     Concatenates every chunk file of every writer; ``columns`` selects a subset (missing columns
-    of some files become nulls, except ``source``, which reads as ``"random"``; a column that is a
-    list in some files and a scalar in others, such as the UFM's ``n`` when balanced and
-    imbalanced configurations share a folder, reads as JSON strings). ``duplicates``:
+    of some files become nulls, except ``source``, which reads as ``"random"``). ``duplicates``:
     what to do with rows whose key appears more than once: ``"warn"`` (default: a
     :class:`DuplicateRowsWarning` with the count, later copies dropped), ``"drop"`` (silently),
     ``"keep"``, or ``"raise"`` (:class:`StoreError`). Raises :class:`StoreError` if ``folder``
     does not exist.
+
+    Class sizes: the UFM's ``n`` is stored as an int for balanced classes and as the list of class
+    sizes otherwise. A folder with balanced configurations only reads ``n`` as an int column, as
+    stored. As soon as one configuration of the folder has unequal class sizes, ``n`` reads as an
+    int64 column that is null for the imbalanced rows, and a ``class_sizes`` column (a list of
+    ``K`` ints for every row, ``K`` copies of ``n`` for the balanced ones) is added after it: so
+    ``n == 4`` selects the same balanced rows whatever else shares the folder, and ``class_sizes``
+    describes every row. Any other column that is a list in some files and a scalar in others
+    reads as JSON strings (``json.loads`` parses them).
     """
     if duplicates not in ("warn", "drop", "keep", "raise"):
         raise ValueError(f"duplicates must be warn, drop, keep or raise; got {duplicates!r}")
@@ -396,17 +394,20 @@ def load_results_arrow(folder, columns=None, *, duplicates: str = "warn") -> pa.
             {"config_hash": pa.array([], pa.string()), "seed": pa.array([], pa.int64())}
         )
     tables = []
+    keep = None if columns is None else set(columns) | set(ROW_KEY) | {"epoch"}
+    if keep is not None and keep & {SIZE_COLUMN, SIZES_COLUMN}:
+        keep |= {SIZE_COLUMN, COUNT_COLUMN}  # class_sizes is built from them
     for path in files:
         t = _read(path)
-        if columns is not None:
-            keep = set(columns) | set(ROW_KEY) | {"epoch"}
+        if keep is not None:
             t = t.select([c for c in t.column_names if c in keep])
         tables.append(t.replace_schema_metadata(None))
+    tables = split_class_sizes(tables)
     try:
         try:
             table = pa.concat_tables(tables, promote_options="permissive")
         except pa.ArrowException:
-            table = pa.concat_tables(_nested_as_json(tables), promote_options="permissive")
+            table = pa.concat_tables(nested_as_json(tables), promote_options="permissive")
     except pa.ArrowException as err:
         raise StoreError(
             f"the result files of {str(store.folder)!r} have incompatible columns "
@@ -459,6 +460,11 @@ def load_results(folder, columns=None, *, duplicates: str = "warn"):
     """All rows of a results folder as a ``pandas.DataFrame`` (one row per configuration x start,
     or x checkpoint for training runs); see :func:`load_results_arrow`.
 
+    Where the folder holds unequal class sizes, ``class_sizes`` holds tuples of ints (hashable:
+    ``rows.groupby("class_sizes")``, ``rows[rows.class_sizes.isin([(4, 4, 1)])]``) and ``n`` is a
+    nullable ``Int64`` column (``<NA>`` for those rows; ``rows[rows.n == 4]`` selects the balanced
+    rows with 4 samples per class).
+
     Example:
         >>> import ufm, tempfile
         >>> ufm.load_results(tempfile.mkdtemp()).shape
@@ -471,7 +477,8 @@ def load_results(folder, columns=None, *, duplicates: str = "warn"):
             "load_results needs pandas (pip install pandas); "
             "ufm.runs.load_results_arrow returns a pyarrow.Table without it"
         ) from None
-    return load_results_arrow(folder, columns, duplicates=duplicates).to_pandas()
+    df = load_results_arrow(folder, columns, duplicates=duplicates).to_pandas()
+    return class_sizes_as_tuples(df)
 
 
 def column_docs(folder) -> dict:

@@ -27,7 +27,8 @@ def test_cli_class_sizes_end_to_end_and_resume(tmp_path, capsys):
     rows = ufm.load_results(out)
     random = rows[rows.source == "random"]
     assert len(random) == 3 and set(rows.source) == {"random", "origin"}  # no planted saddles
-    assert all(tuple(n) == SIZES for n in rows.n) and (rows.K == 3).all()
+    assert rows.class_sizes.tolist() == [SIZES] * len(rows) and rows.n.isna().all()
+    assert (rows.K == 3).all()
     # f* is the convex program's value (no closed form for CE with class sizes), computed once
     spec = ufm.UFMSpec(K=3, n=SIZES, d=3, loss="ce", lambda_W=LAM, lambda_H=LAM)
     f_convex = with_convex_reference(spec).f_convex
@@ -141,10 +142,12 @@ def test_sweep_list_valued_n(tmp_path):
     assert c.hash == configs[0].hash and bal.hash == configs[2].hash
     summary = ufm.run_sweep(two, tmp_path / "s", progress=False)
     assert summary.seeds_run == 4
-    # n is a list in one chunk file and an int in the other: both read as JSON strings
+    # n is a list in one chunk file and an int in the other: n reads as an int (<NA> for the
+    # imbalanced rows) and class_sizes as a tuple for every row
     rows = ufm.load_results(tmp_path / "s")
-    assert sorted(set(rows.n)) == ["2", "[4, 4, 1]"]
-    imb = rows[rows.n == "[4, 4, 1]"]
+    assert sorted(set(rows.class_sizes)) == [(2, 2, 2), SIZES]
+    imb = rows[rows.class_sizes.isin([SIZES])]
+    assert (rows.n == 2).sum() == len(rows) - len(imb) and imb.n.isna().all()
     assert len(imb) == 2 and (imb.f_star == c.spec.f_convex).all()
     assert (rows.f_gap > -1e-12).all() and (rows.f_gap < 1e-2).all()  # unpolished, above f*
 
