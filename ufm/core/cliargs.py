@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 from .validation import SpecError, check_int
 
 __all__ = [
     "DefaultsHelpFormatter",
+    "add_deprecated_alias",
     "add_list_option",
     "add_output_options",
     "check_positive_flags",
@@ -130,3 +132,36 @@ def set_cpu_devices(devices: int | None, flag: str = "--devices") -> None:
         jax.config.update("jax_num_cpu_devices", devices)
     except RuntimeError:  # backends already started: keep what exists
         pass
+
+
+class _DeprecatedAlias(argparse.Action):
+    """Stores like the canonical option and says on stderr that the alias is deprecated."""
+
+    def __init__(self, option_strings, dest, canonical: str = "", **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.canonical = canonical
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"ufm: warning: {option_string} is deprecated; use {self.canonical}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated_alias(p: argparse.ArgumentParser, alias: str, canonical: str, dest: str):
+    """``alias`` (e.g. ``--data``) as a hidden, deprecated spelling of the option ``canonical``
+    (e.g. ``--data-dir``) that stores into ``dest``: not shown by ``--help``, still accepted, with
+    a one-line warning on stderr.
+
+    >>> p = argparse.ArgumentParser()
+    >>> _ = p.add_argument("--data-dir", dest="data_dir")
+    >>> add_deprecated_alias(p, "--data", "--data-dir", "data_dir")
+    >>> p.parse_args(["--data", "x"]).data_dir  # and a warning on stderr
+    'x'
+    """
+    p.add_argument(
+        alias,
+        dest=dest,
+        action=_DeprecatedAlias,
+        canonical=canonical,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )

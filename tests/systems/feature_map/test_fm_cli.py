@@ -72,11 +72,11 @@ def test_other_settings_into_the_folder_are_refused(tiny, capsys):
         (["--preset", "nope"], r"--preset must be one of tiny, digits, etf, paper"),
         (["--mode", "both"], r"mode must be one of all, spectra, etf"),
         (["--configs", "mlp-xyz"], r"configs: unknown configuration"),
-        (["--preset", "paper"], r"needs --data FOLDER"),
+        (["--preset", "paper"], r"needs --data-dir FOLDER"),
         (["--seeds", "0"], r"seeds must be an integer >= 1"),
         (["--epochs", "-1"], r"epochs must be an integer >= 0"),
         (["--target-mass", "1.5"], r"target_mass must lie in"),
-        (["--data", "/no/such/folder"], r"not a folder"),
+        (["--data-dir", "/no/such/folder"], r"not a folder"),
         (["--devices", "0"], r"--devices must be >= 1"),
     ],
 )
@@ -105,7 +105,7 @@ def test_user_data_folder_paper_preset(tmp_path, capsys):
         ("y_test", ds.y_test),
     ):
         np.save(folder / f"{name}.npy", a)
-    args = ["--preset", "paper", "--data", str(folder), "--channels-last", "--configs", "mlp-mse"]
+    args = ["--preset", "paper", "--data-dir", folder, "--channels-last", "--configs", "mlp-mse"]
     args += ["--epochs", "2", "--seeds", "1", "--no-figures", "--out", str(tmp_path / "o")]
     code, out, err = _run(args, capsys)
     assert code == 0, err
@@ -113,3 +113,24 @@ def test_user_data_folder_paper_preset(tmp_path, capsys):
     assert set(rows["data"]) == {"folder"} and set(rows["epoch"]) == {0, 1, 2}
     assert rows["test_acc"].iloc[-1] > 0.3  # 2 epochs of a 64-512-512-10 MLP on digits
     assert rows["rho"][0].shape == (513,)
+
+
+def test_data_flag_is_a_hidden_deprecated_alias_of_data_dir(tmp_path, capsys):
+    """``--data-dir`` is the flag (as in ``ufm spectral``); the old ``--data`` still works, hidden
+    from ``--help``, with a warning: both reach the same folder check."""
+    from ufm.cli.main import build_parser
+
+    parser = build_parser()
+    for flag in ("--data-dir", "--data"):
+        assert parser.parse_args(["feature-map", flag, "F"]).data_dir == "F"
+    assert parser.parse_args(["feature-map"]).data_dir is None
+    capsys.readouterr()
+    text, _ = help_and_listing(capsys, "feature-map")
+    assert "--data-dir" in text and "--data " not in text and "--data," not in text
+    out = ["--out", tmp_path / "x"]
+    code, _, err = _run(["--data", "/no/such/folder", *out], capsys)
+    warning, error = err.splitlines()
+    assert warning == "ufm: warning: --data is deprecated; use --data-dir"
+    assert_one_line_error(code, error + "\n", "not a folder")
+    code, _, err2 = _run(["--data-dir", "/no/such/folder", *out], capsys)
+    assert code == 2 and err2.strip() == error

@@ -14,6 +14,7 @@ import jax
 
 from ...core.cliargs import (
     DefaultsHelpFormatter,
+    add_deprecated_alias,
     add_list_option,
     add_output_options,
     set_cpu_devices,
@@ -63,12 +64,15 @@ def add_feature_map_parser(sub):
         help="override every configuration's epochs (default: the preset's)",
     )
     p.add_argument(
-        "--data",
+        "--data-dir",
         default=None,
         help="user data folder (x_train.npy, y_train.npy, x_test.npy, y_test.npy) replacing the "
         "preset's data set (required by the paper preset)",
     )
-    p.add_argument("--channels-last", action="store_true", help="--data images are (n, H, W, C)")
+    add_deprecated_alias(p, "--data", "--data-dir", "data_dir")  # its old spelling
+    p.add_argument(
+        "--channels-last", action="store_true", help="--data-dir images are (n, H, W, C)"
+    )
     p.add_argument(
         "--devices",
         type=int,
@@ -132,7 +136,7 @@ def run_feature_map_command(args) -> int:
     configs = preset.specs(
         args.mode,
         only=args.configs,
-        data_path=args.data,
+        data_path=args.data_dir,
         channels_last=args.channels_last,
         epochs=args.epochs,
     )
@@ -148,7 +152,7 @@ def run_feature_map_command(args) -> int:
         mode=args.mode,
         seeds=seeds,
         only=args.configs,
-        data_path=args.data,
+        data_path=args.data_dir,
         channels_last=args.channels_last,
         epochs=args.epochs,
         devices=args.devices,

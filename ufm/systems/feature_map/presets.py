@@ -5,7 +5,7 @@ A :class:`Preset` is a list of configurations, each ``(name, role, spec fields)`
 ``"spectra"`` (spectra and MF/EF verdicts over epochs, item 3 of the design) or ``"etf"`` (the
 fixed simplex-ETF classifier at ``d = K`` against a learned classifier, with parameter counts and
 memory). ``tiny`` runs in seconds (the tests use it); ``digits`` and ``etf`` are the CPU
-experiments on sklearn's digits; ``paper`` is the GPU path on user data (``--data FOLDER`` with
+experiments on sklearn's digits; ``paper`` is the GPU path on user data (``--data-dir FOLDER`` with
 ``x_train.npy, y_train.npy, x_test.npy, y_test.npy``, e.g. CIFAR-10 saved once by the user;
 :func:`ufm.data.load_npy_folder`).
 """
@@ -30,7 +30,7 @@ class Preset:
         name, description: shown by ``ufm feature-map --list``.
         configs: ``((name, role, {spec field: value}), ...)``.
         seeds: default number of seeds per configuration.
-        needs_data: the configurations read user data (``--data FOLDER``).
+        needs_data: the configurations read user data (``--data-dir FOLDER``).
         rss_epochs: epochs of the peak-RSS subprocess of the ``etf`` configurations (0: not
             measured).
     """
@@ -58,7 +58,7 @@ class Preset:
             raise SpecError(f"mode must be one of all, {', '.join(ROLES)}; got {mode!r}")
         if self.needs_data and not data_path:
             raise SpecError(
-                f"preset {self.name!r} needs --data FOLDER (x_train.npy, y_train.npy, "
+                f"preset {self.name!r} needs --data-dir FOLDER (x_train.npy, y_train.npy, "
                 "x_test.npy, y_test.npy)"
             )
         names = [c[0] for c in self.configs]
@@ -173,7 +173,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "paper": Preset(
         "paper",
-        "GPU path on user data (--data FOLDER, e.g. CIFAR-10 with --channels-last): MLP "
+        "GPU path on user data (--data-dir FOLDER, e.g. CIFAR-10 with --channels-last): MLP "
         "512-512 and CNN (64, 128) -> 256 with CE and MSE, last-layer and lazy controls, "
         "and the ETF comparison with the CNN (learned p = 512 vs fixed ETF p = 10)",
         (
