@@ -154,8 +154,9 @@ RECORD_DOCS = {
     "NaN)",
     "sigma_1": "top singular value of grad_Z g (the certificate's left side)",
     "certificate_gap": "sigma_1 - sqrt(lambda_W lambda_H); <= cert_tol certifies global optimality",
-    "curvature_bound": "upper bound on lambda_min from the negative-curvature direction (nan if "
-    "W and H^T share no null direction)",
+    "curvature_bound": "upper bound on lambda_min from the negative-curvature direction, up to "
+    "round-off (computed lambda_min - curvature_bound is <= 0 to a few eps |curvature_bound|, "
+    "about 1e-16 in float64); nan if W and H^T share no null direction",
     "lambda_min": "smallest Hessian eigenvalue (a Ritz upper bound for method lanczos)",
     "lambda_max": "largest Hessian eigenvalue (nan for block_arrow)",
     "hess_norm": "||Hessian||_2 (block_arrow: an upper estimate)",

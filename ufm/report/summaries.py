@@ -182,7 +182,8 @@ def class_summary(rows, *, by: Sequence[str] = ("config_hash", "source")) -> lis
     smallest ``lambda_pos_min`` (``minima_lambda_pos_min``: the curvature after the zero modes,
     ``nan`` where no method gave it) and the largest
     ``lambda_min - curvature_bound`` over the planted / origin saddles (``bound_excess``, ``<= 0``
-    where the bound holds); and the exclusion counts of :func:`exclusions`. Failed rows
+    up to round-off where the bound holds: positives of a few ``eps |curvature_bound|``, about
+    ``1e-16`` in float64, are rounding); and the exclusion counts of :func:`exclusions`. Failed rows
     (:func:`valid_rows`) are counted in the exclusions, not in the classes.
     """
     rows = columns(rows)
