@@ -198,3 +198,20 @@ def test_mixed_class_sizes_read_as_int_n_and_class_sizes(tmp_path):
     imb.write_chunk(_sized("b", [4, 4, 1]))
     one = ufm.load_results(tmp_path / "imb")
     assert one["n"].isna().all() and one["class_sizes"].tolist() == [(4, 4, 1)] * 2
+
+
+def test_refuse_new_configs_is_the_stores_rule_up_front(tmp_path):
+    """New configurations into a folder holding others are refused (one line naming the folder
+    and --extend) unless extend; a rerun of some or all of the folder's own is a resume."""
+    refuse = _store.refuse_new_configs
+    refuse(tmp_path / "none", ["a"])  # no folder yet
+    store = ResultStore(tmp_path / "f")
+    store.prepare()
+    refuse(store.folder, ["a", "c"])  # no manifest yet
+    store.write_manifest({"configs": {"a": {}, "b": {}}})
+    for ours in (["a"], ["b", "a"], []):
+        refuse(store.folder, ours)
+    with pytest.raises(ufm.runs.StoreError, match="--extend") as err:
+        refuse(store.folder, ["a", "c"])
+    assert str(store.folder) in str(err.value) and "\n" not in str(err.value)
+    refuse(store.folder, ["a", "c"], extend=True)

@@ -62,6 +62,7 @@ __all__ = [
     "load_results",
     "load_results_arrow",
     "load_traces",
+    "refuse_new_configs",
     "KEY_COLUMNS",
     "ROW_KEY",
     "DEFAULT_SOURCE",
@@ -326,6 +327,27 @@ class ResultStore:
         """Atomically replace ``manifest.json``."""
         blob = json.dumps(doc, indent=1, sort_keys=True, allow_nan=False).encode()
         atomic_write(self.folder / MANIFEST, lambda f: f.write(blob), self.writer)
+
+
+def refuse_new_configs(folder, hashes, *, extend: bool = False) -> None:
+    """Refuse, before any compute, to add configurations to a results folder that holds others.
+
+    The rule of :func:`ufm.runs.run_experiment_job` and the sweeps, checked up front by the
+    commands that run several configurations into one folder: unless ``extend``, a ``folder``
+    whose manifest lists configurations must already hold every one of ``hashes`` (their
+    configuration hashes); rerunning some or all of its own configurations is a resume. Raises
+    :class:`StoreError` (one line, naming the folder and ``--extend``).
+    """
+    if extend:
+        return
+    known = set((ResultStore(folder).read_manifest() or {}).get("configs", {}))
+    new = set(hashes) - known
+    if known and new:
+        raise StoreError(
+            f"{str(Path(folder))!r} already holds results of {len(known)} other "
+            f"configuration(s) and not of {len(new)} of these; use --extend (extend=True) to add "
+            "them, or choose another --out"
+        )
 
 
 def _read_holder(path: Path) -> str:

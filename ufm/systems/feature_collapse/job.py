@@ -34,7 +34,7 @@ from ...core.validation import SpecError, check_int
 from ...optim.status import STATUS_NAMES
 from ...report.folder import write_text
 from ...runs.experiment import experiment_hash, run_experiment_job
-from ...runs.store import ResultStore, StoreError, load_results
+from ...runs.store import load_results, refuse_new_configs
 from .embeddings import save_embeddings
 from .experiment import default_checkpoints, experiment_rows, train_seeds
 from .figures import write_figures
@@ -126,15 +126,8 @@ def check_folder(folder, configs, num_checkpoints: int, *, extend: bool = False)
     """Refuse, before any training, to add new configurations to a folder that holds results
     of others (unless ``extend``): the :class:`ufm.runs.StoreError` that the store would raise
     later. Rerunning some or all of the folder's own configurations is fine (resume)."""
-    if extend or not (Path(folder) / "manifest.json").exists():
-        return
-    known = set((ResultStore(folder).read_manifest() or {}).get("configs", {}))
-    ours = {experiment_hash(SYSTEM_NAME, c, _settings(c, num_checkpoints)) for c in configs}
-    if known and ours - known:
-        raise StoreError(
-            f"{str(folder)!r} already holds results of {len(known)} other configuration(s); "
-            "use --extend (extend=True) to add these, or choose another --out"
-        )
+    ours = [experiment_hash(SYSTEM_NAME, c, _settings(c, num_checkpoints)) for c in configs]
+    refuse_new_configs(folder, ours, extend=extend)
 
 
 def _settings(spec: FeatureCollapseSpec, num_checkpoints: int) -> dict:

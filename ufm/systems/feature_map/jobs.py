@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,7 +24,7 @@ import numpy as np
 from ...core.progress import Progress
 from ...core.validation import SpecError
 from ...runs.experiment import experiment_hash, run_experiment_job
-from ...runs.store import ResultStore, load_results
+from ...runs.store import load_results, refuse_new_configs
 from .etf import peak_rss, train_step_memory
 from .experiment import criterion_settings, run_experiment
 from .model import data_info
@@ -110,18 +109,6 @@ def _memory_columns(spec, n: int, rss_epochs: int) -> dict:
     return {k: np.full(n, v, np.int64) for k, v in cols.items()}
 
 
-def _check_folder(folder: Path, hashes: Sequence[str], extend: bool) -> None:
-    if not folder.exists():
-        return
-    doc = ResultStore(folder).read_manifest() or {}
-    other = [h for h in doc.get("configs", {}) if h not in hashes]
-    if other and not extend:
-        raise SpecError(
-            f"{str(folder)!r} already holds results of {len(other)} other configuration(s); "
-            "use --extend to add these, or choose another --out"
-        )
-
-
 def run_preset(
     preset: Preset,
     folder,
@@ -170,7 +157,7 @@ def run_preset(
             "rss_epochs": rss_epochs if role == "etf" else 0,
         }
         planned.append((name, role, spec, settings, experiment_hash(SYSTEM_NAME, spec, settings)))
-    _check_folder(folder, [p[-1] for p in planned], extend)
+    refuse_new_configs(folder, [p[-1] for p in planned], extend=extend)
     ndev = devices or (1 if jax.default_backend() == "cpu" else jax.local_device_count())
     print(
         f"feature-map: preset {preset.name!r}, {len(planned)} configuration(s) x {seeds} seeds "

@@ -19,7 +19,7 @@ import numpy as np
 from ufm.core import Progress, SpecError, check_int
 from ufm.report.folder import write_text
 from ufm.runs.experiment import experiment_hash
-from ufm.runs.store import ResultStore, StoreError
+from ufm.runs.store import refuse_new_configs
 from ufm.systems.spectral.experiment import EvalSettings, run_spec
 from ufm.systems.spectral.presets import Preset
 from ufm.systems.spectral.spec import METHODS, SpectralSpec, spec_label
@@ -59,16 +59,12 @@ def select_methods(specs: list[SpectralSpec], methods) -> list[SpectralSpec]:
 
 
 def check_folder(folder, specs, settings: dict, extend: bool) -> None:
-    """Refuse (``StoreError``) a ``folder`` holding other configurations unless ``extend``."""
-    doc = ResultStore(folder).read_manifest() if Path(folder).exists() else None
-    known = set((doc or {}).get("configs", {}))
-    mine = {experiment_hash("spectral", s, settings) for s in specs}
-    other = known - mine
-    if other and not extend:
-        raise StoreError(
-            f"{str(folder)!r} already holds results of {len(other)} other configuration(s); "
-            "use --extend to add these, or choose another --out"
-        )
+    """Refuse (``StoreError``) to add configurations to a ``folder`` that holds others, unless
+    ``extend`` (:func:`ufm.runs.store.refuse_new_configs`); rerunning some of its own is a
+    resume."""
+    refuse_new_configs(
+        folder, [experiment_hash("spectral", s, settings) for s in specs], extend=extend
+    )
 
 
 def run_preset(
