@@ -111,9 +111,8 @@ def init_batch(spec, key, num_seeds: int | None = None, scale=None, seeds=None):
     """Initial parameters for many seeds, stacked along a leading axis.
 
     Seed ``i`` uses ``jax.random.fold_in(key, seeds[i])`` (default ``seeds = arange(num_seeds)``),
-    so
-    a seed's start does not depend on how many seeds are run or on how they are sharded. Compiled
-    once per spec shape.
+    so a seed's start does not depend on how many seeds are run or on how they are sharded.
+    Compiled once per spec shape and bucket of seed counts (powers of two, at least 8).
     """
     system_of(spec)
     if seeds is None:
@@ -129,7 +128,13 @@ def init_batch(spec, key, num_seeds: int | None = None, scale=None, seeds=None):
         raise SpecError(f"seeds must be integers in [0, 2**32), got {seeds[:5].tolist()}...")
     require_x64(spec)
     scale = check_scale("scale", scale)
-    return _init_batch(spec, key, jnp.asarray(seeds, dtype=jnp.uint32), scale)
+    # pad to a bucket (a power of two, at least 8): one compilation serves every seed count in it
+    m = seeds.size
+    width = max(8, 1 << (m - 1).bit_length())
+    padded = np.zeros(width, np.uint32)
+    padded[:m] = seeds
+    out = _init_batch(spec, key, jnp.asarray(padded), scale)
+    return out if width == m else jax.tree_util.tree_map(lambda x: x[:m], out)
 
 
 @functools.partial(jax.jit, static_argnames=("scale",))

@@ -110,18 +110,28 @@ def make_starts(spec, source, seed, *, base_seed: int = 0, init_scale=None):
     dims = start_dims(spec, source, seed)
     key = jax.random.key(base_seed)
     groups = []
+    # every group draws a batch of the largest group's size (then cut): one compiled init
+    width = max(int(np.sum(source == name)) for name in ("random", "planted"))
+
+    def draw(k, idx):
+        padded = np.zeros(width, np.int64)
+        padded[: idx.size] = seed[idx]
+        p = init_batch(spec, k, seeds=padded, scale=init_scale)
+        return jax.tree_util.tree_map(lambda x: np.asarray(x)[: idx.size], p)
+
     for name in dict.fromkeys(source.tolist()):
         idx = np.flatnonzero(source == name)
         if name == "random":
-            p = init_batch(spec, key, seeds=seed[idx], scale=init_scale)
+            p = draw(key, idx)
         elif name == "planted":
-            p = init_batch(spec, jax.random.fold_in(key, 1), seeds=seed[idx], scale=init_scale)
+            p = draw(jax.random.fold_in(key, 1), idx)
             p = planted_hook(spec).embed(spec, p, dims[idx])
         else:
             zeros = np.zeros(idx.size, np.int64)
             shapes = jax.eval_shape(lambda: init_batch(spec, key, seeds=zeros, scale=init_scale))
-            p = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+            p = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), shapes)
         groups.append((idx, p))
+    # assembled on the host (NumPy): no small XLA programs to compile per shape
     if len(groups) == 1:
         params = groups[0][1]
     else:
@@ -129,6 +139,8 @@ def make_starts(spec, source, seed, *, base_seed: int = 0, init_scale=None):
         inverse = np.empty_like(order)
         inverse[order] = np.arange(order.size)
         params = jax.tree_util.tree_map(
-            lambda *xs: jnp.concatenate(xs)[inverse], *(p for _, p in groups)
+            lambda *xs: np.concatenate([np.asarray(x) for x in xs])[inverse],
+            *(p for _, p in groups),
         )
+    params = jax.tree_util.tree_map(jnp.asarray, params)
     return params, {"source": source, "seed": seed, "dim": dims}
