@@ -280,7 +280,7 @@ def plot_lambda_pos_min(rows, *, max_strips: int = 24, jitter: float = 0.25):
     if not names:
         return None
     colors = config_colors(names)
-    fig = _new((7.0, 1.5 + 0.38 * len(names)))
+    fig = _new((8.8, 1.6 + 0.38 * len(names)))
     ax = fig.add_subplot()
     rng = np.random.default_rng(0)
     ref_label = "closed form at collapse"
@@ -301,10 +301,10 @@ def plot_lambda_pos_min(rows, *, max_strips: int = 24, jitter: float = 0.25):
     ax.set_yticks(range(len(names)), names, fontsize="small")
     ax.set_ylim(len(names) - 0.5, -0.5)
     ax.set_xscale("log")
-    ax.set(
-        xlabel="lambda_pos_min: smallest Hessian eigenvalue above the zero modes",
-        title="Curvature of the global minima after the symmetry zero modes",
-    )
+    ax.margins(x=0.08)
+    ax.tick_params(axis="x", which="minor", labelsize="x-small")
+    ax.set_xlabel("lambda_pos_min (smallest Hessian eigenvalue above the zero modes)")
+    fig.suptitle("Global minima: curvature after the symmetry zero modes")
     if ref_label.startswith("_"):  # a reference was drawn
         ax.legend(fontsize="small", loc="best")
     return fig
