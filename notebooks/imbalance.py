@@ -70,7 +70,8 @@ for bias in ("none",) if FAST else ("none", "free"):
 # `with_convex_reference` solves the program once on the host and attaches its value to the spec;
 # `ufm.classify` then calls a critical point a global minimum when it has no negative curvature,
 # meets the certificate and `|f - f_convex| <= f_tol`. A planted saddle (an optimum of the
-# `d' = 2` problem, zero-padded) is a strict saddle with a clear value gap.
+# `d' = 2` problem, zero-padded) is a strict saddle with a clear value gap: `ufm.saddle_dims`
+# lists the `d'` below the rank of the minimiser (here from the convex program's solution).
 
 # %%
 spec = usys.with_convex_reference(
@@ -84,6 +85,7 @@ for i in range(p0.W.shape[0]):
     rec = ufm.classify(spec, jax.tree_util.tree_map(lambda x, i=i: x[i], pts), method="dense")
     names.append(ufm.CLASS_NAMES[int(rec.code)])
 print("f_convex =", spec.f_convex, "| classes of the end points:", sorted(set(names)))
+print("saddle_dims:", ufm.saddle_dims(spec))  # (1, 2): the minimiser has rank K - 1 = 3 here
 small = spec.replace(d=2, f_convex=None)
 r2 = ufm.optimize(
     small,

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .summaries import columns, valid_rows
+from .summaries import _num, columns, valid_rows
 
 __all__ = [
     "plt_module",
@@ -21,6 +21,7 @@ __all__ = [
     "plot_gap_ecdf",
     "plot_nc_traces",
     "plot_lambda_min_vs_gap",
+    "plot_lambda_pos_min",
     "plot_negative_counts",
     "plot_saddle_bound",
     "plot_status_counts",
@@ -251,6 +252,61 @@ def plot_lambda_min_vs_gap(rows, *, linthresh: float = 1e-12, max_panels: int = 
         labels += lb
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize="small")
+    return fig
+
+
+def plot_lambda_pos_min(rows, *, max_strips: int = 24, jitter: float = 0.25):
+    """``lambda_pos_min`` (the smallest Hessian eigenvalue above the zero band: the curvature left
+    once the symmetry zero modes are removed) of every point classified as a global minimum, one
+    horizontal strip per configuration, log x axis. Where the rows carry the closed-form value at
+    collapse (``lambda_pos_star``, the ``collapse_spectrum`` analysis: balanced classes, docs/
+    theory.md section 8) it is drawn as a black vertical tick on the strip, so agreement reads as
+    the points sitting on the tick; a strip without a tick has no closed form (class sizes, the
+    bias-dominated phase, ``d`` below the minimiser's rank).
+
+    Returns ``None`` (no figure) when the rows have no ``lambda_pos_min`` or ``class`` column, or
+    no global minimum with a finite value. Points are jittered vertically (a fixed-seed uniform
+    offset within ``+-jitter``); their x coordinates are the values as recorded.
+    """
+    rows = columns(rows)
+    if not rows or "lambda_pos_min" not in rows or "class" not in rows:
+        return None
+    lab = _labels(rows)
+    pos = _num(rows, "lambda_pos_min")
+    ref = _num(rows, "lambda_pos_star")  # nan where absent or None
+    sel = valid_rows(rows) & (np.asarray(rows["class"]).astype(str) == "global_min")
+    sel &= np.isfinite(pos) & (pos > 0)
+    names = list(dict.fromkeys(lab[sel].tolist()))[:max_strips]
+    if not names:
+        return None
+    colors = config_colors(names)
+    fig = _new((8.8, 1.6 + 0.38 * len(names)))
+    ax = fig.add_subplot()
+    rng = np.random.default_rng(0)
+    ref_label = "closed form at collapse"
+    for i, name in enumerate(names):
+        x = pos[sel & (lab == name)]
+        y = i + rng.uniform(-jitter, jitter, x.size)
+        ax.scatter(x, y, s=12, alpha=0.6, color=colors[name], label=f"_{name}")
+        r = ref[(lab == name) & np.isfinite(ref)]
+        if r.size:
+            ax.plot(
+                [np.median(r)] * 2,
+                [i - 1.6 * jitter, i + 1.6 * jitter],
+                color="k",
+                lw=1.6,
+                label=ref_label,
+            )
+            ref_label = "_" + ref_label
+    ax.set_yticks(range(len(names)), names, fontsize="small")
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.set_xscale("log")
+    ax.margins(x=0.08)
+    ax.tick_params(axis="x", which="minor", labelsize="x-small")
+    ax.set_xlabel("lambda_pos_min (smallest Hessian eigenvalue above the zero modes)")
+    fig.suptitle("Global minima: curvature after the symmetry zero modes")
+    if ref_label.startswith("_"):  # a reference was drawn
+        ax.legend(fontsize="small", loc="best")
     return fig
 
 

@@ -81,6 +81,9 @@ def write_report(
             made.append(save_figure(F.plot_negative_counts(rows), figdir / "negative_counts.png"))
             if "curvature_bound" in rows:
                 made.append(save_figure(F.plot_saddle_bound(rows), figdir / "saddle_bound.png"))
+        fig = F.plot_lambda_pos_min(rows)  # None without the column or a finite global minimum
+        if fig is not None:
+            made.append(save_figure(fig, figdir / "lambda_pos_min.png"))
     return [p for p in made if p is not None]
 
 

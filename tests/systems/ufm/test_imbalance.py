@@ -37,8 +37,8 @@ def test_spec_class_sizes_and_errors():
         ufm.optimum(spec)
     with pytest.raises(ufm.SpecError, match="collapse_spectrum"):
         ufm.systems.ufm.collapse_spectrum(spec.replace(loss="mse"))
-    with pytest.raises(ufm.SpecError, match="saddle_dims"):
-        ufm.saddle_dims(spec)
+    with pytest.raises(ufm.SpecError, match="zero_mode_count"):
+        ufm.zero_mode_count(spec)  # needs the rank (saddle_dims takes it from the convex program)
     with pytest.raises(ufm.SpecError, match="no closed form"):
         ufm.optimal_value(spec)  # CE with class sizes: the convex program instead
     with pytest.raises(ufm.SpecError, match="f_convex"):

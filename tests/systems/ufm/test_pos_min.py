@@ -21,7 +21,7 @@ import ufm
 from ufm.hessian.inertia import block_arrow_inertia
 from ufm.hessian.structure import block_arrow
 from ufm.landscape.curvature import POS_MIN_RTOL, positive_min_by_inertia
-from ufm.systems.ufm import imbalanced_optimum
+from ufm.systems.ufm import collapse_spectrum, imbalanced_optimum
 
 
 def _dense_pos_min(spec, params, tol) -> float:
@@ -39,6 +39,8 @@ def test_pos_min_in_records_ce():
     x = np.array([_dense_pos_min(spec, q, t) for q, t in zip((p, origin), ba["zero_tol_upper"])])
     assert np.all(x > 1e3 * ba["zero_tol"])
     assert x[0] == pytest.approx(float(spec.lambda_H), rel=1e-12)  # the fast path's pole
+    # the records' closed-form reference (the collapse_spectrum analysis) is the dense value
+    assert collapse_spectrum(spec).smallest_nonzero == pytest.approx(x[0], rel=1e-12)
     v = ba["lambda_pos_min"]
     assert np.all(v >= x * (1 - 1e-12)) and np.all(v <= x * (1 + POS_MIN_RTOL)), (v, x)
     lz = ufm.classify_batch(spec, both, method="lanczos", warn=False)

@@ -30,7 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...core.model import loss
+from ...core.validation import SpecError
 from ...landscape.facts import all_finite
+from .convex import _reference
+from .imbalance import imbalanced_optimum
 from .objective import UFMParams, fit_grad, logits
 from .spec import UFMSpec
 from .theory import _concrete_lambdas, _regime
@@ -39,6 +42,7 @@ __all__ = [
     "Certificate",
     "NegativeCurvature",
     "certificate",
+    "minimiser_rank",
     "negative_curvature_direction",
     "pad_params",
     "planted_saddle",
@@ -267,14 +271,56 @@ def pad_params(params: UFMParams, d: int) -> UFMParams:
     return UFMParams(Wp, Hp, params.b)
 
 
+def minimiser_rank(spec: UFMSpec) -> int:
+    """Rank of the UFM's global minimiser (of ``W``, of ``H`` and of the logits ``W H``; for ``d``
+    at least that rank), for concrete lambdas and any class sizes.
+
+    Balanced classes: the closed-form regime (``K - 1`` for CE and MSE with a free bias or a
+    regularised bias below the threshold, ``K`` for MSE without bias or above the threshold, ``0``
+    in the collapse to zero; docs/theory.md section 2). Class sizes, MSE without bias or with a
+    free bias: the closed form :func:`ufm.systems.ufm.imbalanced_optimum` (the number of singular
+    values of the target above ``N sqrt(lW lH)``). Class sizes otherwise (CE, MSE with a
+    regularised bias): the rank of the convex program's minimiser ``X = M diag(sqrt(n))``
+    (singular values above ``1e-7 sigma_1``; :func:`ufm.systems.ufm.solve_convex`, duality gap
+    ``<= 1e-7``, cached per configuration), docs/theory.md sections 9-10. Minority collapse makes
+    it smaller than ``K - 1`` (``K``): the minority classifiers merge (CE) or vanish (MSE).
+
+    Example:
+        >>> import ufm
+        >>> from ufm.systems.ufm.saddles import minimiser_rank
+        >>> spec = ufm.UFMSpec(K=3, n=(8, 8, 2), d=3, loss="mse", lambda_W=0.1, lambda_H=0.1)
+        >>> minimiser_rank(spec), ufm.saddle_dims(spec)  # the minority class is at 0
+        (2, (1,))
+    """
+    if not _concrete_lambdas(spec):
+        raise ValueError("minimiser_rank needs concrete lambda_W, lambda_H, lambda_b")
+    if spec.balanced:
+        return _regime(spec)[1]
+    if spec.loss == "mse" and spec.bias in ("none", "free"):
+        return imbalanced_optimum(spec.replace(d=spec.K, f_convex=None)).rank
+    _, gap, rank = _reference(spec, 1e-7, 20000, 1e-7)
+    if not gap <= 1e-7:
+        raise SpecError(
+            f"minimiser_rank: the convex program reached a duality gap of {gap:.3g} > 1e-7, "
+            "so the minimiser's rank is not known"
+        )
+    return rank
+
+
 def saddle_dims(spec: UFMSpec) -> tuple[int, ...]:
     """Dimensions ``d'`` whose zero-padded optima are non-global critical points (strict saddles).
 
-    ``1 <= d' < min(r*, d)`` with ``r*`` the rank of the global minimiser: ``K - 1`` for CE and
-    MSE with a free bias (or a regularised bias below the threshold), ``K`` for MSE without bias
-    (or above the bias threshold), and no dimension at all in the collapse-to-zero regime. The
-    origin (``d' = 0``) is a further critical point, left out. Shen & Gu 2024 (arXiv 2407.10702)
-    prove these are strict saddles for ``d = K``.
+    ``1 <= d' < min(r*, d)`` with ``r*`` the rank of the global minimiser
+    (:func:`minimiser_rank`): ``K - 1`` for CE and MSE with a free bias (or a regularised bias
+    below the threshold), ``K`` for MSE without bias (or above the bias threshold), and no
+    dimension at all in the collapse-to-zero regime; with class sizes, the rank of the imbalanced
+    minimiser (smaller under minority collapse). The origin (``d' = 0``) is a further critical
+    point, left out. Shen & Gu 2024 (arXiv 2407.10702) prove these are strict saddles for ``d =
+    K`` and balanced classes. For any class sizes, a padded optimum with ``d' < r*`` has ``f >
+    f*`` when no logit matrix of rank ``< r*`` minimises the convex program (MSE: the minimiser
+    is unique; CE: checked numerically), so the certificate fails, and ``rank W <= d' < d``
+    leaves a common null direction of ``W`` and ``H^T``: the escape direction of
+    :func:`negative_curvature_direction` has negative curvature (docs/theory.md section 10).
 
     Example:
         >>> import ufm
@@ -283,8 +329,7 @@ def saddle_dims(spec: UFMSpec) -> tuple[int, ...]:
     """
     if not _concrete_lambdas(spec):
         raise ValueError("saddle_dims needs concrete lambda_W, lambda_H, lambda_b")
-    rank = _regime(spec)[1]
-    return tuple(range(1, min(rank, spec.d)))
+    return tuple(range(1, min(minimiser_rank(spec), spec.d)))
 
 
 def planted_saddle(spec: UFMSpec, d_small: int, params_small: UFMParams) -> UFMParams:

@@ -57,10 +57,11 @@ from typing import NamedTuple
 import numpy as np
 
 from ...core.validation import SpecError
+from ...runs.analyses import register_analysis
 from .spec import UFMSpec
 from .theory import ce_optimal_rho, mse_bias_threshold, optimal_value
 
-__all__ = ["CollapseSpectrum", "ce_std_matrix", "collapse_spectrum"]
+__all__ = ["CollapseSpectrum", "ce_std_matrix", "collapse_spectrum", "collapse_spectrum_columns"]
 
 
 class CollapseSpectrum(NamedTuple):
@@ -267,3 +268,45 @@ def _mse_etf_blocks(spec: UFMSpec) -> list:
         ]
     )
     return blocks + [(v, K - 1) for v in np.linalg.eigvalsh(std)]
+
+
+def _check_ufm(spec) -> None:
+    if not isinstance(spec, UFMSpec):
+        raise TypeError(f"collapse_spectrum analysis: needs a UFMSpec, got {type(spec).__name__}")
+
+
+@register_analysis(
+    "collapse_spectrum",
+    check=_check_ufm,
+    options=(),
+    columns={
+        "lambda_pos_star": "smallest non-zero Hessian eigenvalue at the collapsed optimum in "
+        "closed form (ufm.systems.ufm.collapse_spectrum; docs/theory.md section 8), the value "
+        "lambda_pos_min of a global minimum should have; nan where there is no closed form "
+        "(class sizes, the collapse to zero, MSE's bias-dominated phase, d below the rank)",
+    },
+)
+def collapse_spectrum_columns(spec: UFMSpec, result) -> dict:
+    """The ``collapse_spectrum`` analysis (:func:`ufm.run_points`): ``lambda_pos_star``, the
+    closed-form smallest non-zero Hessian eigenvalue at the global minimum
+    (:func:`collapse_spectrum`), the same for every point of the configuration; ``nan`` where
+    :func:`collapse_spectrum` has no closed form. Compare with the ``hessian`` analysis's
+    ``lambda_pos_min`` at the points classified ``global_min``
+    (:func:`ufm.report.figures.plot_lambda_pos_min`).
+
+    Example:
+        >>> import types, numpy as np, ufm
+        >>> from ufm.systems.ufm.spectra import collapse_spectrum_columns
+        >>> points = types.SimpleNamespace(loss=np.zeros(2))  # an OptimizeResult of two points
+        >>> spec = ufm.UFMSpec(K=3, n=2, d=3, loss="ce")
+        >>> collapse_spectrum_columns(spec, points)["lambda_pos_star"].tolist()
+        [0.005, 0.005]
+        >>> spec = ufm.UFMSpec(K=3, n=(4, 4, 1), d=3, loss="ce")  # class sizes: no closed form
+        >>> collapse_spectrum_columns(spec, points)["lambda_pos_star"].tolist()
+        [nan, nan]
+    """
+    try:
+        value = collapse_spectrum(spec).smallest_nonzero
+    except ValueError:  # SpecError: no closed form for this spec
+        value = float("nan")
+    return {"lambda_pos_star": np.full(np.shape(result.loss), value, np.float64)}
