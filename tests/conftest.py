@@ -14,8 +14,9 @@ os.environ.setdefault("UFM_FAST", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # Tests run tiny shapes, where XLA's LLVM optimisation is most of the compile time and buys no
-# run time: level 0 makes a cold suite about 25 % cheaper in CPU (tests/systems/spectral + deep_ufm:
-# 307 s against 415 s). Numerics are checked at this level; benchmarks and the CLI use XLA's default.
+# run time: level 0 makes a cold suite about 25 % cheaper in CPU (tests/systems/spectral and
+# deep_ufm: 307 s against 415 s). Numerics are checked at this level (the small-input version of
+# ufm.core.jitting.adaptive_jit uses it too); benchmarks and large CLI runs use XLA's default.
 # Subprocesses (CLI, notebooks) inherit it. Set before JAX starts its backend.
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (

@@ -57,6 +57,7 @@ def test_landscape_small_run(tmp_path, capsys):
         "negative_counts",
         "saddle_bound",
         "status_counts",
+        "lambda_pos_min",
     ):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
     _check_figure_content(out)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .jitting import adaptive_jit
 from .registry import system_of
 from .trees import tree_norm
 from .validation import SpecError, check_int, check_scale, require_x64
@@ -137,7 +138,7 @@ def init_batch(spec, key, num_seeds: int | None = None, scale=None, seeds=None):
     return out if width == m else jax.tree_util.tree_map(lambda x: x[:m], out)
 
 
-@functools.partial(jax.jit, static_argnames=("scale",))
+@adaptive_jit(static_argnames=("scale",))
 def _init_batch(spec, key, seeds, scale):
     keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(seeds)
     return jax.vmap(lambda k: init_params(spec, k, scale))(keys)
@@ -156,7 +157,7 @@ def nc_metrics(spec, params, **options) -> dict:
     return fn(spec, params, **options)
 
 
-@jax.jit
+@adaptive_jit
 def _evaluate(spec, params):
     return jax.vmap(lambda p: (loss(spec, p), grad_norm(spec, p)))(params)
 

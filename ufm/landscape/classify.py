@@ -89,6 +89,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.devices import on_cpu
+from ..core.jitting import adaptive_jit
 from ..core.model import grad_norm as _grad_norm
 from ..core.model import loss as _loss
 from ..core.registry import system_of
@@ -245,7 +246,7 @@ def _classify_jit(spec, params, tols, key, method, num_matvecs, structure):
     return _classify_one(spec, params, tols, method, num_matvecs, key, structure)
 
 
-@functools.partial(jax.jit, static_argnames=("method", "num_matvecs", "batch_size", "structure"))
+@adaptive_jit(static_argnames=("method", "num_matvecs", "batch_size", "structure"))
 def _classify_many(spec, params, valid, tols, key, method, num_matvecs, batch_size, structure):
     """``lax.map`` of ``_classify_one``; padding rows (``valid`` False) are skipped by a
     ``lax.cond`` when ``batch_size == 1`` (under a batched map both branches run)."""

@@ -42,6 +42,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from ..core.jitting import adaptive_jit
 from ..core.model import init_params
 from ..core.progress import Progress
 from ..core.registry import system_of
@@ -115,7 +116,7 @@ def _records(spec, params, value, gnorm, record):
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("optimizer", "record", "plain"))
+@adaptive_jit(static_argnames=("optimizer", "record", "plain"))
 def _init_state(spec, params, optimizer, record, plain=False):
     """Initial state and the step-0 trace row of every seed."""
 

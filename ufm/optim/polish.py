@@ -29,6 +29,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
+from ..core.jitting import adaptive_jit
 from ..core.model import loss as _loss
 from ..core.trees import tree_norm
 
@@ -82,7 +83,7 @@ def _merit_step(grad_fn, x, g, direction):
 NEWTON_CHUNK = 3
 
 
-@functools.partial(jax.jit, static_argnames=("length",))
+@adaptive_jit(static_argnames=("length",))
 def _newton_dense_chunk(spec, params, done, tol, rtol, length):
     def one(p, done):
         x0, unravel, f = _flat_fns(spec, p)

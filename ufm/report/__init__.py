@@ -6,6 +6,7 @@ statistics use the valid rows only and say how many failed rows they left out.
 
 from .figures import plot_gap_ecdf as plot_gap_ecdf
 from .figures import plot_lambda_min_vs_gap as plot_lambda_min_vs_gap
+from .figures import plot_lambda_pos_min as plot_lambda_pos_min
 from .figures import plot_nc_traces as plot_nc_traces
 from .figures import plot_negative_counts as plot_negative_counts
 from .figures import plot_saddle_bound as plot_saddle_bound

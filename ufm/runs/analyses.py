@@ -46,7 +46,6 @@ faster on CPU here (2048 points of ``K = d = 4, n = 5``: 1.2 s classified).
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -55,6 +54,7 @@ import jax
 import numpy as np
 
 from ..core.devices import on_cpu
+from ..core.jitting import adaptive_jit
 from ..core.model import nc_metrics, spec_label
 from ..core.registry import system_of
 from ..landscape.classes import COUNTEREXAMPLE_CLASSES, RECORD_DOCS, warn_counterexamples
@@ -253,7 +253,7 @@ def _check_metrics(spec):
     system_of(spec).require("metrics", "collapse metrics (the metrics analysis)")
 
 
-@functools.partial(jax.jit, static_argnames=("options", "one_by_one"))
+@adaptive_jit(static_argnames=("options", "one_by_one"))
 def _nc_batch(spec, params, options, one_by_one):
     fn = lambda p: nc_metrics(spec, p, **dict(options))  # noqa: E731
     return jax.lax.map(fn, params) if one_by_one else jax.vmap(fn)(params)

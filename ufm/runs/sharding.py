@@ -41,6 +41,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from ..core.jitting import QUICK_COMPILE
 from ..core.model import init_batch, loss
 
 __all__ = [
@@ -146,9 +147,11 @@ def _bytes_per_seed(spec, extra_copies: int, probe: int) -> int:
         sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(shapes))
         // probe
     )
-    step = jax.jit(jax.vmap(jax.value_and_grad(functools.partial(loss, spec))))
+    # the spec is an argument (its lambdas traced: one program for every lambda), compiled at
+    # XLA's optimisation level 0 (an estimate of buffer sizes; compile time is what counts here)
+    step = jax.jit(jax.vmap(jax.value_and_grad(loss, argnums=1), in_axes=(None, 0)))
     try:
-        mem = step.lower(shapes).compile().memory_analysis()
+        mem = step.lower(spec, shapes).compile(QUICK_COMPILE).memory_analysis()
         used = mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
         step_bytes = used // probe
     except Exception:  # memory analysis unsupported by this backend: a generous estimate

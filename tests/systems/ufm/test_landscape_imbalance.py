@@ -26,7 +26,7 @@ def test_cli_class_sizes_end_to_end_and_resume(tmp_path, capsys):
     text = capsys.readouterr().out
     rows = ufm.load_results(out)
     random = rows[rows.source == "random"]
-    assert len(random) == 3 and set(rows.source) == {"random", "origin"}  # no planted saddles
+    assert len(random) == 3 and set(rows.source) == {"random", "planted", "origin"}
     assert rows.class_sizes.tolist() == [SIZES] * len(rows) and rows.n.isna().all()
     assert (rows.K == 3).all()
     # f* is the convex program's value (no closed form for CE with class sizes), computed once
@@ -36,8 +36,10 @@ def test_cli_class_sizes_end_to_end_and_resume(tmp_path, capsys):
     assert random.at_optimum.all() and (random["class"] == "global_min").all()
     assert rows.loc[rows.source == "origin", "class"].tolist() == ["strict_saddle"]
     assert "3 of the 3 valid ones with a closed form end at" in text
-    assert "1 configurations have class sizes" in text and "planted saddles are skipped" in text
-    assert "3 global minima, 1 strict saddles" in text and "0 spurious or degenerate." in text
+    assert "1 configurations have class sizes" in text
+    assert "below the rank of their minimiser" in text
+    assert (rows.loc[rows.source == "planted", "class"] == "strict_saddle").all()
+    assert "3 global minima, 3 strict saddles" in text and "0 spurious or degenerate." in text
     assert "n=4,4,1" in text and "minima lpos" in text
     # the curvature after the zero modes, in the records and in the table
     lpos = random.lambda_pos_min.to_numpy()
@@ -45,7 +47,7 @@ def test_cli_class_sizes_end_to_end_and_resume(tmp_path, capsys):
     assert f"{lpos.min():.2e}" in text
     assert main(argv) == 0  # the same command resumes the same folder: nothing recomputed
     again = capsys.readouterr().out
-    assert "(all 4 starts were already in the folder)" in again
+    assert "(all 6 starts were already in the folder)" in again
     assert len(ufm.load_results(out)) == len(rows)
 
 

@@ -179,12 +179,6 @@ def _examples():
     )
 
 
-def _planted_dims(spec):
-    """:func:`saddle_dims` for balanced classes; none for class sizes (no closed-form regime to
-    plant the saddles of: ``ufm landscape`` says so in its output)."""
-    return saddle_dims(spec) if spec.balanced else ()
-
-
 SYSTEM = register_system(
     System(
         name="ufm",
@@ -203,7 +197,7 @@ SYSTEM = register_system(
         split_features=ufm_split_features,
         block_arrow=ufm_block_arrow,
         planted=PlantedStarts(
-            dims=_planted_dims, embed=restrict_to_subspace, full_dim=lambda spec: spec.d
+            dims=saddle_dims, embed=restrict_to_subspace, full_dim=lambda spec: spec.d
         ),
         invariants=ufm_invariants,
         label=ufm_label,

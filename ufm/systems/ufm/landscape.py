@@ -128,8 +128,9 @@ class LandscapeConfig:
     sets its own ``K`` (then leave ``K`` unset, or list exactly those lengths). Configurations
     without a closed form get the convex program's value as ``f*`` (the system's
     ``prepare_spec`` hook, :func:`ufm.systems.ufm.with_convex_reference`, solved once per
-    configuration on the host), so their minima are certified global; planted saddles exist for
-    balanced classes only (:func:`ufm.saddle_dims`), the others get random and origin starts.
+    configuration on the host), so their minima are certified global; planted saddles lie below
+    the rank of the minimiser (:func:`ufm.saddle_dims`, from the closed form or the convex
+    program's solution).
 
     Example:
         >>> cfg = LandscapeConfig(n=(10, 10, 2, 2), variants=("ce-none",), lambda_W=(5e-3,))
@@ -313,9 +314,11 @@ class LandscapeConfig:
 
 
 def landscape_analyses(hessian: bool = True, method: str = "auto") -> tuple:
-    """The analyses of the landscape job: closed form, Hessian classification, NC metrics."""
+    """The analyses of the landscape job: closed form, Hessian classification (with the
+    closed-form spectrum at collapse as its reference, ``lambda_pos_star``), NC metrics."""
     hess = (("hessian", (("method", method), ("warn", True))),) if hessian else ()
-    return (("closed_form", ()),) + hess + (("metrics", ()),)
+    spectrum = (("collapse_spectrum", ()),) if hessian else ()
+    return (("closed_form", ()),) + hess + spectrum + (("metrics", ()),)
 
 
 def _tuple(x) -> tuple:
@@ -628,8 +631,7 @@ def verdict(rows, config: LandscapeConfig) -> str:
             "(MSE, bias none or free) or the value of the convex program (docs/theory.md "
             "section 9, duality gap <= 1e-7), so minima are certified global against it"
             + (
-                "; planted saddles are skipped for them (ufm.saddle_dims knows the saddles "
-                "of balanced classes only)."
+                "; planted saddles lie below the rank of their minimiser (ufm.saddle_dims)."
                 if config.starts.planted_per_dim
                 else "."
             )
