@@ -26,8 +26,9 @@
 #    against the curvature bound;
 # 4. neural-collapse metrics against the iteration.
 #
-# Set `UFM_FAST=1` for the quick version that CI runs; the full version runs the embedded default
-# of `ufm landscape` (1008 random starts plus planted saddles and origins). Results go to a results
+# Set `UFM_FAST=1` for the quick version that CI runs (CE and MSE with a free bias, K = 3); the full
+# version runs every variant, K in {3, 5} (`ufm landscape --K 3,5 --bias none,free,regularized`:
+# 1008 random starts plus planted saddles and origins). Results go to a results
 # folder (`ufm.load_results(folder)` reads it back; a rerun resumes it).
 
 # %%
@@ -70,7 +71,8 @@ if FAST:
     )
     folder = os.path.join(tempfile.mkdtemp(), "landscape")
 else:
-    config = ufm.LandscapeConfig()  # the embedded default of `ufm landscape`
+    # every loss and bias variant, K in {3, 5}: the full check
+    config = ufm.LandscapeConfig(K=(3, 5), variants=ufm.systems.ufm.VARIANTS)
     folder = None  # ufm-results/landscape-<settings hash>, resumed on a rerun
 run = ufm.run_landscape(config, folder)
 rows, traces = run.rows, run.traces

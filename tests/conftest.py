@@ -13,15 +13,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers.py, te
 os.environ.setdefault("UFM_FAST", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
-# Tests run tiny shapes, where XLA's LLVM optimisation is most of the compile time and buys no
-# run time: level 0 makes a cold suite about 25 % cheaper in CPU (tests/systems/spectral and
-# deep_ufm: 307 s against 415 s). Numerics are checked at this level (the small-input version of
-# ufm.core.jitting.adaptive_jit uses it too); benchmarks and large CLI runs use XLA's default.
+# Tests run tiny shapes, where compilation is most of the time: XLA's LLVM optimisation level 0
+# (a cold tests/systems/spectral + deep_ufm run 307 s of CPU against 415 s) and XLA:CPU's older
+# loop emitters instead of the MLIR fusion emitters (one landscape configuration: 4.2 s of
+# backend compilation against 9.5 s) are what ufm.core.jitting.QUICK_COMPILE uses for small
+# inputs; numerics are checked in this setting, benchmarks and large CLI runs use XLA's default.
 # Subprocesses (CLI, notebooks) inherit it. Set before JAX starts its backend.
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
-    ).strip()
+for _flag in ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false"):
+    if _flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()
 
 import jax  # noqa: E402
 

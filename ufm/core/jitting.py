@@ -21,7 +21,7 @@ import jax
 __all__ = ["QUICK_COMPILE", "SMALL_BYTES", "adaptive_jit", "array_bytes"]
 
 #: Compiler options of the small-input version.
-QUICK_COMPILE = {"xla_backend_optimization_level": 0}
+QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 
 #: Inputs up to this many bytes (all array arguments together) take the quick-compiling version.
 SMALL_BYTES = 1 << 20
@@ -52,13 +52,13 @@ def adaptive_jit(fun=None, **jit_kwargs):
     def call(*args, **kwargs):
         leaves = jax.tree_util.tree_leaves((args, kwargs))
         if any(isinstance(x, jax.core.Tracer) for x in leaves) or array_bytes(leaves) > SMALL_BYTES:
-            return full(*args, **kwargs)
+            return call.full(*args, **kwargs)
         try:
-            return quick(*args, **kwargs)
+            return call.quick(*args, **kwargs)
         except ValueError as err:  # called inside a trace (eval_shape, an outer jit): inlined
             if "compiler_options" not in str(err):
                 raise
-            return full(*args, **kwargs)
+            return call.full(*args, **kwargs)
 
     call.quick, call.full = quick, full
     return call

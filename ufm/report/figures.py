@@ -86,9 +86,13 @@ def _new(figsize):
 
 
 def _legend(fig, ax, n_items: int) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:  # nothing was drawn (e.g. no planted saddle): no empty legend
+        return
     if n_items > 6:
         fig.legend(
-            *ax.get_legend_handles_labels(),
+            handles,
+            labels,
             loc="outside lower center",
             ncols=2 if n_items <= 16 else 3,
             fontsize="small",

@@ -58,7 +58,7 @@ def test_landscape_config_size_vectors():
     assert [s.class_sizes for s in specs] == [(6, 6, 2, 2), (6, 6, 2, 2), (4, 4, 1), (4, 4, 1)]
     assert all(s.d == s.K for s in specs)
     assert LandscapeConfig(n=(3, 3, 1), K=3).K == (3,)
-    assert LandscapeConfig().K == (3, 5) and LandscapeConfig().n == 4  # the default is unchanged
+    assert LandscapeConfig().K == (4,) and LandscapeConfig().n == 4  # the default is unchanged
     configs, invalid = cfg.sweep_spec().expand()
     assert not invalid and len(configs) == len(specs)
     # MSE without bias has a closed form: nothing attached, f* from the closed form

@@ -66,3 +66,12 @@ def test_cli_writes_the_folder(tmp_path, capsys):
     assert main(["minority-collapse", "--ratios", "0.5,2"]) == 2  # one-line error, exit code 2
     err = capsys.readouterr().err
     assert "ratios must be numbers >= 1" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_no_figures_spellings():
+    from ufm.cli.main import build_parser
+
+    parser = build_parser()
+    for flag in ("--no-figures", "--no-figure"):  # the other commands' spelling, and the old one
+        assert parser.parse_args(["minority-collapse", flag]).no_figure is True
+    assert parser.parse_args(["minority-collapse"]).no_figure is False

@@ -28,8 +28,11 @@ from .imbalance import (
 )
 from .invariants import ufm_invariants
 from .landscape import (
+    DEFAULT_K,
+    DEFAULT_VARIANTS,
     LANDSCAPE_OPTIMIZER,
     TRACE_METRICS,
+    VARIANTS,
     LandscapeConfig,
     LandscapeRun,
     landscape_tables,
@@ -108,7 +111,10 @@ __all__ = [
     "minority_geometry",
     "plot_minority_collapse",
     "Certificate",
+    "DEFAULT_K",
+    "DEFAULT_VARIANTS",
     "LANDSCAPE_OPTIMIZER",
+    "VARIANTS",
     "LandscapeConfig",
     "LandscapeRun",
     "NegativeCurvature",

@@ -29,9 +29,10 @@ def add_landscape_parser(sub):
         description="Optimise many random seeds of every UFM variant (loss x bias x K x lambdas), "
         "plant saddles, polish in float64, compare with the closed-form optimum, classify every "
         "point from its Hessian, and report tables, a results folder and figures. With no "
-        "options: the embedded default (d = K, CE and MSE with every bias variant, K in {3, 5}, "
-        "two lambda_W values, 42 seeds each: 1008 random starts, plus planted saddles and "
-        "origins). A rerun with the same settings resumes the same folder.",
+        "options: the embedded default (d = K = 4, CE and MSE with a free bias, two lambda_W "
+        "values, 42 seeds each: 168 random starts, plus planted saddles and origins); every "
+        "variant: --K 3,5 --bias none,free,regularized (1008 random starts). A rerun with the "
+        "same settings resumes the same folder.",
     )
     p.add_argument(
         "--K",
@@ -55,10 +56,10 @@ def add_landscape_parser(sub):
     p.add_argument(
         "--d-offset", type=int, default=d.d_offset, help="use d = K + D_OFFSET (e.g. -2 or 2)"
     )
-    p.add_argument("--loss", type=words, default=("ce", "mse"), help="ce,mse")
-    p.add_argument(
-        "--bias", type=words, default=("none", "free", "regularized"), help="none,free,regularized"
-    )
+    losses = tuple(dict.fromkeys(v[0] for v in d.variants))
+    biases = tuple(dict.fromkeys(v[1] for v in d.variants))
+    p.add_argument("--loss", type=words, default=losses, help="ce,mse")
+    p.add_argument("--bias", type=words, default=biases, help="none,free,regularized")
     p.add_argument("--lambda-W", type=floats, default=d.lambda_W, help="lambda_W values")
     p.add_argument("--lambda-H", type=floats, default=d.lambda_H, help="lambda_H values")
     p.add_argument(

@@ -63,6 +63,8 @@ __all__ = [
     "LandscapeConfig",
     "LANDSCAPE_OPTIMIZER",
     "VARIANTS",
+    "DEFAULT_VARIANTS",
+    "DEFAULT_K",
     "TRACE_METRICS",
     "TABLE_METRICS",
     "LandscapeRun",
@@ -83,6 +85,15 @@ VARIANTS = (
     ("mse", "free"),
     ("mse", "regularized"),
 )
+
+#: The variants of the embedded default: CE and MSE with a free bias (two shape families, so that
+#: the README's first command finishes in well under a minute; the full check of every variant
+#: is ``LandscapeConfig(K=(3, 5), variants=VARIANTS)``, ``ufm landscape --K 3,5 --bias
+#: none,free,regularized``).
+DEFAULT_VARIANTS = (("ce", "free"), ("mse", "free"))
+
+#: The class counts of the embedded default (``d = K``).
+DEFAULT_K = (4,)
 
 #: The optimiser preset of ``ufm landscape`` (an :class:`ufm.OptimizerSettings`; its class defaults
 #: are those of :func:`ufm.optimize`): plain GD with step 1.0 for 4000 steps to ``||grad|| <=
@@ -122,15 +133,14 @@ class LandscapeConfig:
     ``d_offset`` adds to it (``d = K + d_offset``, e.g. ``-2`` to probe ``d < K - 1`` or ``2`` for
     ``d > K``).
 
-    Class sizes (docs/theory.md section 10): ``n`` is the number of samples per class (an int,
-    with ``K`` the class counts, default ``(3, 5)``), or one vector of class sizes ``(10, 10, 2,
+    Class sizes (docs/theory.md section 10): ``n`` is the number of samples per class (an int, with
+    ``K`` the class counts, default :data:`DEFAULT_K`), or one vector of class sizes ``(10, 10, 2,
     2)``, or several ``((10, 10, 2, 2), (10, 10, 5, 5))``; each vector is a configuration axis and
     sets its own ``K`` (then leave ``K`` unset, or list exactly those lengths). Configurations
-    without a closed form get the convex program's value as ``f*`` (the system's
-    ``prepare_spec`` hook, :func:`ufm.systems.ufm.with_convex_reference`, solved once per
-    configuration on the host), so their minima are certified global; planted saddles lie below
-    the rank of the minimiser (:func:`ufm.saddle_dims`, from the closed form or the convex
-    program's solution).
+    without a closed form get the convex program's value as ``f*`` (the system's ``prepare_spec``
+    hook, :func:`ufm.systems.ufm.with_convex_reference`, solved once per configuration on the host),
+    so their minima are certified global; planted saddles lie below the rank of the minimiser
+    (:func:`ufm.saddle_dims`, from the closed form or the convex program's solution).
 
     Example:
         >>> cfg = LandscapeConfig(n=(10, 10, 2, 2), variants=("ce-none",), lambda_W=(5e-3,))
@@ -146,7 +156,7 @@ class LandscapeConfig:
     n: int | tuple = 4
     d: int | None = None
     d_offset: int = 0
-    variants: tuple = VARIANTS
+    variants: tuple = DEFAULT_VARIANTS
     lambda_W: tuple = (5e-3, 2e-2)
     lambda_H: tuple = (5e-3,)
     lambda_b: float = 1e-2
@@ -166,7 +176,7 @@ class LandscapeConfig:
         vectors = _size_vectors(self.n)
         if vectors is None:
             check_int("n", self.n, 1)
-            K = (3, 5) if self.K is None else self.K
+            K = DEFAULT_K if self.K is None else self.K
         else:
             set_("n", vectors)
             K = tuple(dict.fromkeys(len(v) for v in vectors))

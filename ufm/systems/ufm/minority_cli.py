@@ -73,7 +73,9 @@ def add_minority_parser(sub):
         help="optimiser starts per check (default: the preset's)",
     )
     p.add_argument("--out", default=None, help="results folder (default ufm-results/minority-...)")
-    p.add_argument("--no-figure", action="store_true", help="skip the figure")
+    p.add_argument(
+        "--no-figures", "--no-figure", dest="no_figure", action="store_true", help="skip the figure"
+    )
     p.set_defaults(func=run_minority_command)
 
 
