@@ -1,17 +1,20 @@
 """adaptive_jit: the quick-compiling (XLA level 0) and default versions compute the same thing, the
-choice follows the input size, and calls inside a trace are inlined instead of failing."""
+spec decides which one runs (never the batch size), and calls inside a trace are inlined."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import ufm
 from ufm.core import jitting
-from ufm.core.jitting import adaptive_jit, array_bytes
+from ufm.core.jitting import adaptive_jit, is_small
+
+SPEC = ufm.UFMSpec(K=3, n=2, d=3)  # no bias: 3*3 + 3*6 = 27 parameters
 
 
-def _f(x, k):
-    return jnp.tanh(x @ x.T) * k + jnp.linalg.norm(x)
+def _f(spec, x):
+    return jnp.tanh(x @ x.T) * spec.K + jnp.linalg.norm(x)
 
 
 def _counted(fn):
@@ -28,39 +31,40 @@ def _counted(fn):
 
 
 def test_versions_agree():
-    fn = adaptive_jit(_f, static_argnames=("k",))
+    fn = adaptive_jit(_f)
     x = jax.random.normal(jax.random.key(0), (6, 5))
-    np.testing.assert_allclose(fn.quick(x, k=2), fn.full(x, k=2), rtol=1e-13, atol=1e-13)
-    np.testing.assert_allclose(fn(x, k=2), _f(x, 2), rtol=1e-13, atol=1e-13)
-    assert array_bytes((x, {"k": 2})) == x.nbytes
+    np.testing.assert_allclose(fn.quick(SPEC, x), fn.full(SPEC, x), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(fn(SPEC, x), _f(SPEC, x), rtol=1e-13, atol=1e-13)
 
 
-def test_size_decides(monkeypatch):
-    fn = adaptive_jit(_f, static_argnames=("k",))
+def test_the_spec_decides_not_the_batch(monkeypatch):
+    fn = adaptive_jit(_f)
     calls = _counted(fn)
-    x = jnp.ones((3, 2))  # 48 bytes
-    monkeypatch.setattr(jitting, "SMALL_BYTES", 48)
-    fn(x, k=1)
-    assert calls == {"quick": 1, "full": 0}
-    monkeypatch.setattr(jitting, "SMALL_BYTES", 47)
-    fn(x, k=1)
-    assert calls == {"quick": 1, "full": 1}
+    assert SPEC.num_params == 27
+    monkeypatch.setattr(jitting, "SMALL_PARAMS", 27)
+    assert is_small(SPEC) and not is_small(object())  # a spec without num_params: full
+    fn(SPEC, jnp.ones((3, 2)))
+    fn(SPEC, jnp.ones((3000, 2)))  # a big batch of the same spec: the same version
+    assert calls == {"quick": 2, "full": 0}
+    monkeypatch.setattr(jitting, "SMALL_PARAMS", 26)
+    fn(SPEC, jnp.ones((3, 2)))
+    assert calls == {"quick": 2, "full": 1}
 
 
 def test_inside_traces_the_call_is_inlined():
-    fn = adaptive_jit(_f, static_argnames=("k",))
+    fn = adaptive_jit(_f)
     calls = _counted(fn)
     x = jnp.ones((3, 2))
-    out = jax.jit(lambda y: fn(y, k=3))(x)  # a tracer argument: the plain version
-    np.testing.assert_allclose(out, _f(x, 3), rtol=1e-14)
+    out = jax.jit(lambda y: fn(SPEC, y))(x)  # a tracer argument: the plain version
+    np.testing.assert_allclose(out, _f(SPEC, x), rtol=1e-14)
     assert calls == {"quick": 0, "full": 1}
     # a concrete argument inside eval_shape: the quick version refuses (nested compiler options)
     z = jnp.zeros((4, 2))
-    shape = jax.eval_shape(lambda: fn(z, k=1))
+    shape = jax.eval_shape(lambda: fn(SPEC, z))
     assert shape.shape == (4, 4) and calls == {"quick": 1, "full": 2}
 
 
 def test_other_errors_are_not_swallowed():
-    fn = adaptive_jit(lambda x: x.reshape(7))  # 6 elements cannot be reshaped into 7
+    fn = adaptive_jit(lambda spec, x: x.reshape(7))  # 6 elements cannot be reshaped into 7
     with pytest.raises((TypeError, ValueError), match="reshape|size"):
-        fn(jnp.ones((2, 3)))
+        fn(SPEC, jnp.ones((2, 3)))

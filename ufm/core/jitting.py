@@ -2,14 +2,19 @@
 
 XLA:CPU spends most of a compilation in LLVM's optimisation passes. For the functions a landscape
 job calls once per configuration (random initialisation, Newton polish, Hessian classification,
-NC metrics) at the sizes of the embedded default (``K <= 10``, a few samples per class), those
-passes cost seconds and buy milliseconds: compiled with XLA's ``xla_backend_optimization_level=0``
-they compile 2-3x faster (threefry initialisation 0.5 s instead of 1.6 s) while the same code on
-large inputs runs 2-3x slower (block-arrow classification at ``N = 10^4``: 0.74 s against 0.35 s;
-benchmarks/perf.py). :func:`adaptive_jit` therefore keeps two compiled versions and picks by the
-total size of the array arguments: level 0 up to :data:`SMALL_BYTES`, XLA's default above. The
-numerics are the same computation (both are tested in the suite, which runs at level 0); the hot
-optimisation loop (:func:`ufm.optimize`) always uses the default.
+NC metrics, optimiser state) at the sizes of the embedded default (``K <= 10``, a few samples per
+class), those passes cost seconds and buy milliseconds: compiled with XLA's
+``xla_backend_optimization_level=0`` they compile 2-3x faster (threefry initialisation 0.5 s
+instead of 1.6 s) while the same code on large problems runs 2-3x slower (block-arrow
+classification at ``N = 10^4``: 0.74 s against 0.35 s; benchmarks/perf.py).
+:func:`adaptive_jit` therefore keeps two compiled versions and picks one per *spec* (the first
+argument): level 0 when the spec's ``num_params`` (parameters of one point) is at most
+:data:`SMALL_PARAMS`, XLA's default otherwise or when the spec does not say. The choice never
+depends on how many points are in the batch, so a seed's result does not depend on its batch,
+chunk or device count (the bit-for-bit guarantees of :mod:`ufm.runs`). The hot optimisation loop
+(:func:`ufm.optimize`) always uses XLA's default. XLA:CPU's older loop emitters
+(``xla_cpu_use_fusion_emitters=false``) would halve these compile times again, but they make
+batched and single-point results differ in the last bit, so they are not used.
 """
 
 from __future__ import annotations
@@ -18,13 +23,13 @@ import functools
 
 import jax
 
-__all__ = ["QUICK_COMPILE", "SMALL_BYTES", "adaptive_jit", "array_bytes"]
+__all__ = ["QUICK_COMPILE", "SMALL_PARAMS", "adaptive_jit", "array_bytes", "is_small"]
 
 #: Compiler options of the small-input version.
-QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+QUICK_COMPILE = {"xla_backend_optimization_level": 0}
 
-#: Inputs up to this many bytes (all array arguments together) take the quick-compiling version.
-SMALL_BYTES = 1 << 20
+#: Specs with at most this many parameters per point take the quick-compiling version.
+SMALL_PARAMS = 20_000
 
 
 def array_bytes(tree) -> int:
@@ -32,16 +37,23 @@ def array_bytes(tree) -> int:
     return sum(int(getattr(x, "nbytes", 0)) for x in jax.tree_util.tree_leaves(tree))
 
 
+def is_small(spec) -> bool:
+    """Whether ``spec`` (a system spec with ``num_params``) takes the quick-compiling version."""
+    n = getattr(spec, "num_params", None)
+    return isinstance(n, int) and n <= SMALL_PARAMS
+
+
 def adaptive_jit(fun=None, **jit_kwargs):
-    """``jax.jit(fun, **jit_kwargs)``, compiled at XLA optimisation level 0 when the array
-    arguments total at most :data:`SMALL_BYTES` (module docstring). Use like ``jax.jit``, also as
+    """``jax.jit(fun, **jit_kwargs)``, compiled at XLA optimisation level 0 when the spec (the
+    first argument) is small (:func:`is_small`; module docstring). Use like ``jax.jit``, also as
     ``@adaptive_jit(static_argnames=...)``; ``.quick`` and ``.full`` are the two jitted versions.
     Inside a trace (an outer ``jit``, ``eval_shape``) the call is inlined as a plain ``jit``.
 
     >>> import jax.numpy as jnp
-    >>> f = adaptive_jit(lambda x: x * 2)
-    >>> int(f(jnp.arange(3)).sum())
-    6
+    >>> import ufm
+    >>> f = adaptive_jit(lambda spec, x: x * spec.K)
+    >>> int(f(ufm.UFMSpec(K=3, n=2, d=3), jnp.arange(3)).sum())
+    9
     """
     if fun is None:
         return functools.partial(adaptive_jit, **jit_kwargs)
@@ -51,7 +63,7 @@ def adaptive_jit(fun=None, **jit_kwargs):
     @functools.wraps(fun)
     def call(*args, **kwargs):
         leaves = jax.tree_util.tree_leaves((args, kwargs))
-        if any(isinstance(x, jax.core.Tracer) for x in leaves) or array_bytes(leaves) > SMALL_BYTES:
+        if not args or not is_small(args[0]) or any(isinstance(x, jax.core.Tracer) for x in leaves):
             return call.full(*args, **kwargs)
         try:
             return call.quick(*args, **kwargs)

@@ -53,3 +53,18 @@ def test_one_layer_is_the_ufm_closed_form_and_errors():
                 K=3, n=2, L=2, widths=3, activation="identity", lambda_H1=1.0, lambda_W=1.0
             )
         )
+
+
+def test_dnc_spectrum_matches_lanczos_and_block_arrow():
+    spec = ufm.DeepUFMSpec(activation="identity", **CASES[0])
+    full = dnc_spectrum(spec).full()
+    p = dnc_point(spec)
+    lz = ufm.hessian.lanczos_extremes(spec, p, jax.random.key(0), num_matvecs=spec.num_params)
+    np.testing.assert_allclose(float(lz.lambda_max), full[-1], rtol=1e-9)
+    ba = ufm.hessian.block_arrow(spec, p)
+    # eigenvalues below sigma: none below -1e-9 (a minimum), the zero modes just above 0, and
+    # everything up to the smallest non-zero eigenvalue (below lambda_H1, where the shift holds)
+    top = min(dnc_spectrum(spec).smallest_nonzero, spec.lambda_H1) * (1 - 1e-6)
+    for sigma in (-1e-9, 1e-9, top):
+        count = int(ufm.hessian.block_arrow_inertia(ba, sigma))
+        assert count == int(np.sum(full < sigma)), (sigma, count)
