@@ -30,6 +30,7 @@ import numpy as np
 
 from ..core.timing import CompileTimer
 from ..core.validation import SpecError
+from .hashing import _plain
 from .provenance import provenance
 from .schema import column_docs_for
 from .store import ResultStore, StoreError, load_results_arrow
@@ -49,16 +50,6 @@ class ExperimentJob(NamedTuple):
     seconds: float
     compile_seconds: float
     rows: dict  # every stored row of this configuration (numpy columns)
-
-
-def _plain(v):
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
 
 
 def experiment_hash(system: str, spec, settings: dict) -> str:
