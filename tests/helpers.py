@@ -133,6 +133,17 @@ def cli_cmd(*args) -> list:
     return [sys.executable, "-m", "ufm", *map(str, args)]
 
 
+def interruptible_cli_cmd(*args) -> list:
+    """``python -m ufm <args>`` with Ctrl-C's default action (KeyboardInterrupt), as in a
+    terminal: a process started with SIGINT ignored (an xdist worker may be, after other tests)
+    keeps it ignored, and a SIGINT would never interrupt it."""
+    boot = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv = ['ufm', *sys.argv[1:]]; runpy.run_module('ufm', run_name='__main__')"
+    )
+    return [sys.executable, "-c", boot, *map(str, args)]
+
+
 def run_cli(*args, env=None, timeout=600, cwd=None) -> subprocess.CompletedProcess:
     """Run ``ufm <args>`` in a subprocess; returns the completed process (text output)."""
     return subprocess.run(

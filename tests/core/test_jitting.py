@@ -68,3 +68,55 @@ def test_other_errors_are_not_swallowed():
     fn = adaptive_jit(lambda spec, x: x.reshape(7))  # 6 elements cannot be reshaped into 7
     with pytest.raises((TypeError, ValueError), match="reshape|size"):
         fn(SPEC, jnp.ones((2, 3)))
+
+
+def test_public_functions_compile_once_when_eager_and_trace_plainly_inside():
+    """jit_when_eager: an eager call of ufm.loss / the dense Hessian spectrum is one compiled
+    program (not one per primitive), equal to the function traced inside a user's jit, vmap and
+    grad."""
+    from ufm.hessian import hessian_spectrum_dense
+
+    spec = ufm.UFMSpec(K=3, n=2, d=3, loss="ce", bias="free", lambda_W=0.01, lambda_H=0.02)
+    p = ufm.init_params(spec, jax.random.key(3))
+    calls = {"jitted": 0}
+    inner = ufm.loss.jitted
+
+    def counted(*a, **kw):
+        calls["jitted"] += 1
+        return inner(*a, **kw)
+
+    ufm.loss.jitted = counted
+    try:
+        eager = ufm.loss(spec, p)
+        assert calls["jitted"] == 1
+        traced = jax.jit(ufm.loss)(spec, p)  # inside: the plain function, no second program
+        batched = jax.vmap(lambda q: ufm.loss(spec, q))(
+            jax.tree_util.tree_map(lambda x: x[None], p)
+        )
+        grad = jax.grad(lambda q: ufm.loss(spec, q))(p)
+        assert calls["jitted"] == 1
+    finally:
+        ufm.loss.jitted = inner
+    np.testing.assert_allclose(float(eager), float(traced), rtol=1e-14)
+    np.testing.assert_allclose(float(eager), float(batched[0]), rtol=1e-14)
+    assert float(ufm.grad_norm(spec, p)) == pytest.approx(
+        float(np.sqrt(sum(float((g**2).sum()) for g in jax.tree_util.tree_leaves(grad)))), rel=1e-12
+    )
+    ev = hessian_spectrum_dense(spec, p)
+    ev_plain = jnp.linalg.eigvalsh(
+        jax.hessian(lambda x: ufm.loss(spec, p._replace(W=x)))(p.W).reshape(9, 9)
+    )
+    assert ev.shape == (spec.num_params,) and np.all(np.diff(np.asarray(ev)) >= 0)
+    # Cauchy interlacing: the W-block's spectrum lies inside the full Hessian's range
+    assert ev[0] <= ev_plain[0] + 1e-12 and ev_plain[-1] <= ev[-1] + 1e-12
+
+
+@pytest.mark.xla_default
+def test_xla_default_tests_run_with_xla_default_flags():
+    """The harness of tests/conftest.py: a marked test runs in a subprocess without the test
+    suite's XLA flags (level 0, older loop emitters)."""
+    import os
+
+    assert os.environ.get("UFM_TEST_XLA_DEFAULT") == "1"
+    flags = os.environ.get("XLA_FLAGS", "")
+    assert "xla_backend_optimization_level" not in flags and "fusion_emitters" not in flags

@@ -49,6 +49,7 @@ def test_fused_kernel_equals_plain_autodiff(loss, bias):
     assert len(set(fast.steps.tolist())) > 3
 
 
+@pytest.mark.xla_default  # bit for bit: XLA default flags (tests/conftest.py)
 def test_sharded_equals_one_device_with_padding():
     spec, p0 = _problem(70)
     one = ufm.optimize(spec, p0, devices=None, **KW)
@@ -70,6 +71,7 @@ def test_input_already_sharded_keeps_its_devices():
     _same(res, ufm.optimize(spec, p0, devices=None, **KW), rtol=0)
 
 
+@pytest.mark.xla_default  # bit for bit: XLA default flags (tests/conftest.py)
 def test_seed_blocks_and_loop_equal_vmap():
     spec, p0 = _problem(9)
     vm = ufm.optimize(spec, p0, devices=None, seed_block=None, **KW)

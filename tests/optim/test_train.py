@@ -116,6 +116,7 @@ def test_seed_independent_of_companions(base):
     np.testing.assert_allclose(other.epoch_loss[:, :2], together.epoch_loss[:, idx], rtol=1e-12)
 
 
+@pytest.mark.xla_default  # bit for bit: XLA default flags (tests/conftest.py)
 def test_sgd_matches_numpy_oracle(base):
     """Plain SGD == a hand-written numpy SGD that follows the documented key scheme: epoch e of
     seed i uses (k_perm, k_loss) = split(fold_in(keys[i], e)); the minibatches are

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import cli_cmd, cli_env, run_cli
+from helpers import cli_cmd, cli_env, interruptible_cli_cmd, run_cli
 
 import ufm
 from ufm.cli.main import main
@@ -128,7 +128,7 @@ def test_second_sweep_process_is_refused_and_nothing_is_duplicated(tmp_path):
     )
     out = tmp_path / "locked"
     first = subprocess.Popen(
-        cli_cmd("sweep", "run", spec_file, "--out", out, "--quiet"),
+        interruptible_cli_cmd("sweep", "run", spec_file, "--out", out, "--quiet"),
         env=cli_env(),
         stderr=subprocess.PIPE,
         text=True,
@@ -244,10 +244,12 @@ def test_python_api_checks_its_inputs():
 
 # -- interrupts and kills of ufm landscape --------------------------------------------------------
 
+# Six configurations of one shape (only lambda_W differs, which the compiled programs take as
+# data): one compilation, and five configurations still to run when the first one is on disk.
 LANDSCAPE = [
     "landscape",
     "--K",
-    "2,3",
+    "3",
     "--n",
     "2",
     "--seeds",
@@ -255,9 +257,9 @@ LANDSCAPE = [
     "--loss",
     "ce",
     "--bias",
-    "none,free",
+    "free",
     "--lambda-W",
-    "0.005",
+    "0.001,0.002,0.003,0.004,0.005,0.006",
     "--steps",
     "300",
     "--saddle-seeds",
@@ -272,7 +274,7 @@ def test_landscape_killed_and_interrupted_resume_to_the_same_rows(tmp_path):
     assert run_cli(*LANDSCAPE, "--out", ref).returncode == 0
     out = tmp_path / "killed"
     proc = subprocess.Popen(
-        cli_cmd(*LANDSCAPE, "--out", out),
+        interruptible_cli_cmd(*LANDSCAPE, "--out", out),
         env=cli_env(),
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -282,12 +284,16 @@ def test_landscape_killed_and_interrupted_resume_to_the_same_rows(tmp_path):
     while not list(out.glob("data/*.parquet")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
         time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)  # Ctrl-C: a clean exit, no traceback, no SIGSEGV
+    # Freeze it at once (the run must not finish before the Ctrl-C lands), then Ctrl-C: a clean
+    # exit, no traceback, no SIGSEGV.
+    proc.send_signal(signal.SIGSTOP)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGCONT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted; the results folder is consistent" in err and "Traceback" not in err
     done = len(_keys(out))
-    assert 0 < done
+    assert 0 < done < len(_keys(ref))
     resumed = run_cli(*LANDSCAPE, "--out", out)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert sorted(_keys(out)) == sorted(_keys(ref))

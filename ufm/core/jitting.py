@@ -23,7 +23,14 @@ import functools
 
 import jax
 
-__all__ = ["QUICK_COMPILE", "SMALL_PARAMS", "adaptive_jit", "array_bytes", "is_small"]
+__all__ = [
+    "QUICK_COMPILE",
+    "SMALL_PARAMS",
+    "adaptive_jit",
+    "array_bytes",
+    "is_small",
+    "jit_when_eager",
+]
 
 #: Compiler options of the small-input version.
 QUICK_COMPILE = {"xla_backend_optimization_level": 0}
@@ -73,4 +80,39 @@ def adaptive_jit(fun=None, **jit_kwargs):
             return call.full(*args, **kwargs)
 
     call.quick, call.full = quick, full
+    return call
+
+
+def _tracing(args, kwargs) -> bool:
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves((args, kwargs)))
+
+
+def jit_when_eager(fun=None, **jit_kwargs):
+    """Compile ``fun`` as one program when it is called outside a trace; inside one (an outer
+    ``jit``, ``vmap``, ``grad``) call it as it is.
+
+    Without it, a public function called eagerly (a notebook cell, a test's oracle) runs op by op,
+    and JAX lowers and compiles one small program per primitive and shape: the dense Hessian
+    spectrum of a 27-parameter UFM took 8.8 s eagerly against 0.9 s as one program, ``ufm.loss``
+    and ``ufm.grad_norm`` 1-3 s each. The compiled version is :func:`adaptive_jit`'s (XLA level 0
+    for small specs); ``jit_kwargs`` as for ``jax.jit`` (``static_argnames`` for the options that
+    are not arrays). ``.jitted`` is the compiled version, ``.plain`` the function itself.
+
+    >>> import jax.numpy as jnp
+    >>> import ufm
+    >>> f = jit_when_eager(lambda spec, x: (x * spec.K).sum())
+    >>> int(f(ufm.UFMSpec(K=3, n=2, d=3), jnp.arange(3)))
+    9
+    """
+    if fun is None:
+        return functools.partial(jit_when_eager, **jit_kwargs)
+    jitted = adaptive_jit(fun, **jit_kwargs)
+
+    @functools.wraps(fun)
+    def call(*args, **kwargs):
+        if _tracing(args, kwargs):
+            return call.plain(*args, **kwargs)
+        return call.jitted(*args, **kwargs)
+
+    call.jitted, call.plain = jitted, fun
     return call

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .jitting import adaptive_jit
+from .jitting import adaptive_jit, jit_when_eager
 from .registry import system_of
 from .trees import tree_norm
 from .validation import SpecError, check_int, check_scale, require_x64
@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 
+@jit_when_eager
 def loss(spec, params):
     """The objective value of ``params`` for the model described by ``spec``.
 
@@ -144,6 +145,7 @@ def _init_batch(spec, key, seeds, scale):
     return jax.vmap(lambda k: init_params(spec, k, scale))(keys)
 
 
+@jit_when_eager
 def grad_norm(spec, params) -> jax.Array:
     """Euclidean norm of the full gradient of the objective."""
     return tree_norm(jax.grad(loss, argnums=1)(spec, params))

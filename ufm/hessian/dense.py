@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from ..core.jitting import jit_when_eager
 from ..core.model import loss
 
 __all__ = ["hessian_dense", "hessian_spectrum_dense", "flat_objective"]
@@ -45,11 +46,17 @@ def hessian_dense(spec, params):
         >>> H.shape, bool((H == H.T).all())
         ((27, 27), True)
     """
-    f, flat, unravel = flat_objective(spec, params)
+    return _hessian_matrix(spec, params), ravel_pytree(params)[1]
+
+
+@jit_when_eager
+def _hessian_matrix(spec, params):
+    f, flat, _ = flat_objective(spec, params)
     H = jax.hessian(f)(flat)
-    return 0.5 * (H + H.T), unravel
+    return 0.5 * (H + H.T)
 
 
+@jit_when_eager
 def hessian_spectrum_dense(spec, params) -> jax.Array:
     """All Hessian eigenvalues, ascending (``eigvalsh`` of :func:`hessian_dense`; vmappable).
 
@@ -66,4 +73,4 @@ def hessian_spectrum_dense(spec, params) -> jax.Array:
         >>> round(float(ev[0]), 6), round(lam, 6)
         (-0.090947, -0.090947)
     """
-    return jnp.linalg.eigvalsh(hessian_dense(spec, params)[0])
+    return jnp.linalg.eigvalsh(_hessian_matrix(spec, params))

@@ -64,6 +64,7 @@ class BlockArrowResult(NamedTuple):
     num_iters: jax.Array
 
 
+@jax.jit
 def _evaluate(ba, sigma):
     """Eigenvalues of ``S(sigma)``, Hessian eigenvalue count below ``sigma`` and ``mu'(sigma)``.
 
@@ -77,6 +78,7 @@ def _evaluate(ba, sigma):
     return ev, below, -(1.0 + jnp.sum(y**2))
 
 
+@jax.jit  # one trace and one lowered function for the many shifts of a classification
 def block_arrow_inertia(ba, sigma):
     """Number of Hessian eigenvalues below ``sigma``, exact by Haynsworth's theorem.
 

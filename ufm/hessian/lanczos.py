@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core.jitting import jit_when_eager
 from ..core.validation import check_int
 from .dense import flat_objective
 
@@ -55,6 +56,7 @@ def _cgs2(Q, w):
     return w - Q.T @ (Q @ w)
 
 
+@jit_when_eager(static_argnames=("num_matvecs", "breakdown_rtol"))
 def lanczos_extremes(
     spec, params, key, num_matvecs: int = 64, *, breakdown_rtol=None
 ) -> LanczosResult:

@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from ..core.jitting import jit_when_eager
 from ..core.model import loss
 from ..core.registry import system_of
 from ..core.validation import check_int, is_concrete
@@ -257,9 +258,19 @@ def block_arrow(
     """
     if method not in ("auto", "fast", "autodiff"):
         raise ValueError(f"method must be one of auto, fast, autodiff; got {method!r}")
-    if method == "fast" or (method == "auto" and fast_path_applies(spec)):
-        fast = system_of(spec).block_arrow
-        if fast is None:
-            raise TypeError(f"no fast block-arrow path registered for {type(spec).__name__}")
-        return fast(spec, params, check_int("sample_chunk", sample_chunk, 1))
+    fast = method == "fast" or (method == "auto" and fast_path_applies(spec))
+    if fast and system_of(spec).block_arrow is None:
+        raise TypeError(f"no fast block-arrow path registered for {type(spec).__name__}")
+    sample_chunk = check_int("sample_chunk", sample_chunk, 1)
+    if fast and not fast_path_applies(spec):  # as it is: the fast path refuses lambda_H <= 0
+        return _build.plain(
+            spec, params, fast=True, chunk_size=chunk_size, sample_chunk=sample_chunk
+        )
+    return _build(spec, params, fast=fast, chunk_size=chunk_size, sample_chunk=sample_chunk)
+
+
+@jit_when_eager(static_argnames=("fast", "chunk_size", "sample_chunk"))
+def _build(spec, params, *, fast: bool, chunk_size: int, sample_chunk: int):
+    if fast:
+        return system_of(spec).block_arrow(spec, params, sample_chunk)
     return _autodiff_block_arrow(spec, params, chunk_size)

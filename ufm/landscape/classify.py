@@ -250,7 +250,8 @@ def _classify_jit(spec, params, tols, key, method, num_matvecs, structure):
 def _classify_many(spec, params, valid, tols, key, method, num_matvecs, batch_size, structure):
     """``lax.map`` of ``_classify_one``; padding rows (``valid`` False) are skipped by a
     ``lax.cond`` when ``batch_size == 1`` (under a batched map both branches run)."""
-    one = lambda p: _classify_one(spec, p, tols, method, num_matvecs, key, structure)  # noqa: E731
+    # jitted: the shape probe below and the cond trace it once between them
+    one = jax.jit(lambda p: _classify_one(spec, p, tols, method, num_matvecs, key, structure))
     blank = jax.tree_util.tree_map(
         lambda s: jnp.zeros(s.shape, s.dtype),
         jax.eval_shape(one, jax.tree_util.tree_map(lambda x: x[0], params)),

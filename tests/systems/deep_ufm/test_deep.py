@@ -148,6 +148,7 @@ def test_features_chain():
         )
 
 
+@pytest.mark.xla_default  # bit for bit: XLA default flags (tests/conftest.py)
 def test_init_scale_dtype_and_batch():
     s = spec_(K=5, n=20, L=3, widths=(50, 100, 40), dtype="float32")
     init = jax.jit(lambda k, sc: ufm.init_params(s, k, sc), static_argnums=1)

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ...core.jitting import jit_when_eager
 from ...core.validation import SpecError, is_concrete
 from .model import POSITIVE_LINEAR, DeepUFMParams, DeepUFMSpec
 
@@ -50,6 +51,7 @@ _BISECTION_STEPS = 100
 
 
 # -- the scalar problem ------------------------------------------------------------------------
+@jit_when_eager(static_argnames=("L",))
 def power_objective_min(c, L: int):
     """``min_{t in [0,1]} (1-t)^2/2 + c t^{2/(L+1)}``: returns ``(value, t*)``.
 
