@@ -11,7 +11,9 @@ classification at ``N = 10^4``: 0.74 s against 0.35 s; benchmarks/perf.py).
 argument): level 0 when the spec's ``num_params`` (parameters of one point) is at most
 :data:`SMALL_PARAMS`, XLA's default otherwise or when the spec does not say. The choice never
 depends on how many points are in the batch, so a seed's result does not depend on its batch,
-chunk or device count (the bit-for-bit guarantees of :mod:`ufm.runs`). The hot optimisation loop
+chunk or device count (the bit-for-bit guarantees of :mod:`ufm.runs`). :func:`jit_when_eager`
+makes a public function (``ufm.loss``, the Hessian routines) one compiled program when it is
+called eagerly, instead of one small program per primitive. The hot optimisation loop
 (:func:`ufm.optimize`) always uses XLA's default. XLA:CPU's older loop emitters
 (``xla_cpu_use_fusion_emitters=false``) would halve these compile times again, but they make
 batched and single-point results differ in the last bit, so they are not used.
