@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ...core.jitting import jit_when_eager
 from ...core.pytree import register_spec
 from ...core.validation import (
     SpecError,
@@ -293,6 +294,7 @@ class DeepFeatures(NamedTuple):
     Z: tuple
 
 
+@jit_when_eager
 def deep_features(spec: DeepUFMSpec, params: DeepUFMParams) -> DeepFeatures:
     """Forward pass: every layer's input ``H_l`` and pre-activation ``Z_l`` (:class:`DeepFeatures`).
 
@@ -315,6 +317,7 @@ def deep_features(spec: DeepUFMSpec, params: DeepUFMParams) -> DeepFeatures:
     return DeepFeatures(tuple(Hs), tuple(Zs))
 
 
+@jit_when_eager
 def deep_class_means(spec: DeepUFMSpec, params: DeepUFMParams) -> DeepFeatures:
     """Uncentred class means (``d x K``) of every ``H_l`` and ``Z_l``: class-major reshapes."""
     K, n = spec.K, spec.n
@@ -327,6 +330,7 @@ def _sq(x):
     return jnp.sum(x**2)
 
 
+@jit_when_eager
 def deep_loss_terms(spec: DeepUFMSpec, params: DeepUFMParams) -> dict:
     """The objective split into its terms: ``fit``, ``reg_H1``, ``reg_W1..reg_WL``, ``reg`` (total).
 
@@ -346,6 +350,7 @@ def deep_loss_terms(spec: DeepUFMSpec, params: DeepUFMParams) -> dict:
     return out
 
 
+@jit_when_eager
 def deep_loss(spec: DeepUFMSpec, params: DeepUFMParams):
     """The deep-UFM objective (docs/theory.md section 4)."""
     Z = deep_features(spec, params).Z[-1]
