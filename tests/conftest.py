@@ -6,6 +6,7 @@ request float32 explicitly and have their own tests.
 
 import faulthandler
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,18 +67,22 @@ _worker = os.environ.get("PYTEST_XDIST_WORKER")
 
 # A worker that dies in native code (XLA) leaves only "worker 'gw0' crashed": each worker writes
 # its fatal-signal tracebacks (every thread) to a file that the controller prints at the end.
-if not _worker and "UFM_TEST_FAULT_DIR" not in os.environ:
+_own_fault_dir = not _worker and "UFM_TEST_FAULT_DIR" not in os.environ
+if _own_fault_dir:
     os.environ["UFM_TEST_FAULT_DIR"] = tempfile.mkdtemp(prefix="ufm-test-faults-")
-if _worker and os.environ.get("UFM_TEST_FAULT_DIR"):
-    _fault_log = open(Path(os.environ["UFM_TEST_FAULT_DIR"]) / f"{_worker}.log", "a")  # noqa: SIM115
-    faulthandler.enable(file=_fault_log, all_threads=True)
+
 _base = cache_dir()
 if _worker and _base is not None:
     os.environ["UFM_COMPILATION_CACHE"] = str(_base.parent / f"{_base.name}-test-{_worker}")
 enable_compilation_cache()
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's faulthandler plugin, which points it at stderr
 def pytest_configure(config):
+    if _worker and os.environ.get("UFM_TEST_FAULT_DIR"):
+        log = open(Path(os.environ["UFM_TEST_FAULT_DIR"]) / f"{_worker}.log", "a")  # noqa: SIM115
+        faulthandler.enable(file=log, all_threads=True)
+        config._ufm_fault_log = log  # kept open (and alive) for the whole session
     config.addinivalue_line(
         "markers",
         "xla_default: a bit-for-bit test, run in a subprocess with XLA's default flags "
@@ -110,10 +115,16 @@ def pytest_pyfunc_call(pyfuncitem):
 
 def pytest_terminal_summary(terminalreporter):
     folder = os.environ.get("UFM_TEST_FAULT_DIR")
-    if _worker or not folder or not Path(folder).is_dir():
+    if not _own_fault_dir or not folder or not Path(folder).is_dir():
         return
     for log in sorted(Path(folder).glob("*.log")):
         text = log.read_text(errors="replace").strip()
         if text:
             terminalreporter.write_sep("=", f"fatal error in test worker {log.stem}")
             terminalreporter.write_line(text[-6000:])
+
+
+def pytest_unconfigure(config):
+    folder = os.environ.get("UFM_TEST_FAULT_DIR")
+    if _own_fault_dir and folder:  # not a subprocess's: the xla_default runs inherit it
+        shutil.rmtree(folder, ignore_errors=True)
