@@ -59,10 +59,11 @@ jax.config.update("jax_numpy_dtype_promotion", "strict")
 # compiled code shared by the test workers, the notebooks and the CLI subprocesses (as the CLI does)
 from ufm.core.cache import cache_dir, enable_compilation_cache  # noqa: E402
 
-# One cache folder per xdist worker (its CLI and notebook subprocesses inherit it): JAX writes a
-# cache entry in place, and a worker reading an entry the other worker was writing crashed with a
-# segmentation fault (jax 0.10.2; JAX locks the folder only when the cache has a size bound, which
-# makes every write scan the folder and slowed the suite 4x).
+# One cache folder per xdist worker (its CLI and notebook subprocesses inherit it). JAX writes a
+# cache entry in place; a segmentation fault was once blamed on a worker reading an entry the
+# other was writing, but a truncated or empty entry is rejected with a warning (zlib check,
+# jax 0.10.2, tried 2026-12-01), so that cause is unconfirmed. One shared folder would save only
+# about 4% (BENCHMARKS.md, "Test suite"), so the folders stay separate.
 _worker = os.environ.get("PYTEST_XDIST_WORKER")
 
 # A worker that dies in native code (XLA) leaves only "worker 'gw0' crashed": each worker writes

@@ -258,15 +258,14 @@ def block_arrow(
     """
     if method not in ("auto", "fast", "autodiff"):
         raise ValueError(f"method must be one of auto, fast, autodiff; got {method!r}")
-    fast = method == "fast" or (method == "auto" and fast_path_applies(spec))
+    applies = fast_path_applies(spec)
+    fast = method == "fast" or (method == "auto" and applies)
     if fast and system_of(spec).block_arrow is None:
         raise TypeError(f"no fast block-arrow path registered for {type(spec).__name__}")
     sample_chunk = check_int("sample_chunk", sample_chunk, 1)
-    if fast and not fast_path_applies(spec):  # as it is: the fast path refuses lambda_H <= 0
-        return _build.plain(
-            spec, params, fast=True, chunk_size=chunk_size, sample_chunk=sample_chunk
-        )
-    return _build(spec, params, fast=fast, chunk_size=chunk_size, sample_chunk=sample_chunk)
+    # a forced fast path with a concrete lambda_H <= 0 runs as it is, so that it refuses it
+    build = _build if applies or not fast else _build.plain
+    return build(spec, params, fast=fast, chunk_size=chunk_size, sample_chunk=sample_chunk)
 
 
 @jit_when_eager(static_argnames=("fast", "chunk_size", "sample_chunk"))
