@@ -21,14 +21,23 @@ shapes compiles first; compile time is reported on its own). Rows, all timed in 
 * block-arrow classification (:func:`ufm.hessian.block_arrow_spectrum`, float64) at
   ``N = 10^5`` (``n = 10^4``): the global minimum (closed form), the origin (a strict saddle) and a
   random non-critical point; plus one Schur-complement evaluation.
+* ``ufm landscape`` on its embedded default, cold (empty compilation cache) and warm, and the
+  ``d = K`` sweep (``experiments/sweeps/d_equals_k.toml``), as fresh subprocesses
+  (``benchmarks/perf_pipeline.py``).
+
+On an accelerator the same command runs unchanged: the rows use the default backend's devices
+(the device kind is recorded), the GEMM rate is measured at the default and at the highest matmul
+precision (``jax.default_matmul_precision``), and the roofline uses the default one.
 
 The process gets one CPU device per core (``--devices``, default ``os.cpu_count()``; set through
 ``jax_num_cpu_devices`` before JAX starts: that is how a user shares the seeds over the cores).
 Writes a markdown report (``--out``, default ``benchmarks/perf_results.md``) with the command, the
-machine (CPU model, cores, load average before and after) and the versions. Usage::
+machine (CPU model, cores, accelerator, load average before and after) and the versions, and
+appends it to ``BENCHMARKS.md`` as a dated section (``--append ''`` to skip). Usage::
 
-    python benchmarks/perf.py            # the canonical sizes (about 3 minutes on 2 cores)
-    python benchmarks/perf.py --quick    # fewer steps and repeats, N = 10^4 block-arrow (~1 min)
+    python benchmarks/perf.py            # everything (about 12 minutes on 2 cores)
+    python benchmarks/perf.py --quick    # fewer steps and repeats, N = 10^4 block-arrow
+    python benchmarks/perf.py --parts canonical,torch --append ''   # one part, no record
 
 A benchmark, not a test: it asserts no speed; it checks that ufm and the reference loop reach the
 same losses (printed) and that the block-arrow results match the closed forms.
@@ -58,8 +67,13 @@ def parse_args(argv=None):
     p.add_argument("--torch-seeds", type=int, default=3, help="seeds of the per-seed torch loop")
     p.add_argument(
         "--parts",
-        default="canonical,torch,small,float64,hessian",
+        default="canonical,torch,small,float64,hessian,landscape,sweep",
         help="comma list of what to run (torch needs canonical)",
+    )
+    p.add_argument(
+        "--append",
+        default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "BENCHMARKS.md"),
+        help="markdown file the report is appended to (a dated section); '' for none",
     )
     p.add_argument("--hessian-n", type=int, default=None, help="n of the Hessian rows (N = 10 n)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "perf_results.md"))
@@ -76,11 +90,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # LAPACK of tiny blocks: no 
 
 import jax  # noqa: E402
 
-jax.config.update("jax_num_cpu_devices", ARGS.devices)
+jax.config.update("jax_num_cpu_devices", ARGS.devices)  # CPU only; accelerators: all of them
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+import perf_pipeline  # noqa: E402  (benchmarks/ is on sys.path: the script's folder)
 from jax.sharding import Mesh, NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
@@ -108,11 +123,18 @@ def log(row):
     print("  ", *(f"{x:.4g}" if isinstance(x, float) else x for x in row), flush=True)
 
 
-def gemm_gflops(repeats=5, size=2048):
+def gemm_gflops(repeats=5, size=2048, precision=None):
+    """float32 ``size^2`` matmul rate of jax on the default device (GFLOP/s), at the default
+    matmul precision or at ``precision`` (e.g. ``"highest"``: no TF32 / bf16 passes on GPUs)."""
     a = jnp.asarray(np.random.default_rng(0).standard_normal((size, size)), jnp.float32)
-    f = jax.jit(lambda x: x @ x)
+    f = jax.jit(lambda x: jnp.matmul(x, x, precision=precision))
     t, _, _ = best(lambda: f(a), repeats)
     return 2 * size**3 / t / 1e9
+
+
+def device_kind():
+    dev = jax.devices()[0]
+    return f"{dev.platform}: {getattr(dev, 'device_kind', '?')} x {len(jax.devices())}"
 
 
 # -- plain-JAX reference loop ----------------------------------------------------------------
@@ -292,9 +314,14 @@ def main():
     a = ARGS
     load0 = os.getloadavg()
     cmd = "python benchmarks/perf.py " + " ".join(sys.argv[1:])
+    a.devices = min(a.devices, len(jax.devices()))
     gf = gemm_gflops()
+    gf_high = gemm_gflops(precision="highest")
     roof = gf * 1e9 / (6 * K * D * K * 100)
-    print(f"float32 GEMM (jax, 2048^2): {gf:.0f} GFLOP/s; roofline {roof:.3g} seed-steps/s")
+    print(
+        f"float32 GEMM (jax, 2048^2): {gf:.0f} GFLOP/s ({gf_high:.0f} at highest precision); "
+        f"roofline {roof:.3g} seed-steps/s"
+    )
     rows, all_losses, note = [], [], ""
     if "canonical" in a.parts:
         rows, losses, p0 = optimiser_rows(
@@ -322,6 +349,11 @@ def main():
     hrows, N = [], None
     if "hessian" in a.parts:
         N, hrows = hessian_rows(a.hessian_n, a.repeats)
+    prows = []
+    if "landscape" in a.parts:
+        prows += perf_pipeline.landscape_rows()
+    if "sweep" in a.parts:
+        prows += perf_pipeline.sweep_rows()
     load1 = os.getloadavg()
 
     def base(label):
@@ -335,21 +367,25 @@ def main():
         "# Performance of the many-seed optimiser and the block-arrow Hessian (issue 15)",
         "",
         f"Command: `{cmd.strip()}`  ",
-        f"Machine: {machine()}, {os.cpu_count()} cores, {a.devices} JAX CPU devices; load average "
-        f"{load0[0]:.2f} at the start, {load1[0]:.2f} at the end  ",
+        f"Machine: {machine()}, {os.cpu_count()} cores; JAX devices {device_kind()} ({a.devices} "
+        f"used); load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end  ",
         f"Versions: jax {jax.__version__}, numpy {np.__version__}, python "
         f"{platform.python_version()}; {note or 'torch not run'}  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         "",
         f"Canonical problem: UFM CE, K = d = {K}, n = 100, no bias, lambda = {LAM:g}, GD lr "
         f"{LR}, {a.seeds} seeds, {a.steps} steps, tol = 0; compile excluded (own column), best of "
-        f"{a.repeats}. float32 GEMM rate (jax, 2048^2): **{gf:.0f} GFLOP/s**; roofline "
+        f"{a.repeats}. float32 GEMM rate (jax, 2048^2): **{gf:.0f} GFLOP/s** ({gf_high:.0f} at the "
+        f"highest matmul precision); roofline "
         f"6 K d N flops per seed-step: **{roof:.3g} seed-steps/s** (n = 100).",
         "",
-        "| problem | implementation | seed-steps/s | vs reference (1 dev) | of roofline | "
-        "vs torch batched | compile s |",
-        "|---|---|---|---|---|---|---|",
     ]
+    if rows:
+        lines += [
+            "| problem | implementation | seed-steps/s | vs reference (1 dev) | of roofline | "
+            "vs torch batched | compile s |",
+            "|---|---|---|---|---|---|---|",
+        ]
     for label, name, rate, comp in rows:
         r = gf * 1e9 / (6 * K * D * K * (10 if label == "n = 10" else 100))
         if label == "float64":
@@ -360,7 +396,8 @@ def main():
             f"{'-' if torch_b != torch_b else f'{rate / torch_b:.1f}'} | "
             f"{'-' if comp != comp else f'{comp:.1f}'} |"
         )
-    lines += ["", "Numerics: " + "; ".join(checks) + ".", ""]
+    if checks:
+        lines += ["", "Numerics: " + "; ".join(checks) + ".", ""]
     if hrows:
         lines += [
             f"Block-arrow classification (`ufm.hessian.block_arrow_spectrum`, float64, K = d = "
@@ -371,11 +408,42 @@ def main():
         ]
         for name, t, comp, ev, inert, ok in hrows:
             lines.append(f"| {name} | {t:.3f} | {comp:.1f} | {ev} | {inert} | {ok} |")
-    text = "\n".join(lines) + "\n"
+        lines.append("")
+    if prows:
+        lines += [
+            "Pipelines (fresh `ufm` subprocesses, wall clock including start-up; targets: "
+            "landscape cold <= 40 s, warm <= 15 s, d = K sweep <= 60 s):",
+            "",
+            "| run | wall s | of which compile s | check |",
+            "|---|---|---|---|",
+        ]
+        for name, wall, comp, ok in prows:
+            lines.append(f"| {name} | {wall:.1f} | {comp:.0f} | {ok} |")
+        lines.append("")
+    text = "\n".join(lines)
     print(text)
     with open(a.out, "w") as fh:
         fh.write(text)
     print(f"written to {a.out}")
+    if a.append:
+        append_section(a.append, text)
+        print(f"appended to {a.append}")
+
+
+#: The heading under which :func:`append_section` adds one dated section per run.
+RUNS_HEADING = "## Runs of `benchmarks/perf.py` (appended by the script)"
+
+
+def append_section(path, text):
+    """Append ``text`` (the report, its title demoted to a dated level-3 heading) to ``path``,
+    under :data:`RUNS_HEADING` (added once, at the end of the file)."""
+    body = text.split("\n", 1)[1].lstrip("\n")
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    old = open(path).read() if os.path.exists(path) else ""
+    with open(path, "a") as fh:
+        if RUNS_HEADING not in old:
+            fh.write(("\n" if old and not old.endswith("\n") else "") + "\n" + RUNS_HEADING + "\n")
+        fh.write(f"\n### {stamp}\n\n{body.rstrip()}\n")
 
 
 if __name__ == "__main__":

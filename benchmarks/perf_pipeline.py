@@ -1,0 +1,89 @@
+"""The pipeline rows of ``benchmarks/perf.py``: ``ufm landscape`` cold and warm, and the ``d = K``
+sweep, each as a fresh ``ufm`` subprocess timed from the outside (wall clock, start-up included:
+what a user waits for).
+
+* ``landscape``: ``ufm landscape`` on its embedded default, first with an empty compilation cache
+  (a new temporary ``UFM_COMPILATION_CACHE`` folder: *cold*), then again with the cache the first
+  run filled (*warm*); the compile seconds are the ones the command reports itself ("of which
+  compilation"). Targets of issue 15 on 2 cores: cold <= 40 s, warm <= 15 s.
+* ``sweep``: ``ufm sweep run experiments/sweeps/d_equals_k.toml`` (6 x 10^4 random starts with
+  Hessian classification) into a temporary folder with an empty compilation cache (its compile
+  seconds, summed over the stored chunks, are reported beside the wall time). Target: <= 60 s.
+
+Each row checks the result it times (landscape: every random start at the closed form; sweep: every
+random start a certified global minimum), so a fast wrong run does not count.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _ufm(args, env_extra, timeout):
+    env = dict(os.environ, **env_extra)
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "ufm", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+        raise RuntimeError(f"ufm {' '.join(args)} failed (rc {proc.returncode}): {tail}")
+    return wall, proc.stdout
+
+
+def _landscape_ok(out: str) -> tuple[float, str]:
+    m = re.search(r"of which compilation (\d+) s", out)
+    comp = float(m.group(1)) if m else float("nan")
+    m = re.search(r"(\d+) random starts: (\d+) of the (\d+) valid ones", out)
+    ok = bool(m) and m.group(2) == m.group(3) == m.group(1)
+    return comp, "ok" if ok else "MISMATCH"
+
+
+def landscape_rows(timeout=600):
+    """``[(name, wall s, compile s, check)]`` for ``ufm landscape`` cold then warm."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ufm-perf-") as tmp:
+        env = {"UFM_COMPILATION_CACHE": os.path.join(tmp, "cache")}
+        for name in ("ufm landscape, cold (empty cache)", "ufm landscape, warm"):
+            out_dir = os.path.join(tmp, name.split()[-1].strip("()"))
+            wall, out = _ufm(["landscape", "--quiet", "--out", out_dir], env, timeout)
+            comp, ok = _landscape_ok(out)
+            rows.append((name, wall, comp, ok))
+            print("  ", name, f"{wall:.1f} s (compile {comp:.0f} s)", ok, flush=True)
+    return rows
+
+
+def sweep_rows(timeout=1800):
+    """``[(name, wall s, compile s, check)]`` for the ``d = K`` sweep (empty cache)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory(prefix="ufm-perf-") as tmp:
+        env = {"UFM_COMPILATION_CACHE": os.path.join(tmp, "cache")}
+        out_dir = os.path.join(tmp, "d_equals_k")
+        toml = os.path.join("experiments", "sweeps", "d_equals_k.toml")
+        wall, _ = _ufm(["sweep", "run", toml, "--out", out_dir, "--quiet"], env, timeout)
+        data = os.path.join(out_dir, "data")
+        files = [os.path.join(data, f) for f in os.listdir(data)]
+        table = [pq.read_table(f, columns=["source", "class", "compile_seconds"]) for f in files]
+        src = np.concatenate([t.column("source").to_numpy(zero_copy_only=False) for t in table])
+        cls = np.concatenate([t.column("class").to_numpy(zero_copy_only=False) for t in table])
+        comp = sum(float(np.max(t.column("compile_seconds").to_numpy())) for t in table)
+        random = src == "random"
+        ok = int(random.sum()) == 60000 and bool(np.all(cls[random] == "global_min"))
+        name = "d = K sweep (6 x 10^4 starts, Hessian classification)"
+        print("  ", name, f"{wall:.1f} s (compile {comp:.0f} s)", ok, flush=True)
+        return [(name, wall, comp, "ok" if ok else "MISMATCH")]
