@@ -19,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/helpers.py, te
 os.environ.setdefault("UFM_FAST", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# CLI runs render their figures in-process (tests/report/test_worker.py tests the figure process)
+os.environ.setdefault("UFM_FIGURE_WORKER", "0")
 # Tests run tiny shapes, where compilation is most of the time. Two XLA:CPU settings halve it
 # (tests/systems/ufm + hessian + landscape, cold: 376 s -> 191 s on 2 cores):
 # * LLVM optimisation level 0, what ufm.core.jitting.QUICK_COMPILE uses for small specs;

@@ -257,7 +257,9 @@ def _classify_many(spec, params, valid, tols, key, method, num_matvecs, batch_si
         jax.eval_shape(one, jax.tree_util.tree_map(lambda x: x[0], params)),
     )
     fn = lambda pv: jax.lax.cond(pv[1], one, lambda _: blank, pv[0])  # noqa: E731
-    return jax.lax.map(fn, (params, valid), batch_size=batch_size)
+    # batch_size 1: a plain scan (lax.map with a batch size vmaps its body: a batch of one would
+    # turn the cond into a select and batch every LAPACK call, and tracing the vmap costs ~1 s)
+    return jax.lax.map(fn, (params, valid), batch_size=None if batch_size == 1 else batch_size)
 
 
 def classify(

@@ -12,10 +12,17 @@ import pathlib
 from collections.abc import Mapping
 
 from ..runs.store import atomic_write
-from . import figures as F
 from .summaries import class_summary, columns, optimum_summary
 
-__all__ = ["save_figure", "write_text", "write_csv", "write_report", "write_landscape_report"]
+__all__ = [
+    "save_figure",
+    "write_text",
+    "write_csv",
+    "figure_jobs",
+    "render_figures",
+    "write_report",
+    "write_landscape_report",
+]
 
 
 def save_figure(fig, path, *, dpi: int = 120) -> pathlib.Path:
@@ -51,12 +58,70 @@ def write_csv(path, entries) -> pathlib.Path | None:
     return write_text(path, buf.getvalue())
 
 
+def figure_jobs(folder, rows, traces: Mapping | None = None) -> list[tuple]:
+    """The figure set of a results folder as jobs ``(plotting function name, args, path)`` of
+    :mod:`ufm.report.figures` (the figures whose columns exist; :func:`write_report`)."""
+    rows = columns(rows)
+    figdir = pathlib.Path(folder) / "figures"
+    jobs = []
+    if not rows:
+        return jobs
+    if "f_gap" in rows:
+        jobs.append(("plot_gap_ecdf", (rows,), figdir / "f_gap_ecdf.png"))
+    if "status" in rows:
+        jobs.append(("plot_status_counts", (rows,), figdir / "status_counts.png"))
+    if traces:
+        jobs.append(("plot_nc_traces", (dict(traces),), figdir / "nc_vs_iteration.png"))
+    if "class" in rows and "f_gap" in rows:
+        jobs.append(("plot_lambda_min_vs_gap", (rows,), figdir / "lambda_min_vs_gap.png"))
+        jobs.append(("plot_negative_counts", (rows,), figdir / "negative_counts.png"))
+        if "curvature_bound" in rows:
+            jobs.append(("plot_saddle_bound", (rows,), figdir / "saddle_bound.png"))
+    # None without the column or a finite global minimum: no file
+    jobs.append(("plot_lambda_pos_min", (rows,), figdir / "lambda_pos_min.png"))
+    return jobs
+
+
+def render_figures(jobs, worker=None) -> list[pathlib.Path]:
+    """Render figure jobs (:func:`figure_jobs`), about half of the work in ``worker`` (a started
+    :class:`ufm.report.worker.FigureWorker`, or ``None``: all here). A job the worker could not
+    render is rendered here, so the result does not depend on the worker."""
+    from .worker import render_job, split_jobs
+
+    jobs = list(jobs)
+    theirs = split_jobs(jobs) if worker is not None and len(jobs) > 1 else []
+    if theirs and not worker.submit([jobs[i] for i in theirs]):
+        theirs = []
+    done = {}
+    for i, job in enumerate(jobs):
+        if i not in theirs:
+            done[i] = render_job(job)
+    if theirs:
+        got = worker.collect() or []
+        for j, path, error in got:
+            if error is None and 0 <= j < len(theirs):
+                done[theirs[j]] = None if path is None else pathlib.Path(path)
+        for i in theirs:
+            if i not in done:  # the worker failed on it: render it here
+                done[i] = render_job(jobs[i])
+    elif worker is not None:
+        worker.close()
+    return [done[i] for i in sorted(done) if done[i] is not None]
+
+
 def write_report(
-    folder, rows, traces: Mapping | None = None, *, text: str = "", figures: bool = True
+    folder,
+    rows,
+    traces: Mapping | None = None,
+    *,
+    text: str = "",
+    figures: bool = True,
+    worker=None,
 ) -> list[pathlib.Path]:
     """The report of a results folder: ``summary.txt`` (``text``), ``summary.csv`` (per
     configuration: how the random starts ended), ``classes.csv`` (Hessian classes, when
-    classified) and the figure set in ``figures/`` (the figures whose columns exist)."""
+    classified) and the figure set in ``figures/`` (the figures whose columns exist; with a
+    ``worker``, half of them rendered by it: :func:`render_figures`)."""
     folder = pathlib.Path(folder)
     rows = columns(rows)
     made = []
@@ -67,26 +132,12 @@ def write_report(
     if rows and "class" in rows:
         made.append(write_csv(folder / "classes.csv", class_summary(rows)))
     if figures and rows:
-        figdir = folder / "figures"
-        if "f_gap" in rows:
-            made.append(save_figure(F.plot_gap_ecdf(rows), figdir / "f_gap_ecdf.png"))
-        if "status" in rows:
-            made.append(save_figure(F.plot_status_counts(rows), figdir / "status_counts.png"))
-        if traces:
-            made.append(save_figure(F.plot_nc_traces(traces), figdir / "nc_vs_iteration.png"))
-        if "class" in rows and "f_gap" in rows:
-            made.append(
-                save_figure(F.plot_lambda_min_vs_gap(rows), figdir / "lambda_min_vs_gap.png")
-            )
-            made.append(save_figure(F.plot_negative_counts(rows), figdir / "negative_counts.png"))
-            if "curvature_bound" in rows:
-                made.append(save_figure(F.plot_saddle_bound(rows), figdir / "saddle_bound.png"))
-        fig = F.plot_lambda_pos_min(rows)  # None without the column or a finite global minimum
-        if fig is not None:
-            made.append(save_figure(fig, figdir / "lambda_pos_min.png"))
+        made += render_figures(figure_jobs(folder, rows, traces), worker)
+    elif worker is not None:
+        worker.close()
     return [p for p in made if p is not None]
 
 
-def write_landscape_report(folder, rows, traces, text: str, *, figures: bool = True):
+def write_landscape_report(folder, rows, traces, text: str, *, figures: bool = True, worker=None):
     """:func:`write_report` for ``ufm landscape``."""
-    return write_report(folder, rows, traces, text=text, figures=figures)
+    return write_report(folder, rows, traces, text=text, figures=figures, worker=worker)

@@ -201,9 +201,12 @@ def run_landscape_command(args) -> int:
     import jax
 
     from ...report.folder import write_landscape_report
+    from ...report.worker import FigureWorker
     from .landscape import default_landscape_out, landscape_tables, run_landscape, verdict
 
     config = landscape_config(args)  # every option validated before any compute
+    # the figure process imports matplotlib while the run computes (ufm.report.worker)
+    worker = None if args.no_figures else FigureWorker.start()
     # 64-bit JAX in every case: a float32 run is optimised in float32 and polished and classified
     # in float64 (ufm.run_points), as the README promises
     jax.config.update("jax_enable_x64", True)
@@ -215,13 +218,18 @@ def run_landscape_command(args) -> int:
         file=sys.stderr,
     )
     t0 = time.perf_counter()
-    result = run_landscape(
-        config,
-        out,
-        devices=args.devices,
-        progress=False if args.quiet else None,
-        extend=args.extend,
-    )
+    try:
+        result = run_landscape(
+            config,
+            out,
+            devices=args.devices,
+            progress=False if args.quiet else None,
+            extend=args.extend,
+        )
+    except BaseException:
+        if worker is not None:
+            worker.close()
+        raise
     rows, traces = result.rows, result.traces
     first, classes = landscape_tables(rows)
     print("Random starts against the closed-form optimum (judged after polishing):")
@@ -239,6 +247,7 @@ def run_landscape_command(args) -> int:
         traces,
         first + ("\n\n" + classes if classes else ""),
         figures=not args.no_figures,
+        worker=worker,
     )
     done = (
         ""
