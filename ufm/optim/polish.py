@@ -29,6 +29,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
+from ..core.devices import on_cpu
 from ..core.jitting import adaptive_jit
 from ..core.model import loss as _loss
 from ..core.trees import tree_norm
@@ -83,35 +84,48 @@ def _merit_step(grad_fn, x, g, direction):
 NEWTON_CHUNK = 3
 
 
-@adaptive_jit(static_argnames=("length",))
-def _newton_dense_chunk(spec, params, done, tol, rtol, length):
+@adaptive_jit(static_argnames=("length", "one_by_one"))
+def _newton_dense_chunk(spec, params, done, tol, rtol, length, one_by_one=False):
     def one(p, done):
         x0, unravel, f = _flat_fns(spec, p)
         grad_fn = jax.grad(f)
+
+        def newton_step(x, g):
+            direction = dense_newton_direction(jax.hessian(f)(x), g, rtol)
+            return _merit_step(grad_fn, x, g, direction)
 
         def body(carry, _):
             x, done = carry
             g = grad_fn(x)
             stop = done | (jnp.linalg.norm(g) <= tol)
-            direction = dense_newton_direction(jax.hessian(f)(x), g, rtol)
-            x_new = _merit_step(grad_fn, x, g, direction)
-            return (jnp.where(stop, x, x_new), stop), stop
+            if one_by_one:  # a converged point skips the Hessian and its eigh
+                x = jax.lax.cond(stop, lambda: x, lambda: newton_step(x, g))
+            else:  # under vmap every point computes the step; converged ones keep x
+                x = jnp.where(stop, x, newton_step(x, g))
+            return (x, stop), stop
 
         (x, _), stops = jax.lax.scan(body, (x0, done), None, length=length)
         value, g = jax.value_and_grad(f)(x)
         gnorm = jnp.linalg.norm(g)
         return unravel(x), stops[-1] | (gnorm <= tol), jnp.sum(~stops), value, gnorm
 
+    if one_by_one:
+        return jax.lax.map(lambda a: one(*a), (params, done))
     return jax.vmap(one)(params, done)
 
 
 def _newton_dense(spec, params, tol, rtol, max_iter):
+    """Chunks of :data:`NEWTON_CHUNK` iterations until every seed converged. On CPU the points
+    go one at a time (``lax.map``; a converged point skips the Hessian and its ``eigh``, and no
+    batched LAPACK call is made: see :mod:`ufm.runs.analyses`); elsewhere as one ``vmap``. The
+    iterates are the same either way (tests/optim/test_polish_paths.py)."""
     num = jax.tree_util.tree_leaves(params)[0].shape[0]
+    one_by_one = on_cpu(params)
     done = jnp.zeros((num,), bool)
     iters = jnp.zeros((num,), jnp.int32)
     for _ in range(-(-max_iter // NEWTON_CHUNK)):
         params, done, k, value, gnorm = _newton_dense_chunk(
-            spec, params, done, tol, rtol, NEWTON_CHUNK
+            spec, params, done, tol, rtol, NEWTON_CHUNK, one_by_one
         )
         iters = iters + k.astype(jnp.int32)
         if bool(jnp.all(done)):
