@@ -128,6 +128,24 @@ def test_bytes_per_seed_grows_with_problem():
     assert bytes_per_seed(small.replace(dtype="float32")) < bytes_per_seed(small)
 
 
+def test_bytes_per_seed_is_measured_once_per_shape_family(monkeypatch):
+    """The footprint depends on shapes, not on the lambdas: configurations of one shape family
+    share one measurement (each is a compilation), a new shape or loss measures again."""
+    import ufm.runs.sharding as S
+
+    calls = []
+    real = S._measure_bytes_per_seed
+    monkeypatch.setattr(S, "_FOOTPRINTS", {})
+    monkeypatch.setattr(S, "_measure_bytes_per_seed", lambda *a: calls.append(a) or real(*a))
+    spec = ufm.UFMSpec(K=3, n=2, d=3, lambda_W=1e-3, lambda_H=1e-3)
+    first = bytes_per_seed(spec)
+    assert bytes_per_seed(spec.replace(lambda_W=0.5, lambda_H=0.2)) == first
+    assert len(calls) == 1
+    bytes_per_seed(spec.replace(loss="mse"))
+    bytes_per_seed(spec.replace(n=4))
+    assert len(calls) == 3
+
+
 def test_cpu_multi_device_analyses_do_not_deadlock():
     """Regression: batched LAPACK (SVD in ufm.nc_metrics) on 1024 seeds per CPU device, 2 devices,
     deadlocked jaxlib's shared thread pool (jax 0.10.2); run_chunk runs CPU analyses on one

@@ -33,7 +33,6 @@ other processes if one dies). CPU processes use the gloo collectives for that ba
 
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
@@ -140,8 +139,26 @@ def split_chunks(seeds, size: int) -> list[np.ndarray]:
     return [seeds[i : i + size] for i in range(0, seeds.size, size)]
 
 
-@functools.lru_cache(maxsize=64)
+def _shape_key(spec):
+    """What the footprint depends on: the spec's static fields and its leaves' shapes and dtypes
+    (not the lambda values: every configuration of one shape family shares one probe)."""
+    leaves, treedef = jax.tree_util.tree_flatten(spec)
+    return treedef, tuple((np.shape(x), np.result_type(x).str) for x in leaves)
+
+
+_FOOTPRINTS: dict = {}
+
+
 def _bytes_per_seed(spec, extra_copies: int, probe: int) -> int:
+    key = (_shape_key(spec), extra_copies, probe)
+    if key not in _FOOTPRINTS:
+        if len(_FOOTPRINTS) >= 64:
+            _FOOTPRINTS.clear()
+        _FOOTPRINTS[key] = _measure_bytes_per_seed(spec, extra_copies, probe)
+    return _FOOTPRINTS[key]
+
+
+def _measure_bytes_per_seed(spec, extra_copies: int, probe: int) -> int:
     shapes = jax.eval_shape(lambda: init_batch(spec, jax.random.key(0), probe))
     param_bytes = (
         sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(shapes))
