@@ -85,6 +85,18 @@ def _new(figsize):
     return plt.figure(figsize=figsize, layout="constrained")
 
 
+def _major_ticks_only(*axes) -> None:
+    """No minor ticks on these (log or symlog) axes: matplotlib builds a tick object per minor
+    tick and lays out their (empty) labels for the constrained layout; on the report's
+    multi-decade axes they were half of the rendering time (measured: NC traces figure 2.2 s ->
+    1.3 s) and carry no label."""
+    from matplotlib.ticker import NullLocator
+
+    for ax in axes:
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_minor_locator(NullLocator())
+
+
 def _legend(fig, ax, n_items: int) -> None:
     handles, labels = ax.get_legend_handles_labels()
     if not handles:  # nothing was drawn (e.g. no planted saddle): no empty legend
@@ -129,6 +141,7 @@ def plot_gap_ecdf(rows, *, source: str = "random"):
                 label=name + (f" ({excluded} failed, excluded)" if excluded else ""),
             )
     ax.set_xscale("log")
+    _major_ticks_only(ax)
     ax.set_ylim(0, 1.02)
     ax.set(
         xlabel=f"|f - f*| after polishing (values below {FLOOR:g} drawn at {FLOOR:g})",
@@ -186,6 +199,7 @@ def plot_nc_traces(
     for ax, m in zip(axes[0], metrics):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _major_ticks_only(ax)
         ax.set_xlabel("iteration")
         ax.set_ylabel(m)
         ax.set_title(titles.get(m, m), fontsize="medium")
@@ -202,6 +216,8 @@ def plot_lambda_min_vs_gap(rows, *, linthresh: float = 1e-12, max_panels: int = 
     coloured by class. Symmetric-log axes (linear within ``+-linthresh``): global minima sit at
     ``(0, ~0)``, strict saddles at ``f - f* > 0`` and ``lambda_min < 0``; a point with
     ``f > f*`` and ``lambda_min >= 0`` would be a spurious minimum."""
+    from matplotlib.ticker import SymmetricalLogLocator
+
     rows = columns(rows)
     plt = plt_module()
     valid = valid_rows(rows)
@@ -237,6 +253,9 @@ def plot_lambda_min_vs_gap(rows, *, linthresh: float = 1e-12, max_panels: int = 
             seen.add(c)
         ax.set_xscale("symlog", linthresh=linthresh)
         ax.set_yscale("symlog", linthresh=linthresh)
+        _major_ticks_only(ax)
+        for axis in (ax.xaxis, ax.yaxis):  # a label every third decade (1.6 s -> 1.0 s to draw)
+            axis.set_major_locator(SymmetricalLogLocator(linthresh=linthresh, base=1000))
         ax.axhline(0, color="k", lw=0.5)
         ax.axvline(0, color="k", lw=0.5)
         ax.set_title(name, fontsize="small")
@@ -330,6 +349,7 @@ def plot_negative_counts(rows):
     if names:
         ax.hist([n_neg[ok & (src == s)] for s in names], bins=bins, label=names, stacked=True)
     ax.set_yscale("log")
+    _major_ticks_only(ax)
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -367,6 +387,7 @@ def plot_saddle_bound(rows):
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="lambda_min = bound")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _major_ticks_only(ax)
     ax.set(
         xlabel="- curvature bound",
         ylabel="- lambda_min",

@@ -119,16 +119,25 @@ def _warm_up() -> None:
     plt.close(fig)
 
 
-#: Relative rendering cost of the figure functions (measured: the lambda_min panels and the NC
-#: traces take two to three times the others); unlisted ones count 1.
-COSTS = {"plot_lambda_min_vs_gap": 3.0, "plot_nc_traces": 2.0}
+#: Rendering cost of the figure functions in units of the cheapest (~0.35 s on the development
+#: machine for ``ufm landscape``'s default; measured per figure after a warm-up); unlisted: 1.
+COSTS = {
+    "plot_nc_traces": 4.0,
+    "plot_lambda_min_vs_gap": 3.0,
+    "plot_negative_counts": 1.5,
+    "plot_saddle_bound": 1.5,
+}
+
+#: The command's first figure also pays for importing pyplot and initialising fonts and mathtext
+#: (the worker did that while the command computed: :func:`_warm_up`, ~1.5 s).
+SETUP_COST = 4.0
 
 
 def split_jobs(jobs) -> list[int]:
     """Indices of the jobs for the worker: the largest first to whichever side has less work
-    (the command's side starts with one unit for its own first-figure set-up)."""
+    (the command's side starts with :data:`SETUP_COST`)."""
     order = sorted(range(len(jobs)), key=lambda i: -COSTS.get(jobs[i][0], 1.0))
-    mine, theirs, load_mine, load_theirs = [], [], 1.0, 0.0
+    mine, theirs, load_mine, load_theirs = [], [], SETUP_COST, 0.0
     for i in order:
         cost = COSTS.get(jobs[i][0], 1.0)
         if load_theirs <= load_mine:
