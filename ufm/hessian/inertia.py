@@ -284,8 +284,14 @@ def spectrum_of_structure(
         hi = jnp.where(n_lt[1] > 0, jnp.minimum(hi, shifts[1]), hi)
         t = sigma - ev[0] / dmu  # tangent root: an upper bound of lambda_min (concavity)
         hi = jnp.where((sigma < delta) & (t > lo), jnp.minimum(hi, t), hi)
+        # right of the root, Newton is slow near the pole: the root of the model mu ~ a + b /
+        # (delta - sigma) matching mu and mu' (concave, below the tangent) is the next estimate
+        gap = delta - sigma
+        a = ev[0] - dmu * gap
+        rational = jnp.where((ev[0] < 0) & (a > 0), delta + dmu * gap**2 / a, t)
+        guess = jnp.where(theta < hi, theta, rational)  # the Ritz value while it is informative
         search = (hi - lo > xtol) & (n_search < max_iter)
-        nxt = jnp.minimum(hi, theta) - ctol
+        nxt = jnp.minimum(hi, guess) - ctol
         nxt = jnp.where((nxt > lo) & (nxt < hi), nxt, 0.5 * (lo + hi))
         nxt = jnp.minimum(nxt, cap)
         nxt = jnp.where(search, nxt, jnp.where(n_lt[0] < 0, shifts[0], shifts[1]))
