@@ -169,7 +169,7 @@ def block_arrow_spectrum(
     key=None,
     method: str = "auto",
     chunk_size: int = 64,
-    sample_chunk: int = 1024,
+    sample_chunk: int = 256,
 ) -> BlockArrowResult:
     """Exact inertia and ``lambda_min`` of the Hessian of a per-sample objective (block-arrow).
 
