@@ -191,7 +191,7 @@ def block_arrow_spectrum(
     lambda_rtol * scale`` or ``max_iter`` search evaluations are spent (a ``while_loop``: under
     ``vmap`` it runs until the slowest member ends, the others masked). Typical cost at ``N =
     10^5`` (``K = d = 10``, ``benchmarks/hessian_scaling.py``): one evaluation at the closed-form
-    CE minimum, two at the origin saddle, about seven at a random point, each ``O(N K^2 d^2)`` for
+    CE minimum, two at the origin saddle, about six at a random point, each ``O(N K^2 d^2)`` for
     the UFM fast path. ``num_matvecs=12`` (default): at ``N = 10^5`` twelve Hessian-vector
     products cost a fraction of one evaluation, and a deeper start (48) saved evaluations only at
     non-critical points (BENCHMARKS.md).
