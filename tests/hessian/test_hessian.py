@@ -210,6 +210,33 @@ def test_three_routines_agree(loss, bias, d):
         assert abs(float(res2.lambda_min) - float(res.lambda_min)) < 1e-10
 
 
+@jax.jit
+def _certified_counts(spec, p, sigmas, shifts):
+    ba = ufm.hessian.block_arrow(spec, p)
+    ev = jax.vmap(lambda s: ufm.hessian.inertia._evaluate(ba, s, shifts, ba.diag_min))(sigmas)
+    return ev[1], ev[3]
+
+
+@pytest.mark.parametrize("loss,bias", [("ce", "none"), ("mse", "free")])
+def test_certified_counts_from_one_evaluation(loss, bias):
+    """The counts at other shifts that one S(sigma) certifies (Loewner bounds, _evaluate) equal the
+    dense counts, at a random point, a minimum with zero modes and a planted saddle."""
+    spec = make_spec(loss, bias, 3)
+    n_cert = 0
+    for p in (random_point(spec, 2), solve(spec, 5), planted_saddle(spec, 7)):
+        ev = dense_ev(spec, p)
+        sigmas = np.array([ev[0] - 1e-3, ev[0] + 1e-9, -1e-7, -1e-9, 1e-9, 1e-7, 2e-3])
+        shifts = np.array([-1e-8, 1e-8])
+        below, cert = _certified_counts(spec, p, jnp.asarray(sigmas), jnp.asarray(shifts))
+        for sigma, b, c in zip(sigmas, np.asarray(below), np.asarray(cert), strict=True):
+            assert int(b) == int((ev < sigma).sum())
+            for s, cs in zip(shifts, c, strict=True):
+                if cs >= 0:
+                    n_cert += 1
+                    assert int(cs) == int((ev < s).sum()), (sigma, s)
+    assert n_cert >= 10  # the bounds decide most of these counts
+
+
 def test_block_arrow_many_chunks_and_samples():
     """More samples than one chunk (padding), larger K and d; Lanczos with a short Krylov space."""
     spec = ufm.UFMSpec(K=4, n=6, d=5, loss="ce", bias="free", lambda_W=1e-3, lambda_H=1e-3)

@@ -17,7 +17,8 @@ and concave (``S'' = -2 sum_i B_i C_i^3 B_i^T <= 0``, ``C_i = (D_i - sigma I)^{-
 ``lambda_min(Hess)`` its root (or ``delta`` if ``mu`` stays positive). Newton's tangent root
 ``sigma - mu/mu'`` is therefore an upper bound of ``lambda_min`` from either side, and a point with
 ``mu > 0`` a certified lower bound. :func:`block_arrow_spectrum` brackets the root with those
-bounds.
+bounds; one ``S(sigma)`` also certifies the counts at nearby shifts where its spectrum has a gap
+(:func:`_evaluate`, a Loewner-order bound from the resolvent identity).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class BlockArrowResult(NamedTuple):
     ``lambda_H + ||W||_2^2 / N`` on the UFM fast path). ``lambda_min`` is the upper and
     ``lambda_min_lower`` the lower end of the certified final bracket (width ``<= 2 lambda_rtol *
     scale`` when ``converged``; ``lambda_min`` itself is a Newton bound, typically exact to
-    rounding). ``num_iters`` counts Schur-complement evaluations, the two inertia shifts included.
+    rounding). ``num_iters`` counts Schur-complement evaluations (inertia and search together).
     """
 
     n_neg: jax.Array
@@ -65,17 +66,37 @@ class BlockArrowResult(NamedTuple):
 
 
 @jax.jit
-def _evaluate(ba, sigma):
-    """Eigenvalues of ``S(sigma)``, Hessian eigenvalue count below ``sigma`` and ``mu'(sigma)``.
+def _evaluate(ba, sigma, shifts, delta):
+    """One Schur-complement evaluation at ``sigma``: eigenvalues of ``S(sigma)``, the Hessian
+    eigenvalue count below ``sigma``, ``mu'(sigma)`` and certified counts at ``shifts``.
 
     ``mu'(sigma) = -(1 + sum_i ||C_i B_i^T u||^2)`` for the bottom eigenvector ``u`` of
-    ``S(sigma)``.
+    ``S(sigma)``. For each ``s`` in ``shifts`` the count below ``s`` is returned when ``S(sigma)``
+    alone decides it (else ``-1``): with ``Delta = s - sigma``, ``T(sigma) = A - sigma I -
+    S(sigma) = sum_i B_i C_i B_i^T`` and ``c = 1 / (delta - s)``, the resolvent identity
+    ``C_i(s) - C_i(sigma) = Delta C_i(s) C_i(sigma)`` with ``0 < C_i(s) <= c I`` gives
+    ``S(s) = S(sigma) - Delta (I + X)``, ``0 <= X <= c T(sigma)`` (Loewner order), so by Weyl's
+    monotonicity the count at ``s`` lies between the negative counts of ``S(sigma) - Delta I`` and
+    of ``S(sigma) - Delta (I + c T)`` (either order, by the sign of ``Delta``); it is certified
+    when they agree. Valid below the pole (``sigma, s < delta``: every ``D_i - s I`` positive
+    definite); ``s = sigma`` gives the exact count.
     """
     S, C = ba.schur(sigma)
     ev, V = jnp.linalg.eigh(S)
     y = ba.apply_cinv(C, ba.bt(V[:, 0]))
     below = ba.count_diag_below(sigma) + jnp.sum(ev < 0).astype(jnp.int32)
-    return ev, below, -(1.0 + jnp.sum(y**2))
+    P = S.shape[0]
+    T = ba.A - sigma * jnp.eye(P, dtype=S.dtype) - S
+    T = 0.5 * (T + T.T)
+
+    def certified(s):
+        dl = s - sigma
+        near = jnp.sum(ev < dl).astype(jnp.int32)  # negative count of S(sigma) - Delta I
+        far_ev = jnp.linalg.eigvalsh(S - dl * (jnp.eye(P, dtype=S.dtype) + T / (delta - s)))
+        ok = (near == jnp.sum(far_ev < 0).astype(jnp.int32)) & (sigma < delta) & (s < delta)
+        return jnp.where(dl == 0, below, jnp.where(ok, near, jnp.int32(-1)))
+
+    return ev, below, -(1.0 + jnp.sum(y**2)), jax.vmap(certified)(shifts)
 
 
 @jax.jit  # one trace and one lowered function for the many shifts of a classification
@@ -148,28 +169,32 @@ def block_arrow_spectrum(
     key=None,
     method: str = "auto",
     chunk_size: int = 64,
-    sample_chunk: int = 1024,
+    sample_chunk: int = 256,
 ) -> BlockArrowResult:
     """Exact inertia and ``lambda_min`` of the Hessian of a per-sample objective (block-arrow).
 
-    Algorithm (docs/theory.md section 3): build the block-arrow structure
-    (:func:`ufm.hessian.block_arrow`);
-    evaluate the Schur complement at ``-zero_tol`` and ``+zero_tol`` (the inertia, by Haynsworth's
-    theorem); then shrink the certified bracket ``[min(lambda_min(A), delta) - ||B||_F,
+    Algorithm (docs/theory.md section 3.8): build the block-arrow structure
+    (:func:`ufm.hessian.block_arrow`); take the smallest Ritz value ``theta`` of ``num_matvecs``
+    steps of plain Lanczos on the structured Hessian-vector product (``O(N K d)`` each) as the
+    first estimate; then shrink the certified bracket ``[min(lambda_min(A), delta) - ||B||_F,
     min(lambda_min(A), delta)]`` around ``lambda_min``: every evaluation of ``S(sigma)`` certifies
     ``sigma`` as a lower (``mu > 0``) or upper bound and gives the Newton tangent root
-    ``t = sigma - mu / mu'``, an upper bound by concavity; the next shift is (best upper estimate)
-    ``- lambda_rtol * scale``, which lands just left of the root once the estimate has converged and
-    so closes the bracket (bisection whenever it leaves the bracket; shifts stay ``lambda_rtol *
-    scale`` below the pole ``delta``). Unless the two inertia shifts already pin ``lambda_min`` down
-    (a minimum with zero modes), the first estimate is the smallest Ritz value of ``num_matvecs``
-    steps of plain Lanczos on the structured Hessian-vector product (``O(N K d)`` each). Stops when
-    the bracket is narrower than ``2 lambda_rtol * scale`` or after ``max_iter`` search evaluations
-    (a ``while_loop``: under ``vmap`` it runs until the slowest member ends, the others masked).
-    Typical cost: the two inertia shifts plus 1-6 search evaluations, each ``O(N K^2 d^2)`` for the
-    UFM fast path. ``num_matvecs=12`` (default) balances the two costs: at ``N = 10^5`` one
-    evaluation costs about as much as 15 Hessian-vector products, and a deeper start (48) saved
-    evaluations only at non-critical points (``benchmarks/hessian_scaling.py``, BENCHMARKS.md).
+    ``t = sigma - mu / mu'``, an upper bound by concavity. The first shift is ``theta - ctol``
+    clipped to the zero band ``[-zero_tol, zero_tol]``; the next ones (best upper estimate)
+    ``- ctol`` (``ctol = lambda_rtol * scale``), which lands just left of the root once the
+    estimate has converged and so closes the bracket (bisection whenever it leaves the bracket;
+    shifts stay ``ctol`` below the pole ``delta``). The inertia is the count at ``-zero_tol`` and
+    ``+zero_tol`` (Haynsworth's theorem): each evaluation certifies these counts when its
+    ``S(sigma)`` has a spectral gap (:func:`_evaluate`: Loewner bounds from the resolvent
+    identity, Weyl's monotonicity); a count still unknown once the bracket is closed is evaluated
+    at its own shift. Stops when both counts are known and the bracket is narrower than ``2
+    lambda_rtol * scale`` or ``max_iter`` search evaluations are spent (a ``while_loop``: under
+    ``vmap`` it runs until the slowest member ends, the others masked). Typical cost at ``N =
+    10^5`` (``K = d = 10``, ``benchmarks/hessian_scaling.py``): one evaluation at the closed-form
+    CE minimum, two at the origin saddle, about six at a random point, each ``O(N K^2 d^2)`` for
+    the UFM fast path. ``num_matvecs=12`` (default): at ``N = 10^5`` twelve Hessian-vector
+    products cost a fraction of one evaluation, and a deeper start (48) saved evaluations only at
+    non-critical points (BENCHMARKS.md).
 
     Recommended: float64, ``lambda_H > 0`` (the UFM fast path needs ``D_i >= lambda_H I``), defaults
     otherwise (``lambda_rtol=2e-11`` certifies ``lambda_min`` within ``4e-11 * scale``;
@@ -236,32 +261,54 @@ def spectrum_of_structure(
     v0 = jax.random.normal(key, (n_vec,), dtype)
     v0 = v0 / jnp.linalg.norm(v0)
 
-    # Evaluation k: k = 0, 1 are the inertia shifts -zero_tol, +zero_tol (they also tighten the
-    # bracket; at a minimum with zero modes they already pin lambda_min down). After k = 1, plain
-    # Lanczos gives a start unless the bracket is already narrow; from k = 2 on,
-    # sigma = (best upper estimate) - ctol, safeguarded by bisection.
+    # Start: the smallest Ritz value of plain Lanczos, an (uncertified) upper estimate.
+    theta = _lanczos_plain(lambda x: block_arrow_matvec(ba, x), v0, m, m)
+    shifts = jnp.stack([-zero_tol, zero_tol])
+
+    # Each step evaluates S at sigma: the count below sigma certifies sigma as a lower bound (count
+    # 0) or an upper bound; the tangent root is an upper bound (concavity); the counts at the two
+    # inertia shifts +-zero_tol are set when S(sigma) certifies them (_evaluate). Next shift: while
+    # the bracket is open (and the search budget lasts), (best upper estimate) - ctol, safeguarded
+    # by bisection; then an inertia shift whose count is still unknown.
     def body(state):
-        k, sigma, lo, hi, n_lt = state
-        ev, below, dmu = _evaluate(ba, sigma)
-        n_lt = n_lt.at[jnp.minimum(k, 1)].set(jnp.where(k < 2, below, n_lt[jnp.minimum(k, 1)]))
+        k, n_search, sigma, lo, hi, n_lt = state
+        ev, below, dmu, cert = _evaluate(ba, sigma, shifts, delta)
+        n_lt = jnp.where(n_lt < 0, cert, n_lt)
         left = below == 0
         lo = jnp.where(left, jnp.maximum(lo, sigma), lo)
         hi = jnp.where(left, hi, jnp.minimum(hi, sigma))
+        # certified counts at the inertia shifts bound lambda_min too
+        lo = jnp.where(n_lt[1] == 0, jnp.maximum(lo, shifts[1]), lo)
+        lo = jnp.where(n_lt[0] == 0, jnp.maximum(lo, shifts[0]), lo)
+        hi = jnp.where(n_lt[0] > 0, jnp.minimum(hi, shifts[0]), hi)
+        hi = jnp.where(n_lt[1] > 0, jnp.minimum(hi, shifts[1]), hi)
         t = sigma - ev[0] / dmu  # tangent root: an upper bound of lambda_min (concavity)
         hi = jnp.where((sigma < delta) & (t > lo), jnp.minimum(hi, t), hi)
-        steps = jnp.where((k == 1) & (hi - lo > 1e-6 * scale), m, 0)
-        theta = _lanczos_plain(lambda x: block_arrow_matvec(ba, x), v0, m, steps)
-        nxt = jnp.minimum(hi, theta) - ctol
+        # right of the root, Newton is slow near the pole: the root of the model mu ~ a + b /
+        # (delta - sigma) matching mu and mu' (concave, below the tangent) is the next estimate
+        gap = delta - sigma
+        a = ev[0] - dmu * gap
+        rational = jnp.where((ev[0] < 0) & (a > 0), delta + dmu * gap**2 / a, t)
+        guess = jnp.where(theta < hi, theta, rational)  # the Ritz value while it is informative
+        search = (hi - lo > xtol) & (n_search < max_iter)
+        nxt = jnp.minimum(hi, guess) - ctol
         nxt = jnp.where((nxt > lo) & (nxt < hi), nxt, 0.5 * (lo + hi))
-        nxt = jnp.where(k == 0, zero_tol, jnp.minimum(nxt, cap))
-        return k + 1, nxt, lo, hi, n_lt
+        nxt = jnp.minimum(nxt, cap)
+        nxt = jnp.where(search, nxt, jnp.where(n_lt[0] < 0, shifts[0], shifts[1]))
+        return k + 1, n_search + search.astype(jnp.int32), nxt, lo, hi, n_lt
 
     def cond(state):
-        k, _, lo, hi, _ = state
-        return (k < 2) | ((hi - lo > xtol) & (k < max_iter + 2))
+        k, n_search, _, lo, hi, n_lt = state
+        open_ = (hi - lo > xtol) & (n_search < max_iter)
+        return (k == 0) | jnp.any(n_lt < 0) | open_
 
-    init = (jnp.int32(0), -zero_tol, lo0, hi0, jnp.zeros((2,), jnp.int32))
-    k, _, lo, hi, n_lt = jax.lax.while_loop(cond, body, init)
+    hi_est = jnp.minimum(hi0, theta)
+    # first shift: in the zero band [-zero_tol, zero_tol], just left of the estimate (at a minimum
+    # with zero modes this one evaluation decides everything)
+    first = jnp.minimum(jnp.clip(hi_est - ctol, -zero_tol, zero_tol), cap)
+    first = jnp.where((first > lo0) & (first < hi0), first, -zero_tol)
+    init = (jnp.int32(0), jnp.int32(0), first, lo0, hi0, jnp.full((2,), -1, jnp.int32))
+    k, _, _, lo, hi, n_lt = jax.lax.while_loop(cond, body, init)
     return BlockArrowResult(
         n_neg=n_lt[0],
         n_zero=n_lt[1] - n_lt[0],

@@ -28,7 +28,7 @@ def _pinv_solve(M, rhs, rtol):
 
 
 def newton_step(
-    spec, params, *, method: str = "auto", rtol: float = 1e-10, sample_chunk: int = 1024
+    spec, params, *, method: str = "auto", rtol: float = 1e-10, sample_chunk: int = 256
 ):
     """The Newton step ``-Hess^+ grad`` at ``params``, returned as a params pytree.
 

@@ -231,7 +231,7 @@ def fast_path_applies(spec) -> bool:
 
 
 def block_arrow(
-    spec, params, *, method: str = "auto", chunk_size: int = 64, sample_chunk: int = 1024
+    spec, params, *, method: str = "auto", chunk_size: int = 64, sample_chunk: int = 256
 ):
     """The block-arrow Hessian structure of ``ufm.loss(spec, .)`` at ``params``.
 

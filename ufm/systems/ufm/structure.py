@@ -17,13 +17,16 @@ K``), ``sum_i B_i C_i B_i^T`` is, in the index order ``[(k, j), (l, m)]``,
 
 Each term is one matmul over the sample axis, ``O(N K^2 d^2)`` (``T1``, ``T3`` on packed upper
 triangles). Samples are processed in a ``lax.scan`` over chunks of ``sample_chunk`` (zero-padded: a
-padded sample has ``p = g = h = 0`` and contributes nothing) with sample-leading arrays: per chunk a
-batched LAPACK Cholesky of ``D_i - sigma I``, batched ``d x d`` products for ``C_i``, ``U_i``,
-``R_i``,
-and the three sample-axis matmuls into small accumulators. No ``(K, d, N)`` temporary is formed: on
-CPU the memory traffic of such temporaries, not the flops, dominates (an unrolled elementwise
-LDL^T was measured several times slower and ten times slower to compile). For MSE every sample
-shares ``D_i`` and ``P_i`` and the sums collapse to ``H H^T``, ``H G^T``, ``G G^T``.
+padded sample has ``p = g = h = 0`` and contributes nothing) stored with the samples on the *last*
+axis (``(num_chunks, ., sample_chunk)``), so that every per-sample quantity is a contiguous vector
+over the chunk: per chunk ``D_i`` by one GEMM, ``C_i`` by the vectorised Gauss-Jordan of
+:mod:`ufm.kernels.small_spd`, ``V_i = W C_i`` and ``W C_i W^T`` by two GEMMs (``U_i`` and ``R_i``
+follow elementwise from ``P_i = diag(p_i) (W - 1 q_i^T) / N``), and the three sample-axis matmuls
+into small accumulators; ``(D_i - sigma I)^{-1} y_i`` (:meth:`UFMBlockArrow.apply_cinv`) is an
+unrolled elementwise sum. No ``(K, d, N)`` temporary is formed: on CPU the memory traffic of such
+temporaries, not the flops, dominates (an unrolled elementwise LDL^T was measured several times
+slower and ten times slower to compile). For MSE every sample shares ``D_i`` and ``P_i`` and the
+sums collapse to ``H H^T``, ``H G^T``, ``G G^T``.
 """
 
 from __future__ import annotations
@@ -214,30 +217,35 @@ class UFMBlockArrow(NamedTuple):
         N = self.num_samples
         W, lH = self.W, self.lambda_H
         dtype = W.dtype
-        iuK, iud = np.triu_indices(K), np.triu_indices(d)
-        eye_d = jnp.eye(d, dtype=dtype)
-
-        WW2 = (W[:, :, None] * W[:, None, :]).reshape(K, d * d)  # rows: w_k w_k^T
+        eye_d = jnp.eye(d, dtype=dtype)[:, :, None]
+        WW2t = (W[:, :, None] * W[:, None, :]).reshape(K, d * d).T  # rows (a, b): W[:, a] W[:, b]
 
         def chunk(carry, xs):
-            h, g, p = xs  # (c, d), (c, K), (c, K): sample-leading inside a chunk
-            c = h.shape[0]
-            q = p @ W  # (c, d): q_i = W^T p_i
-            Pm = p[:, :, None] * (W[None] - q[:, None, :]) / N  # (c, K, d): P_i = Hz_i W / N
-            D = (p @ WW2).reshape(c, d, d) - q[:, :, None] * q[:, None, :]  # a GEMM, no einsum
-            # (D_i - sigma I)^{-1}: Gauss-Jordan vectorised over the samples (ufm.kernels)
-            M = jnp.moveaxis(D / N + (lH - sigma) * eye_d, 0, -1)  # (d, d, c)
-            C = jnp.moveaxis(spd_inverse_batched_last(M), -1, 0)
-            U = Pm @ C  # (c, K, d)
-            R = U @ jnp.swapaxes(Pm, 1, 2)  # (c, K, K)
+            h, g, p = xs  # (d, c), (K, c), (K, c): batch on the last axis
+            c = h.shape[-1]
+            q = W.T @ p  # q_i = W^T p_i
+            D = (WW2t @ p).reshape(d, d, c) - q[:, None] * q[None, :]  # N (D_i - lambda_H I)
+            # C_i = (D_i - sigma I)^{-1}: Gauss-Jordan vectorised over the samples (ufm.kernels)
+            C = spd_inverse_batched_last(D / N + (lH - sigma) * eye_d)
+            # P_i = diag(p_i) (W - 1 q_i^T) / N, so with V_i = W C_i (one GEMM over the chunk):
+            # U_i = P_i C_i = diag(p_i) (V_i - 1 (C_i q_i)^T) / N and, with s_i = W C_i q_i,
+            # R_i = U_i P_i^T = diag(p_i) (W C_i W^T - s_i 1^T - 1 s_i^T + q_i^T C_i q_i) diag(p_i)
+            # / N^2
+            V = (W @ C.reshape(d, d * c)).reshape(K, d, c)
+            Cq = _small_matvec(C, q)  # (d, c), C_i symmetric
+            U = p[:, None, :] * (V - Cq[None]) / N  # (K, d, c)
+            WCW = (W @ jnp.swapaxes(V, 0, 1).reshape(d, K * c)).reshape(K, K, c)
+            sv = W @ Cq  # (K, c): V_i q_i = W C_i q_i
+            t = _small_dot(q, Cq)  # (c,)
+            R = p[:, None] * p[None, :] * (WCW - sv[:, None] - sv[None, :] + t) / N**2
             T1, T2, T3, Wb1, Wb2, bb = carry
-            T1 = T1 + R[:, iuK[0], iuK[1]].T @ (h[:, :, None] * h[:, None, :])[:, iud[0], iud[1]]
-            T2 = T2 + U.reshape(c, K * d).T @ (h[:, :, None] * g[:, None, :]).reshape(c, d * K)
-            T3 = T3 + (g[:, :, None] * g[:, None, :])[:, iuK[0], iuK[1]].T @ C[:, iud[0], iud[1]]
+            T1 = T1 + _dot_last(_triu_rows(R), _triu_rows(h[:, None] * h[None, :]))
+            T2 = T2 + _dot_last(U.reshape(K * d, c), (h[:, None] * g[None, :]).reshape(d * K, c))
+            T3 = T3 + _dot_last(_triu_rows(g[:, None] * g[None, :]), _triu_rows(C))
             if self.has_bias:
-                Wb1 = Wb1 + R.reshape(c, K * K).T @ h
-                Wb2 = Wb2 + g.T @ U.reshape(c, K * d)
-                bb = bb + jnp.sum(R, axis=0)
+                Wb1 = Wb1 + _dot_last(R.reshape(K * K, c), h)
+                Wb2 = Wb2 + _dot_last(g, U.reshape(K * d, c))
+                bb = bb + jnp.sum(R, axis=-1)
             return (T1, T2, T3, Wb1, Wb2, bb), C
 
         nK, nd = K * (K + 1) // 2, d * (d + 1) // 2
@@ -256,18 +264,42 @@ class UFMBlockArrow(NamedTuple):
         """``(D_i - sigma I)^{-1} y_i`` for every sample, ``Cinv`` from :meth:`schur`."""
         if Cinv.ndim == 2:
             return Cinv @ Y
-        nc, c, d, _ = Cinv.shape
+        nc, d, _, c = Cinv.shape
         N = Y.shape[1]
-        Yc = _chunks(Y, c)  # (nc, c, d)
-        out = (Cinv @ Yc[..., None])[..., 0]
-        return out.reshape(nc * c, d)[:N].T
+        out = jax.vmap(_small_matvec)(Cinv, _chunks(Y, c))  # (nc, d, c)
+        return jnp.moveaxis(out, 0, 1).reshape(d, nc * c)[:, :N]
 
 
 def _chunks(X, c):
-    """``(r, N)`` -> zero-padded, sample-leading chunks ``(ceil(N / c), c, r)``."""
+    """``(r, N)`` -> zero-padded chunks ``(ceil(N / c), r, c)``, the samples on the last axis."""
     r, N = X.shape
     nc = -(-N // c)
-    return jnp.pad(X, ((0, 0), (0, nc * c - N))).T.reshape(nc, c, r)
+    return jnp.moveaxis(jnp.pad(X, ((0, 0), (0, nc * c - N))).reshape(r, nc, c), 1, 0)
+
+
+def _small_matvec(X, y):
+    """``out[:, i] = X[:, :, i]^T y[:, i]`` for ``X (s, r, c)``, ``y (s, c)`` (an unrolled sum of
+    elementwise products: XLA:CPU reduces slowly over a leading axis)."""
+    out = X[0] * y[0]
+    for a in range(1, X.shape[0]):
+        out = out + X[a] * y[a]
+    return out
+
+
+def _small_dot(x, y):
+    """``sum_a x[a] * y[a]`` over the leading axis, unrolled (see :func:`_small_matvec`)."""
+    return _small_matvec(x[:, None], y)[0]
+
+
+def _triu_rows(X):
+    """``X (n, n, c)`` -> its upper triangle ``(n (n + 1) / 2, c)`` in ``np.triu_indices`` order
+    (contiguous row slices, no gather)."""
+    return jnp.concatenate([X[k, k:] for k in range(X.shape[0])], axis=0)
+
+
+def _dot_last(X, Y):
+    """``X @ Y^T`` for ``X (r, c)``, ``Y (s, c)``: a GEMM contracting the sample axis."""
+    return jax.lax.dot_general(X, Y, (((1,), (1,)), ((), ())))
 
 
 def ufm_split_features(spec: UFMSpec, params: UFMParams) -> FeatureSplit:
@@ -303,17 +335,16 @@ def ufm_block_arrow(spec: UFMSpec, params: UFMParams, sample_chunk: int) -> UFMB
         Hc, Gc, Pc = _chunks(H, c), _chunks(G, c), _chunks(p, c)
         nK, nd = K * (K + 1) // 2, d * (d + 1) // 2
 
-        iuK, iud = np.triu_indices(K), np.triu_indices(d)
-
         def chunk(carry, xs):
-            h, pc = xs  # (c, d), (c, K)
-            hh = (h[:, :, None] * h[:, None, :])[:, iud[0], iud[1]]
+            h, pc = xs  # (d, c), (K, c)
+            hh = _triu_rows(h[:, None] * h[None, :])
+            pp = pc[:, None] * pc[None, :]
             a, b_, e, f = carry
             return (
-                a + pc.T @ hh,
-                b_ + (pc[:, :, None] * pc[:, None, :])[:, iuK[0], iuK[1]].T @ hh,
-                e + pc.T @ h,
-                f + (pc[:, :, None] * pc[:, None, :]).reshape(-1, K * K).T @ h,
+                a + _dot_last(pc, hh),
+                b_ + _dot_last(_triu_rows(pp), hh),
+                e + _dot_last(pc, h),
+                f + _dot_last(pp.reshape(K * K, -1), h),
             ), None
 
         init = (
