@@ -35,7 +35,7 @@ Writes a markdown report (``--out``, default ``benchmarks/perf_results.md``) wit
 machine (CPU model, cores, accelerator, load average before and after) and the versions, and
 appends it to ``BENCHMARKS.md`` as a dated section (``--append ''`` to skip). Usage::
 
-    python benchmarks/perf.py            # everything (about 12 minutes on 2 cores)
+    python benchmarks/perf.py            # everything (22 minutes on 2 cores, 5 of them the sweep)
     python benchmarks/perf.py --quick    # fewer steps and repeats, N = 10^4 block-arrow
     python benchmarks/perf.py --parts canonical,torch --append ''   # one part, no record
 
