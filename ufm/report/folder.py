@@ -93,9 +93,14 @@ def render_figures(jobs, worker=None) -> list[pathlib.Path]:
     if theirs and not worker.submit([jobs[i] for i in theirs]):
         theirs = []
     done = {}
-    for i, job in enumerate(jobs):
-        if i not in theirs:
-            done[i] = render_job(job)
+    try:
+        for i, job in enumerate(jobs):
+            if i not in theirs:
+                done[i] = render_job(job)
+    except BaseException:
+        if worker is not None:
+            worker.close()
+        raise
     if theirs:
         got = worker.collect() or []
         for j, path, error in got:
