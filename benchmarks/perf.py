@@ -25,7 +25,8 @@ shapes compiles first; compile time is reported on its own). Rows, all timed in 
   ``d = K`` sweep (``experiments/sweeps/d_equals_k.toml``), as fresh subprocesses
   (``benchmarks/perf_pipeline.py``).
 
-On an accelerator the same command runs unchanged: the rows use the default backend's devices
+On an accelerator the same command is meant to run unchanged (not yet tried: no GPU was lent
+when it was written): the rows use the default backend's devices
 (the device kind is recorded), the GEMM rate is measured at the default and at the highest matmul
 precision (``jax.default_matmul_precision``), and the roofline uses the default one.
 

@@ -192,8 +192,10 @@ def block_arrow_spectrum(
     ``vmap`` it runs until the slowest member ends, the others masked). Typical cost at ``N =
     10^5`` (``K = d = 10``, ``benchmarks/hessian_scaling.py``): one evaluation at the closed-form
     CE minimum, two at the origin saddle, about six at a random point, each ``O(N K^2 d^2)`` for
-    the UFM fast path. ``num_matvecs=12`` (default): at ``N = 10^5`` twelve Hessian-vector
-    products cost a fraction of one evaluation, and a deeper start (48) saved evaluations only at
+    the UFM fast path. ``num_matvecs=12`` (default): the Lanczos start now always runs before the
+    first evaluation; at ``N = 10^5`` its twelve Hessian-vector products measured about as much as
+    one or two evaluations (0.8 s against 0.43-0.5 s per evaluation, 2 cores under load), so at
+    the closed-form minimum it is most of the cost; a deeper start (48) saved evaluations only at
     non-critical points (BENCHMARKS.md).
 
     Recommended: float64, ``lambda_H > 0`` (the UFM fast path needs ``D_i >= lambda_H I``), defaults

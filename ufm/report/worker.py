@@ -1,5 +1,7 @@
-"""A second process that renders part of a report's figures, so that the figure set of a command
-line run takes about half the wall time on a machine with two or more cores.
+"""A second process that renders part of a report's figures while the command renders the rest, on
+a machine with two or more cores (two Python processes ran at about 1.6x one here: ``ufm
+landscape``'s figure set took 3.9-4.7 s of wall time with it, together with the lighter ticks of
+:mod:`ufm.report.figures`, against 5.3-6.5 s before; BENCHMARKS.md).
 
 Matplotlib renders in Python under the GIL: the seven figures of ``ufm landscape`` cost about 6 s
 of one core on the 2-core development machine, a third of a warm run (BENCHMARKS.md). A
