@@ -33,3 +33,32 @@ def test_ci_runs_the_readme_test_command():
     assert install_run.endswith("ufm landscape")
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_cmd in ci
+
+
+def test_the_first_command_needs_only_the_core_dependencies():
+    """``pip install -e . && ufm landscape`` installs the core dependencies only: importing ufm
+    and its command line must not need a package that only an extra installs (equinox once did,
+    through the feature-map system; the test environment has every extra, so block them)."""
+    import subprocess
+    import sys
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    name = lambda req: re.split(r"[<>=!~;\[ ]", req, maxsplit=1)[0].strip().lower()  # noqa: E731
+    core = {name(r) for r in meta["dependencies"]}
+    extra = {name(r) for reqs in meta["optional-dependencies"].values() for r in reqs} - core
+    modules = {"scikit-learn": "sklearn"}
+    blocked = sorted(modules.get(p, p.replace("-", "_")) for p in extra)
+    code = (
+        "import sys\n"
+        f"for m in {blocked!r}: sys.modules[m] = None\n"
+        "import ufm, ufm.cli.main\n"
+        "ufm.cli.main.build_parser()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "equinox" in core and "sklearn" in blocked
