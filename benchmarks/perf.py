@@ -21,6 +21,9 @@ shapes compiles first; compile time is reported on its own). Rows, all timed in 
 * block-arrow classification (:func:`ufm.hessian.block_arrow_spectrum`, float64) at
   ``N = 10^5`` (``n = 10^4``): the global minimum (closed form), the origin (a strict saddle) and a
   random non-critical point; plus one Schur-complement evaluation.
+* the dense float64 Hessian kernels of a ``d = K`` sweep chunk, per Hessian (``96 x 96``): the
+  autodiff Hessian, ``jnp.linalg.eigvalsh`` against ``ufm.kernels.eigvalsh`` (values only), the
+  ``eigh`` with vectors and the LU solve of the Newton polish.
 * ``ufm landscape`` on its embedded default, cold (empty compilation cache) and warm, and the
   ``d = K`` sweep (``experiments/sweeps/d_equals_k.toml``), as fresh subprocesses
   (``benchmarks/perf_pipeline.py``).
@@ -68,7 +71,7 @@ def parse_args(argv=None):
     p.add_argument("--torch-seeds", type=int, default=3, help="seeds of the per-seed torch loop")
     p.add_argument(
         "--parts",
-        default="canonical,torch,small,float64,hessian,landscape,sweep",
+        default="canonical,torch,small,float64,hessian,dense,landscape,sweep",
         help="comma list of what to run (torch needs canonical)",
     )
     p.add_argument(
@@ -297,6 +300,43 @@ def hessian_rows(n, repeats):
     return spec.N, rows
 
 
+# -- dense Hessian kernels of the landscape sweeps --------------------------------------------
+
+
+def dense_rows(repeats, count=2048):
+    """Per-point cost of the dense float64 Hessian work of a ``d = K`` sweep chunk (the sweep's CE
+    problem, ``K = d = 4``, ``n = 5``: ``96 x 96`` Hessians, one at a time in ``lax.map`` as on
+    CPU): the Hessian itself, eigenvalues by ``jnp.linalg.eigvalsh`` (jax computes the vectors
+    too) and by ``ufm.kernels.eigvalsh`` (LAPACK job N; the classification), ``eigh`` with vectors
+    (the polish's pseudo-inverse step) and the LU solve (the polish's regularised step)."""
+    from ufm.hessian.dense import hessian_dense
+
+    spec = ufm.UFMSpec(K=4, n=5, d=4, loss="ce", lambda_W=5e-3, lambda_H=5e-3, dtype="float64")
+    pts = ufm.init_batch(spec, jax.random.key(0), count)
+    build = jax.jit(lambda ps: jax.lax.map(lambda p: hessian_dense(spec, p)[0], ps))
+    Hs = build(pts)
+    g = jnp.ones(Hs.shape[:2], Hs.dtype)
+    fns = {
+        "Hessian (autodiff)": (build, (pts,)),
+        "jnp.linalg.eigvalsh": (jax.jit(lambda H: jax.lax.map(jnp.linalg.eigvalsh, H)), (Hs,)),
+        "ufm.kernels.eigvalsh": (jax.jit(lambda H: jax.lax.map(ufm.kernels.eigvalsh, H)), (Hs,)),
+        "jnp.linalg.eigh (vectors)": (jax.jit(lambda H: jax.lax.map(jnp.linalg.eigh, H)), (Hs,)),
+        "LU solve (jnp.linalg.solve)": (
+            jax.jit(lambda H, g: jax.lax.map(lambda a: jnp.linalg.solve(*a), (H, g))),
+            (Hs, g),
+        ),
+    }
+    rows, outs = [], {}
+    for name, (fn, args) in fns.items():
+        t, first, out = best(lambda fn=fn, args=args: fn(*args), repeats)
+        outs[name] = out
+        rows.append((name, t / count * 1e3, first - t))
+        log(rows[-1])
+    a, b = np.asarray(outs["jnp.linalg.eigvalsh"]), np.asarray(outs["ufm.kernels.eigvalsh"])
+    dev = float(np.max(np.abs(a - b)) / np.max(np.abs(a)))
+    return Hs.shape[1], count, rows, dev
+
+
 # -- report ----------------------------------------------------------------------------------
 
 
@@ -350,6 +390,9 @@ def main():
     hrows, N = [], None
     if "hessian" in a.parts:
         N, hrows = hessian_rows(a.hessian_n, a.repeats)
+    drows = None
+    if "dense" in a.parts:
+        drows = dense_rows(a.repeats)
     prows = []
     if "landscape" in a.parts:
         prows += perf_pipeline.landscape_rows()
@@ -409,6 +452,19 @@ def main():
         ]
         for name, t, comp, ev, inert, ok in hrows:
             lines.append(f"| {name} | {t:.3f} | {comp:.1f} | {ev} | {inert} | {ok} |")
+        lines.append("")
+    if drows:
+        n_par, count, dr, dev = drows
+        lines += [
+            f"Dense float64 Hessian kernels of the d = K sweep ({count} Hessians of {n_par} x "
+            f"{n_par}, CE, one at a time in `lax.map`), best of {a.repeats}; the two eigenvalue "
+            f"routines agree to {dev:.1e} relative:",
+            "",
+            "| kernel | ms per Hessian | compile s |",
+            "|---|---|---|",
+        ]
+        for name, ms, comp in dr:
+            lines.append(f"| {name} | {ms:.3f} | {comp:.1f} |")
         lines.append("")
     if prows:
         lines += [

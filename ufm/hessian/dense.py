@@ -16,11 +16,11 @@ pytree order, e.g. ``W`` row-major, then ``H`` row-major, then ``b`` for :class:
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from ..core.jitting import jit_when_eager
 from ..core.model import loss
+from ..kernels import eigvalsh
 
 __all__ = ["hessian_dense", "hessian_spectrum_dense", "flat_objective"]
 
@@ -61,7 +61,8 @@ def hessian_spectrum_dense(spec, params) -> jax.Array:
     """All Hessian eigenvalues, ascending (``eigvalsh`` of :func:`hessian_dense`; vmappable).
 
     Use float64 (``spec.dtype="float64"`` and ``jax_enable_x64``) whenever signs of small
-    eigenvalues matter. SciPy equivalent: ``scipy.linalg.eigvalsh(H)``.
+    eigenvalues matter. The eigenvalues come without eigenvectors (:func:`ufm.kernels.eigvalsh`).
+    SciPy equivalent: ``scipy.linalg.eigvalsh(H)``.
 
     Example:
         >>> import jax, ufm
@@ -73,4 +74,4 @@ def hessian_spectrum_dense(spec, params) -> jax.Array:
         >>> round(float(ev[0]), 6), round(lam, 6)
         (-0.090947, -0.090947)
     """
-    return jnp.linalg.eigvalsh(_hessian_matrix(spec, params))
+    return eigvalsh(_hessian_matrix(spec, params))

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from ..core.validation import check_int
+from ..kernels import eigvalsh
 from .structure import block_arrow, block_arrow_matvec
 
 __all__ = [
@@ -92,7 +93,7 @@ def _evaluate(ba, sigma, shifts, delta):
     def certified(s):
         dl = s - sigma
         near = jnp.sum(ev < dl).astype(jnp.int32)  # negative count of S(sigma) - Delta I
-        far_ev = jnp.linalg.eigvalsh(S - dl * (jnp.eye(P, dtype=S.dtype) + T / (delta - s)))
+        far_ev = eigvalsh(S - dl * (jnp.eye(P, dtype=S.dtype) + T / (delta - s)))
         ok = (near == jnp.sum(far_ev < 0).astype(jnp.int32)) & (sigma < delta) & (s < delta)
         return jnp.where(dl == 0, below, jnp.where(ok, near, jnp.int32(-1)))
 
@@ -108,7 +109,7 @@ def block_arrow_inertia(ba, sigma):
     the UFM fast path must lie below ``ba.diag_min`` (``>= lambda_H``).
     """
     S, _ = ba.schur(sigma)
-    return ba.count_diag_below(sigma) + jnp.sum(jnp.linalg.eigvalsh(S) < 0).astype(jnp.int32)
+    return ba.count_diag_below(sigma) + jnp.sum(eigvalsh(S) < 0).astype(jnp.int32)
 
 
 def _lanczos_plain(matvec, v0, m: int, num_steps):
@@ -149,7 +150,7 @@ def _lanczos_plain(matvec, v0, m: int, num_steps):
     *_, a, b, act, nxt = jax.lax.fori_loop(0, num_steps, body, init)
     a = jnp.where(act, a, a[0])
     b = jnp.where(nxt, b, 0.0)[:-1]
-    ritz = jnp.linalg.eigvalsh(jnp.diag(a) + jnp.diag(b, 1) + jnp.diag(b, -1))
+    ritz = eigvalsh(jnp.diag(a) + jnp.diag(b, 1) + jnp.diag(b, -1))
     return jnp.where(num_steps > 0, ritz[0], jnp.inf)
 
 
@@ -249,7 +250,7 @@ def spectrum_of_structure(
     m = min(num_matvecs, n_vec)
 
     # certified initial bracket [lo0, hi0] and a cheap upper estimate of ||Hess||_2
-    evA = jnp.linalg.eigvalsh(A)
+    evA = eigvalsh(A)
     delta = ba.diag_min
     hi0 = jnp.minimum(evA[0], delta)  # interlacing: A and every D_i are principal submatrices
     b_fro = ba.b_fro()

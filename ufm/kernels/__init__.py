@@ -2,6 +2,8 @@
 two agree (``tests/kernels``).
 
 * :func:`small_matmul`: products of tiny matrices as fused multiply-adds (:mod:`.contract`).
+* :func:`eigvalsh`: eigenvalues of symmetric matrices without the vectors (LAPACK ``syevd`` job
+  ``N`` on CPU; :mod:`.eigvals`), for Hessian inertia and ``lambda_min``.
 * :func:`ufm_value_and_grad`: the UFM objective and its closed-form gradient in one pass
   (:mod:`.ufm_objective`), used by :func:`ufm.optimize` through :func:`value_and_grad`
   (:mod:`.registry`).
@@ -11,6 +13,8 @@ two agree (``tests/kernels``).
 from .contract import UNROLL_MAX as UNROLL_MAX
 from .contract import small_matmul as small_matmul
 from .contract import small_matmul_reference as small_matmul_reference
+from .eigvals import eigvalsh as eigvalsh
+from .eigvals import eigvalsh_reference as eigvalsh_reference
 from .registry import has_fast_value_and_grad as has_fast_value_and_grad
 from .registry import register_value_and_grad as register_value_and_grad
 from .registry import value_and_grad as value_and_grad

@@ -5,12 +5,15 @@ collapse directions is O(lambda). Hessian analysis needs the gradient at ~1e-10 
 point is polished first.
 
 * ``newton`` (default for small problems): Newton's method on ``grad f = 0`` with the dense float64
-  Hessian and an eigenvalue pseudo-inverse (eigenvalues with ``|lambda| <= rtol * max|lambda|`` are
-  dropped: the Hessian is singular along the rotation orbit ``W -> W Q, H -> Q^T H``). A step
-  acceptance on the merit ``||grad f||`` (fixed candidate step lengths, no data-dependent loop)
-  keeps
-  it stable. Newton converges quadratically to the nearby critical point *of any index*, so it also
-  polishes saddles.
+  Hessian. Each step first tries the full step of the Tikhonov-regularised system ``(H + mu I) s
+  = -g`` (LU, ``mu = rtol * ||H||_inf``) and keeps it when it cuts ``||grad f||`` by
+  :data:`FAST_ACCEPT`; otherwise it takes the eigenvalue pseudo-inverse step (eigenvalues with
+  ``|lambda| <= rtol * max|lambda|`` are dropped: the Hessian is singular along the rotation orbit
+  ``W -> W Q, H -> Q^T H``) with a step acceptance on the merit ``||grad f||`` (fixed candidate
+  step lengths, no data-dependent loop), which keeps it stable. The LU step costs about a third
+  of the ``eigh`` (``96 x 96``, float64, CPU: 0.33 ms against 1.06 ms per point) and is the one
+  taken near critical points, where the polish starts. Newton converges quadratically to the
+  nearby critical point *of any index*, so it also polishes saddles.
 * ``lbfgs``: ``optax.lbfgs`` with its zoom line search, for problems too large for a dense Hessian.
   It minimises, so it only polishes minima.
 
@@ -69,6 +72,17 @@ def dense_newton_direction(hess, grad, rtol=1e-10):
     return -(evecs @ (inv * (evecs.T @ grad)))
 
 
+def regularised_newton_direction(hess, grad, rtol=1e-10):
+    """Newton direction ``-(H + mu I)^{-1} g`` by LU (``jnp.linalg.solve``), ``mu = rtol *
+    max_i sum_j |H_ij|`` (an upper bound of ``max|lambda|``): a Tikhonov shift at the scale of the
+    pseudo-inverse cut-off of :func:`dense_newton_direction`, so that exactly singular directions
+    (symmetry orbits, the free bias along ``1`` for CE) get a rounding-sized component instead of
+    a division by zero. Indefinite Hessians are fine (LU with partial pivoting)."""
+    mu = rtol * jnp.max(jnp.sum(jnp.abs(hess), axis=1))
+    n = hess.shape[0]
+    return -jnp.linalg.solve(hess + mu * jnp.eye(n, dtype=hess.dtype), grad)
+
+
 def _merit_step(grad_fn, x, g, direction):
     """Take the first of the candidate step lengths that reduces ``||grad||`` (else stay)."""
     ts = jnp.asarray(_STEP_LENGTHS, x.dtype)
@@ -79,6 +93,11 @@ def _merit_step(grad_fn, x, g, direction):
     idx = jnp.argmax(ok)  # first acceptable length
     return jnp.where(jnp.any(ok), cand[idx], x)
 
+
+#: The regularised LU step is taken when it cuts ``||grad f||`` at least by this factor (near a
+#: critical point Newton's quadratic convergence cuts it by orders of magnitude); otherwise the
+#: step is the pseudo-inverse one with the merit search.
+FAST_ACCEPT = 0.25
 
 #: Newton iterations per compiled call; the host stops once every seed has converged.
 NEWTON_CHUNK = 3
@@ -91,8 +110,17 @@ def _newton_dense_chunk(spec, params, done, tol, rtol, length, one_by_one=False)
         grad_fn = jax.grad(f)
 
         def newton_step(x, g):
-            direction = dense_newton_direction(jax.hessian(f)(x), g, rtol)
-            return _merit_step(grad_fn, x, g, direction)
+            hess = jax.hessian(f)(x)
+            # the regularised LU step first (a third of the eigh's cost); the pseudo-inverse
+            # step with the merit search when it does not cut ||grad f|| by FAST_ACCEPT
+            x_fast = x + regularised_newton_direction(hess, g, rtol)
+            gn_fast = jnp.linalg.norm(grad_fn(x_fast))
+            good = jnp.isfinite(gn_fast) & (gn_fast <= FAST_ACCEPT * jnp.linalg.norm(g))
+            return jax.lax.cond(
+                good,
+                lambda: x_fast,
+                lambda: _merit_step(grad_fn, x, g, dense_newton_direction(hess, g, rtol)),
+            )
 
         def body(carry, _):
             x, done = carry

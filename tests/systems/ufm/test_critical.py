@@ -103,8 +103,10 @@ def test_classify_batch_padding_and_batch_sizes_agree(saddles):
     one = ufm.classify_batch(SPEC, three)
     four = ufm.classify_batch(SPEC, three, batch_size=4)
     assert len(one["class"]) == 3
-    for k in ("class_code", "n_neg", "n_zero", "lambda_min", "f_gap"):
+    for k in ("class_code", "n_neg", "n_zero", "lambda_min"):
         np.testing.assert_array_equal(one[k], four[k], err_msg=k)
+    # the loss is a sum that XLA may order differently under vmap: equal to rounding
+    np.testing.assert_allclose(one["f_gap"], four["f_gap"], rtol=1e-14, atol=1e-16)
     for i in range(3):
         rec = ufm.classify(SPEC, jax.tree_util.tree_map(lambda x: x[i], three))
         assert int(rec.code) == one["class_code"][i]
