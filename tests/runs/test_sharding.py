@@ -91,6 +91,31 @@ def test_pad_and_split():
     assert [c.tolist() for c in chunks] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
 
 
+@pytest.mark.parametrize(
+    "n,size,multiple", [(10017, 2048, 1), (10025, 2048, 2), (2049, 2048, 8), (5, 8, 4), (64, 8, 8)]
+)
+def test_balanced_chunks_cover_every_seed_once_with_one_width(n, size, multiple):
+    seeds = np.arange(100, 100 + n)
+    chunks, width = ufm.runs.sharding.balanced_chunks(seeds, size, multiple)
+    assert np.array_equal(np.concatenate(chunks), seeds)  # every seed once, in order
+    assert len(chunks) == -(-n // size)  # as many chunks as the plain split
+    assert width % multiple == 0 and width <= size
+    assert all(c.size == width for c in chunks[:-1]) and 0 < chunks[-1].size <= width
+    assert width - chunks[-1].size < len(chunks) * multiple  # the padding stays small
+    assert ufm.runs.sharding.balanced_chunks([], size) == ([], 0)
+
+
+def test_padded_chunk_equals_unpadded():
+    """pad_to repeats the last start: the real rows are the unpadded run's, bit for bit."""
+    spec = ufm.UFMSpec(K=3, n=2, d=3, loss="ce", bias="free")
+    seeds = np.arange(5)
+    kw = dict(optimizer=OPT, base_seed=7, analyses=ANALYSES)
+    a = run_chunk(spec, seeds, ufm.runs.seed_mesh(1), **kw)
+    b = run_chunk(spec, seeds, ufm.runs.seed_mesh(1), pad_to=9, **kw)
+    assert len(b["f"]) == 5
+    _assert_same(a, b)
+
+
 @pytest.mark.parametrize("count", [1, 2, 3, 7])
 def test_process_seeds_partition(count):
     seeds = np.arange(50)

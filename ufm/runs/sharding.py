@@ -52,6 +52,7 @@ __all__ = [
     "pad_seeds",
     "process_seeds",
     "split_chunks",
+    "balanced_chunks",
     "bytes_per_seed",
     "chunk_size",
 ]
@@ -127,6 +128,29 @@ def process_seeds(seeds, process_index: int, process_count: int) -> np.ndarray:
     """
     seeds = np.asarray(seeds, dtype=np.int64)
     return seeds[seeds % process_count == process_index]
+
+
+def balanced_chunks(seeds, size: int, multiple: int = 1) -> tuple[list[np.ndarray], int]:
+    """Consecutive chunks of at most ``size`` seeds, as even as possible, and their common width.
+
+    ``m = ceil(n / size)`` chunks of ``width = ceil(n / m)`` seeds (rounded up to ``multiple``,
+    the device count; ``width <= size`` when ``size`` is a multiple of it), the last one shorter
+    by less than ``m * multiple``: padded to ``width`` (:func:`ufm.runs.run_chunk`'s ``pad_to``)
+    every chunk of a configuration has one shape, so it is compiled once instead of twice (the
+    ``d = K`` sweep: 4 x 2048 + 1825 -> 5 x 2004 + 2001, 3 padded starts instead of a second
+    compilation of every stage).
+
+    >>> chunks, width = balanced_chunks(range(9), 4)
+    >>> [c.tolist() for c in chunks], width
+    ([[0, 1, 2], [3, 4, 5], [6, 7, 8]], 3)
+    """
+    seeds = np.asarray(seeds, dtype=np.int64)
+    if seeds.size == 0:
+        return [], 0
+    m = -(-seeds.size // size)
+    width = -(-seeds.size // m)
+    width = -(-width // multiple) * multiple
+    return split_chunks(seeds, width), width
 
 
 def split_chunks(seeds, size: int) -> list[np.ndarray]:

@@ -59,7 +59,7 @@ from .pipeline import BASE_COLUMNS as _POINT_COLUMNS
 from .pipeline import run_points
 from .provenance import ROW_PROVENANCE, provenance
 from .schema import column_docs_for
-from .sharding import chunk_size, pad_seeds, seed_mesh, shard_seeds, split_chunks
+from .sharding import balanced_chunks, chunk_size, pad_seeds, seed_mesh, shard_seeds
 from .starts import make_starts, start_keys
 from .store import ResultStore, StoreError
 from .sweep_spec import SweepConfig, SweepSpec, load_sweep_spec, spec_fields
@@ -114,13 +114,15 @@ def run_chunk(
     record_every: int | None = None,
     return_trace: bool = False,
     on_phase: Callable | None = None,
+    pad_to: int | None = None,
 ):
     """Optimise, polish and analyse the starts of one chunk of one configuration, sharded over
     ``mesh``.
 
     The starts are the keys ``(sources[i], seeds[i])`` (``sources`` default: all ``"random"``;
-    :func:`ufm.make_starts`). The key list is padded to a multiple of ``mesh.size`` (repeating
-    the last key), the initial batch is placed with ``NamedSharding(mesh, P("seeds"))``, the
+    :func:`ufm.make_starts`). The key list is padded to a multiple of ``mesh.size``, and to
+    ``pad_to`` keys if that is more (so that the chunks of a configuration share one shape and
+    one compilation), by repeating the last key; the initial batch is placed with ``NamedSharding(mesh, P("seeds"))``, the
     batch goes through :func:`ufm.run_points` (analysis failures recorded in the ``error``
     column), and the padding is dropped from the returned per-start columns ``{"source",
     "seed", "dim", "status", "f", "grad_norm", "steps", ..., "error", <analysis columns>}``
@@ -138,6 +140,8 @@ def run_chunk(
     if sources.shape != seeds.shape:
         raise ValueError(f"sources has shape {sources.shape}, seeds {seeds.shape}")
     index = pad_seeds(np.arange(n), mesh.size)
+    if pad_to is not None and pad_to > index.size:
+        index = np.concatenate([index, np.full(pad_to - index.size, n - 1)])
     params0, meta = make_starts(
         spec, sources[index], seeds[index], base_seed=base_seed, init_scale=init_scale
     )
@@ -409,17 +413,18 @@ def run_sweep(
                     memory_budget=spec.memory_budget,
                     num_seeds=todo.size,
                 )
-                plan.append((c, [(sources[ch], seeds[ch]) for ch in split_chunks(todo, size)]))
+                chunks, width = balanced_chunks(todo, size, mesh.size)
+                plan.append((c, [(sources[ch], seeds[ch]) for ch in chunks], width))
 
         run_cols = settings_columns(spec)
         counts: dict[str, int] = {}
-        total = sum(ch[1].size for _, chunks in plan for ch in chunks)
+        total = sum(ch[1].size for _, chunks, _ in plan for ch in chunks)
         desc = spec.name + (f" [{store.writer}/{nproc}]" if nproc > 1 else "")
         compile_total = 0.0
         with Progress(
             total, desc, unit="seeds", file=log, force=bool(progress), quiet=progress is False
         ) as bar:
-            for config, chunks in plan:
+            for config, chunks, width in plan:
                 bar.set_description(f"{desc} {config.label}" if len(plan) > 1 else desc)
                 for sources, seeds in chunks:
                     t0 = time.perf_counter()
@@ -437,6 +442,7 @@ def run_sweep(
                             record_every=record_every,
                             return_trace=record is not None,
                             on_phase=bar.set_phase,
+                            pad_to=width,
                         )
                     bar.set_phase("write")
                     cols, trace = out if record is not None else (out, None)
