@@ -449,3 +449,30 @@ def test_status_eta_from_recorded_rates(tmp_path):
     )
     assert (st.done, st.total) == (16, 48)
     assert st.eta_seconds == pytest.approx(expect)
+
+
+def test_large_configurations_run_at_the_default_optimisation_level(tmp_path, monkeypatch):
+    """A configuration with >= LARGE_CONFIGURATION starts runs its chunks under
+    full_optimisation (XLA's default level instead of the quick one): same rows to rounding."""
+    from ufm.core import jitting
+
+    seen = []
+    real = _sweep.run_chunk
+
+    def spy(*args, **kwargs):
+        seen.append(jitting._FULL.get())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_sweep, "run_chunk", spy)
+    spec = _spec(seeds={"count": 8}, analyses=["closed_form", "hessian"])
+    ufm.run_sweep(spec, tmp_path / "quick", progress=False)
+    assert seen and not any(seen)
+    seen.clear()
+    monkeypatch.setattr(_sweep, "LARGE_CONFIGURATION", 8)
+    ufm.run_sweep(spec, tmp_path / "full", progress=False)
+    assert seen and all(seen)
+    a = ufm.runs.load_results_arrow(tmp_path / "quick")
+    b = ufm.runs.load_results_arrow(tmp_path / "full")
+    _assert_same_rows(a, b)
+    assert a.column("class").to_pylist() == b.column("class").to_pylist()
+    assert not jitting._FULL.get()  # reset after the run

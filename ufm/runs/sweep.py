@@ -12,6 +12,12 @@ the same spec skips the finished ``(config_hash, source, seed)`` rows. ``ufm lan
 same pipeline and writes through this runner into the same store, so both give the same rows for the
 same configuration.
 
+The starts of a configuration go in balanced chunks of one width (the last one padded by
+repeating its last start, the padding dropped: :func:`ufm.runs.sharding.balanced_chunks`), so each
+configuration compiles once; a configuration with at least :data:`LARGE_CONFIGURATION` starts runs
+at XLA's default optimisation level (:func:`ufm.core.jitting.full_optimisation`: its thousands of
+points outweigh the extra compile time), smaller ones at the quick-compiling level of small specs.
+
 Per-seed failures are data, not exceptions: the optimiser's status (``converged``,
 ``max_steps``, ``diverged``, ``nan``) is a column, and an analysis that raises fills its
 chunk's ``error`` column instead of stopping the night's run.
@@ -51,6 +57,7 @@ import jax
 import numpy as np
 import pyarrow as pa
 
+from ..core.jitting import full_optimisation
 from ..core.progress import Progress
 from ..core.timing import CompileTimer
 from ..core.validation import SpecError
@@ -73,6 +80,12 @@ __all__ = [
     "settings_columns",
     "BASE_COLUMNS",
 ]
+
+#: A configuration with at least this many starts (random, planted and the origin: a property
+#: of the sweep spec) runs its chunks under :func:`ufm.core.jitting.full_optimisation`: XLA's
+#: default optimisation level instead of the quick-compiling one of small specs. Smaller
+#: configurations (``ufm landscape``'s default: 42 seeds) keep the quick compilation.
+LARGE_CONFIGURATION = 1024
 
 BASE_COLUMNS = ("config_hash", "model", "source", "seed", "dim") + _POINT_COLUMNS
 _RUN_COLUMNS = ("writer", "timestamp", "chunk_seconds", "compile_seconds", "chunk_size")
@@ -122,12 +135,13 @@ def run_chunk(
     The starts are the keys ``(sources[i], seeds[i])`` (``sources`` default: all ``"random"``;
     :func:`ufm.make_starts`). The key list is padded to a multiple of ``mesh.size``, and to
     ``pad_to`` keys if that is more (so that the chunks of a configuration share one shape and
-    one compilation), by repeating the last key; the initial batch is placed with ``NamedSharding(mesh, P("seeds"))``, the
-    batch goes through :func:`ufm.run_points` (analysis failures recorded in the ``error``
-    column), and the padding is dropped from the returned per-start columns ``{"source",
-    "seed", "dim", "status", "f", "grad_norm", "steps", ..., "error", <analysis columns>}``
-    (NumPy arrays of length ``len(seeds)``). With ``return_trace`` also the trace of
-    :func:`ufm.optimize` (``record`` every ``record_every`` steps), padding dropped.
+    one compilation), by repeating the last key; the initial batch is placed with
+    ``NamedSharding(mesh, P("seeds"))``, the batch goes through :func:`ufm.run_points`
+    (analysis failures recorded in the ``error`` column), and the padding is dropped from the
+    returned per-start columns ``{"source", "seed", "dim", "status", "f", "grad_norm", "steps",
+    ..., "error", <analysis columns>}`` (NumPy arrays of length ``len(seeds)``). With
+    ``return_trace`` also the trace of :func:`ufm.optimize` (``record`` every ``record_every``
+    steps), padding dropped.
     """
     from ..optim.settings import OptimizerSettings
 
@@ -405,6 +419,7 @@ def run_sweep(
                 dtype=np.int64,
             )
             skipped += int(mine.sum()) - todo.size
+            large = seeds.size >= LARGE_CONFIGURATION  # of the spec, not of this share
             if todo.size:
                 size = chunk_size(
                     c.spec,
@@ -414,21 +429,21 @@ def run_sweep(
                     num_seeds=todo.size,
                 )
                 chunks, width = balanced_chunks(todo, size, mesh.size)
-                plan.append((c, [(sources[ch], seeds[ch]) for ch in chunks], width))
+                plan.append((c, [(sources[ch], seeds[ch]) for ch in chunks], width, large))
 
         run_cols = settings_columns(spec)
         counts: dict[str, int] = {}
-        total = sum(ch[1].size for _, chunks, _ in plan for ch in chunks)
+        total = sum(ch[1].size for _, chunks, _, _ in plan for ch in chunks)
         desc = spec.name + (f" [{store.writer}/{nproc}]" if nproc > 1 else "")
         compile_total = 0.0
         with Progress(
             total, desc, unit="seeds", file=log, force=bool(progress), quiet=progress is False
         ) as bar:
-            for config, chunks, width in plan:
+            for config, chunks, width, large in plan:
                 bar.set_description(f"{desc} {config.label}" if len(plan) > 1 else desc)
                 for sources, seeds in chunks:
                     t0 = time.perf_counter()
-                    with CompileTimer() as ct:
+                    with CompileTimer() as ct, full_optimisation(large):
                         out = run_chunk(
                             config.spec,
                             seeds,
