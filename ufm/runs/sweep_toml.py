@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from ..core.registry import registered_systems
 from ..core.validation import SpecError
 from ..optim.settings import POLISH_METHODS, OptimizerSettings
-from ..optim.transforms import make_optimizer
 from .analyses import analysis_options, analysis_registry, analysis_validator
 from .memory_limits import check_seed_count, parse_bytes
 from .starts import StartSettings
@@ -260,11 +259,3 @@ def _is_kind(kind: str, value) -> bool:
     if kind == "bool":
         return isinstance(value, bool)
     return True
-
-
-def _check_optimizer(opt: OptimizerSettings) -> None:
-    """Let ``ufm.make_optimizer`` reject unknown names/options now rather than mid-sweep."""
-    try:
-        make_optimizer(opt.name, opt.learning_rate, **dict(opt.options))
-    except (ValueError, TypeError, KeyError) as err:
-        raise SpecError(f"sweep spec key 'optimizer': {err}") from None
