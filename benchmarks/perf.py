@@ -438,7 +438,7 @@ def main():
             f"| {label} | {name} | {rate:.3g} | {rate / base(label):.2f} | "
             f"{'-' if r != r else f'{rate / r:.0%}'} | "
             f"{'-' if torch_b != torch_b else f'{rate / torch_b:.1f}'} | "
-            f"{'-' if comp != comp else f'{comp:.1f}'} |"
+            f"{'-' if comp != comp else f'{max(comp, 0.0):.1f}'} |"
         )
     if checks:
         lines += ["", "Numerics: " + "; ".join(checks) + ".", ""]
@@ -451,7 +451,7 @@ def main():
             "|---|---|---|---|---|---|",
         ]
         for name, t, comp, ev, inert, ok in hrows:
-            lines.append(f"| {name} | {t:.3f} | {comp:.1f} | {ev} | {inert} | {ok} |")
+            lines.append(f"| {name} | {t:.3f} | {max(comp, 0.0):.1f} | {ev} | {inert} | {ok} |")
         lines.append("")
     if drows:
         n_par, count, dr, dev = drows
@@ -464,7 +464,7 @@ def main():
             "|---|---|---|",
         ]
         for name, ms, comp in dr:
-            lines.append(f"| {name} | {ms:.3f} | {comp:.1f} |")
+            lines.append(f"| {name} | {ms:.3f} | {max(comp, 0.0):.1f} |")
         lines.append("")
     if prows:
         lines += [

@@ -34,7 +34,7 @@ starts, with one optimiser setting and a list of analyses, e.g. (``experiments/s
     polish_tol = 1e-10            # default 1e-10 (float64), 1e-5 (float32)
 
     [chunking]
-    seeds_per_chunk = 8           # or memory_budget = "1 GiB" (per device)
+    seeds_per_chunk = 8           # at most, split evenly; or memory_budget = "1 GiB" (per device)
 
 Models: ``"ufm"`` (:class:`ufm.UFMSpec`: ``K, n, d, loss, bias, lambda_W, lambda_H, lambda_b,
 dtype``) and ``"deep_ufm"`` (:class:`ufm.DeepUFMSpec`: ``K, n, L, widths, activation, loss,
