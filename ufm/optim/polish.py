@@ -10,9 +10,10 @@ point is polished first.
   :data:`FAST_ACCEPT`; otherwise it takes the eigenvalue pseudo-inverse step (eigenvalues with
   ``|lambda| <= rtol * max|lambda|`` are dropped: the Hessian is singular along the rotation orbit
   ``W -> W Q, H -> Q^T H``) with a step acceptance on the merit ``||grad f||`` (fixed candidate
-  step lengths, no data-dependent loop), which keeps it stable. The LU step costs about a third
-  of the ``eigh`` (``96 x 96``, float64, CPU: 0.33 ms against 1.06 ms per point) and is the one
-  taken near critical points, where the polish starts. Newton converges quadratically to the
+  step lengths, no data-dependent loop), which keeps it stable. The LU step costs a fraction of
+  the ``eigh`` (``96 x 96``, float64, CPU: 0.13-0.14 ms against 0.84-1.03 ms per point,
+  ``python benchmarks/perf.py --parts dense``) and is meant to be the one taken near critical
+  points, where the polish starts. Newton converges quadratically to the
   nearby critical point *of any index*, so it also polishes saddles.
 * ``lbfgs``: ``optax.lbfgs`` with its zoom line search, for problems too large for a dense Hessian.
   It minimises, so it only polishes minima.
@@ -111,7 +112,7 @@ def _newton_dense_chunk(spec, params, done, tol, rtol, length, one_by_one=False)
 
         def newton_step(x, g):
             hess = jax.hessian(f)(x)
-            # the regularised LU step first (a third of the eigh's cost); the pseudo-inverse
+            # the regularised LU step first (a fraction of the eigh's cost); the pseudo-inverse
             # step with the merit search when it does not cut ||grad f|| by FAST_ACCEPT
             x_fast = x + regularised_newton_direction(hess, g, rtol)
             gn_fast = jnp.linalg.norm(grad_fn(x_fast))
