@@ -308,7 +308,9 @@ def dense_rows(repeats, count=2048):
     problem, ``K = d = 4``, ``n = 5``: ``96 x 96`` Hessians, one at a time in ``lax.map`` as on
     CPU): the Hessian itself, eigenvalues by ``jnp.linalg.eigvalsh`` (jax computes the vectors
     too) and by ``ufm.kernels.eigvalsh`` (LAPACK job N; the classification), ``eigh`` with vectors
-    (the polish's pseudo-inverse step) and the LU solve (the polish's regularised step)."""
+    (the polish's pseudo-inverse step) and the LU solve (the polish's regularised step); then
+    ``ufm.polish`` and ``ufm.classify_batch`` of the heavy-ball end points at XLA level 0 and at
+    the default level (:func:`ufm.core.jitting.full_optimisation`)."""
     from ufm.hessian.dense import hessian_dense
 
     spec = ufm.UFMSpec(K=4, n=5, d=4, loss="ce", lambda_W=5e-3, lambda_H=5e-3, dtype="float64")
@@ -332,6 +334,20 @@ def dense_rows(repeats, count=2048):
         outs[name] = out
         rows.append((name, t / count * 1e3, first - t))
         log(rows[-1])
+    # the polish and the classification of the same points (near-critical: heavy ball as in the
+    # sweep) at XLA level 0 (small specs) and at the default level (large sweep configurations)
+    res = ufm.optimize(
+        spec, pts, optimizer=ufm.momentum(0.5, 0.9), max_steps=5000, tol=1e-8, chunk=250
+    )
+    near = res.params
+    for level, full in (("level 0", False), ("default level", True)):
+        with ufm.core.jitting.full_optimisation(full):
+            t, first, _ = best(lambda: ufm.polish(spec, near).loss, repeats)
+            rows.append((f"ufm.polish (Newton), XLA {level}", t / count * 1e3, first - t))
+            log(rows[-1])
+            t, first, _ = best(lambda: ufm.classify_batch(spec, near)["lambda_min"], repeats)
+            rows.append((f"ufm.classify_batch (dense), XLA {level}", t / count * 1e3, first - t))
+            log(rows[-1])
     a, b = np.asarray(outs["jnp.linalg.eigvalsh"]), np.asarray(outs["ufm.kernels.eigvalsh"])
     dev = float(np.max(np.abs(a - b)) / np.max(np.abs(a)))
     return Hs.shape[1], count, rows, dev
@@ -460,7 +476,7 @@ def main():
             f"{n_par}, CE, one at a time in `lax.map`), best of {a.repeats}; the two eigenvalue "
             f"routines agree to {dev:.1e} relative:",
             "",
-            "| kernel | ms per Hessian | compile s |",
+            "| kernel | ms per Hessian (point) | compile s |",
             "|---|---|---|",
         ]
         for name, ms, comp in dr:

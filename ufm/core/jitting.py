@@ -15,9 +15,10 @@ chunk or device count (the bit-for-bit guarantees of :mod:`ufm.runs`). A caller 
 job is large switches every :func:`adaptive_jit` to XLA's default with :func:`full_optimisation`:
 :func:`ufm.run_sweep` does so for a configuration with at least
 :data:`ufm.runs.sweep.LARGE_CONFIGURATION` starts (a property of the sweep spec, not of its
-chunks), where the runtime of thousands of points outweighs the compile time: measured on 2048
-polished ``d = K`` points (``K = d = 4``, float64), the Newton polish ran in 0.49 s instead of
-1.75 s and the dense classification in 1.24 s instead of 2.66 s. :func:`jit_when_eager`
+chunks), where the runtime of thousands of points outweighs the compile time: on 2048
+near-critical ``d = K`` points (``K = d = 4``, float64; ``python benchmarks/perf.py --parts
+dense``) the Newton polish took 0.17 ms per point instead of 0.88 ms and the dense
+classification 0.66 ms instead of 1.33 ms. :func:`jit_when_eager`
 makes a public function (``ufm.loss``, the Hessian routines) one compiled program when it is
 called eagerly, instead of one small program per primitive. The hot optimisation loop
 (:func:`ufm.optimize`) always uses XLA's default. XLA:CPU's older loop emitters
