@@ -4,10 +4,10 @@
 symmetric eigenproblem to LAPACK ``?syevd`` with ``jobz = 'V'``. The landscape classification
 needs the eigenvalues only (inertia and ``lambda_min`` of a dense float64 Hessian, one per point),
 and the divide-and-conquer back-transformation of the vectors is most of the work at these sizes:
-measured on the 2-core development machine (Zen 3, float64, 2048 random symmetric ``100 x 100``
-matrices, one at a time in ``lax.map``): 1.0-1.2 ms per matrix with ``jnp.linalg.eigvalsh``,
-0.44-0.5 ms with :func:`eigvalsh`; ``python benchmarks/perf.py --parts dense`` times it on the
-Hessians of the ``d = K`` sweep (BENCHMARKS.md).
+on the 2-core development machine (Zen 3, float64, 2048 Hessians of ``96 x 96`` from the
+``d = K`` sweep, one at a time in ``lax.map``; ``python benchmarks/perf.py --parts dense``,
+BENCHMARKS.md) ``jnp.linalg.eigvalsh`` took 0.88-0.93 ms per matrix and :func:`eigvalsh`
+0.31-0.33 ms.
 
 :func:`eigvalsh` calls the same LAPACK routine that jaxlib registers for ``eigh`` on CPU
 (the XLA FFI target ``lapack_{s,d}syevd_ffi``) with ``mode = 'N'`` through the public
@@ -101,8 +101,9 @@ def eigvalsh(a: jax.Array) -> jax.Array:
     """Eigenvalues of the symmetric matrices ``a`` (``(..., n, n)``, symmetrised), ascending.
 
     Same result as ``jnp.linalg.eigvalsh`` (to rounding), without computing eigenvectors on CPU
-    (LAPACK ``syevd`` job ``N``: 2.6x faster at ``n = 100``, module docstring). Use it where only
-    the spectrum is needed (Hessian inertia, ``lambda_min``); jit-, vmap- and differentiable.
+    (LAPACK ``syevd`` job ``N``: about 2.8x faster at ``n = 96``, module docstring). Use it where
+    only the spectrum is needed (Hessian inertia, ``lambda_min``); jit-, vmap- and
+    differentiable.
 
     Example:
         >>> import jax.numpy as jnp

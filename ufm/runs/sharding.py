@@ -137,7 +137,7 @@ def balanced_chunks(seeds, size: int, multiple: int = 1) -> tuple[list[np.ndarra
     the device count; ``width <= size`` when ``size`` is a multiple of it), the last one shorter
     by less than ``m * multiple``: padded to ``width`` (:func:`ufm.runs.run_chunk`'s ``pad_to``)
     every chunk of a configuration has one shape, so it is compiled once instead of twice (the
-    ``d = K`` sweep: 4 x 2048 + 1825 -> 5 x 2004 + 2001, 3 padded starts instead of a second
+    ``d = K`` sweep: 4 x 2048 + 1825 -> 4 x 2004 + 2001, 3 padded starts instead of a second
     compilation of every stage).
 
     >>> chunks, width = balanced_chunks(range(9), 4)
