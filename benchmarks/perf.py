@@ -19,8 +19,12 @@ shapes compiles first; compile time is reported on its own). Rows, all timed in 
   is importable (skipped with a note otherwise).
 * the small-N regime (``n = 10``) and float64 (ufm vs the reference loop on all devices).
 * block-arrow classification (:func:`ufm.hessian.block_arrow_spectrum`, float64) at
-  ``N = 10^5`` (``n = 10^4``): the global minimum (closed form), the origin (a strict saddle) and a
-  random non-critical point; plus one Schur-complement evaluation.
+  ``N = 10^5`` (``n = 10^4``): the global minimum (closed form), the same with ``1e-9`` noise on
+  ``H`` (features of a class no longer equal, as at a polished optimiser end point), the origin (a
+  strict saddle) and a random non-critical point, each with the class reduction (default,
+  docs/theory.md 3.9) and without it (``reduce=False``, the Schur complement only, which also
+  checks the counts), plus the whole ``ufm.classify(method="block_arrow")``; and one
+  Schur-complement evaluation.
 * the dense float64 Hessian kernels of a ``d = K`` sweep chunk, per Hessian (``96 x 96``): the
   autodiff Hessian, ``jnp.linalg.eigvalsh`` against ``ufm.kernels.eigvalsh`` (values only), the
   ``eigh`` with vectors and the LU solve of the Newton polish.
@@ -273,8 +277,11 @@ def hessian_rows(n, repeats):
     M = np.sqrt(K / (K - 1)) * (np.eye(K) - 1.0 / K)
     W = np.sqrt(rho * np.sqrt(n * lh / lw)) * M[:, :D]
     H = np.repeat(np.sqrt(lw / (n * lh)) * W.T, n, axis=1)
+    minimum = ufm.UFMParams(jnp.asarray(W), jnp.asarray(H))
+    noise = 1e-9 * jax.random.normal(jax.random.key(2), minimum.H.shape, minimum.H.dtype)
     points = (
-        ("minimum", ufm.UFMParams(jnp.asarray(W), jnp.asarray(H)), 0, D * (D - 1) // 2),
+        ("minimum", minimum, 0, D * (D - 1) // 2),
+        ("minimum + 1e-9 noise", minimum._replace(H=minimum.H + noise), None, None),
         (
             "saddle (origin)",
             ufm.UFMParams(jnp.zeros((K, D)), jnp.zeros((D, spec.N))),
@@ -283,20 +290,31 @@ def hessian_rows(n, repeats):
         ),
         ("non-critical", ufm.init_params(spec, jax.random.key(1), scale=1.0), None, None),
     )
+    # default: the class reduction (ufm.hessian.reduction) first; "Schur only": reduce=False
     spectrum = jax.jit(ufm.hessian.block_arrow_spectrum)
+    schur_only = jax.jit(lambda p: ufm.hessian.block_arrow_spectrum(spec, p, reduce=False))
     rows = []
     for name, point, neg, zero in points:
         t, first, res = best(lambda point=point: spectrum(spec, point), repeats)
+        t0, _, ref = best(lambda point=point: schur_only(point), repeats)
+        classify = lambda point=point: ufm.classify(spec, point, method="block_arrow")  # noqa: E731
+        tc, _, rec = best(classify, max(1, repeats // 2))
+        counts = lambda r: (int(r.n_neg), int(r.n_zero), int(r.n_pos))  # noqa: E731
         ok = bool(res.converged) and (neg is None or int(res.n_neg) == neg)
-        ok = ok and (zero is None or int(res.n_zero) == zero)
-        inert = f"{int(res.n_neg)}/{int(res.n_zero)}/{int(res.n_pos)}"
-        rows.append((name, t, first - t, int(res.num_iters), inert, "ok" if ok else "MISMATCH"))
+        ok = ok and (zero is None or int(res.n_zero) == zero) and counts(res) == counts(ref)
+        ok = ok and float(res.lambda_min_lower) <= float(ref.lambda_min)
+        ok = ok and float(ref.lambda_min_lower) <= float(res.lambda_min)
+        inert = "/".join(str(c) for c in counts(res))
+        evals = f"{int(res.num_iters)} / {int(ref.num_iters)}"
+        verdict = ufm.PointClass(int(rec.code)).name.lower()
+        rows.append((name, t, t0, first - t, evals, inert, tc, verdict, "ok" if ok else "MISMATCH"))
         log(rows[-1])
     # one Schur-complement evaluation at a shift below the spectrum
-    arrow = jax.jit(lambda p: ufm.hessian.block_arrow(spec, p))(points[2][1])
+    arrow = jax.jit(lambda p: ufm.hessian.block_arrow(spec, p))(points[3][1])
     schur = jax.jit(lambda a, sig: a.schur(sig)[0])
     t, first, _ = best(lambda: schur(arrow, jnp.asarray(-1e-3)), repeats)
-    rows.append(("one Schur evaluation S(sigma)", t, first - t, 1, "-", "-"))
+    nan = float("nan")
+    rows.append(("one Schur evaluation S(sigma)", t, t, first - t, "1", "-", nan, "-", "-"))
     return spec.N, rows
 
 
@@ -461,13 +479,20 @@ def main():
     if hrows:
         lines += [
             f"Block-arrow classification (`ufm.hessian.block_arrow_spectrum`, float64, K = d = "
-            f"{K}, N = {N}, lambda = 1e-4), best of {a.repeats}:",
+            f"{K}, N = {N}, lambda = 1e-4), best of {a.repeats}; default = class reduction first "
+            "(docs/theory.md 3.9), Schur only = `reduce=False` (section 3.8); `ufm.classify` = "
+            "the whole classification (`method='block_arrow'`: inertia at both tolerances, "
+            "lambda_pos_min, certificate):",
             "",
-            "| point | seconds | compile s | Schur evaluations | n_neg/n_zero/n_pos | check |",
-            "|---|---|---|---|---|---|",
+            "| point | seconds (default) | seconds (Schur only) | compile s | Schur evaluations "
+            "(default / Schur only) | n_neg/n_zero/n_pos | `ufm.classify` s | verdict | check |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
-        for name, t, comp, ev, inert, ok in hrows:
-            lines.append(f"| {name} | {t:.3f} | {max(comp, 0.0):.1f} | {ev} | {inert} | {ok} |")
+        for name, t, t0, comp, ev, inert, tc, verdict, ok in hrows:
+            lines.append(
+                f"| {name} | {t:.3f} | {t0:.3f} | {max(comp, 0.0):.1f} | {ev} | {inert} | "
+                f"{'-' if tc != tc else f'{tc:.3f}'} | {verdict} | {ok} |"
+            )
         lines.append("")
     if drows:
         n_par, count, dr, dev = drows

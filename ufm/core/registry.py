@@ -25,6 +25,8 @@ hook                         used by
 ``num_global_params``        :func:`ufm.classify_batch`'s memory heuristic
 ``split_features``           block-arrow Hessians (per-sample features), structured Newton steps
 ``block_arrow``              a closed-form block-arrow structure (fast path), else autodiff
+``class_reduction``          the class-mean reduction of the block-arrow Hessian
+                             (:mod:`ufm.hessian.reduction`: Weyl-certified counts near collapse)
 ``planted``                  planted starts (:class:`PlantedStarts`: optima of a smaller problem)
 ``invariants``               :func:`ufm.landscape.deduplicate` (orbit invariants of a point)
 ``label``                    short labels of a configuration in tables and messages
@@ -64,6 +66,7 @@ OPTIONAL_HOOKS = (
     "num_global_params",
     "split_features",
     "block_arrow",
+    "class_reduction",
     "planted",
     "invariants",
     "label",
@@ -118,6 +121,7 @@ class System:
     num_global_params: Hook = None
     split_features: Hook = None
     block_arrow: Hook = None
+    class_reduction: Hook = None
     planted: PlantedStarts | None = None
     invariants: Hook = None
     label: Hook = None

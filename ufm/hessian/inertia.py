@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from ..core.validation import check_int
 from ..kernels import eigvalsh
+from .reduction import ClassReduction, certified_count, class_reduction, reduced_lambda_min
 from .structure import block_arrow, block_arrow_matvec
 
 __all__ = [
@@ -156,6 +157,9 @@ def _lanczos_plain(matvec, v0, m: int, num_steps):
 
 #: Defaults of the ``lambda_min`` search (shared with :func:`ufm.classify`'s block-arrow path).
 LAMBDA_RTOL, MAX_ITER, NUM_MATVECS = 2e-11, 64, 12
+#: The class reduction's ``lambda_min`` replaces the Lanczos start when its Weyl radius is at most
+#: this times ``scale`` (a point near collapse; elsewhere its bracket is too wide to steer).
+REDUCTION_RTOL = 1e-6
 
 
 def block_arrow_spectrum(
@@ -171,13 +175,20 @@ def block_arrow_spectrum(
     method: str = "auto",
     chunk_size: int = 64,
     sample_chunk: int = 256,
+    reduce: bool = True,
 ) -> BlockArrowResult:
     """Exact inertia and ``lambda_min`` of the Hessian of a per-sample objective (block-arrow).
 
-    Algorithm (docs/theory.md section 3.8): build the block-arrow structure
-    (:func:`ufm.hessian.block_arrow`); take the smallest Ritz value ``theta`` of ``num_matvecs``
+    Algorithm (docs/theory.md sections 3.8-3.9): build the block-arrow structure
+    (:func:`ufm.hessian.block_arrow`); with ``reduce=True`` (default) and a system that registers
+    the ``class_reduction`` hook (the UFM), take the spectrum of the Hessian at the class means
+    (:mod:`ufm.hessian.reduction`: one dense ``eigvalsh`` of size ``P + K d``) and its Weyl radius
+    ``eps``: it certifies the counts at ``+-zero_tol`` that lie more than ``eps`` from its
+    eigenvalues and brackets ``lambda_min`` within ``eps``, so at a collapsed critical point (every
+    closed-form one) nothing else is needed; where ``eps <= 1e-6 scale`` its ``lambda_min`` is
+    also the first estimate. Otherwise take the smallest Ritz value ``theta`` of ``num_matvecs``
     steps of plain Lanczos on the structured Hessian-vector product (``O(N K d)`` each) as the
-    first estimate; then shrink the certified bracket ``[min(lambda_min(A), delta) - ||B||_F,
+    first estimate. Then shrink the certified bracket ``[min(lambda_min(A), delta) - ||B||_F,
     min(lambda_min(A), delta)]`` around ``lambda_min``: every evaluation of ``S(sigma)`` certifies
     ``sigma`` as a lower (``mu > 0``) or upper bound and gives the Newton tangent root
     ``t = sigma - mu / mu'``, an upper bound by concavity. The first shift is ``theta - ctol``
@@ -191,13 +202,17 @@ def block_arrow_spectrum(
     at its own shift. Stops when both counts are known and the bracket is narrower than ``2
     lambda_rtol * scale`` or ``max_iter`` search evaluations are spent (a ``while_loop``: under
     ``vmap`` it runs until the slowest member ends, the others masked). Typical cost at ``N =
-    10^5`` (``K = d = 10``, ``benchmarks/hessian_scaling.py``): one evaluation at the closed-form
-    CE minimum, two at the origin saddle, about six at a random point, each ``O(N K^2 d^2)`` for
-    the UFM fast path. ``num_matvecs=12`` (default): the Lanczos start now always runs before the
-    first evaluation; at ``N = 10^5`` its twelve Hessian-vector products measured about as much as
-    one or two evaluations (0.8 s against 0.43-0.5 s per evaluation, 2 cores under load), so at
-    the closed-form minimum it is most of the cost; a deeper start (48) saved evaluations only at
-    non-critical points (BENCHMARKS.md).
+    10^5`` (``K = d = 10``, ``python benchmarks/perf.py --parts hessian``): no evaluation at the
+    closed-form CE minimum and at the origin saddle with the class reduction (one and two with
+    ``reduce=False``), about six at a random point, each ``O(N K^2 d^2)`` for the UFM fast path.
+    ``num_matvecs=12`` (default): where the reduction does not give the start, the Lanczos start
+    runs before the first evaluation; at ``N = 10^5`` its twelve Hessian-vector products measured
+    about as much as one or two evaluations (0.8 s against 0.43-0.5 s per evaluation, 2 cores
+    under load); a deeper start (48) saved evaluations only at non-critical points
+    (BENCHMARKS.md).
+
+    ``reduce=False`` skips the class reduction (the Schur complement alone, section 3.8: the
+    independent reference of the tests and benchmarks).
 
     Recommended: float64, ``lambda_H > 0`` (the UFM fast path needs ``D_i >= lambda_H I``), defaults
     otherwise (``lambda_rtol=2e-11`` certifies ``lambda_min`` within ``4e-11 * scale``;
@@ -229,6 +244,7 @@ def block_arrow_spectrum(
         max_iter=max_iter,
         num_matvecs=m,
         key=jax.random.key(0) if key is None else key,
+        reduction=class_reduction(spec, params, ba.A) if reduce else None,
     )
 
 
@@ -241,8 +257,17 @@ def spectrum_of_structure(
     lambda_rtol=LAMBDA_RTOL,
     max_iter=MAX_ITER,
     num_matvecs=NUM_MATVECS,
+    reduction: ClassReduction | None = None,
+    need_counts: bool = True,
 ) -> BlockArrowResult:
-    """:func:`block_arrow_spectrum` on an already built structure ``ba`` (:func:`block_arrow`)."""
+    """:func:`block_arrow_spectrum` on an already built structure ``ba`` (:func:`block_arrow`).
+
+    ``reduction`` (:func:`ufm.hessian.reduction.class_reduction` at the same point): its
+    certified counts and ``lambda_min`` bracket start the search, and its ``lambda_min`` replaces
+    the Lanczos estimate (no Hessian-vector products) whenever it is finite; at a collapsed point
+    the answer then needs no Schur-complement evaluation at all. ``need_counts=False``: only
+    ``lambda_min`` is wanted (the counts at ``+-zero_tol`` are neither required nor reported:
+    ``-1``)."""
     A = ba.A
     dtype = A.dtype
     P = A.shape[0]
@@ -261,12 +286,30 @@ def spectrum_of_structure(
     cap = delta - ctol  # never evaluate closer than ctol to the pole of S
     zero_tol = jnp.maximum(zero_rtol * scale, zero_atol)
     zero_tol = jnp.where(delta > 0, jnp.minimum(zero_tol, 0.5 * delta), zero_tol)
-    v0 = jax.random.normal(key, (n_vec,), dtype)
-    v0 = v0 / jnp.linalg.norm(v0)
 
-    # Start: the smallest Ritz value of plain Lanczos, an (uncertified) upper estimate.
-    theta = _lanczos_plain(lambda x: block_arrow_matvec(ba, x), v0, m, m)
+    def v0():
+        v = jax.random.normal(key, (n_vec,), dtype)
+        return v / jnp.linalg.norm(v)
+
     shifts = jnp.stack([-zero_tol, zero_tol])
+    # counts at the inertia shifts: -1 wanted and unknown, -2 not wanted
+    n_lt0 = jnp.full((2,), -1 if need_counts else -2, jnp.int32)
+    if reduction is None:
+        # Start: the smallest Ritz value of plain Lanczos, an (uncertified) upper estimate.
+        theta = _lanczos_plain(lambda x: block_arrow_matvec(ba, x), v0(), m, m)
+    else:
+        # the class reduction: certified counts and bracket (Weyl), its lambda_min the estimate
+        # its estimate replaces Lanczos when the Weyl radius is small (near collapse); a wide
+        # radius (an unstructured point) still tightens the bracket
+        use = reduction.eps <= REDUCTION_RTOL * scale
+        lm = reduced_lambda_min(reduction)
+        lo0 = jnp.where(use, jnp.maximum(lo0, lm - reduction.eps), lo0)
+        hi0 = jnp.where(use, jnp.minimum(hi0, lm + reduction.eps), hi0)
+        if need_counts:
+            n_lt0 = jax.vmap(lambda s: certified_count(reduction, s))(shifts)
+        theta = jax.lax.cond(
+            use, lambda: lm, lambda: _lanczos_plain(lambda x: block_arrow_matvec(ba, x), v0(), m, m)
+        )
 
     # Each step evaluates S at sigma: the count below sigma certifies sigma as a lower bound (count
     # 0) or an upper bound; the tangent root is an upper bound (concavity); the counts at the two
@@ -276,7 +319,7 @@ def spectrum_of_structure(
     def body(state):
         k, n_search, sigma, lo, hi, n_lt = state
         ev, below, dmu, cert = _evaluate(ba, sigma, shifts, delta)
-        n_lt = jnp.where(n_lt < 0, cert, n_lt)
+        n_lt = jnp.where(n_lt == -1, cert, n_lt)
         left = below == 0
         lo = jnp.where(left, jnp.maximum(lo, sigma), lo)
         hi = jnp.where(left, hi, jnp.minimum(hi, sigma))
@@ -297,25 +340,32 @@ def spectrum_of_structure(
         nxt = jnp.minimum(hi, guess) - ctol
         nxt = jnp.where((nxt > lo) & (nxt < hi), nxt, 0.5 * (lo + hi))
         nxt = jnp.minimum(nxt, cap)
-        nxt = jnp.where(search, nxt, jnp.where(n_lt[0] < 0, shifts[0], shifts[1]))
+        nxt = jnp.where(search, nxt, jnp.where(n_lt[0] == -1, shifts[0], shifts[1]))
         return k + 1, n_search + search.astype(jnp.int32), nxt, lo, hi, n_lt
 
     def cond(state):
         k, n_search, _, lo, hi, n_lt = state
         open_ = (hi - lo > xtol) & (n_search < max_iter)
-        return (k == 0) | jnp.any(n_lt < 0) | open_
+        # the first evaluation, at most max_iter search steps and one per inertia shift (exact
+        # at its own shift): the bound, and the finiteness of scale (any nan or inf in the
+        # structure), only bite at a non-finite point, where nothing is ever certified
+        return (jnp.any(n_lt == -1) | open_) & (k < max_iter + 3) & jnp.isfinite(scale)
 
     hi_est = jnp.minimum(hi0, theta)
     # first shift: in the zero band [-zero_tol, zero_tol], just left of the estimate (at a minimum
     # with zero modes this one evaluation decides everything)
     first = jnp.minimum(jnp.clip(hi_est - ctol, -zero_tol, zero_tol), cap)
     first = jnp.where((first > lo0) & (first < hi0), first, -zero_tol)
-    init = (jnp.int32(0), jnp.int32(0), first, lo0, hi0, jnp.full((2,), -1, jnp.int32))
+    # a bracket already closed (by the class reduction): straight to a count still unknown
+    unknown = jnp.where(n_lt0[0] == -1, shifts[0], shifts[1])
+    first = jnp.where(hi0 - lo0 <= xtol, unknown, first)
+    init = (jnp.int32(0), jnp.int32(0), first, lo0, hi0, n_lt0)
     k, _, _, lo, hi, n_lt = jax.lax.while_loop(cond, body, init)
+    known = jnp.all(n_lt >= 0)
     return BlockArrowResult(
-        n_neg=n_lt[0],
-        n_zero=n_lt[1] - n_lt[0],
-        n_pos=(n_vec - n_lt[1]).astype(jnp.int32),
+        n_neg=jnp.where(known, n_lt[0], -1),
+        n_zero=jnp.where(known, n_lt[1] - n_lt[0], -1),
+        n_pos=jnp.where(known, n_vec - n_lt[1], -1).astype(jnp.int32),
         lambda_min=hi,
         lambda_min_lower=lo,
         zero_tol=zero_tol,

@@ -4,6 +4,8 @@ two agree (``tests/kernels``).
 * :func:`small_matmul`: products of tiny matrices as fused multiply-adds (:mod:`.contract`).
 * :func:`eigvalsh`: eigenvalues of symmetric matrices without the vectors (LAPACK ``syevd`` job
   ``N`` on CPU; :mod:`.eigvals`), for Hessian inertia and ``lambda_min``.
+* :func:`singular_values`: singular values of tall or wide matrices through their triangular
+  factor (:mod:`.svdvals`; jax's CPU ``svd`` allocates a ``max(m, n)^2`` workspace).
 * :func:`ufm_value_and_grad`: the UFM objective and its closed-form gradient in one pass
   (:mod:`.ufm_objective`), used by :func:`ufm.optimize` through :func:`value_and_grad`
   (:mod:`.registry`).
@@ -22,5 +24,6 @@ from .small_spd import spd_inverse_batched_last as spd_inverse_batched_last
 from .small_spd import (
     spd_inverse_batched_last_reference as spd_inverse_batched_last_reference,
 )
+from .svdvals import singular_values as singular_values
 from .ufm_objective import ufm_value_and_grad as ufm_value_and_grad
 from .ufm_objective import ufm_value_and_grad_reference as ufm_value_and_grad_reference

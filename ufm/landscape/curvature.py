@@ -36,6 +36,7 @@ import jax.numpy as jnp
 from ..hessian.dense import hessian_dense
 from ..hessian.inertia import block_arrow_inertia, spectrum_of_structure
 from ..hessian.lanczos import lanczos_extremes
+from ..hessian.reduction import certified_count, class_reduction, reduced_eigenvalue
 from ..hessian.structure import BlockArrow, block_arrow
 from ..kernels import eigvalsh
 from .facts import all_finite
@@ -169,24 +170,39 @@ def hessian_facts(spec, params, method, tol_of_norm, num_matvecs, key, structure
             ba = block_arrow(spec, params, method=structure)  # built once
             ok = all_finite(ba)
             ba = jax.tree_util.tree_map(lambda x: jnp.where(ok, x, jnp.ones_like(x)), ba)
-            res = spectrum_of_structure(ba, zero_rtol=0.0, zero_atol=0.0, key=jax.random.key(0))
+            # near a collapsed point the class reduction certifies counts without a Schur
+            # complement (ufm.hessian.reduction); elsewhere every count is a Schur evaluation
+            red = class_reduction(spec, params, ba.A)
+            res = spectrum_of_structure(
+                ba,
+                zero_rtol=0.0,
+                zero_atol=0.0,
+                key=jax.random.key(0),
+                reduction=red,
+                need_counts=False,
+            )
             tol = tol_of_norm(res.scale)
             if isinstance(ba, BlockArrow):  # LU per sample: any shift that is no D_i eigenvalue
                 cap, upper = inf, tol
             else:  # fast paths factor D_i - sigma I by Cholesky: shifts stay below diag_min
                 cap = ba.diag_min
                 upper = jnp.where(cap > 0, jnp.minimum(tol, 0.5 * cap), tol)
-            below_neg = block_arrow_inertia(ba, -tol)  # any negative shift is allowed
-            below_pos = block_arrow_inertia(ba, upper)
 
         def below(sigma):
             with jax.numpy_dtype_promotion("standard"):
-                return block_arrow_inertia(ba, sigma).astype(jnp.int32)
+                if red is None:
+                    return block_arrow_inertia(ba, sigma).astype(jnp.int32)
+                known = certified_count(red, sigma)
+                return jax.lax.cond(
+                    known >= 0,
+                    lambda: known,
+                    lambda: block_arrow_inertia(ba, sigma).astype(jnp.int32),
+                )
 
+        below_neg = below(-tol)  # any negative shift is allowed
+        below_pos = below(upper)
         with jax.numpy_dtype_promotion("standard"):
-            pos_min, _ = positive_min_by_inertia(
-                ba, below, below_pos.astype(jnp.int32), upper, cap, res.scale
-            )
+            pos_min = _positive_min(ba, below, below_pos, upper, cap, res.scale, red)
 
         total = spec.num_params
         counts = [
@@ -218,6 +234,22 @@ def hessian_facts(spec, params, method, tol_of_norm, num_matvecs, key, structure
         lambda sigma: unknown,
         -inf,
     )
+
+
+def _positive_min(ba, below, count0, lower, cap, scale, red):
+    """``lambda_pos_min``: from the class reduction when its Weyl interval ``lambda_c(Hess') +-
+    eps`` (``c = count0``) is within :data:`POS_MIN_RTOL` (the upper end is reported, as by the
+    bisection), else :func:`positive_min_by_inertia`."""
+
+    def bisection():
+        return positive_min_by_inertia(ba, below, count0, lower, cap, scale)[0]
+
+    if red is None:
+        return bisection()
+    v = reduced_eigenvalue(red, count0)
+    lo, hi = v - red.eps, v + red.eps
+    good = (lo >= lower) & (lo > 0) & (hi <= (1.0 + POS_MIN_RTOL) * lo) & jnp.isfinite(hi)
+    return jax.lax.cond(good, lambda: hi, bisection)
 
 
 def tolerance_dependent(sp: Spectrum, predicted, factor):

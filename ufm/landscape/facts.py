@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..kernels import singular_values
+
 __all__ = [
     "ModelFacts",
     "Tolerances",
@@ -116,7 +118,7 @@ def numerical_rank_of(X, rtol, atol):
     """Number of singular values of ``X`` above ``max(rtol * sigma_1, atol)`` (``int32``; ``-1``
     for a non-finite ``X``, which never reaches LAPACK)."""
     ok = all_finite(X)
-    sv = jnp.linalg.svd(jnp.where(ok, X, 0.0), compute_uv=False)
+    sv = singular_values(jnp.where(ok, X, 0.0))
     rank = jnp.sum(sv > jnp.maximum(rtol * sv[0], atol)).astype(jnp.int32)
     return jnp.where(ok, rank, -1).astype(jnp.int32)
 
@@ -139,7 +141,7 @@ def orbit_rank_and_scale(T, rtol, atol):
     if T.shape[0] == 0:
         return jnp.asarray(0, jnp.int32), jnp.asarray(jnp.inf, T.dtype)
     ok = all_finite(T)
-    sv = jnp.linalg.svd(jnp.where(ok, T, 0.0), compute_uv=False)
+    sv = singular_values(jnp.where(ok, T, 0.0))
     keep = sv > jnp.maximum(rtol * sv[0], atol)
     rank = jnp.sum(keep).astype(jnp.int32)
     scale = jnp.min(jnp.where(keep, sv, jnp.inf))

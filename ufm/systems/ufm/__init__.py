@@ -63,6 +63,7 @@ from .objective import (
 )
 from .plots import plot_optimal_value_vs_s
 from .points import landscape_points, summarize_points
+from .reduction import ufm_class_reduction
 from .saddles import (
     Certificate,
     NegativeCurvature,
@@ -154,6 +155,7 @@ __all__ = [
     "summarize_points",
     "trace_metrics",
     "ufm_block_arrow",
+    "ufm_class_reduction",
     "ufm_classification_facts",
     "ufm_init",
     "ufm_invariants",
@@ -202,6 +204,7 @@ SYSTEM = register_system(
         num_global_params=ufm_num_global_params,
         split_features=ufm_split_features,
         block_arrow=ufm_block_arrow,
+        class_reduction=ufm_class_reduction,
         planted=PlantedStarts(
             dims=saddle_dims, embed=restrict_to_subspace, full_dim=lambda spec: spec.d
         ),

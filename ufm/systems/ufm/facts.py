@@ -28,6 +28,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from ...kernels import singular_values
 from ...landscape.facts import ModelFacts, numerical_rank_of, orbit_rank_and_scale
 from .objective import UFMParams
 from .saddles import certificate, negative_curvature_direction
@@ -190,7 +191,7 @@ def orbit_facts(spec: UFMSpec, params: UFMParams, rank_rtol=1e-8, rank_atol=1e-6
     if spec.loss == "mse":
         rank, scale = orbit_rank_and_scale(_mse_tangents(spec, params), rtol, atol)
         return OrbitFacts((rank + extra).astype(jnp.int32), scale)
-    sv = jnp.linalg.svd(jnp.concatenate([W, H.T], axis=0), compute_uv=False)[:d]
+    sv = singular_values(jnp.concatenate([W, H.T], axis=0))[:d]
     sv = jnp.pad(sv, (0, d - sv.shape[0]))  # fewer than d rows: the rest is null
     keep = sv > jnp.maximum(rtol * sv[0], atol)
     r = jnp.sum(keep).astype(jnp.int32)

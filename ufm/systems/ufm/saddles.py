@@ -31,6 +31,7 @@ import numpy as np
 
 from ...core.model import loss
 from ...core.validation import SpecError
+from ...kernels import singular_values
 from ...landscape.facts import all_finite
 from .convex import _reference
 from .imbalance import imbalanced_optimum
@@ -102,7 +103,7 @@ def certificate(spec: UFMSpec, params: UFMParams) -> Certificate:
     lW, lH = _lams(spec, dtype)
     G = fit_grad(logits(params), spec.loss, spec.n)
     ok = all_finite(params, G)  # nothing non-finite reaches LAPACK (CPU svd can hang on inf)
-    sigma_1 = jnp.linalg.svd(jnp.where(ok, G, 0.0), compute_uv=False)[0]
+    sigma_1 = singular_values(jnp.where(ok, G, 0.0))[0]  # no N x N workspace
     sigma_1 = jnp.where(ok, sigma_1, jnp.nan)
     bound = jnp.sqrt(lW * lH)
     g = jax.grad(loss, argnums=1)(spec, params)

@@ -166,18 +166,18 @@ class UFMBlockArrow(NamedTuple):
         WH = W @ H
         if self.Pr is None:
             p2 = jnp.full((N,), jnp.sum(W**2) / N**2, W.dtype)
-            cross = jnp.sum(G * WH, axis=0) / N
+            cross = _colsum(G * WH) / N
         else:
             p = self.Pr
             q = W.T @ p
             p2 = (
                 jnp.sum(W**2, axis=1) @ p**2
-                - 2.0 * jnp.sum(p**2 * (W @ q), axis=0)
-                + jnp.sum(q**2, axis=0) * jnp.sum(p**2, axis=0)
+                - 2.0 * _colsum(p**2 * (W @ q))
+                + _colsum(q**2) * _colsum(p**2)
             ) / N**2
-            cross = jnp.sum(G * p * WH, axis=0) - jnp.sum(q * H, axis=0) * jnp.sum(G * p, axis=0)
+            cross = _colsum(G * p * WH) - _colsum(q * H) * _colsum(G * p)
             cross = cross / N
-        tot = p2 * jnp.sum(H**2, axis=0) + d * jnp.sum(G**2, axis=0) + 2.0 * cross
+        tot = p2 * _colsum(H**2) + d * _colsum(G**2) + 2.0 * cross
         if self.has_bias:
             tot = tot + p2
         return jnp.sqrt(jnp.sum(tot))
@@ -284,6 +284,11 @@ def _small_matvec(X, y):
     for a in range(1, X.shape[0]):
         out = out + X[a] * y[a]
     return out
+
+
+def _colsum(X):
+    """Column sums of ``X (r, N)`` by a matmul with ones (see :func:`_small_matvec`)."""
+    return (jnp.ones((1, X.shape[0]), X.dtype) @ X)[0]
 
 
 def _small_dot(x, y):
