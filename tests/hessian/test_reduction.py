@@ -159,7 +159,7 @@ def closed_form_points(spec):
     return {"minimum": opt, "origin": origin}
 
 
-@pytest.mark.parametrize("loss,bias", [("ce", "none"), ("ce", "free"), ("mse", "regularized")])
+@pytest.mark.parametrize("loss,bias", [("ce", "free"), ("mse", "regularized")])
 def test_search_with_and_without_reduction_agree(loss, bias):
     spec = make_spec(loss, bias, n=5, K=3, d=3)
     pts = closed_form_points(spec)
@@ -189,7 +189,8 @@ def test_classify_with_and_without_reduction_agree(loss, monkeypatch):
     pts = closed_form_points(spec)
     noise = 1e-10 * jax.random.normal(jax.random.key(6), pts["minimum"].H.shape)
     pts["near minimum"] = pts["minimum"]._replace(H=pts["minimum"].H + noise)
-    pts["random"] = ufm.init_params(spec, jax.random.key(7), scale=0.5)
+    if loss == "ce":  # an unstructured point: every count falls back to the Schur complement
+        pts["random"] = ufm.init_params(spec, jax.random.key(7), scale=0.5)
     fields = ("code", "n_neg", "n_zero", "n_pos")
     got = {k: ufm.classify(spec, p, method="block_arrow") for k, p in pts.items()}
     jax.clear_caches()
