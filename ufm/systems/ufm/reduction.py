@@ -20,8 +20,8 @@ p_i^T`` for CE, ``I`` for MSE, ``P_i = Hz_i W / N``, ``B_i = [P_i (x) h_i + g_i 
   p' dp^T``);
 * ``||D_i - D'_i||_2 <= ||W||_2^2 ||Hz_i - Hz'_i||_F / N``;
 * ``||B_i - B'_i||_F <= ||dP_i||_F (||h_i|| + [bias]) + ||P'_i||_F ||dh_i|| + sqrt(d) ||dg_i||``
-  with ``||dP_i||_F <= ||W||_2 ||dHz_i||_F / N`` and ``||P'_i||_F <= ||W||_2 (||p'_i|| +
-  ||p'_i||^2) / N`` (CE; MSE: ``dP_i = 0``, ``P'_i = W / N``),
+  with ``||dP_i||_F <= ||W||_2 ||dHz_i||_F / N`` and ``||P'_i||_F = ||Hz'_k W||_F / N`` computed
+  once per class (CE; MSE: ``dP_i = 0``, ``P'_i = W / N``),
 
 all free of cancellation (a difference of nearly equal products is never formed).
 """
@@ -102,7 +102,13 @@ def ufm_class_reduction(spec: UFMSpec, params: UFMParams) -> ReducedParts:
         np_, npm = _column_norms(p), _column_norms(pm)
         dhz = _column_norms(p - pm) * (1.0 + np_ + npm)
         dP = w2 * dhz / N
-        Pm = w2 * (npm + npm**2) / N
+        # ||P'_k||_F = ||Hz'_k W||_F / N exactly, once per class (near a one-hot softmax Hz'_k is
+        # small, and a norm bound such as ||p'|| + ||p'||^2 would be 100x too large)
+        Zk = W @ Hm + (b[:, None] if has_bias else 0.0)  # column k: the logits of class k
+        pk = jax.nn.softmax(Zk, axis=0).T  # (K classes, K)
+        Hzk = jax.vmap(jnp.diag)(pk) - pk[:, :, None] * pk[:, None, :]
+        Pk = jnp.sqrt(jnp.sum((Hzk @ W) ** 2, axis=(1, 2))) / N
+        Pm = jnp.repeat(Pk, sizes, total_repeat_length=N)
         diag_bound = w2**2 * jnp.max(dhz) / N
     else:
         dP = jnp.zeros((N,), dtype)
