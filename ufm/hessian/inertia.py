@@ -264,8 +264,9 @@ def spectrum_of_structure(
 
     ``reduction`` (:func:`ufm.hessian.reduction.class_reduction` at the same point): its
     certified counts and ``lambda_min`` bracket start the search, and its ``lambda_min`` replaces
-    the Lanczos estimate (no Hessian-vector products) whenever it is finite; at a collapsed point
-    the answer then needs no Schur-complement evaluation at all. ``need_counts=False``: only
+    the Lanczos estimate (no Hessian-vector products) when its Weyl radius is at most
+    :data:`REDUCTION_RTOL` times ``scale``; at a collapsed point the answer then needs no
+    Schur-complement evaluation at all. ``need_counts=False``: only
     ``lambda_min`` is wanted (the counts at ``+-zero_tol`` are neither required nor reported:
     ``-1``)."""
     A = ba.A
@@ -298,13 +299,12 @@ def spectrum_of_structure(
         # Start: the smallest Ritz value of plain Lanczos, an (uncertified) upper estimate.
         theta = _lanczos_plain(lambda x: block_arrow_matvec(ba, x), v0(), m, m)
     else:
-        # the class reduction: certified counts and bracket (Weyl), its lambda_min the estimate
-        # its estimate replaces Lanczos when the Weyl radius is small (near collapse); a wide
-        # radius (an unstructured point) still tightens the bracket
+        # the class reduction: certified counts and bracket (Weyl; eps = inf certifies nothing);
+        # its lambda_min replaces the Lanczos start when the radius is small (near collapse)
         use = reduction.eps <= REDUCTION_RTOL * scale
         lm = reduced_lambda_min(reduction)
-        lo0 = jnp.where(use, jnp.maximum(lo0, lm - reduction.eps), lo0)
-        hi0 = jnp.where(use, jnp.minimum(hi0, lm + reduction.eps), hi0)
+        lo0 = jnp.maximum(lo0, lm - reduction.eps)
+        hi0 = jnp.minimum(hi0, lm + reduction.eps)
         if need_counts:
             n_lt0 = jax.vmap(lambda s: certified_count(reduction, s))(shifts)
         theta = jax.lax.cond(

@@ -35,6 +35,7 @@ import numpy as np
 from ...hessian.reduction import ReducedParts
 from .objective import UFMParams, fit_grad, logits
 from .spec import UFMSpec
+from .structure import _colsum
 
 __all__ = ["ufm_class_reduction"]
 
@@ -48,9 +49,8 @@ def _class_means(H, sizes):
 
 
 def _column_norms(X):
-    """Euclidean norms of the columns of ``X (r, N)`` (a matmul with ones: XLA:CPU reduces
-    slowly over a leading axis)."""
-    return jnp.sqrt(jnp.ones((1, X.shape[0]), X.dtype) @ (X * X))[0]
+    """Euclidean norms of the columns of ``X (r, N)``."""
+    return jnp.sqrt(_colsum(X * X))
 
 
 def ufm_class_reduction(spec: UFMSpec, params: UFMParams) -> ReducedParts:

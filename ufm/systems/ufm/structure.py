@@ -287,7 +287,8 @@ def _small_matvec(X, y):
 
 
 def _colsum(X):
-    """Column sums of ``X (r, N)`` by a matmul with ones (see :func:`_small_matvec`)."""
+    """Column sums of ``X (r, N)`` by a matmul with ones (XLA:CPU reduces slowly over a leading
+    axis; see :func:`_small_matvec`)."""
     return (jnp.ones((1, X.shape[0]), X.dtype) @ X)[0]
 
 
