@@ -87,28 +87,29 @@ def ufm_class_reduction(spec: UFMSpec, params: UFMParams) -> ReducedParts:
     parts = [W.reshape(-1)] + ([b] if has_bias else []) + [jnp.zeros((K * d,), dtype)]
     matrix = jax.hessian(reduced)(jnp.concatenate(parts))
 
-    # distance to the structure at the point itself (module docstring); the per-class quantities
-    # at the means are computed once per class and broadcast
-    if spec.balanced:
-        Hexp = jnp.broadcast_to(Hm[:, :, None], (d, K, spec.n)).reshape(d, N)
-    else:
-        Hexp = jnp.repeat(Hm, sizes, axis=1, total_repeat_length=N)
-    Z, Zm = logits(params), logits(UFMParams(W, Hexp, b))
+    # distance to the structure at the point itself (module docstring); the quantities at the
+    # means are computed once per class and broadcast to its samples
+    def expand(X):  # (r, K) -> (r, N), class-major
+        if spec.balanced:
+            return jnp.broadcast_to(X[:, :, None], (*X.shape, spec.n)).reshape(X.shape[0], N)
+        return jnp.repeat(X, sizes, axis=1, total_repeat_length=N)
+
+    Zk = logits(UFMParams(W, Hm, b))  # (K, K): column k holds the logits of class k
+    Z, Zm = logits(params), expand(Zk)
     dG = fit_grad(Z, spec.loss, spec.n) - fit_grad(Zm, spec.loss, spec.n)
-    dh = _column_norms(H - Hexp)
+    dh = _column_norms(H - expand(Hm))
     w2 = jnp.linalg.norm(W, 2)
     if spec.loss == "ce":
-        p, pm = jax.nn.softmax(Z, axis=0), jax.nn.softmax(Zm, axis=0)
+        pk = jax.nn.softmax(Zk, axis=0)  # column k: p'_k
+        p, pm = jax.nn.softmax(Z, axis=0), expand(pk)
         np_, npm = _column_norms(p), _column_norms(pm)
         dhz = _column_norms(p - pm) * (1.0 + np_ + npm)
         dP = w2 * dhz / N
         # ||P'_k||_F = ||Hz'_k W||_F / N exactly, once per class (near a one-hot softmax Hz'_k is
         # small, and a norm bound such as ||p'|| + ||p'||^2 would be 100x too large)
-        Zk = W @ Hm + (b[:, None] if has_bias else 0.0)  # column k: the logits of class k
-        pk = jax.nn.softmax(Zk, axis=0).T  # (K classes, K)
-        Hzk = jax.vmap(jnp.diag)(pk) - pk[:, :, None] * pk[:, None, :]
+        Hzk = jax.vmap(jnp.diag)(pk.T) - pk.T[:, :, None] * pk.T[:, None, :]
         Pk = jnp.sqrt(jnp.sum((Hzk @ W) ** 2, axis=(1, 2))) / N
-        Pm = jnp.repeat(Pk, sizes, total_repeat_length=N)
+        Pm = expand(Pk[None])[0]
         diag_bound = w2**2 * jnp.max(dhz) / N
     else:
         dP = jnp.zeros((N,), dtype)
