@@ -67,23 +67,29 @@ def landscape_rows(timeout=600):
 
 
 def sweep_rows(timeout=1800):
-    """``[(name, wall s, compile s, check)]`` for the ``d = K`` sweep (empty cache)."""
+    """``[(name, wall s, compile s, check)]`` for the ``d = K`` sweep: empty cache, then a second
+    run (fresh output folder) with the cache the first one filled. ``ufm sweep run`` without
+    ``--devices``: one CPU device per core."""
     import numpy as np
     import pyarrow.parquet as pq
 
+    rows = []
     with tempfile.TemporaryDirectory(prefix="ufm-perf-") as tmp:
         env = {"UFM_COMPILATION_CACHE": os.path.join(tmp, "cache")}
-        out_dir = os.path.join(tmp, "d_equals_k")
-        toml = os.path.join("experiments", "sweeps", "d_equals_k.toml")
-        wall, _ = _ufm(["sweep", "run", toml, "--out", out_dir, "--quiet"], env, timeout)
-        data = os.path.join(out_dir, "data")
-        files = [os.path.join(data, f) for f in os.listdir(data)]
-        table = [pq.read_table(f, columns=["source", "class", "compile_seconds"]) for f in files]
-        src = np.concatenate([t.column("source").to_numpy(zero_copy_only=False) for t in table])
-        cls = np.concatenate([t.column("class").to_numpy(zero_copy_only=False) for t in table])
-        comp = sum(float(np.max(t.column("compile_seconds").to_numpy())) for t in table)
-        random = src == "random"
-        ok = int(random.sum()) == 60000 and bool(np.all(cls[random] == "global_min"))
-        name = "d = K sweep (6 x 10^4 starts, Hessian classification)"
-        print("  ", name, f"{wall:.1f} s (compile {comp:.0f} s)", ok, flush=True)
-        return [(name, wall, comp, "ok" if ok else "MISMATCH")]
+        for label in ("cold (empty cache)", "warm"):
+            out_dir = os.path.join(tmp, "d_equals_k_" + label.split()[0])
+            toml = os.path.join("experiments", "sweeps", "d_equals_k.toml")
+            wall, _ = _ufm(["sweep", "run", toml, "--out", out_dir, "--quiet"], env, timeout)
+            data = os.path.join(out_dir, "data")
+            files = [os.path.join(data, f) for f in os.listdir(data)]
+            cols = ["source", "class", "compile_seconds"]
+            table = [pq.read_table(f, columns=cols) for f in files]
+            src = np.concatenate([t.column("source").to_numpy(zero_copy_only=False) for t in table])
+            cls = np.concatenate([t.column("class").to_numpy(zero_copy_only=False) for t in table])
+            comp = sum(float(np.max(t.column("compile_seconds").to_numpy())) for t in table)
+            random = src == "random"
+            ok = int(random.sum()) == 60000 and bool(np.all(cls[random] == "global_min"))
+            name = f"d = K sweep, {label} (6 x 10^4 starts, Hessian classification)"
+            print("  ", name, f"{wall:.1f} s (compile {comp:.0f} s)", ok, flush=True)
+            rows.append((name, wall, comp, "ok" if ok else "MISMATCH"))
+    return rows

@@ -29,7 +29,7 @@ import argparse
 import os
 import sys
 
-from ..core.cliargs import DefaultsHelpFormatter
+from ..core.cliargs import DefaultsHelpFormatter, available_cores
 
 __all__ = ["add_sweep_parser"]
 
@@ -61,7 +61,9 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="shard seeds over the first N local devices (CPU: creates N fake "
-        "devices, one per core is best); default: all local devices",
+        "devices, one per core is best); default: all local devices, on CPU one per "
+        "available core for a single-process run (1 per process with --coordinator or "
+        "--num-processes > 1)",
     )
     r.add_argument(
         "--coordinator",
@@ -169,6 +171,16 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def default_cpu_devices(devices, coordinator, num_processes) -> int | None:
+    """The CPU device count ``ufm sweep run`` asks JAX for when ``--devices`` is not given: one
+    per available core for a single-process run (issue 15: the optimiser, the polish and the
+    analyses then use every core), ``None`` (JAX's default, one) for a multi-process run, whose
+    processes share the cores, and when ``--devices`` is given (it sets the count itself)."""
+    if devices is not None or coordinator or (num_processes or 1) != 1:
+        return None
+    return available_cores()
+
+
 def _fail(msg: str, code: int) -> int:
     print(f"ufm sweep: error: {msg}", file=sys.stderr)
     return code
@@ -191,6 +203,12 @@ def _cmd_run(args) -> int:
     except SpecError as err:
         return _fail(str(err), 2)
     out = args.out if args.out is not None else default_out(spec)
+    cpu_devices = default_cpu_devices(args.devices, args.coordinator, args.num_processes)
+    if cpu_devices is not None:
+        try:  # one CPU device per core (issue 15); a no-op for GPU/TPU runs
+            jax.config.update("jax_num_cpu_devices", cpu_devices)
+        except RuntimeError:  # backends already started (in-process use): keep what exists
+            pass
     if args.devices is not None:
         if args.devices < 1:
             return _fail(f"--devices must be >= 1, got {args.devices}", 2)

@@ -1,8 +1,11 @@
 """The bottom layer: validation, spec pytrees, the system registry and its hooks, generic model
 entry points, devices, progress."""
 
+from .devices import map_points as map_points
 from .devices import on_cpu as on_cpu
 from .devices import on_one_cpu_device as on_one_cpu_device
+from .devices import seed_mesh_of as seed_mesh_of
+from .devices import spread_points as spread_points
 from .model import evaluate_points as evaluate_points
 from .model import grad_norm as grad_norm
 from .model import init_batch as init_batch

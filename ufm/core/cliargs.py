@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 
 from .validation import SpecError, check_int
@@ -25,6 +26,7 @@ __all__ = [
     "floats",
     "int_at_least",
     "ints",
+    "available_cores",
     "set_cpu_devices",
     "words",
 ]
@@ -113,6 +115,15 @@ def check_positive_flags(args, *names: str) -> None:
         v = getattr(args, name)
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise SpecError(f"--{name.replace('_', '-')} must be a finite number > 0, got {v!r}")
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask: a Slurm task's share, not the whole
+    node), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def set_cpu_devices(devices: int | None, flag: str = "--devices") -> None:

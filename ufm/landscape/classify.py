@@ -88,7 +88,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core.devices import on_cpu
+from ..core.devices import map_points, on_cpu, on_one_cpu_device, seed_mesh_of, spread_points
 from ..core.jitting import adaptive_jit
 from ..core.model import grad_norm as _grad_norm
 from ..core.model import loss as _loss
@@ -246,10 +246,14 @@ def _classify_jit(spec, params, tols, key, method, num_matvecs, structure):
     return _classify_one(spec, params, tols, method, num_matvecs, key, structure)
 
 
-@adaptive_jit(static_argnames=("method", "num_matvecs", "batch_size", "structure"))
-def _classify_many(spec, params, valid, tols, key, method, num_matvecs, batch_size, structure):
+@adaptive_jit(static_argnames=("method", "num_matvecs", "batch_size", "structure", "mesh"))
+def _classify_many(
+    spec, params, valid, tols, key, method, num_matvecs, batch_size, structure, mesh=None
+):
     """``lax.map`` of ``_classify_one``; padding rows (``valid`` False) are skipped by a
-    ``lax.cond`` when ``batch_size == 1`` (under a batched map both branches run)."""
+    ``lax.cond`` when ``batch_size == 1`` (under a batched map both branches run). With ``mesh``
+    (``batch_size == 1``) every CPU device maps over its own points at once
+    (:func:`ufm.core.map_points`)."""
     # jitted: the shape probe below and the cond trace it once between them
     one = jax.jit(lambda p: _classify_one(spec, p, tols, method, num_matvecs, key, structure))
     blank = jax.tree_util.tree_map(
@@ -259,7 +263,9 @@ def _classify_many(spec, params, valid, tols, key, method, num_matvecs, batch_si
     fn = lambda pv: jax.lax.cond(pv[1], one, lambda _: blank, pv[0])  # noqa: E731
     # batch_size 1: a plain scan (lax.map with a batch size vmaps its body: a batch of one would
     # turn the cond into a select and batch every LAPACK call, and tracing the vmap costs ~1 s)
-    return jax.lax.map(fn, (params, valid), batch_size=None if batch_size == 1 else batch_size)
+    if batch_size == 1:
+        return map_points(fn, (params, valid), mesh)
+    return jax.lax.map(fn, (params, valid), batch_size=batch_size)
 
 
 def classify(
@@ -342,9 +348,11 @@ def classify_batch(
     """Classify a batch of points (leading axis) and return numpy columns, one row per point.
 
     Runs :func:`classify` under ``jax.lax.map`` in batches of ``batch_size`` points (default: one
-    point at a time on CPU, else a dense-Hessian memory budget of about 256 MB). On CPU, batched
-    LAPACK calls (``eigh``/``svd`` of a whole batch) once deadlocked inside jaxlib's thread pool
-    in a sweep, and one point at a time was faster anyway (2048 points of 100 parameters in 1.2 s).
+    point at a time on CPU, on every device of a batch sharded over several CPU devices at once,
+    :func:`ufm.core.map_points`; else a dense-Hessian memory budget of about 256 MB). On CPU,
+    batched LAPACK calls (``eigh``/``svd`` of a whole batch) once deadlocked inside jaxlib's
+    thread pool in a sweep, and one point at a time was faster anyway (2048 points of 100
+    parameters in 1.2 s).
     The batch is padded to the next power of two
     (copies of the first point, skipped when ``batch_size`` is 1 and dropped), so that varying
     batch sizes reuse a few compilations. The columns are the
@@ -378,7 +386,12 @@ def classify_batch(
         p = spec.num_params
         per_point = 8 * 4 * (p * p if method == "dense" else p * max(_num_global_params(spec), 8))
         batch_size = int(max(1, min(num, (256 << 20) // per_point)))
+    mesh = seed_mesh_of(params) if batch_size == 1 else None
+    if batch_size != 1:  # batched LAPACK calls: never on several CPU devices at once
+        params = on_one_cpu_device(params)
     bucket = 1 << max(0, num - 1).bit_length()
+    if mesh is not None:  # every device the same number of points
+        bucket = -(-bucket // mesh.size) * mesh.size
     if bucket > num:
         params = jax.tree_util.tree_map(
             lambda x: jnp.concatenate([x, jnp.broadcast_to(x[:1], (bucket - num,) + x.shape[1:])]),
@@ -386,8 +399,19 @@ def classify_batch(
         )
     batch_size = min(int(batch_size), bucket)
     valid = jnp.arange(bucket) < num
+    if mesh is not None:  # padding may have moved the points: spread them again
+        params, valid = spread_points((params, valid), mesh)
     rec = _classify_many(
-        spec, params, valid, tols, key, method, num_matvecs, batch_size, _structure(spec, method)
+        spec,
+        params,
+        valid,
+        tols,
+        key,
+        method,
+        num_matvecs,
+        batch_size,
+        _structure(spec, method),
+        mesh,
     )
     cols = {k: np.asarray(v)[:num] for k, v in rec._asdict().items()}
     cols["class_code"] = cols.pop("code")

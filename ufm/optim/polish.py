@@ -33,7 +33,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from ..core.devices import on_cpu
+from ..core.devices import map_points, on_cpu, seed_mesh_of, spread_points
 from ..core.jitting import adaptive_jit
 from ..core.model import loss as _loss
 from ..core.trees import tree_norm
@@ -104,8 +104,8 @@ FAST_ACCEPT = 0.25
 NEWTON_CHUNK = 3
 
 
-@adaptive_jit(static_argnames=("length", "one_by_one"))
-def _newton_dense_chunk(spec, params, done, tol, rtol, length, one_by_one=False):
+@adaptive_jit(static_argnames=("length", "one_by_one", "mesh"))
+def _newton_dense_chunk(spec, params, done, tol, rtol, length, one_by_one=False, mesh=None):
     def one(p, done):
         x0, unravel, f = _flat_fns(spec, p)
         grad_fn = jax.grad(f)
@@ -139,22 +139,26 @@ def _newton_dense_chunk(spec, params, done, tol, rtol, length, one_by_one=False)
         return unravel(x), stops[-1] | (gnorm <= tol), jnp.sum(~stops), value, gnorm
 
     if one_by_one:
-        return jax.lax.map(lambda a: one(*a), (params, done))
+        return map_points(lambda a: one(*a), (params, done), mesh)
     return jax.vmap(one)(params, done)
 
 
 def _newton_dense(spec, params, tol, rtol, max_iter):
     """Chunks of :data:`NEWTON_CHUNK` iterations until every seed converged. On CPU the points
     go one at a time (``lax.map``; a converged point skips the Hessian and its ``eigh``, and no
-    batched LAPACK call is made: see :mod:`ufm.runs.analyses`); elsewhere as one ``vmap``. The
+    batched LAPACK call is made: see :mod:`ufm.runs.analyses`), on every CPU device of a
+    seed-sharded batch at once (:func:`ufm.core.map_points`); elsewhere as one ``vmap``. The
     iterates are the same either way (tests/optim/test_polish_paths.py)."""
     num = jax.tree_util.tree_leaves(params)[0].shape[0]
     one_by_one = on_cpu(params)
+    mesh = seed_mesh_of(params) if one_by_one else None
     done = jnp.zeros((num,), bool)
+    if mesh is not None:
+        done = spread_points(done, mesh)
     iters = jnp.zeros((num,), jnp.int32)
     for _ in range(-(-max_iter // NEWTON_CHUNK)):
         params, done, k, value, gnorm = _newton_dense_chunk(
-            spec, params, done, tol, rtol, NEWTON_CHUNK, one_by_one
+            spec, params, done, tol, rtol, NEWTON_CHUNK, one_by_one, mesh
         )
         iters = iters + k.astype(jnp.int32)
         if bool(jnp.all(done)):

@@ -41,7 +41,11 @@ independent operations concurrently, and loop bodies run on pool threads), no th
 the work and the process hangs for good. Seen with jax 0.10.2 on 2 cores: ``ufm.classify_batch``
 with its default batch of 800 points deadlocked in ``lapack_dgesdd`` on the first chunk of a
 ``d = K`` sweep, one CPU device. Unbatched decompositions run inline; one point at a time is also
-faster on CPU here (2048 points of ``K = d = 4, n = 5``: 1.2 s classified).
+faster on CPU here (2048 points of ``K = d = 4, n = 5``: 1.2 s classified). A batch sharded over
+several CPU devices (a sweep with ``--devices``, one per core by default) goes through the points
+of every device at once (:func:`ufm.core.map_points`): analyses registered with
+``device_parallel=True`` (``metrics``, ``hessian``) get the sharded batch, the others a copy
+gathered on one device.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..core.devices import on_cpu
+from ..core.devices import map_points, on_cpu, seed_mesh_of
 from ..core.jitting import adaptive_jit
 from ..core.model import nc_metrics, spec_label
 from ..core.registry import system_of
@@ -76,6 +80,7 @@ _CHECKS: dict[str, Callable[[Any], Any] | None] = {}
 _OPTIONS: dict[str, tuple[str, ...] | None] = {}
 _VALIDATORS: dict[str, Callable[[dict], Any] | None] = {}
 _HANDLES_FAILED: dict[str, bool] = {}
+_DEVICE_PARALLEL: dict[str, bool] = {}
 
 
 def register_analysis(
@@ -87,6 +92,7 @@ def register_analysis(
     columns: Mapping[str, str] | None = None,
     validate: Callable[[dict], Any] | None = None,
     handles_failed: bool = False,
+    device_parallel: bool = False,
 ):
     """Register a per-point analysis ``fn(spec, result, **options) -> {column: (S,) values}``.
 
@@ -104,7 +110,10 @@ def register_analysis(
     reach ``fn``: :func:`ufm.run_points` passes a copy of a usable point in their place and masks
     their values (``nan``, ``-1``, ``False``, ``None``); ``handles_failed=True`` passes them
     as they are (``fn`` must then guard every LAPACK call itself: jaxlib's CPU ``svd`` can spin
-    forever on ``inf``). Usable as a decorator: ``@register_analysis("my_analysis")``.
+    forever on ``inf``). ``device_parallel=True`` declares that ``fn`` takes a batch spread over
+    several CPU devices and keeps its LAPACK calls to one point at a time
+    (:func:`ufm.core.map_points`); other analyses get the batch gathered on one device (module
+    docstring). Usable as a decorator: ``@register_analysis("my_analysis")``.
     """
     if fn is None:
         return lambda f: register_analysis(
@@ -115,6 +124,7 @@ def register_analysis(
             columns=columns,
             validate=validate,
             handles_failed=handles_failed,
+            device_parallel=device_parallel,
         )
     if not callable(fn):
         raise TypeError(f"analysis {name!r} must be callable")
@@ -123,6 +133,7 @@ def register_analysis(
     _OPTIONS[name] = None if options is None else tuple(options)
     _VALIDATORS[name] = validate
     _HANDLES_FAILED[name] = bool(handles_failed)
+    _DEVICE_PARALLEL[name] = bool(device_parallel)
     register_column_docs(dict(columns or {}))
     return fn
 
@@ -167,6 +178,12 @@ def _int_option(opts: dict, key: str, minimum: int = 1) -> None:
 def analysis_handles_failed(name: str) -> bool:
     """Whether analysis ``name`` receives failed points as they are (:func:`register_analysis`)."""
     return _HANDLES_FAILED.get(name, False)
+
+
+def analysis_device_parallel(name: str) -> bool:
+    """Whether analysis ``name`` takes a batch spread over several CPU devices
+    (:func:`register_analysis`)."""
+    return _DEVICE_PARALLEL.get(name, False)
 
 
 def analysis_check(name: str):
@@ -253,10 +270,10 @@ def _check_metrics(spec):
     system_of(spec).require("metrics", "collapse metrics (the metrics analysis)")
 
 
-@adaptive_jit(static_argnames=("options", "one_by_one"))
-def _nc_batch(spec, params, options, one_by_one):
+@adaptive_jit(static_argnames=("options", "one_by_one", "mesh"))
+def _nc_batch(spec, params, options, one_by_one, mesh=None):
     fn = lambda p: nc_metrics(spec, p, **dict(options))  # noqa: E731
-    return jax.lax.map(fn, params) if one_by_one else jax.vmap(fn)(params)
+    return map_points(fn, params, mesh) if one_by_one else jax.vmap(fn)(params)
 
 
 def _validate_metrics(opts: dict) -> None:
@@ -270,12 +287,15 @@ def _validate_metrics(opts: dict) -> None:
     options=("rtol", "tau"),
     validate=_validate_metrics,
     columns=NC_METRIC_DOCS,
+    device_parallel=True,
 )
 def nc_metric_columns(spec, result, **options):
     """Neural-collapse metrics of the end points (``ufm.nc_metrics(spec, p, **options)``, e.g.
     ``tau``, ``rtol``), one column each; compiled once per spec shape. On CPU one point at a
     time (module docstring), else ``vmap``."""
-    out = _nc_batch(spec, result.params, tuple(sorted(options.items())), on_cpu(result.params))
+    one_by_one = on_cpu(result.params)
+    mesh = seed_mesh_of(result.params) if one_by_one else None
+    out = _nc_batch(spec, result.params, tuple(sorted(options.items())), one_by_one, mesh)
     out = out._asdict() if hasattr(out, "_asdict") else dict(out)
     return {k: np.asarray(v) for k, v in out.items()}
 
@@ -341,6 +361,7 @@ def _masked(values: np.ndarray, bad: np.ndarray) -> np.ndarray:
     validate=_validate_hessian,
     columns={k: v for k, v in RECORD_DOCS.items() if k not in _HESSIAN_DROPPED},
     handles_failed=True,  # classify_batch guards every point: non-finite ones are non_finite
+    device_parallel=True,  # one point at a time on each device (classify_batch)
 )
 def hessian_classification(
     spec, result, *, method: str = "auto", batch_size=None, warn: bool = True, **tolerances

@@ -22,13 +22,15 @@ One configuration (a spec) and a batch of starting points go through
 and comes back as per-point NumPy columns (:func:`run_points`). Starting points come from
 :mod:`ufm.runs.starts` (:func:`ufm.make_starts`).
 
-On CPU, a batch sharded over several devices is gathered on one device before the polish and the
-analyses: jaxlib's CPU LAPACK kernels (SVD, eigh) split a batch over a shared intra-op thread pool
+On CPU, jaxlib's LAPACK kernels (SVD, eigh) split a *batch* over a shared intra-op thread pool
 and block until it is done, and several CPU devices running them at once can occupy every pool
 thread and deadlock (seen with jax 0.10.2: ``ufm.nc_metrics`` on 2048 seeds over 2 devices, 2
-cores). Results are identical. The same can happen on one device when independent batched
-decompositions run concurrently, so on CPU the ``metrics`` and ``hessian`` analyses go through the
-points one at a time (:mod:`ufm.runs.analyses`).
+cores). So on CPU the polish and the ``metrics`` and ``hessian`` analyses go through the points one
+at a time (single-matrix LAPACK calls, which run inline), and a batch sharded over several CPU
+devices keeps its layout for them: each device maps over its own points, all at once
+(:func:`ufm.core.map_points`; analyses registered with ``device_parallel=True``). Every other
+analysis gets the batch gathered on one device. Results are identical either way
+(tests/runs/test_device_parallel.py).
 """
 
 from __future__ import annotations
@@ -41,14 +43,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core.devices import on_one_cpu_device
+from ..core.devices import on_one_cpu_device, seed_mesh_of
 from ..core.model import evaluate_points
 from ..core.trees import rows_where as _rows_where
 from ..optim.optimize import OptimizeResult, optimize
 from ..optim.polish import polish
 from ..optim.settings import OptimizerSettings
 from ..optim.status import STATUS_NAMES, Status
-from .analyses import analysis_handles_failed, analysis_registry
+from .analyses import analysis_device_parallel, analysis_handles_failed, analysis_registry
 
 __all__ = [
     "PointsResult",
@@ -226,7 +228,7 @@ def run_points(
     phase("polish")
     params, loss, gnorm, polished, iters = _polish_stage(
         spec,
-        on_one_cpu_device(res.params),
+        res.params if seed_mesh_of(res.params) is not None else on_one_cpu_device(res.params),
         np.asarray(res.loss, np.float64),
         first_gnorm,
         status,
@@ -275,6 +277,15 @@ def analyse(
         else:
             stand_in = jax.tree_util.tree_map(lambda x: jnp.zeros_like(x[:1]), result.params)
         guarded = result._replace(params=_rows_where(usable, result.params, stand_in))
+    gathered = {}  # the batch on one device, for analyses that are not device_parallel
+
+    def batch_for(name, res):
+        if analysis_device_parallel(name) or seed_mesh_of(res.params) is None:
+            return res
+        if id(res) not in gathered:
+            gathered[id(res)] = res._replace(params=on_one_cpu_device(res.params))
+        return gathered[id(res)]
+
     cols, messages = {}, []
     for name, options in analyses:
         if on_phase is not None:
@@ -285,7 +296,9 @@ def analyse(
             )
         raw = analysis_handles_failed(name)
         try:
-            out = dict(registry[name](spec, result if raw else guarded, **dict(options)))
+            out = dict(
+                registry[name](spec, batch_for(name, result if raw else guarded), **dict(options))
+            )
             out = {k: _column(name, k, v, size) for k, v in out.items()}
         except Exception as err:  # a failing analysis must not end an overnight sweep
             if errors == "raise":
