@@ -142,3 +142,30 @@ def test_sweep_cli_default_devices():
     assert default_cpu_devices(3, None, None) is None
     assert default_cpu_devices(None, "127.0.0.1:1234", 2) is None
     assert default_cpu_devices(None, None, 2) is None
+
+
+def test_landscape_devices_flag_creates_cpu_devices(tmp_path):
+    """``ufm landscape --devices 2`` in a fresh process (one CPU device by default) shards the
+    seeds over 2 CPU devices instead of failing for want of devices."""
+    import subprocess
+
+    from helpers import cli_cmd, cli_env
+
+    out = tmp_path / "res"
+    args = ["landscape", "--K", "3", "--n", "2", "--seeds", "2", "--loss", "mse", "--bias"]
+    args += [
+        "none",
+        "--lambda-W",
+        "0.005",
+        "--no-hessian",
+        "--no-origin",
+        "--saddle-seeds",
+        "0",
+        "--steps",
+        "500",
+    ]
+    args += ["--devices", "2", "--no-figures", "--quiet", "--out", out]
+    proc = subprocess.run(cli_cmd(*args), env=cli_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = ufm.load_results(out)
+    assert set(rows["num_devices"]) == {2} and int((rows["source"] == "random").sum()) == 2

@@ -82,8 +82,6 @@ block-arrow above).
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -241,7 +239,7 @@ def _classify_one(spec, params, tols: Tolerances, method: str, num_matvecs: int,
     )
 
 
-@functools.partial(jax.jit, static_argnames=("method", "num_matvecs", "structure"))
+@adaptive_jit(static_argnames=("method", "num_matvecs", "structure"))
 def _classify_jit(spec, params, tols, key, method, num_matvecs, structure):
     return _classify_one(spec, params, tols, method, num_matvecs, key, structure)
 

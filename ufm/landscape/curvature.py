@@ -47,6 +47,7 @@ __all__ = [
     "tolerance_dependent",
     "positive_min_by_inertia",
     "POS_MIN_RTOL",
+    "below_many",
 ]
 
 #: Relative accuracy of the block-arrow ``lambda_pos_min`` (bisection on inertia counts):
@@ -199,8 +200,9 @@ def hessian_facts(spec, params, method, tol_of_norm, num_matvecs, key, structure
                     lambda: block_arrow_inertia(ba, sigma).astype(jnp.int32),
                 )
 
-        below_neg = below(-tol)  # any negative shift is allowed
-        below_pos = below(upper)
+        # one compiled copy of the count for both shifts (each call site inlines a Schur
+        # complement, and compile time grows with the copies)
+        below_neg, below_pos = below_many(below, jnp.stack([-tol, upper]))  # any negative shift
         with jax.numpy_dtype_promotion("standard"):
             pos_min = _positive_min(ba, below, below_pos, upper, cap, res.scale, red)
 
@@ -236,6 +238,13 @@ def hessian_facts(spec, params, method, tol_of_norm, num_matvecs, key, structure
     )
 
 
+def below_many(below, shifts):
+    """``below(sigma)`` at every shift of ``shifts`` (1-D), one after the other in a ``lax.map``:
+    one compiled copy of the count however many shifts (the block-arrow count is a Schur
+    complement; the classifier's seven call sites compiled seven copies, 12 s at level 0)."""
+    return jax.lax.map(below, shifts)
+
+
 def _positive_min(ba, below, count0, lower, cap, scale, red):
     """``lambda_pos_min``: from the class reduction when its Weyl interval ``lambda_c(Hess') +-
     eps`` (``c = count0``) is within :data:`POS_MIN_RTOL` (the upper end is reported, as by the
@@ -261,8 +270,9 @@ def tolerance_dependent(sp: Spectrum, predicted, factor):
     def check(_):
         half_cap = 0.5 * sp.cap  # shifts of the fast block-arrow path stay below the cap
         lo, hi = tol / factor, factor * tol
-        firm = sp.below(jnp.minimum(lo, half_cap)) - sp.below(-lo)
-        wide = sp.below(jnp.minimum(hi, half_cap)) - sp.below(-tol)
+        shifts = jnp.stack([jnp.minimum(lo, half_cap), -lo, jnp.minimum(hi, half_cap), -tol])
+        c = below_many(sp.below, shifts)
+        firm, wide = c[0] - c[1], c[2] - c[3]
         extra_firm = (n_zero > predicted) & (lo < half_cap) & (firm > predicted)
         missing_firm = (n_zero < predicted) & (hi < half_cap) & (wide < predicted)
         return ~(extra_firm | missing_firm)

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from ...core.cliargs import DefaultsHelpFormatter, floats, ints, words
+from ...core.cliargs import DefaultsHelpFormatter, floats, ints, set_cpu_devices, words
 from .landscape import LandscapeConfig
 
 __all__ = ["add_landscape_parser", "landscape_config", "class_sizes_arg"]
@@ -205,6 +205,7 @@ def run_landscape_command(args) -> int:
     from .landscape import default_landscape_out, landscape_tables, run_landscape, verdict
 
     config = landscape_config(args)  # every option validated before any compute
+    set_cpu_devices(args.devices)  # fake CPU devices, one per core (before JAX starts)
     # the figure process imports matplotlib while the run computes (ufm.report.worker)
     worker = None if args.no_figures else FigureWorker.start()
     # 64-bit JAX in every case: a float32 run is optimised in float32 and polished and classified
