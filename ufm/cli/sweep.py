@@ -29,7 +29,7 @@ import argparse
 import os
 import sys
 
-from ..core.cliargs import DefaultsHelpFormatter, available_cores
+from ..core.cliargs import DefaultsHelpFormatter, available_cores, set_cpu_devices
 
 __all__ = ["add_sweep_parser"]
 
@@ -203,12 +203,8 @@ def _cmd_run(args) -> int:
     except SpecError as err:
         return _fail(str(err), 2)
     out = args.out if args.out is not None else default_out(spec)
-    cpu_devices = default_cpu_devices(args.devices, args.coordinator, args.num_processes)
-    if cpu_devices is not None:
-        try:  # one CPU device per core (issue 15); a no-op for GPU/TPU runs
-            jax.config.update("jax_num_cpu_devices", cpu_devices)
-        except RuntimeError:  # backends already started (in-process use): keep what exists
-            pass
+    # one CPU device per core (issue 15); a no-op for GPU/TPU runs and once JAX has started
+    set_cpu_devices(default_cpu_devices(args.devices, args.coordinator, args.num_processes))
     if args.devices is not None:
         if args.devices < 1:
             return _fail(f"--devices must be >= 1, got {args.devices}", 2)

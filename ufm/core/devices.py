@@ -3,8 +3,9 @@
 jaxlib's CPU LAPACK kernels (SVD, eigh) split a *batch* of matrices over XLA's intra-op thread
 pool and block until it is done; when several CPU devices (or independent batched decompositions
 on one device) run them at once, every pool thread can end up waiting and the process deadlocks
-(seen with jax 0.10.2 on 2 cores). The analyses therefore gather a sharded batch on one CPU device
-(:func:`on_one_cpu_device`) and go through points one at a time on CPU (:func:`on_cpu`).
+(seen with jax 0.10.2 on 2 cores). The analyses therefore go through points one at a time on CPU
+(:func:`on_cpu`), and those that cannot gather a sharded batch on one CPU device first
+(:func:`on_one_cpu_device`).
 
 One point at a time on one device leaves the other cores idle, so :func:`map_points` runs such a
 map on every device of a seed-sharded batch at once (``shard_map``; each device maps over its own
@@ -100,8 +101,8 @@ def spread_points(tree, mesh: Mesh | None):
 def map_points(fn, xs, mesh: Mesh | None = None):
     """``jax.lax.map(fn, xs)``, one point at a time; with ``mesh`` (:func:`seed_mesh_of`) every
     device maps over its own points, all devices at once (``shard_map``; module docstring).
-    Results are those of the plain map (tests/core/test_devices.py). Use inside ``jit`` with the
-    mesh as a static argument; ``fn`` may close over replicated values."""
+    Results are those of the plain map (tests/runs/test_device_parallel.py). Use inside ``jit``
+    with the mesh as a static argument; ``fn`` may close over replicated values."""
     if mesh is None:
         return jax.lax.map(fn, xs)
     axis = mesh.axis_names[0]

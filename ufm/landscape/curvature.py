@@ -241,7 +241,8 @@ def hessian_facts(spec, params, method, tol_of_norm, num_matvecs, key, structure
 def below_many(below, shifts):
     """``below(sigma)`` at every shift of ``shifts`` (1-D), one after the other in a ``lax.map``:
     one compiled copy of the count however many shifts (the block-arrow count is a Schur
-    complement; the classifier's seven call sites compiled seven copies, 12 s at level 0)."""
+    complement, inlined at every call site: the first block-arrow ``ufm.classify`` of a
+    ``K = d = 3``, ``n = 6`` spec compiled in 10.8 s instead of 11.7 s)."""
     return jax.lax.map(below, shifts)
 
 
