@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import cli_cmd, cli_env, interruptible_cli_cmd, run_cli
+from helpers import cli_cmd, cli_env, interruptible_cli_cmd, run_cli, run_script
 
 import ufm
 from ufm.cli.main import main
@@ -303,6 +303,57 @@ def test_landscape_killed_and_interrupted_resume_to_the_same_rows(tmp_path):
     assert a["class"][ia].tolist() == b["class"][ib].tolist()
     np.testing.assert_allclose(a["f"][ia].astype(float), b["f"][ib].astype(float), rtol=1e-12)
     assert not [p for p in (out / "data").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_a_swallowed_ctrl_c_still_stops_the_job_at_the_next_chunk():
+    # CI saw a Ctrl-C land in JAX's garbage-collector callback: Python printed "Exception
+    # ignored" and the run went on to the end with status 0. Here the SIGINT lands in a
+    # finaliser (swallowed the same way); the next Progress.update must raise.
+    script = """
+import gc, os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from ufm.core.interrupts import install_stop_handlers, stop_requested
+from ufm.core.progress import Progress
+install_stop_handlers()
+
+class Finaliser:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)  # the handler runs here, inside __del__: its exception is ignored
+
+bar = Progress(3, "job", quiet=True)
+bar.update(1)
+Finaliser()
+gc.collect()
+print("carried on", stop_requested(), flush=True)
+try:
+    bar.update(1)
+except KeyboardInterrupt:
+    print("stopped at the chunk boundary", flush=True)
+    sys.exit(0)
+sys.exit(3)
+"""
+    proc = run_script(script, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "Exception ignored" in proc.stderr
+    assert "carried on True" in proc.stdout and "stopped at the chunk boundary" in proc.stdout
+
+
+def test_the_cli_leaves_an_ignored_sigint_ignored():
+    script = """
+import signal
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+from ufm.core.interrupts import install_stop_handlers, request_stop
+install_stop_handlers()
+assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+assert signal.getsignal(signal.SIGTERM) is request_stop
+signal.signal(signal.SIGINT, signal.default_int_handler)
+install_stop_handlers()
+assert signal.getsignal(signal.SIGINT) is request_stop
+print("ok")
+"""
+    proc = run_script(script, timeout=120)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
 
 
 # -- many processes, many machines ----------------------------------------------------------------

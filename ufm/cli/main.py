@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import sys
 
 from .. import systems  # noqa: F401  (registers every system and its subcommand)
 from .._version import __version__
 from ..core.cache import enable_compilation_cache
+from ..core.interrupts import install_stop_handlers, raise_if_stop_requested
 from ..core.registry import registered_systems
 from ..core.validation import SpecError
 from .sweep import add_sweep_parser
@@ -56,9 +56,11 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     enable_compilation_cache()
-    signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's kill: stop like Ctrl-C
+    install_stop_handlers()  # a scheduler's SIGTERM stops like Ctrl-C; neither is ever swallowed
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        raise_if_stop_requested()  # a Ctrl-C swallowed after the last chunk still exits 130
+        return rc
     except (SpecError, ValueError, OSError) as e:
         print(f"ufm: error: {_one_line(e)}", file=sys.stderr)
         return 2
@@ -89,10 +91,6 @@ def run() -> None:
     finally:
         atexit._run_exitfuncs()
         os._exit(rc)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def _one_line(err) -> str:

@@ -34,6 +34,8 @@ import os
 import sys
 import time
 
+from .interrupts import raise_if_stop_requested
+
 __all__ = ["Progress", "format_duration", "in_notebook"]
 
 
@@ -148,6 +150,7 @@ class Progress:
     # -- updates -------------------------------------------------------------------------------
     def update(self, k: int = 1, seconds: float | None = None) -> None:
         """Record ``k`` more finished items; ``seconds`` is their compute time (see class)."""
+        raise_if_stop_requested()  # a chunk boundary: a swallowed Ctrl-C stops the job here
         if k <= 0:
             return
         now = time.monotonic()
