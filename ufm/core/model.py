@@ -136,10 +136,16 @@ def init_batch(spec, key, num_seeds: int | None = None, scale=None, seeds=None):
     padded = np.zeros(width, np.uint32)
     padded[:m] = seeds
     out = _init_batch(spec, key, jnp.asarray(padded), scale)
-    return out if width == m else jax.tree_util.tree_map(lambda x: x[:m], out)
+    # cut on the host: an eager slice would compile a small XLA program per shape
+    if width == m:
+        return out
+    traced = isinstance(jax.tree_util.tree_leaves(out)[0], jax.core.Tracer)
+    return jax.tree_util.tree_map(
+        lambda x: x[:m] if traced else jnp.asarray(np.asarray(x)[:m]), out
+    )
 
 
-@adaptive_jit(static_argnames=("scale",))
+@adaptive_jit(static_argnames=("scale",), setup=True)
 def _init_batch(spec, key, seeds, scale):
     keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(seeds)
     return jax.vmap(lambda k: init_params(spec, k, scale))(keys)

@@ -116,9 +116,12 @@ def _records(spec, params, value, gnorm, record):
     return out
 
 
-@adaptive_jit(static_argnames=("optimizer", "record", "plain"))
-def _init_state(spec, params, optimizer, record, plain=False):
-    """Initial state and the step-0 trace row of every seed."""
+@adaptive_jit(static_argnames=("optimizer", "record", "plain", "mesh"), setup=True)
+def _init_state(spec, params, optimizer, record, plain=False, mesh=None):
+    """Initial state and the step-0 trace row of every seed. With ``mesh`` every leaf of the
+    state is laid out along the seed axis as :func:`_run_chunk` returns it (XLA would replicate
+    the constant ones, the optimiser's zero buffers and the status, and the first chunk would
+    compile a second time for that layout). Once per call: ``setup=True``."""
 
     def one(p):
         value, _, gnorm = _value_and_grad_norm(spec, p, plain)
@@ -134,7 +137,10 @@ def _init_state(spec, params, optimizer, record, plain=False):
         )
         return state, _records(spec, p, value, gnorm, record)
 
-    return jax.vmap(one)(params)
+    out = jax.vmap(one)(params)
+    if mesh is not None:
+        out = jax.lax.with_sharding_constraint(out, NamedSharding(mesh, P(SEED_AXIS)))
+    return out
 
 
 @functools.partial(
@@ -331,13 +337,15 @@ def optimize(
     if home is not None:  # spread a single-device batch over the mesh (padded)
         params0 = _spread(params0, mesh)
     block = _seed_block(params0, seed_block, mesh)
-    state, rec0 = _init_state(spec, params0, optimizer, record, plain)
+    state, rec0 = _init_state(spec, params0, optimizer, record, plain, mesh)
+    # host-side glue (NumPy) wherever it does: every eager jnp op on a new shape is a small XLA
+    # program to compile (about 0.05 s each on CPU)
     limits = (
-        jnp.asarray(tol, dtype),
-        jnp.asarray(divergence_threshold, dtype),
-        jnp.asarray(max_steps, jnp.int32),
+        np.asarray(tol, dtype),
+        np.asarray(divergence_threshold, dtype),
+        np.asarray(max_steps, np.int32),
     )
-    trace = [jax.tree_util.tree_map(lambda x: x[None], rec0)]
+    trace = [jax.tree_util.tree_map(lambda x: np.asarray(x)[None], rec0)]
     trace_steps = [np.zeros(1, np.int64)]
     bar = _make_progress(progress, max_steps)
     done = 0
@@ -354,7 +362,7 @@ def optimize(
             mesh=mesh,
             plain=plain,
         )
-        trace.append(jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), recs))
+        trace.append(jax.tree_util.tree_map(lambda x: np.swapaxes(np.asarray(x), 0, 1), recs))
         trace_steps.append(done + record_every * np.arange(1, num_records + 1))
         done += chunk
         status = np.asarray(state.status)
@@ -371,8 +379,9 @@ def optimize(
     steps = np.minimum(np.concatenate(trace_steps), max_steps)
     keep = np.concatenate([[True], np.diff(steps) > 0])  # drop rows past the step budget
     params = state.params
-    final_status = jnp.where(
-        state.status == Status.RUNNING, jnp.int8(Status.MAX_STEPS), state.status
+    status = np.asarray(state.status)
+    final_status = jax.device_put(
+        np.where(status == Status.RUNNING, np.int8(Status.MAX_STEPS), status), state.status.sharding
     )
     final_steps = state.steps
     if home is not None:  # back on the input's device, padding dropped

@@ -152,16 +152,17 @@ def _newton_dense(spec, params, tol, rtol, max_iter):
     num = jax.tree_util.tree_leaves(params)[0].shape[0]
     one_by_one = on_cpu(params)
     mesh = seed_mesh_of(params) if one_by_one else None
-    done = jnp.zeros((num,), bool)
-    if mesh is not None:
-        done = spread_points(done, mesh)
-    iters = jnp.zeros((num,), jnp.int32)
+    # bookkeeping on the host (NumPy): eager jnp ops would each compile a small XLA program
+    done = np.zeros((num,), bool)
+    where = getattr(jax.tree_util.tree_leaves(params)[0], "sharding", None)
+    done = spread_points(done, mesh) if mesh is not None else jax.device_put(done, where)
+    iters = np.zeros((num,), np.int32)
     for _ in range(-(-max_iter // NEWTON_CHUNK)):
         params, done, k, value, gnorm = _newton_dense_chunk(
             spec, params, done, tol, rtol, NEWTON_CHUNK, one_by_one, mesh
         )
-        iters = iters + k.astype(jnp.int32)
-        if bool(jnp.all(done)):
+        iters = iters + np.asarray(k, np.int32)
+        if bool(np.all(np.asarray(done))):
             break
     return params, iters, value, gnorm
 
@@ -238,11 +239,11 @@ def polish(
     dtype = leaves[0].dtype
     if method == "newton":
         new, iters, value, gnorm = _newton_dense(
-            spec, params, jnp.asarray(tol, dtype), jnp.asarray(rtol, dtype), max_iter or 30
+            spec, params, np.asarray(tol, dtype), np.asarray(rtol, dtype), max_iter or 30
         )
     elif method == "lbfgs":
-        new, iters = _lbfgs(spec, params, jnp.asarray(tol, dtype), max_iter or 500)
+        new, iters = _lbfgs(spec, params, np.asarray(tol, dtype), max_iter or 500)
         value, gnorm = _final(spec, new)
     else:
         raise ValueError(f"method must be auto, newton or lbfgs; got {method!r}")
-    return PolishResult(new, value, gnorm, gnorm <= tol, iters)
+    return PolishResult(new, value, gnorm, np.asarray(gnorm) <= tol, iters)

@@ -161,7 +161,7 @@ def _polish_stage(spec, params, loss, gnorm, status, settings: OptimizerSettings
         tol=settings.polish_tolerance(dtype),
         max_iter=settings.polish_max_iter,
     )
-    params = _rows_where(finite, pol.params, params)
+    params = pol.params if finite.all() else _rows_where(finite, pol.params, params)
     loss = np.where(finite, np.asarray(pol.loss, np.float64), loss)
     gnorm = np.where(finite, np.asarray(pol.grad_norm, np.float64), gnorm)
     polished = finite & np.asarray(pol.converged)

@@ -94,11 +94,13 @@ def start_dims(spec, source, seed) -> np.ndarray:
     return dims
 
 
-def make_starts(spec, source, seed, *, base_seed: int = 0, init_scale=None):
+def make_starts(spec, source, seed, *, base_seed: int = 0, init_scale=None, host: bool = False):
     """Starting parameters for the keys ``(source[i], seed[i])`` (module docstring).
 
     Returns ``(params0, meta)``: the batch (leading axis in the order of the keys) and ``meta``
-    with the columns ``source``, ``seed`` and ``dim`` (:func:`start_dims`).
+    with the columns ``source``, ``seed`` and ``dim`` (:func:`start_dims`). ``host=True``: the
+    batch as NumPy arrays, for a caller that places it itself (a sharded placement of a host
+    array compiles nothing; of a device array, a small slicing program per shape).
     """
     source = np.asarray(source, dtype=object)
     seed = np.asarray(seed, np.int64)
@@ -142,5 +144,5 @@ def make_starts(spec, source, seed, *, base_seed: int = 0, init_scale=None):
             lambda *xs: np.concatenate([np.asarray(x) for x in xs])[inverse],
             *(p for _, p in groups),
         )
-    params = jax.tree_util.tree_map(jnp.asarray, params)
+    params = jax.tree_util.tree_map(np.asarray if host else jnp.asarray, params)
     return params, {"source": source, "seed": seed, "dim": dims}

@@ -157,7 +157,7 @@ def run_chunk(
     if pad_to is not None and pad_to > index.size:
         index = np.concatenate([index, np.full(pad_to - index.size, n - 1)])
     params0, meta = make_starts(
-        spec, sources[index], seeds[index], base_seed=base_seed, init_scale=init_scale
+        spec, sources[index], seeds[index], base_seed=base_seed, init_scale=init_scale, host=True
     )
     out = run_points(
         spec,
