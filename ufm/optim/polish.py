@@ -164,7 +164,7 @@ def _newton_dense(spec, params, tol, rtol, max_iter):
         iters = iters + np.asarray(k, np.int32)
         if bool(np.all(np.asarray(done))):
             break
-    return params, iters, value, gnorm
+    return params, jnp.asarray(iters), value, gnorm
 
 
 @functools.partial(jax.jit, static_argnames=("max_iter",))
@@ -246,4 +246,5 @@ def polish(
         value, gnorm = _final(spec, new)
     else:
         raise ValueError(f"method must be auto, newton or lbfgs; got {method!r}")
-    return PolishResult(new, value, gnorm, np.asarray(gnorm) <= tol, iters)
+    converged = jnp.asarray(np.asarray(gnorm) <= tol)  # a host array placed: nothing to compile
+    return PolishResult(new, value, gnorm, converged, iters)
