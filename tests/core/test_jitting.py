@@ -119,3 +119,19 @@ def test_xla_default_tests_run_with_xla_default_flags():
     assert os.environ.get("UFM_TEST_XLA_DEFAULT") == "1"
     flags = os.environ.get("XLA_FLAGS", "")
     assert "xla_backend_optimization_level" not in flags and "fusion_emitters" not in flags
+
+
+def test_setup_functions_ignore_full_optimisation_for_small_specs(monkeypatch):
+    """adaptive_jit(setup=True) (random starts, the optimiser's initial state): level 0 for a small
+    spec even inside full_optimisation(); a large spec keeps XLA's default level."""
+    fn = adaptive_jit(_f, setup=True)
+    plain = adaptive_jit(_f)
+    calls, plain_calls = _counted(fn), _counted(plain)
+    x = jnp.ones((3, 2))
+    with jitting.full_optimisation():
+        fn(SPEC, x)
+        plain(SPEC, x)
+    assert calls == {"quick": 1, "full": 0} and plain_calls == {"quick": 0, "full": 1}
+    monkeypatch.setattr(jitting, "SMALL_PARAMS", 26)  # SPEC is now large
+    fn(SPEC, x)
+    assert calls == {"quick": 1, "full": 1}

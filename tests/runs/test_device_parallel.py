@@ -169,3 +169,20 @@ def test_landscape_devices_flag_creates_cpu_devices(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = ufm.load_results(out)
     assert set(rows["num_devices"]) == {2} and int((rows["source"] == "random").sum()) == 2
+
+
+def test_optimize_on_a_mesh_compiles_its_chunk_once():
+    """The initial state is laid out along the seed axis like the chunks' output, so the first
+    chunk does not compile a second program for replicated optimiser buffers."""
+    import importlib
+
+    optimize_module = importlib.import_module("ufm.optim.optimize")
+
+    spec = ufm.UFMSpec(K=3, n=2, d=3, loss="ce", lambda_W=0.013, lambda_H=0.017)
+    mesh = Mesh(np.asarray(jax.devices("cpu")[:2]), ("seeds",))
+    p0 = spread_points(ufm.init_batch(spec, jax.random.key(0), 8), mesh)
+    optimize_module._run_chunk.clear_cache()
+    opt = ufm.make_optimizer("momentum", 0.1, beta=0.9)
+    res = ufm.optimize(spec, p0, optimizer=opt, max_steps=60, chunk=20, tol=0.0)
+    assert int(np.asarray(res.steps).min()) == 60  # three chunks ran
+    assert optimize_module._run_chunk._cache_size() == 1
