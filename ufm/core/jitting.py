@@ -95,8 +95,9 @@ def adaptive_jit(fun=None, *, setup: bool = False, **jit_kwargs):
     ``setup=True``: work done once per batch whose run time is negligible next to what follows
     (random starts, the optimiser's initial state) ignores :func:`full_optimisation`, so a small
     spec always takes level 0: in the ``d = K`` sweep the threefry initialisation of 2004 starts
-    compiled in 1.65 s at the default level, once per configuration, against 0.5 s. Large specs
-    keep the default level (threefry of 4 x 10^6 numbers: 0.11 s against 0.37 s at level 0).
+    compiled in 1.65 s at the default level, once per configuration, against 0.57 s (BENCHMARKS.md,
+    ``JAX_LOG_COMPILES=1 python benchmarks/sweep_stages.py``). Large specs keep the default level,
+    where the draws themselves take time and level 0 runs them slower.
 
     >>> import jax.numpy as jnp
     >>> import ufm
