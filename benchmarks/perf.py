@@ -201,16 +201,29 @@ def optimiser_rows(n, dtype, seeds, steps, repeats, devices_all, label):
     rows, losses = [], {}
     work = seeds * steps
 
-    def ufm_run(devs):
+    def ufm_run(devs, kernel):
         def run():
             return ufm.optimize(
-                spec, p0, optimizer=opt, max_steps=steps, tol=0.0, chunk=chunk, devices=devs
+                spec,
+                p0,
+                optimizer=opt,
+                max_steps=steps,
+                tol=0.0,
+                chunk=chunk,
+                devices=devs,
+                kernel=kernel,
             )
 
         return run
 
-    for name, devs in (("ufm.optimize, 1 device", 1), ("ufm.optimize, default", "auto")):
-        t, first, res = best(ufm_run(devs), repeats)
+    native = "native" if ufm.kernels.native.available() else "not compiled"
+    runs = (
+        ("ufm.optimize, 1 device", 1, "auto"),
+        ("ufm.optimize, default", "auto", "auto"),
+        (f"ufm.optimize, default, XLA path (kernel='xla'; auto: {native})", "auto", "xla"),
+    )
+    for name, devs, kernel in runs:
+        t, first, res = best(ufm_run(devs, kernel), repeats)
         rows.append((label, name, work / t, first - t))
         losses[name] = np.asarray(res.loss, np.float64)
         log(rows[-1])

@@ -86,6 +86,10 @@ def pytest_configure(config):
         log = open(Path(os.environ["UFM_TEST_FAULT_DIR"]) / f"{_worker}.log", "a")  # noqa: SIM115
         faulthandler.enable(file=log, all_threads=True)
         config._ufm_fault_log = log  # kept open (and alive) for the whole session
+    if not _worker:  # compile the native kernels once, before the workers (each would compile)
+        from ufm.kernels.native import available
+
+        available()
     config.addinivalue_line(
         "markers",
         "xla_default: a bit-for-bit test, run in a subprocess with XLA's default flags "

@@ -84,8 +84,11 @@ def _assert_rows_equal(a, b, skip=()):
         np.testing.assert_allclose(
             a[k].astype(float), b[k].astype(float), rtol=1e-12, atol=1e-14, err_msg=k
         )
+    # after the polish (to <= 1e-10) the gradient norms are rounding noise (~1e-14): the landscape
+    # records NC metrics along its runs (XLA path), the sweep takes the native optimiser kernel;
+    # the two agree to rounding (docs/kernels.md), so the noise differs in its last digits
     np.testing.assert_allclose(
-        a["grad_norm"].astype(float), b["grad_norm"].astype(float), atol=1e-15, err_msg="grad_norm"
+        a["grad_norm"].astype(float), b["grad_norm"].astype(float), atol=5e-14, err_msg="grad_norm"
     )
 
 

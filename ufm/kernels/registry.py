@@ -16,9 +16,16 @@ import jax
 
 from ..core.model import loss as _loss
 
-__all__ = ["register_value_and_grad", "value_and_grad", "has_fast_value_and_grad"]
+__all__ = [
+    "register_value_and_grad",
+    "value_and_grad",
+    "has_fast_value_and_grad",
+    "register_chunk",
+    "chunk_kernel",
+]
 
 _KERNELS: dict[type, Callable] = {}
+_CHUNKS: dict[type, Callable] = {}
 
 
 def register_value_and_grad(spec_type: type, fn: Callable) -> Callable:
@@ -31,11 +38,32 @@ def register_value_and_grad(spec_type: type, fn: Callable) -> Callable:
     return fn
 
 
-def _kernel_of(spec):
+def _kernel_of(spec, table=_KERNELS):
     for cls in type(spec).__mro__:
-        if cls in _KERNELS:
-            return _KERNELS[cls]
+        if cls in table:
+            return table[cls]
     return None
+
+
+def register_chunk(spec_type: type, fn: Callable) -> Callable:
+    """Register a whole-chunk kernel of the many-seed optimiser for ``spec_type``.
+
+    ``fn(spec, rule, dtype)`` returns ``None`` when it does not apply (sizes, dtype, optimiser,
+    platform), else a callable ``run(spec, params, trace, loss, grad_norm, status, steps, limits,
+    *, num_records, record_every)`` with the step and status rules of :func:`ufm.optimize`'s
+    plain path, returning ``(params, trace, loss, grad_norm, status, steps, records)`` (records:
+    ``{"loss", "grad_norm"}`` of shape ``(S, num_records)``). ``rule`` is ``("gd", lr)`` or
+    ``("momentum", lr, beta)``; ``trace`` the heavy-ball trace (a params pytree) or ``None``."""
+    if not isinstance(spec_type, type) or not callable(fn):
+        raise TypeError("register_chunk(spec_type, fn) needs a class and a callable")
+    _CHUNKS[spec_type] = fn
+    return fn
+
+
+def chunk_kernel(spec, rule, dtype):
+    """The registered chunk kernel of ``spec`` for this update ``rule`` and dtype, or ``None``."""
+    fn = _kernel_of(spec, _CHUNKS)
+    return None if fn is None or rule is None else fn(spec, rule, dtype)
 
 
 def has_fast_value_and_grad(spec) -> bool:

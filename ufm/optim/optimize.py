@@ -47,9 +47,11 @@ from ..core.model import init_params
 from ..core.progress import Progress
 from ..core.registry import system_of
 from ..core.trees import tree_where as _tree_where
+from ..kernels import chunk_kernel
 from ..kernels import value_and_grad as _kernel_value_and_grad
 from .settings import OptimizerSettings
 from .status import STATUS_NAMES, Status
+from .transforms import update_rule
 
 # -- state and results -----------------------------------------------------------------------
 
@@ -95,7 +97,7 @@ class OptimizeResult(NamedTuple):
         return {STATUS_NAMES[int(s)]: int(np.sum(st == s)) for s in Status}
 
 
-KERNELS = ("auto", "plain")
+KERNELS = ("auto", "native", "xla", "plain")
 SEED_AXIS = "seeds"
 
 
@@ -153,6 +155,7 @@ def _init_state(spec, params, optimizer, record, plain=False, mesh=None):
         "seed_block",
         "mesh",
         "plain",
+        "native",
     ),
     donate_argnames=("state",),
 )
@@ -168,11 +171,16 @@ def _run_chunk(
     seed_block=None,
     mesh=None,
     plain=False,
+    native=None,
 ):
     """``num_records * record_every`` steps for every seed; returns the new state and the
-    records. ``mesh``: run ``shard_map`` over its seed axis (each device its own seeds)."""
+    records. ``mesh``: run ``shard_map`` over its seed axis (each device its own seeds).
+    ``native``: the update rule of a registered chunk kernel (:func:`ufm.kernels.chunk_kernel`)
+    that runs the whole chunk instead of the ``vmap(scan)``."""
 
     def local(spec, state, limits):
+        if native is not None:
+            return _native_chunk(spec, state, limits, native, num_records, record_every)
         return _chunk_local(
             spec, state, limits, optimizer, num_records, record_every, record, seed_block, plain
         )
@@ -182,6 +190,29 @@ def _run_chunk(
     return jax.shard_map(
         local, mesh=mesh, in_specs=(P(), P(SEED_AXIS), P()), out_specs=P(SEED_AXIS)
     )(spec, state, limits)
+
+
+def _native_chunk(spec, state, limits, rule, num_records, record_every):
+    """The chunk by the spec's registered chunk kernel (the same step and status rules)."""
+    run = chunk_kernel(spec, rule, jax.tree_util.tree_leaves(state.params)[0].dtype)
+    momentum = rule[0] == "momentum"
+    trace = state.opt_state[0].trace if momentum else None  # optax.sgd: (trace, scale) states
+    params, trace, loss, gnorm, status, steps, records = run(
+        spec,
+        state.params,
+        trace,
+        state.loss,
+        state.grad_norm,
+        state.status,
+        state.steps,
+        limits,
+        num_records=num_records,
+        record_every=record_every,
+    )
+    opt_state = state.opt_state
+    if momentum:
+        opt_state = (opt_state[0]._replace(trace=trace),) + tuple(opt_state[1:])
+    return _State(params, opt_state, loss, gnorm, status, steps), records
 
 
 def _chunk_local(
@@ -289,9 +320,14 @@ def optimize(
             fewer than ``MIN_SEEDS_PER_DEVICE`` seeds per device; an int, at most that many;
             ``None`` or 1 keeps one device. The results come back on the input's device.
             Inputs already sharded along the seed axis keep their devices.
-        kernel: ``"auto"`` (default) uses the system's fused value-and-gradient kernel if it
-            registers one (:func:`ufm.kernels.value_and_grad`), ``"plain"`` always
-            ``jax.value_and_grad(ufm.loss)``. The two agree to rounding.
+        kernel: ``"auto"`` (default) runs each chunk as one native call where the system
+            registers a chunk kernel that applies (:func:`ufm.kernels.chunk_kernel`; the UFM on
+            CPU with :func:`ufm.gd` or :func:`ufm.momentum` and no ``record``:
+            :func:`ufm.kernels.native.ufm_chunk`), else the XLA path with the system's fused
+            value-and-gradient kernel (:func:`ufm.kernels.value_and_grad`). ``"native"``
+            requires the chunk kernel (``ValueError`` saying why it does not apply), ``"xla"``
+            never takes it, ``"plain"`` is the XLA path with ``jax.value_and_grad(ufm.loss)``.
+            All agree to rounding; the native kernel also skips the steps of stopped seeds.
 
     Returns:
         :class:`OptimizeResult`.
@@ -323,6 +359,7 @@ def optimize(
         raise ValueError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
     plain = kernel == "plain"
     _check_batch(spec, params0)
+    native = _native_rule(spec, params0, optimizer, record, kernel)
     record_every = chunk if record_every is None else _positive_int("record_every", record_every)
     if chunk % record_every:
         raise ValueError(f"chunk ({chunk}) must be a multiple of record_every ({record_every})")
@@ -361,6 +398,7 @@ def optimize(
             seed_block=block,
             mesh=mesh,
             plain=plain,
+            native=native,
         )
         trace.append(jax.tree_util.tree_map(lambda x: np.swapaxes(np.asarray(x), 0, 1), recs))
         trace_steps.append(done + record_every * np.arange(1, num_records + 1))
@@ -499,6 +537,38 @@ def _seed_block(params, seed_block, mesh=None):
     top = AUTO_BLOCK_MAX if per_seed >= TINY_SEED_BYTES else AUTO_BLOCK_MAX_TINY
     block = int(np.clip(AUTO_BLOCK_BYTES // per_seed, AUTO_BLOCK_MIN, top))
     return None if num <= block else block
+
+
+def _native_rule(spec, params, optimizer, record, kernel):
+    """The update rule to hand a native chunk kernel, or ``None`` for the XLA path."""
+    if kernel in ("xla", "plain"):
+        return None
+    rule = update_rule(optimizer)
+    leaves = jax.tree_util.tree_leaves(params)
+    on_cpu = (
+        all(d.platform == "cpu" for d in _devices_of(params))
+        if _devices_of(params)
+        else (jax.default_backend() == "cpu")
+    )
+    why = None
+    if record is not None:
+        why = "a record function runs in the XLA path"
+    elif rule is None:
+        why = "the optimiser is not ufm.gd or ufm.momentum (heavy ball)"
+    elif not on_cpu:
+        why = "the seeds are not on CPU devices"
+    elif chunk_kernel(spec, rule, leaves[0].dtype) is None:
+        why = f"no native chunk kernel applies to this {type(spec).__name__} and dtype"
+    if why is None:
+        return rule
+    if kernel == "native":
+        from ..kernels.native import unavailable_reason
+
+        extra = unavailable_reason()
+        raise ValueError(
+            f"kernel='native' is not available: {why}" + (f" ({extra})" if extra else "")
+        )
+    return None
 
 
 def _counts(status: np.ndarray) -> dict:

@@ -17,7 +17,14 @@ import optax
 
 from ..core.validation import SpecError
 
-__all__ = ["gd", "momentum", "make_optimizer", "optimizer_options", "check_learning_rate"]
+__all__ = [
+    "gd",
+    "momentum",
+    "make_optimizer",
+    "optimizer_options",
+    "check_learning_rate",
+    "update_rule",
+]
 
 #: Optimisers with their own names and the options they take (everything else: optax by name).
 NAMED = {"gd": (), "sgd": (), "momentum": ("beta",), "nesterov": ("beta",)}
@@ -36,9 +43,30 @@ def check_learning_rate(learning_rate) -> float:
     return float(learning_rate)
 
 
+#: ``id(optimizer) -> (optimizer, rule)`` for the cached optimisers of :func:`gd` and
+#: :func:`momentum`: the update rules a native chunk kernel can run (:func:`update_rule`).
+_RULES: dict[int, tuple] = {}
+
+
+def _remember(opt, rule):
+    _RULES[id(opt)] = (opt, rule)
+    return opt
+
+
+def update_rule(optimizer) -> tuple | None:
+    """``("gd", lr)`` or ``("momentum", lr, beta)`` for an optimiser made by :func:`gd` or
+    :func:`momentum` (heavy ball, no Nesterov); ``None`` for any other optax transformation.
+
+    >>> update_rule(momentum(0.5, 0.9)), update_rule(gd(1.0))
+    (('momentum', 0.5, 0.9), ('gd', 1.0))
+    """
+    entry = _RULES.get(id(optimizer))
+    return entry[1] if entry is not None and entry[0] is optimizer else None
+
+
 @functools.cache
 def _gd(learning_rate: float) -> optax.GradientTransformation:
-    return optax.sgd(learning_rate)
+    return _remember(optax.sgd(learning_rate), ("gd", learning_rate))
 
 
 def gd(learning_rate: float) -> optax.GradientTransformation:
@@ -52,7 +80,8 @@ def gd(learning_rate: float) -> optax.GradientTransformation:
 
 @functools.cache
 def _momentum(learning_rate: float, beta: float, nesterov: bool):
-    return optax.sgd(learning_rate, momentum=beta, nesterov=nesterov)
+    opt = optax.sgd(learning_rate, momentum=beta, nesterov=nesterov)
+    return opt if nesterov else _remember(opt, ("momentum", learning_rate, beta))
 
 
 def momentum(learning_rate: float, beta: float = 0.9, nesterov: bool = False):

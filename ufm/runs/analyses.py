@@ -270,7 +270,7 @@ def _check_metrics(spec):
     system_of(spec).require("metrics", "collapse metrics (the metrics analysis)")
 
 
-@adaptive_jit(static_argnames=("options", "one_by_one", "mesh"))
+@adaptive_jit(static_argnames=("options", "one_by_one", "mesh"), setup=True)
 def _nc_batch(spec, params, options, one_by_one, mesh=None):
     fn = lambda p: nc_metrics(spec, p, **dict(options))  # noqa: E731
     return map_points(fn, params, mesh) if one_by_one else jax.vmap(fn)(params)

@@ -51,6 +51,7 @@ from .minority import (
     plot_minority_collapse,
 )
 from .minority_cli import add_minority_parser
+from .native_chunk import ufm_chunk_kernel as ufm_chunk_kernel
 from .objective import (
     UFMParams,
     fit_grad,
