@@ -72,9 +72,10 @@ def test_native_equals_xla_and_plain_paths(loss, bias, rule):
 
 
 def test_native_float32_and_larger_sizes():
-    # K = d = 10 (a compiled-in size) and K = 5, d = 7 (the generic loop); float32 to rounding
-    for K, d in ((10, 10), (5, 7)):
-        spec = ufm.UFMSpec(K=K, n=7, d=d, loss="ce", bias="free", dtype="float32")
+    # K = d = 10 (a compiled-in size; n = 40: blocks of 16 columns inside one class and across
+    # two) and K = 5, d = 20 (the generic loop, every block across classes); float32 to rounding
+    for K, d, n in ((10, 10, 40), (5, 20, 7)):
+        spec = ufm.UFMSpec(K=K, n=n, d=d, loss="ce", bias="free", dtype="float32")
         p0 = ufm.init_batch(spec, jax.random.key(1), 12)
         kw = dict(optimizer=ufm.momentum(0.5, 0.9), max_steps=150, tol=0.0, chunk=50, devices=None)
         a = ufm.optimize(spec, p0, kernel="native", **kw)

@@ -199,12 +199,19 @@ struct Seed {
   std::vector<V> gW;                         // K d vector accumulators of G H^T
   std::vector<V> gb;                         // K vector accumulators of G 1
   std::vector<typename Vec<T>::vi> labels;   // class of every column (blocks of L)
+  std::vector<int64_t> block_class;          // the class of a block's columns if they share one
+                                             // (else -1)
   explicit Seed(const Config& c)
       : W(c.K * c.d), H(c.d * c.Np, T(0)), b(c.K, T(0)), tW(c.K * c.d, T(0)),
         tH(c.d * c.Np, T(0)), tb(c.K, T(0)), W1(c.K * c.d), H1(c.d * c.Np, T(0)), b1(c.K),
         tW1(c.K * c.d), tH1(c.d * c.Np, T(0)), tb1(c.K), gW(c.K * c.d), gb(c.K),
-        labels(c.Np / Vec<T>::L) {
-    for (int64_t i = 0; i < c.Np; ++i) labels[i / Vec<T>::L][i % Vec<T>::L] = i < c.N ? i / c.n : -1;
+        labels(c.Np / Vec<T>::L), block_class(c.Np / Vec<T>::L) {
+    constexpr int L = Vec<T>::L;
+    for (int64_t i = 0; i < c.Np; ++i) labels[i / L][i % L] = i < c.N ? i / c.n : -1;
+    for (int64_t blk = 0; blk < c.Np / L; ++blk) {
+      const int64_t first = blk * L, last = first + L - 1;
+      block_class[blk] = last < c.N && first / c.n == last / c.n ? first / c.n : -1;
+    }
   }
 };
 
@@ -254,6 +261,7 @@ void evaluate(const Config& c, Seed<T>& s, T lW, T lH, T lb, T invN, T& value, T
       }
     };
     VI label = s.labels[c0 / L];
+    const int64_t cls = s.block_class[c0 / L];  // >= 0: every column of the block in class cls
     if (c.ce) {
       V m = z[0];
       for (int64_t k = 1; k < K; ++k) m = z[k] > m ? z[k] : m;
@@ -262,14 +270,19 @@ void evaluate(const Config& c, Seed<T>& s, T lW, T lH, T lb, T invN, T& value, T
         V e = exp_neg(z[k] - m);
         g[k] = e;
         ssum += e;
-        ztrue += label == static_cast<I>(k) ? z[k] : zero;
+        if (cls < 0) ztrue += label == static_cast<I>(k) ? z[k] : zero;
       }
+      if (cls >= 0) ztrue = z[cls];
       V inv = one / ssum;
       V term = m + log_denominator(ssum) - ztrue;
       fit_acc += keep(term);
-      for (int64_t k = 0; k < K; ++k) {
-        V p = g[k] * inv - (label == static_cast<I>(k) ? one : zero);
-        g[k] = keep(p * invN);
+      if (cls >= 0) {
+        for (int64_t k = 0; k < K; ++k) g[k] = (g[k] * inv - (k == cls ? one : zero)) * invN;
+      } else {
+        for (int64_t k = 0; k < K; ++k) {
+          V p = g[k] * inv - (label == static_cast<I>(k) ? one : zero);
+          g[k] = keep(p * invN);
+        }
       }
     } else {
       for (int64_t k = 0; k < K; ++k) {
