@@ -8,6 +8,11 @@ seeds continue. Works for every model whose spec registers :func:`ufm.loss`.
 
 Fast paths (results agree with the plain path to rounding; ``kernel="plain"`` switches them off):
 
+* on CPU, for a system that registers a chunk kernel (the UFM with :func:`ufm.gd` or
+  :func:`ufm.momentum`, no ``record``), each chunk is one native call per device that runs every
+  step of every seed with the same step and status rules (:func:`ufm.kernels.native.ufm_chunk`,
+  C++ through XLA's FFI; docs/kernels.md): about 2x the XLA path on the canonical problem and the
+  steps of stopped seeds skipped (``benchmarks/perf.py``); ``kernel="xla"`` keeps the XLA path;
 * the objective and gradient come from :func:`ufm.kernels.value_and_grad`: a fused kernel where the
   system registers one (the UFM: one pass for value, gradient and norm, no one-hot products), else
   ``jax.value_and_grad`` of :func:`ufm.loss`;
@@ -49,6 +54,7 @@ from ..core.registry import system_of
 from ..core.trees import tree_where as _tree_where
 from ..kernels import chunk_kernel
 from ..kernels import value_and_grad as _kernel_value_and_grad
+from ..kernels.native import unavailable_reason
 from .settings import OptimizerSettings
 from .status import STATUS_NAMES, Status
 from .transforms import update_rule
@@ -545,10 +551,9 @@ def _native_rule(spec, params, optimizer, record, kernel):
         return None
     rule = update_rule(optimizer)
     leaves = jax.tree_util.tree_leaves(params)
+    devices = _devices_of(params)
     on_cpu = (
-        all(d.platform == "cpu" for d in _devices_of(params))
-        if _devices_of(params)
-        else (jax.default_backend() == "cpu")
+        all(d.platform == "cpu" for d in devices) if devices else jax.default_backend() == "cpu"
     )
     why = None
     if record is not None:
@@ -562,8 +567,6 @@ def _native_rule(spec, params, optimizer, record, kernel):
     if why is None:
         return rule
     if kernel == "native":
-        from ..kernels.native import unavailable_reason
-
         extra = unavailable_reason()
         raise ValueError(
             f"kernel='native' is not available: {why}" + (f" ({extra})" if extra else "")

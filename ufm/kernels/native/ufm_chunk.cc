@@ -547,5 +547,11 @@ ffi::Error Chunk(ffi::Buffer<DT> W, ffi::Buffer<DT> H, ffi::Buffer<DT> b, ffi::B
       .Ret<ffi::Buffer<DT>>()                                                          \
       .Ret<ffi::Buffer<DT>>()
 
+// UFM_PART=32 or 64 compiles one of the two handlers (build.py compiles both parts at once, one
+// per core, and links them); without it, both.
+#if !defined(UFM_PART) || UFM_PART == 32
 XLA_FFI_DEFINE_HANDLER_SYMBOL(UfmChunkF32, Chunk<ffi::F32>, UFM_BIND(ffi::F32));
+#endif
+#if !defined(UFM_PART) || UFM_PART == 64
 XLA_FFI_DEFINE_HANDLER_SYMBOL(UfmChunkF64, Chunk<ffi::F64>, UFM_BIND(ffi::F64));
+#endif
