@@ -169,16 +169,12 @@ def test_auto_seed_block_sizes():
     """``seed_block="auto"`` on one CPU device: one vmap while the seeds' parameters fit in
     AUTO_VMAP_BYTES; else blocks of about AUTO_BLOCK_BYTES, up to AUTO_BLOCK_MAX seeds (up to
     AUTO_BLOCK_MAX_TINY for seeds under TINY_SEED_BYTES)."""
-    import importlib
-
-    opt = importlib.import_module(
-        "ufm.optim.optimize"
-    )  # the module (ufm.optim.optimize: the function)
+    from ufm.optim import seed_layout as opt
 
     def block(spec, num):
         shapes = jax.eval_shape(lambda: ufm.init_batch(spec, jax.random.key(0), num))
         params = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-        return opt._seed_block(params, "auto")
+        return opt.seed_block_size(params, "auto")
 
     tiny = _spec(K=4, n=5, d=4, bias="none")  # 96 float64 parameters: 768 bytes a seed
     assert block(tiny, 1000) is None  # 768 kB <= AUTO_VMAP_BYTES
