@@ -15,9 +15,15 @@ from pathlib import Path
 
 import jax
 
-__all__ = ["enable_compilation_cache", "cache_dir"]
+__all__ = ["enable_compilation_cache", "cache_dir", "user_cache_root"]
 
 _OFF = ("off", "0", "false", "no", "none")
+
+
+def user_cache_root() -> Path:
+    """ufm's per-user cache folder: ``$XDG_CACHE_HOME/ufm``, else ``~/.cache/ufm``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ufm"
 
 
 def cache_dir() -> Path | None:
@@ -27,8 +33,7 @@ def cache_dir() -> Path | None:
         return None
     if env:
         return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "ufm" / "jax"
+    return user_cache_root() / "jax"
 
 
 def enable_compilation_cache(path=None) -> Path | None:

@@ -1,12 +1,14 @@
 """Compile and load ufm's native CPU kernels: XLA FFI custom calls written in C++.
 
 The sources (``*.cc`` beside this module) are compiled on first use with the machine's C++
-compiler (``$CXX``, else ``c++`` or ``g++``) at ``-O3 -march=native`` against the XLA FFI headers
-that jaxlib ships (``jax.ffi.include_dir()``), into a per-user folder:
+compiler (``$CXX``, else ``c++``, ``g++`` or ``clang++``) at ``-O3 -march=native`` against the
+XLA FFI headers that jaxlib ships (``jax.ffi.include_dir()``), into a per-user folder:
 ``$UFM_NATIVE_CACHE`` if set, else ``$XDG_CACHE_HOME/ufm/native`` (``~/.cache/ufm/native``). The
 library's name carries a hash of the sources, the compiler's version, the flags, jaxlib's version
 and the CPU's feature flags, so a change to any of them (or a node of another CPU type sharing the
-home folder) compiles a new one; concurrent processes compile to private files and rename.
+home folder) compiles a new one; concurrent processes compile to private files and rename. The
+float32 and float64 parts compile at once (one process each) and take about 10 s once per machine
+on 2 cores (BENCHMARKS.md).
 
 ``UFM_NATIVE_KERNELS=off`` (or ``0``, ``false``, ``no``) switches the native kernels off; without
 a compiler, or if compiling fails, they are off too (:func:`unavailable_reason` says why) and the
@@ -28,6 +30,8 @@ from pathlib import Path
 import jax
 import jaxlib
 
+from ...core.cache import user_cache_root
+
 __all__ = ["load", "available", "unavailable_reason", "native_cache_dir", "FLAGS"]
 
 SOURCES = ("ufm_chunk.cc",)
@@ -43,14 +47,11 @@ _reason: str | None = None
 def native_cache_dir() -> Path:
     """The folder of compiled native kernels (module docstring)."""
     env = os.environ.get("UFM_NATIVE_CACHE", "").strip()
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "ufm" / "native"
+    return Path(env).expanduser() if env else user_cache_root() / "native"
 
 
 def _switched_off() -> bool:
-    return os.environ.get("UFM_NATIVE_KERNELS", "").strip().lower() in _OFF[1:] + ("off",)
+    return os.environ.get("UFM_NATIVE_KERNELS", "").strip().lower() in _OFF
 
 
 def _compiler() -> str | None:
