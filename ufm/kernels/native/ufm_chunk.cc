@@ -37,7 +37,8 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-constexpr int8_t kMaxSteps = 0, kConverged = 1, kDiverged = 2, kNan = 3, kRunning = 4;
+// ufm.optim.Status codes (MAX_STEPS = 0 is set by ufm.optimize after the last chunk)
+constexpr int8_t kConverged = 1, kDiverged = 2, kNan = 3, kRunning = 4;
 
 // SIMD vectors of 64 bytes (GCC/Clang vector extensions: one AVX-512 register, two AVX2 ones):
 // one vector holds the same entry of L consecutive columns.
@@ -187,7 +188,6 @@ struct Config {
   int64_t K, d, n, N, Np;  // Np: N padded to a multiple of the vector length
   bool ce, has_b, reg_b, momentum;
   double lr, beta;
-  int64_t num_records, record_every;
 };
 
 // Work buffers of one seed: the point, its candidate successor and their momentum traces; H and
@@ -428,8 +428,6 @@ ffi::Error Chunk(ffi::Buffer<DT> W, ffi::Buffer<DT> H, ffi::Buffer<DT> b, ffi::B
   c.momentum = momentum != 0;
   c.lr = lr;
   c.beta = beta;
-  c.num_records = num_records;
-  c.record_every = record_every;
   const T lW = lambdas.typed_data()[0], lH = lambdas.typed_data()[1],
           lb = lambdas.typed_data()[2];
   const T tol = limits.typed_data()[0], threshold = limits.typed_data()[1];
