@@ -80,7 +80,8 @@ def parse_args(argv=None):
     p.add_argument(
         "--parts",
         default="canonical,torch,small,float64,hessian,dense,landscape,sweep",
-        help="comma list of what to run (torch needs canonical)",
+        help="comma list of what to run (torch needs canonical; native: the one-time compile of "
+        "the native kernels, also run with sweep)",
     )
     p.add_argument(
         "--append",
@@ -450,6 +451,8 @@ def main():
     prows = []
     if "landscape" in a.parts:
         prows += perf_pipeline.landscape_rows()
+    if "sweep" in a.parts or "native" in a.parts:
+        prows.append(perf_pipeline.native_compile_row())
     if "sweep" in a.parts:
         prows += perf_pipeline.sweep_rows()
     load1 = os.getloadavg()

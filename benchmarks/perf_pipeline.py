@@ -6,6 +6,8 @@ what a user waits for).
   (a new temporary ``UFM_COMPILATION_CACHE`` folder: *cold*), then again with the cache the first
   run filled (*warm*); the compile seconds are the ones the command reports itself ("of which
   compilation"). Targets of issue 15 on 2 cores: cold <= 40 s, warm <= 15 s.
+* ``native`` (also with ``sweep``): compiling ufm's native kernels into an empty
+  ``UFM_NATIVE_CACHE`` in a fresh subprocess (once per machine; docs/kernels.md).
 * ``sweep``: ``ufm sweep run experiments/sweeps/d_equals_k.toml`` (6 x 10^4 random starts with
   Hessian classification) into a temporary folder: as on a fresh machine (empty compilation
   cache and no compiled native kernels), with an empty compilation cache, and warm (its compile
@@ -66,6 +68,27 @@ def landscape_rows(timeout=600):
             rows.append((name, wall, comp, ok))
             print("  ", name, f"{wall:.1f} s (compile {comp:.0f} s)", ok, flush=True)
     return rows
+
+
+def native_compile_row(timeout=900):
+    """``(name, wall s, compile s, check)`` for compiling ufm's native kernels into an empty
+    ``UFM_NATIVE_CACHE`` (what the first native job on a machine waits for once), in a fresh
+    subprocess; the check is that the library loads."""
+    code = (
+        "import time; from ufm.kernels.native import build; t = time.perf_counter(); "
+        "lib = build.load(); dt = time.perf_counter() - t; "
+        "print(dt, lib is not None, build.unavailable_reason())"
+    )
+    with tempfile.TemporaryDirectory(prefix="ufm-perf-") as tmp:
+        env = {**os.environ, "UFM_NATIVE_CACHE": os.path.join(tmp, "native")}
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout
+        )
+    seconds, ok, *why = out.stdout.split(maxsplit=2)
+    name = "native kernels: compile once per machine (empty UFM_NATIVE_CACHE)"
+    row = (name, float(seconds), float(seconds), "ok" if ok == "True" else f"FAILED: {why}")
+    print("  ", name, f"{float(seconds):.1f} s", row[3], flush=True)
+    return row
 
 
 def sweep_rows(timeout=1800):

@@ -68,7 +68,7 @@ def test_native_equals_xla_and_plain_paths(loss, bias, rule):
         assert st[0] == ufm.Status.DIVERGED and st[1] == ufm.Status.NAN
         assert ufm.Status.CONVERGED in st  # seeds stop at various steps and then stay put
         assert len(set(fast.steps.tolist())) > 3
-        assert np.isfinite(np.asarray(fast.loss)[1:]).all() or st[1] == ufm.Status.NAN
+        assert np.isfinite(np.asarray(fast.loss)[2:]).all()  # the other seeds stay finite
 
 
 def test_native_float32_and_larger_sizes():
@@ -166,7 +166,7 @@ def test_switched_off_or_no_compiler_falls_back_with_a_reason(tmp_path):
         assert "kernel='native' is not available" in lines[2] and want in lines[2]
 
 
-def test_library_name_changes_with_the_source(tmp_path, monkeypatch):
+def test_library_name_changes_with_the_flags_and_the_folder_moves(tmp_path, monkeypatch):
     cxx = build._compiler()
     key = build._key(cxx)
     monkeypatch.setattr(build, "FLAGS", build.FLAGS + ("-DUFM_TEST_FLAG",))

@@ -7,7 +7,7 @@ XLA FFI headers that jaxlib ships (``jax.ffi.include_dir()``), into a per-user f
 library's name carries a hash of the sources, the compiler's version, the flags, jaxlib's version
 and the CPU's feature flags, so a change to any of them (or a node of another CPU type sharing the
 home folder) compiles a new one; concurrent processes compile to private files and rename. The
-float32 and float64 parts compile at once (one process each) and take about 10 s once per machine
+float32 and float64 parts compile at once (one process each) and take 8-10 s once per machine
 on 2 cores (BENCHMARKS.md).
 
 ``UFM_NATIVE_KERNELS=off`` (or ``0``, ``false``, ``no``) switches the native kernels off; without
