@@ -81,7 +81,7 @@ def parse_args(argv=None):
         "--parts",
         default="canonical,torch,small,float64,hessian,dense,landscape,sweep",
         help="comma list of what to run (torch needs canonical; native: the one-time compile of "
-        "the native kernels, also run with sweep)",
+        "each native library, also run with sweep)",
     )
     p.add_argument(
         "--append",
@@ -452,7 +452,7 @@ def main():
     if "landscape" in a.parts:
         prows += perf_pipeline.landscape_rows()
     if "sweep" in a.parts or "native" in a.parts:
-        prows.append(perf_pipeline.native_compile_row())
+        prows.extend(perf_pipeline.native_compile_rows())
     if "sweep" in a.parts:
         prows += perf_pipeline.sweep_rows()
     load1 = os.getloadavg()

@@ -70,25 +70,34 @@ def landscape_rows(timeout=600):
     return rows
 
 
-def native_compile_row(timeout=900):
-    """``(name, wall s, compile s, check)`` for compiling ufm's native kernels into an empty
-    ``UFM_NATIVE_CACHE`` (what the first native job on a machine waits for once), in a fresh
-    subprocess; the check is that the library loads."""
-    code = (
-        "import time; from ufm.kernels.native import build; t = time.perf_counter(); "
-        "lib = build.load(); dt = time.perf_counter() - t; "
-        "print(dt, lib is not None, build.unavailable_reason())"
-    )
-    with tempfile.TemporaryDirectory(prefix="ufm-perf-") as tmp:
-        env = {**os.environ, "UFM_NATIVE_CACHE": os.path.join(tmp, "native")}
-        out = subprocess.run(
-            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout
+def native_compile_rows(timeout=900):
+    """``[(name, wall s, compile s, check)]`` for compiling each of ufm's native libraries into an
+    empty ``UFM_NATIVE_CACHE`` (what the first job that needs one waits for, once per machine),
+    each in a fresh subprocess; the check is that the library loads."""
+    from ufm.kernels.native.build import LIBRARIES
+
+    rows = []
+    for library in LIBRARIES:
+        code = (
+            "import time; from ufm.kernels.native import build; t = time.perf_counter(); "
+            f"lib = build.load({library!r}); dt = time.perf_counter() - t; "
+            f"print(dt, lib is not None, build.unavailable_reason({library!r}))"
         )
-    seconds, ok, *why = out.stdout.split(maxsplit=2)
-    name = "native kernels: compile once per machine (empty UFM_NATIVE_CACHE)"
-    row = (name, float(seconds), float(seconds), "ok" if ok == "True" else f"FAILED: {why}")
-    print("  ", name, f"{float(seconds):.1f} s", row[3], flush=True)
-    return row
+        with tempfile.TemporaryDirectory(prefix="ufm-perf-") as tmp:
+            env = {**os.environ, "UFM_NATIVE_CACHE": os.path.join(tmp, "native")}
+            out = subprocess.run(
+                [sys.executable, "-c", code],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        seconds, ok, *why = out.stdout.split(maxsplit=2)
+        name = f"native library {library!r}: compile once per machine (empty UFM_NATIVE_CACHE)"
+        row = (name, float(seconds), float(seconds), "ok" if ok == "True" else f"FAILED: {why}")
+        print("  ", name, f"{float(seconds):.1f} s", row[3], flush=True)
+        rows.append(row)
+    return rows
 
 
 def sweep_rows(timeout=1800):

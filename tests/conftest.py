@@ -87,9 +87,13 @@ def pytest_configure(config):
         faulthandler.enable(file=log, all_threads=True)
         config._ufm_fault_log = log  # kept open (and alive) for the whole session
     if not _worker:  # compile the native kernels once, before the workers (each would compile)
-        from ufm.kernels.native import available
+        from concurrent.futures import ThreadPoolExecutor
 
-        available()
+        from ufm.kernels.native import available
+        from ufm.kernels.native.build import LIBRARIES
+
+        with ThreadPoolExecutor(len(LIBRARIES)) as pool:  # the libraries' compilers at once
+            list(pool.map(available, LIBRARIES))
     config.addinivalue_line(
         "markers",
         "xla_default: a bit-for-bit test, run in a subprocess with XLA's default flags "

@@ -3,12 +3,14 @@
 The sources (``*.cc`` beside this module) are compiled on first use with the machine's C++
 compiler (``$CXX``, else ``c++``, ``g++`` or ``clang++``) at ``-O3 -march=native`` against the
 XLA FFI headers that jaxlib ships (``jax.ffi.include_dir()``), into a per-user folder:
-``$UFM_NATIVE_CACHE`` if set, else ``$XDG_CACHE_HOME/ufm/native`` (``~/.cache/ufm/native``). The
-library's name carries a hash of the sources, the compiler's version, the flags, jaxlib's version
-and the CPU's feature flags, so a change to any of them (or a node of another CPU type sharing the
-home folder) compiles a new one; concurrent processes compile to private files and rename. The
-float32 and float64 parts compile at once (one process each) and take 8-10 s once per machine
-on 2 cores (BENCHMARKS.md).
+``$UFM_NATIVE_CACHE`` if set, else ``$XDG_CACHE_HOME/ufm/native`` (``~/.cache/ufm/native``). There
+is one library per group of kernels (:data:`LIBRARIES`), compiled when a job first needs it: the
+optimiser chunk (``"chunk"``, its float32 and float64 parts at once, one process each: 8-10 s once
+per machine on 2 cores) and the block-arrow Schur sums (``"schur"``, about 5 s; BENCHMARKS.md).
+A library's name carries a hash of its sources, the compiler's version, the flags, jaxlib's
+version and the CPU's feature flags, so a change to any of them (or a node of another CPU type
+sharing the home folder) compiles a new one; concurrent processes compile to private files and
+rename.
 
 ``UFM_NATIVE_KERNELS=off`` (or ``0``, ``false``, ``no``) switches the native kernels off; without
 a compiler, or if compiling fails, they are off too (:func:`unavailable_reason` says why) and the
@@ -32,16 +34,20 @@ import jaxlib
 
 from ...core.cache import user_cache_root
 
-__all__ = ["load", "available", "unavailable_reason", "native_cache_dir", "FLAGS"]
+__all__ = ["load", "available", "unavailable_reason", "native_cache_dir", "FLAGS", "LIBRARIES"]
 
-SOURCES = ("ufm_chunk.cc",)
-FLAGS = ("-O3", "-march=native", "-std=c++17", "-fPIC", "-fno-math-errno")
-#: Each source is compiled in these parts (``-DUFM_PART=...``, one handler each) at the same time,
-#: one process per part, then linked: half the wall time on two cores.
-PARTS = ("32", "64")
+FLAGS = ("-O3", "-march=native", "-std=c++17", "-fPIC", "-fno-math-errno", "-pthread")
+#: The libraries and their compile jobs, run at once (one process each), then linked: ``(source,
+#: part)``, the part (``-DUFM_PART=...``) selecting one handler of a source that has several
+#: (``None``: all). The optimiser chunk's float32 and float64 handlers compile apart: half the
+#: wall time on two cores.
+LIBRARIES = {
+    "chunk": (("ufm_chunk.cc", "32"), ("ufm_chunk.cc", "64")),
+    "schur": (("ufm_schur.cc", None),),
+}
 _OFF = ("off", "0", "false", "no", "none")
 _HERE = Path(__file__).resolve().parent
-_reason: str | None = None
+_reasons: dict[str, str | None] = {}
 
 
 def native_cache_dir() -> Path:
@@ -72,55 +78,59 @@ def _cpu_flags() -> str:
     return platform.processor() or platform.machine()
 
 
-def _key(cxx: str) -> str:
+def _key(cxx: str, library: str = "chunk") -> str:
+    jobs = LIBRARIES[library]
     h = hashlib.sha256()
-    for name in SOURCES:
+    for name in dict.fromkeys(src for src, _ in jobs):
         h.update((_HERE / name).read_bytes())
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30)
-    for part in (version.stdout, " ".join(FLAGS + PARTS), jaxlib.__version__, _cpu_flags()):
+    listing = " ".join(f"{src}:{part}" for src, part in jobs)
+    for part in (version.stdout, " ".join(FLAGS), listing, jaxlib.__version__, _cpu_flags()):
         h.update(part.encode())
     return h.hexdigest()[:16]
 
 
 @functools.cache
-def load() -> ctypes.CDLL | None:
-    """The compiled library (compiled now if needed), or ``None`` when native kernels are off."""
-    global _reason
+def load(library: str = "chunk") -> ctypes.CDLL | None:
+    """The compiled library ``library`` of :data:`LIBRARIES` (compiled now if needed), or
+    ``None`` when native kernels are off here."""
+    if library not in LIBRARIES:
+        raise ValueError(f"library must be one of {sorted(LIBRARIES)}, got {library!r}")
     if _switched_off():
-        _reason = "switched off by UFM_NATIVE_KERNELS"
+        _reasons[library] = "switched off by UFM_NATIVE_KERNELS"
         return None
     cxx = _compiler()
     if cxx is None:
-        _reason = "no C++ compiler found ($CXX, c++, g++, clang++)"
+        _reasons[library] = "no C++ compiler found ($CXX, c++, g++, clang++)"
         return None
     try:
         folder = native_cache_dir()
-        target = folder / f"libufm_native-{_key(cxx)}.so"
+        target = folder / f"libufm_{library}-{_key(cxx, library)}.so"
         if not target.exists():
             folder.mkdir(parents=True, exist_ok=True)
-            _reason = _compile(cxx, folder, target)
-            if _reason is not None:
+            _reasons[library] = _compile(cxx, LIBRARIES[library], folder, target)
+            if _reasons[library] is not None:
                 return None
         return ctypes.cdll.LoadLibrary(str(target))
     except (OSError, subprocess.SubprocessError) as err:
-        _reason = f"native kernels unavailable: {err}"
+        _reasons[library] = f"native kernels unavailable: {err}"
         return None
 
 
-def _compile(cxx: str, folder: Path, target: Path) -> str | None:
-    """Compile the parts of every source at once and link them into ``target`` (atomically:
-    a private file, then a rename). Returns why it failed, or ``None``."""
+def _compile(cxx: str, jobs, folder: Path, target: Path) -> str | None:
+    """Run the compile ``jobs`` at once and link them into ``target`` (atomically: a private
+    file, then a rename). Returns why it failed, or ``None``."""
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         include = f"-I{jax.ffi.include_dir()}"
         objects, procs = [], []
-        for src in SOURCES:
-            for part in PARTS:
-                obj = os.path.join(tmp, f"{Path(src).stem}-{part}.o")
-                cmd = [cxx, *FLAGS, include, f"-DUFM_PART={part}", "-c", str(_HERE / src)]
-                procs.append(subprocess.Popen(cmd + ["-o", obj], stderr=subprocess.PIPE, text=True))
-                objects.append(obj)
+        for src, part in jobs:
+            obj = os.path.join(tmp, f"{Path(src).stem}-{part or 'all'}.o")
+            define = [f"-DUFM_PART={part}"] if part else []
+            cmd = [cxx, *FLAGS, include, *define, "-c", str(_HERE / src)]
+            procs.append(subprocess.Popen(cmd + ["-o", obj], stderr=subprocess.PIPE, text=True))
+            objects.append(obj)
         errors = [p.communicate(timeout=600)[1] for p in procs]
-        link = [cxx, "-shared", *objects, "-o", os.path.join(tmp, "lib.so")]
+        link = [cxx, "-shared", "-pthread", *objects, "-o", os.path.join(tmp, "lib.so")]
         if all(p.returncode == 0 for p in procs):
             done = subprocess.run(link, capture_output=True, text=True, timeout=600)
             if done.returncode == 0:
@@ -131,11 +141,12 @@ def _compile(cxx: str, folder: Path, target: Path) -> str | None:
         return f"compiling the native kernels failed: {last[0]}"
 
 
-def available() -> bool:
-    """Whether the native kernels are compiled and loadable here."""
-    return load() is not None
+def available(library: str = "chunk") -> bool:
+    """Whether the native library ``library`` (:data:`LIBRARIES`) is compiled and loadable here
+    (compiling it now if needed)."""
+    return load(library) is not None
 
 
-def unavailable_reason() -> str | None:
+def unavailable_reason(library: str = "chunk") -> str | None:
     """Why :func:`available` is ``False`` (``None`` when it is ``True``)."""
-    return None if available() else _reason
+    return None if available(library) else _reasons.get(library)

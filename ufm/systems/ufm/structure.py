@@ -41,6 +41,7 @@ import numpy as np
 from ...core.validation import SpecError, is_concrete
 from ...hessian.structure import FeatureSplit
 from ...kernels import register_value_and_grad, spd_inverse_batched_last, ufm_value_and_grad
+from ...kernels.native import schur_supports, ufm_cinv_apply, ufm_schur_sums, unavailable_reason
 from .objective import UFMParams, fit_grad, logits, ufm_loss
 from .spec import UFMSpec
 
@@ -183,8 +184,13 @@ class UFMBlockArrow(NamedTuple):
         return jnp.sqrt(jnp.sum(tot))
 
     # -- Schur complement ------------------------------------------------------------------------
-    def schur(self, sigma):
-        """``S(sigma)`` and the per-sample inverses ``(D_i - sigma I)^{-1}`` (``sigma < D_min``)."""
+    def schur(self, sigma, kernel: str = "auto"):
+        """``S(sigma)`` and the per-sample inverses ``(D_i - sigma I)^{-1}`` (``sigma < D_min``).
+
+        ``kernel`` (CE): ``"auto"`` takes the native sample sums
+        (:func:`ufm.kernels.native.ufm_schur_sums`) where they apply (float64 on CPU, library
+        available) and the XLA scan otherwise; ``"native"`` requires them, ``"xla"`` keeps the
+        scan (the reference of the tests)."""
         K, d = self.W.shape
         N = self.num_samples
         dtype = self.A.dtype
@@ -202,7 +208,7 @@ class UFMBlockArrow(NamedTuple):
             bb = N * R
             Cinv = C
         else:
-            WW, Wb1, Wb2, bb, Cinv = self._schur_ce(sigma)
+            WW, Wb1, Wb2, bb, Cinv = self._schur_ce(sigma, kernel)
         if self.has_bias:
             Wb = (Wb1 + Wb2).reshape(K * d, K)
             T = jnp.block([[WW, Wb], [Wb.T, bb]])
@@ -212,11 +218,21 @@ class UFMBlockArrow(NamedTuple):
         S = self.A - sigma * jnp.eye(P, dtype=dtype) - T
         return 0.5 * (S + S.T), Cinv
 
-    def _schur_ce(self, sigma):
+    def _schur_ce(self, sigma, kernel):
         K, d = self.W.shape
         N = self.num_samples
         W, lH = self.W, self.lambda_H
         dtype = W.dtype
+        if kernel not in ("auto", "native", "xla"):
+            raise ValueError(f"kernel must be 'auto', 'native' or 'xla', got {kernel!r}")
+        native = kernel != "xla" and schur_supports(K, d, dtype)
+        if kernel == "native" and not native:
+            why = unavailable_reason("schur") or "it takes float64 on CPU with K, d <= 64"
+            raise ValueError(f"kernel='native': the native Schur sums do not apply here ({why})")
+        if native:  # the inverses stay implicit: the shift, applied by ufm_cinv_apply
+            shift = jnp.asarray(lH - sigma, dtype)
+            sums = ufm_schur_sums(W, self.Hc, self.Gc, self.Pc, shift, N)
+            return self._assemble(*sums, shift)
         eye_d = jnp.eye(d, dtype=dtype)[:, :, None]
         WW2t = (W[:, :, None] * W[:, None, :]).reshape(K, d * d).T  # rows (a, b): W[:, a] W[:, b]
 
@@ -252,6 +268,11 @@ class UFMBlockArrow(NamedTuple):
         z = lambda *s: jnp.zeros(s, dtype)  # noqa: E731
         init = (z(nK, nd), z(K * d, d * K), z(nK, nd), z(K * K, d), z(K, K * d), z(K, K))
         (T1, T2, T3, Wb1, Wb2, bb), Cs = jax.lax.scan(chunk, init, (self.Hc, self.Gc, self.Pc))
+        return self._assemble(T1, T2, T3, Wb1, Wb2, bb, Cs)
+
+    def _assemble(self, T1, T2, T3, Wb1, Wb2, bb, Cs):
+        """The blocks of ``sum_i B_i C_i B_i^T`` from the sample sums (packed triangles)."""
+        K, d = self.W.shape
         T1 = _unpack_kron(T1, K, d)
         T2 = T2.reshape(K, d, d, K).transpose(0, 2, 3, 1)  # [k, m, j, l] -> [k, j, l, m]
         T3 = _unpack_kron(T3, K, d)
@@ -261,11 +282,17 @@ class UFMBlockArrow(NamedTuple):
         return WW, Wb1, Wb2, bb, Cs
 
     def apply_cinv(self, Cinv, Y):
-        """``(D_i - sigma I)^{-1} y_i`` for every sample, ``Cinv`` from :meth:`schur`."""
+        """``(D_i - sigma I)^{-1} y_i`` for every sample, ``Cinv`` from :meth:`schur`: the shared
+        inverse (MSE), the per-sample inverses in chunks (CE, XLA) or the shift ``lambda_H -
+        sigma`` (CE, native: :func:`ufm.kernels.native.ufm_cinv_apply` factors again)."""
         if Cinv.ndim == 2:
             return Cinv @ Y
-        nc, d, _, c = Cinv.shape
         N = Y.shape[1]
+        if Cinv.ndim == 0:
+            c = self.Pc.shape[-1]
+            out = ufm_cinv_apply(self.W, self.Pc, _chunks(Y, c), Cinv, N)  # (nc, d, c)
+            return jnp.moveaxis(out, 0, 1).reshape(Y.shape[0], -1)[:, :N]
+        nc, d, _, c = Cinv.shape
         out = jax.vmap(_small_matvec)(Cinv, _chunks(Y, c))  # (nc, d, c)
         return jnp.moveaxis(out, 0, 1).reshape(d, nc * c)[:, :N]
 
