@@ -113,6 +113,19 @@ def block_arrow_inertia(ba, sigma):
     return ba.count_diag_below(sigma) + jnp.sum(eigvalsh(S) < 0).astype(jnp.int32)
 
 
+def _pole_model_root(p, q, delta):
+    """Root of ``m(s) = alpha - s - beta / (delta - s)`` through the points ``p = (s_p, m_p)`` and
+    ``q = (s_q, m_q)`` (``s < delta``): the shape of ``mu(sigma) = lambda_min(S(sigma))`` when one
+    pole ``delta`` dominates (``S' = -I - sum_i B_i C_i^2 B_i^T``). ``nan`` when there is none."""
+    (sp, mp), (sq, mq) = p, q
+    gp, gq = delta - sp, delta - sq
+    # alpha - beta / g = m + s at both points: a 2 x 2 linear system
+    beta = ((mp + sp) - (mq + sq)) / (1.0 / gq - 1.0 / gp)
+    alpha = mp + sp + beta / gp
+    disc = (alpha - delta) ** 2 + 4.0 * beta
+    return jnp.where(disc >= 0, 0.5 * ((alpha + delta) - jnp.sqrt(jnp.abs(disc))), jnp.nan)
+
+
 def _lanczos_plain(matvec, v0, m: int, num_steps):
     """Smallest Ritz value of plain (three-term) Lanczos, ``num_steps <= m`` steps (may be traced).
 
@@ -156,7 +169,7 @@ def _lanczos_plain(matvec, v0, m: int, num_steps):
 
 
 #: Defaults of the ``lambda_min`` search (shared with :func:`ufm.classify`'s block-arrow path).
-LAMBDA_RTOL, MAX_ITER, NUM_MATVECS = 2e-11, 64, 12
+LAMBDA_RTOL, MAX_ITER, NUM_MATVECS = 2e-11, 64, 0
 #: The class reduction's ``lambda_min`` replaces the Lanczos start when its Weyl radius is at most
 #: this times ``scale`` (a point near collapse; elsewhere its bracket is too wide to steer).
 REDUCTION_RTOL = 1e-6
@@ -186,15 +199,21 @@ def block_arrow_spectrum(
     ``eps``: it certifies the counts at ``+-zero_tol`` that lie more than ``eps`` from its
     eigenvalues and brackets ``lambda_min`` within ``eps``, so at a collapsed critical point (every
     closed-form one) nothing else is needed; where ``eps <= 1e-6 scale`` its ``lambda_min`` is
-    also the first estimate. Otherwise take the smallest Ritz value ``theta`` of ``num_matvecs``
-    steps of plain Lanczos on the structured Hessian-vector product (``O(N K d)`` each) as the
-    first estimate. Then shrink the certified bracket ``[min(lambda_min(A), delta) - ||B||_F,
-    min(lambda_min(A), delta)]`` around ``lambda_min``: every evaluation of ``S(sigma)`` certifies
-    ``sigma`` as a lower (``mu > 0``) or upper bound and gives the Newton tangent root
-    ``t = sigma - mu / mu'``, an upper bound by concavity. The first shift is ``theta - ctol``
-    clipped to the zero band ``[-zero_tol, zero_tol]``; the next ones (best upper estimate)
-    ``- ctol`` (``ctol = lambda_rtol * scale``), which lands just left of the root once the
-    estimate has converged and so closes the bracket (bisection whenever it leaves the bracket;
+    also the first estimate. Otherwise, with ``num_matvecs > 0``, take the smallest Ritz value
+    ``theta`` of ``num_matvecs`` steps of plain Lanczos on the structured Hessian-vector product
+    (``O(N K d)`` each) as the first estimate. Then shrink the certified bracket
+    ``[min(lambda_min(A), delta) - ||B||_F, min(lambda_min(A), delta)]`` around ``lambda_min``:
+    every evaluation of ``S(sigma)`` certifies ``sigma`` as a lower (``mu > 0``) or upper bound
+    and gives the Newton tangent root ``t = sigma - mu / mu'``, an upper bound by concavity; the
+    chord between the nearest evaluated points on either side of the root (both below the pole)
+    lies below the concave ``mu``, so its root is a lower bound. The first shift is ``theta -
+    ctol`` clipped to the zero band ``[-zero_tol, zero_tol]``; the next ones (best upper
+    estimate) ``- ctol`` (``ctol = lambda_rtol * scale``), which lands just left of the root once
+    the estimate has converged and so closes the bracket. The estimate is the tangent root, or
+    right of the root the root of a model with the pole, ``mu ~ a + b / (delta - sigma)`` matched
+    to ``mu`` and ``mu'``; left of the root, where the tangent gives nothing new (a mode that does
+    not couple to the features, ``mu' = -1``), the root of ``alpha - sigma - beta / (delta -
+    sigma)`` through the two chord end points (bisection whenever a shift leaves the bracket;
     shifts stay ``ctol`` below the pole ``delta``). The inertia is the count at ``-zero_tol`` and
     ``+zero_tol`` (Haynsworth's theorem): each evaluation certifies these counts when its
     ``S(sigma)`` has a spectral gap (:func:`_evaluate`: Loewner bounds from the resolvent
@@ -204,12 +223,11 @@ def block_arrow_spectrum(
     ``vmap`` it runs until the slowest member ends, the others masked). Typical cost at ``N =
     10^5`` (``K = d = 10``, ``python benchmarks/perf.py --parts hessian``): no evaluation at the
     closed-form CE minimum and at the origin saddle with the class reduction (one and two with
-    ``reduce=False``), about six at a random point, each ``O(N K^2 d^2)`` for the UFM fast path.
-    ``num_matvecs=12`` (default): where the reduction does not give the start, the Lanczos start
-    runs before the first evaluation; at ``N = 10^5`` its twelve Hessian-vector products measured
-    about as much as one or two evaluations (0.8 s against 0.43-0.5 s per evaluation, 2 cores
-    under load); a deeper start (48) saved evaluations only at non-critical points
-    (BENCHMARKS.md).
+    ``reduce=False``), four to six at a random point, each ``O(N K^2 d^2)`` for the UFM fast path
+    (about 0.1 s on 2 cores with the native sample sums, :func:`ufm.kernels.native.ufm_schur_sums`).
+    ``num_matvecs=0`` (default) skips the Lanczos start: at ``N = 10^5`` its twelve
+    Hessian-vector products cost about three native evaluations and saved at most two, none at
+    the benchmark's random point (BENCHMARKS.md).
 
     ``reduce=False`` skips the class reduction (the Schur complement alone, section 3.8: the
     independent reference of the tests and benchmarks).
@@ -234,7 +252,9 @@ def block_arrow_spectrum(
         True
     """
     max_iter = check_int("max_iter", max_iter, 1)
-    m = check_int("num_matvecs", num_matvecs, 2)
+    m = check_int("num_matvecs", num_matvecs, 0)
+    if m == 1:
+        raise ValueError("num_matvecs must be 0 (no Lanczos start) or >= 2, got 1")
     ba = block_arrow(spec, params, method=method, chunk_size=chunk_size, sample_chunk=sample_chunk)
     return spectrum_of_structure(
         ba,
@@ -284,6 +304,7 @@ def spectrum_of_structure(
     scale = jnp.maximum(jnp.maximum(jnp.abs(evA[0]), jnp.abs(evA[-1])), ba.diag_max) + b_fro
     ctol = lambda_rtol * scale
     xtol = 2.0 * ctol
+    rounding = 4.0 * P * jnp.finfo(dtype).eps * scale
     cap = delta - ctol  # never evaluate closer than ctol to the pole of S
     zero_tol = jnp.maximum(zero_rtol * scale, zero_atol)
     zero_tol = jnp.where(delta > 0, jnp.minimum(zero_tol, 0.5 * delta), zero_tol)
@@ -295,9 +316,15 @@ def spectrum_of_structure(
     shifts = jnp.stack([-zero_tol, zero_tol])
     # counts at the inertia shifts: -1 wanted and unknown, -2 not wanted
     n_lt0 = jnp.full((2,), -1 if need_counts else -2, jnp.int32)
+
+    def lanczos():
+        if m == 0:  # no Lanczos start (the default)
+            return jnp.asarray(jnp.inf, dtype)
+        return _lanczos_plain(lambda x: block_arrow_matvec(ba, x), v0(), m, m)
+
     if reduction is None:
         # Start: the smallest Ritz value of plain Lanczos, an (uncertified) upper estimate.
-        theta = _lanczos_plain(lambda x: block_arrow_matvec(ba, x), v0(), m, m)
+        theta = lanczos()
     else:
         # the class reduction: certified counts and bracket (Weyl; eps = inf certifies nothing);
         # its lambda_min replaces the Lanczos start when the radius is small (near collapse)
@@ -307,9 +334,7 @@ def spectrum_of_structure(
         hi0 = jnp.minimum(hi0, lm + reduction.eps)
         if need_counts:
             n_lt0 = jax.vmap(lambda s: certified_count(reduction, s))(shifts)
-        theta = jax.lax.cond(
-            use, lambda: lm, lambda: _lanczos_plain(lambda x: block_arrow_matvec(ba, x), v0(), m, m)
-        )
+        theta = jax.lax.cond(use, lambda: lm, lanczos)
 
     # Each step evaluates S at sigma: the count below sigma certifies sigma as a lower bound (count
     # 0) or an upper bound; the tangent root is an upper bound (concavity); the counts at the two
@@ -317,8 +342,9 @@ def spectrum_of_structure(
     # the bracket is open (and the search budget lasts), (best upper estimate) - ctol, safeguarded
     # by bisection; then an inertia shift whose count is still unknown.
     def body(state):
-        k, n_search, sigma, lo, hi, n_lt = state
+        k, n_search, sigma, lo, hi, n_lt, end_l, end_r, prev_left = state
         ev, below, dmu, cert = _evaluate(ba, sigma, shifts, delta)
+        hi_before = hi
         n_lt = jnp.where(n_lt == -1, cert, n_lt)
         left = below == 0
         lo = jnp.where(left, jnp.maximum(lo, sigma), lo)
@@ -330,21 +356,39 @@ def spectrum_of_structure(
         hi = jnp.where(n_lt[1] > 0, jnp.minimum(hi, shifts[1]), hi)
         t = sigma - ev[0] / dmu  # tangent root: an upper bound of lambda_min (concavity)
         hi = jnp.where((sigma < delta) & (t > lo), jnp.minimum(hi, t), hi)
+        # the chord between the nearest evaluated points on either side of the root (mu > 0 and
+        # mu < 0, both below the pole) lies below the concave mu: its root is a lower bound
+        pole_free = (sigma < delta) & (ba.count_diag_below(sigma) == 0)
+        point = jnp.stack([sigma, ev[0]])
+        end_l = jnp.where(pole_free & left & (ev[0] > 0) & (sigma > end_l[0]), point, end_l)
+        end_r = jnp.where(pole_free & (ev[0] < 0) & (sigma < end_r[0]), point, end_r)
+        chord = end_l[0] + end_l[1] * (end_r[0] - end_l[0]) / (end_l[1] - end_r[1])
+        chord = chord - rounding  # mu carries rounding of order P eps ||S||, and |mu'| >= 1
+        both = jnp.isfinite(end_l[0]) & jnp.isfinite(end_r[0])
+        lo = jnp.where(both & (chord < hi), jnp.maximum(lo, chord), lo)
         # right of the root, Newton is slow near the pole: the root of the model mu ~ a + b /
         # (delta - sigma) matching mu and mu' (concave, below the tangent) is the next estimate
         gap = delta - sigma
         a = ev[0] - dmu * gap
         rational = jnp.where((ev[0] < 0) & (a > 0), delta + dmu * gap**2 / a, t)
+        # left of the root: the root of mu ~ alpha - sigma - beta / (delta - sigma) through the
+        # two chord end points (exact for one pole, e.g. at the origin); the tangent root instead
+        # after two left points in a row (it lies right of the root, so the right end point
+        # moves too: no regula-falsi stall) unless it gives nothing new (a mode that does not
+        # couple to the features, mu' = -1)
+        two_point = left & both & (~prev_left | (t >= hi_before))
+        rational = jnp.where(two_point, _pole_model_root(end_l, end_r, delta), rational)
         guess = jnp.where(theta < hi, theta, rational)  # the Ritz value while it is informative
         search = (hi - lo > xtol) & (n_search < max_iter)
         nxt = jnp.minimum(hi, guess) - ctol
         nxt = jnp.where((nxt > lo) & (nxt < hi), nxt, 0.5 * (lo + hi))
         nxt = jnp.minimum(nxt, cap)
         nxt = jnp.where(search, nxt, jnp.where(n_lt[0] == -1, shifts[0], shifts[1]))
-        return k + 1, n_search + search.astype(jnp.int32), nxt, lo, hi, n_lt
+        state = (k + 1, n_search + search.astype(jnp.int32), nxt, lo, hi, n_lt, end_l, end_r)
+        return state + (left,)
 
     def cond(state):
-        k, n_search, _, lo, hi, n_lt = state
+        k, n_search, _, lo, hi, n_lt, *_ = state
         open_ = (hi - lo > xtol) & (n_search < max_iter)
         # the first evaluation, at most max_iter search steps and one per inertia shift (exact
         # at its own shift): the bound, and the finiteness of scale (any nan or inf in the
@@ -359,8 +403,20 @@ def spectrum_of_structure(
     # a bracket already closed (by the class reduction): straight to a count still unknown
     unknown = jnp.where(n_lt0[0] == -1, shifts[0], shifts[1])
     first = jnp.where(hi0 - lo0 <= xtol, unknown, first)
-    init = (jnp.int32(0), jnp.int32(0), first, lo0, hi0, n_lt0)
-    k, _, _, lo, hi, n_lt = jax.lax.while_loop(cond, body, init)
+    none_left = jnp.array([-jnp.inf, jnp.nan], dtype)  # (sigma, mu) of the chord's end points
+    none_right = jnp.array([jnp.inf, jnp.nan], dtype)
+    init = (
+        jnp.int32(0),
+        jnp.int32(0),
+        first,
+        lo0,
+        hi0,
+        n_lt0,
+        none_left,
+        none_right,
+        jnp.asarray(False),
+    )
+    k, _, _, lo, hi, n_lt, *_ = jax.lax.while_loop(cond, body, init)
     known = jnp.all(n_lt >= 0)
     return BlockArrowResult(
         n_neg=jnp.where(known, n_lt[0], -1),
