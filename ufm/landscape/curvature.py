@@ -46,6 +46,7 @@ __all__ = [
     "hessian_facts",
     "tolerance_dependent",
     "positive_min_by_inertia",
+    "positive_min_by_newton",
     "POS_MIN_RTOL",
     "below_many",
 ]
@@ -67,6 +68,22 @@ def _feature_block_eigenvalues(ba):
     return jnp.sort(jnp.linalg.eigvalsh(D).reshape(-1))
 
 
+def _interlacing_bound(ba, count0):
+    """``lambda_{count0}(blockdiag D_i)`` (0-based; ``inf`` past the end): an upper bound of
+    ``lambda_{count0}(Hess)`` (Cauchy interlacing, a principal submatrix). A structure with a
+    ``diag_eigenvalue(c, all_eigenvalues)`` method answers from its closed form (the UFM:
+    ``lambda_H`` for most ``c``), else all ``d N`` eigenvalues are computed (``N`` small
+    ``eigvalsh``: about 1 s at ``N = 10^5``)."""
+    dn = ba.feature_dim * ba.num_samples
+
+    def every():
+        cf = _feature_block_eigenvalues(ba)
+        return jnp.where(count0 < dn, cf[jnp.clip(count0, 0, dn - 1)], jnp.inf)
+
+    hook = getattr(ba, "diag_eigenvalue", None)
+    return every() if hook is None else hook(count0, every)
+
+
 def positive_min_by_inertia(ba, below, count0, lower, cap, scale, rtol=POS_MIN_RTOL):
     """Smallest Hessian eigenvalue ``>= lower`` of a block-arrow structure ``ba`` by bisection on
     the exact inertia counts ``below(sigma)`` (module docstring); ``count0 = below(lower)``
@@ -77,11 +94,9 @@ def positive_min_by_inertia(ba, below, count0, lower, cap, scale, rtol=POS_MIN_R
     when there is no such eigenvalue or the bracket does not close."""
     dtype = ba.A.dtype
     total = ba.A.shape[0] + ba.feature_dim * ba.num_samples
-    dn = ba.feature_dim * ba.num_samples
     # Cauchy interlacing with the principal submatrix blockdiag(D_i): lambda_{c+1}(Hess) <=
     # lambda_{c+1}(blockdiag D), an upper bound that also holds at the fast path's pole
-    cf = _feature_block_eigenvalues(ba)
-    cf = jnp.where(count0 < dn, cf[jnp.clip(count0, 0, dn - 1)], jnp.inf)
+    cf = _interlacing_bound(ba, count0)
     top = 2.0 * scale + lower  # scale >= ||Hess||_2: every eigenvalue lies below it
     hi0 = jnp.minimum(cf, top)
     lo0 = jnp.maximum(lower, jnp.finfo(dtype).tiny)
@@ -105,6 +120,65 @@ def positive_min_by_inertia(ba, below, count0, lower, cap, scale, rtol=POS_MIN_R
     _, lo, hi = jax.lax.while_loop(cond, body, init)
     # closed by bisection, or at the pole: no eigenvalue in [lower, cap - margin) and the
     # interlacing bound at the pole itself (e.g. lambda_H at a CE minimum)
+    pole = (lo >= s_max) & (hi <= (1.0 + rtol) * cap)
+    ok = ((hi <= (1.0 + rtol) * lo) | pole) & (count0 < total) & jnp.isfinite(hi)
+    return jnp.where(ok, hi, jnp.nan), ok
+
+
+def positive_min_by_newton(ba, count0, lower, cap, scale, start, rtol=POS_MIN_RTOL):
+    """:func:`positive_min_by_inertia` for a fast-path structure (``D_i - sigma I`` definite below
+    ``cap``, so ``count(sigma) = #{ev(S(sigma)) < 0}``) by safeguarded Newton on ``nu(sigma) =
+    ev_c(S(sigma))``, the ``c = count0``-th smallest eigenvalue of the Schur complement, whose
+    root is the wanted eigenvalue: ``S(s') <= S(s) - (s' - s) I`` for ``s < s' < cap``
+    (resolvent identity), so by Weyl every sorted eigenvalue of ``S`` falls with slope ``<= -1``
+    and one evaluation bounds the answer on both sides: in ``[sigma, sigma + nu]`` where ``nu >=
+    0`` (the count is ``count0``) and in ``[sigma + nu, sigma]`` where ``nu < 0``. The next shift
+    is the Newton root ``sigma - nu / nu'`` (``nu' = -(1 + ||(D_i - sigma I)^{-1} B_i^T u||^2)``
+    for the eigenvector ``u``) when it falls inside the bracket, else the geometric midpoint;
+    ``start`` (e.g. the class reduction's estimate) is the first shift when inside. A few
+    evaluations instead of the bisection's twenty or so at ``rtol = 1e-6``. Same return value and
+    pole rule as :func:`positive_min_by_inertia`."""
+    dtype = ba.A.dtype
+    P = ba.A.shape[0]
+    total = P + ba.feature_dim * ba.num_samples
+    cf = _interlacing_bound(ba, count0)
+    hi0 = jnp.minimum(cf, 2.0 * scale + lower)
+    lo0 = jnp.maximum(lower, jnp.finfo(dtype).tiny)
+    eps = jnp.finfo(dtype).eps
+    margin = jnp.maximum(0.25 * rtol * cap, 4.0 * jnp.sqrt(eps) * scale)
+    s_max = cap - margin
+    j = jnp.clip(count0, 0, P - 1)
+
+    def nxt(lo, hi, t):
+        mid = jnp.sqrt(lo) * jnp.sqrt(hi)
+        return jnp.minimum(jnp.where((t > lo) & (t < hi), t, mid), s_max)
+
+    def body(state):
+        k, lo, hi, sig = state
+        S, Cinv = ba.schur(sig)
+        ev, V = jnp.linalg.eigh(S)
+        nu = ev[j]
+        y = ba.apply_cinv(Cinv, ba.bt(V[:, j]))
+        dnu = -(1.0 + jnp.sum(y**2))
+        left = jnp.sum(ev < 0) <= count0  # sig <= the wanted eigenvalue, nu >= 0
+        # slope <= -1: a bound on the other side (below the pole), widened by the rounding of
+        # nu, of order P eps ||S(sig)|| (large near the pole)
+        err = 8.0 * P * eps * jnp.max(jnp.abs(ev))
+        up, down = sig + nu + err, sig + nu - err
+        lo = jnp.where(left, jnp.maximum(lo, sig), jnp.maximum(lo, down))
+        hi = jnp.where(left, jnp.where(up < cap, jnp.minimum(hi, up), hi), jnp.minimum(hi, sig))
+        return k + 1, lo, hi, nxt(lo, hi, sig - nu / dnu)
+
+    def cond(state):
+        k, lo, hi, _ = state
+        return (hi > (1.0 + rtol) * lo) & (lo < s_max) & (k < _POS_MIN_MAX_ITER)
+
+    hi0 = hi0.astype(dtype)
+    # count0 = P: every eigenvalue of S is negative at `lower`, so none lies in [lower, cap) (the
+    # count is at most P below the pole): straight to the pole rule
+    lo0 = jnp.where(count0 >= P, jnp.maximum(lo0, s_max), lo0)
+    init = (jnp.int32(0), lo0, hi0, nxt(lo0, hi0, start))
+    _, lo, hi = jax.lax.while_loop(cond, body, init)[:3]
     pole = (lo >= s_max) & (hi <= (1.0 + rtol) * cap)
     ok = ((hi <= (1.0 + rtol) * lo) | pole) & (count0 < total) & jnp.isfinite(hi)
     return jnp.where(ok, hi, jnp.nan), ok
@@ -191,9 +265,10 @@ def hessian_facts(spec, params, method, tol_of_norm, num_matvecs, key, structure
 
         def below(sigma):
             with jax.numpy_dtype_promotion("standard"):
-                if red is None:
-                    return block_arrow_inertia(ba, sigma).astype(jnp.int32)
-                known = certified_count(red, sigma)
+                # no eigenvalue lies below the search's certified lower bound of lambda_min
+                known = jnp.where(sigma <= res.lambda_min_lower, 0, -1).astype(jnp.int32)
+                if red is not None:
+                    known = jnp.where(known < 0, certified_count(red, sigma), known)
                 return jax.lax.cond(
                     known >= 0,
                     lambda: known,
@@ -250,15 +325,19 @@ def _positive_min(ba, below, count0, lower, cap, scale, red):
     eps`` (``c = count0``) is within :data:`POS_MIN_RTOL` (the upper end is reported, as by the
     bisection), else :func:`positive_min_by_inertia`."""
 
-    def bisection():
+    fast = not isinstance(ba, BlockArrow)  # D_i - sigma I definite below cap
+    v = jnp.asarray(jnp.nan, ba.A.dtype) if red is None else reduced_eigenvalue(red, count0)
+
+    def search():
+        if fast:
+            return positive_min_by_newton(ba, count0, lower, cap, scale, v)[0]
         return positive_min_by_inertia(ba, below, count0, lower, cap, scale)[0]
 
     if red is None:
-        return bisection()
-    v = reduced_eigenvalue(red, count0)
+        return search()
     lo, hi = v - red.eps, v + red.eps
     good = (lo >= lower) & (lo > 0) & (hi <= (1.0 + POS_MIN_RTOL) * lo) & jnp.isfinite(hi)
-    return jax.lax.cond(good, lambda: hi, bisection)
+    return jax.lax.cond(good, lambda: hi, search)
 
 
 def tolerance_dependent(sp: Spectrum, predicted, factor):

@@ -106,6 +106,21 @@ class UFMBlockArrow(NamedTuple):
         """Upper bound ``lambda_H + ||W||_2^2 / N`` of ``max_i ||D_i||_2`` (``||Hz_i||_2 <= 1``)."""
         return self.lambda_H + jnp.linalg.norm(self.W, 2) ** 2 / self.num_samples
 
+    def diag_eigenvalue(self, c, all_eigenvalues):
+        """``lambda_c(blockdiag D_i)`` (0-based): MSE, one shared ``D_i`` (each eigenvalue ``N``
+        times); CE with ``d >= K``, ``lambda_H`` for ``c < N (d - K + 1)`` (``W^T Hz_i W`` has
+        rank ``<= K - 1``); otherwise ``all_eigenvalues()`` (a ``lax.cond``: computed only when
+        needed)."""
+        K, d = self.W.shape
+        N = self.num_samples
+        dtype = self.A.dtype
+        if self.Pr is None:
+            ev = jnp.linalg.eigvalsh(self.W.T @ self.W / N) + self.lambda_H
+            return jnp.where(c < d * N, ev[jnp.clip(c // N, 0, d - 1)], jnp.inf).astype(dtype)
+        flat = N * max(d - K + 1, 0)
+        lH = jnp.asarray(self.lambda_H, dtype)
+        return jax.lax.cond(c < flat, lambda: lH, lambda: all_eigenvalues().astype(dtype))
+
     def count_diag_below(self, sigma):
         """0: callers keep ``sigma < D_min`` for this structure (``D_i >= lambda_H I``)."""
         return jnp.zeros((), jnp.int32)
