@@ -132,7 +132,8 @@ def pytest_terminal_summary(terminalreporter):
         text = log.read_text(errors="replace").strip()
         if text:
             terminalreporter.write_sep("=", f"fatal error in test worker {log.stem}")
-            terminalreporter.write_line(text[-6000:])
+            # the signal and the crashing thread come first, the other threads after
+            terminalreporter.write_line(text if len(text) <= 8000 else text[:6000] + "\n...\n")
 
 
 def pytest_unconfigure(config):

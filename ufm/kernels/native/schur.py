@@ -18,6 +18,7 @@ under ``vmap`` it runs once per batch member. Its library (``"schur"`` in
 from __future__ import annotations
 
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +41,16 @@ def _register() -> bool:
     jax.ffi.register_ffi_target(_TARGET, jax.ffi.pycapsule(lib.UfmSchurF64), platform="cpu")
     jax.ffi.register_ffi_target(_CINV, jax.ffi.pycapsule(lib.UfmCinvF64), platform="cpu")
     return True
+
+
+def _max_threads() -> int:
+    """``UFM_NATIVE_THREADS`` (0: the cores the process may use), read here, at trace time: the
+    kernel never calls getenv, which could race with a setenv while it runs asynchronously."""
+    raw = os.environ.get("UFM_NATIVE_THREADS", "").strip()
+    try:
+        return max(int(raw), 0) if raw else 0
+    except ValueError:
+        raise ValueError(f"UFM_NATIVE_THREADS must be a positive integer, got {raw!r}") from None
 
 
 def _scalars(shift, num_samples):
@@ -83,7 +94,8 @@ def ufm_schur_sums(W, Hc, Gc, Pc, shift, num_samples: int):
         for s in ((nK, nd), (K * d, d * K), (nK, nd), (K * K, d), (K, K * d), (K, K))
     ]
     call = jax.ffi.ffi_call(_TARGET, out, vmap_method="sequential")
-    return tuple(call(W, Hc, Gc, Pc, _scalars(shift, num_samples)))
+    sums = call(W, Hc, Gc, Pc, _scalars(shift, num_samples), max_threads=np.int64(_max_threads()))
+    return tuple(sums)
 
 
 def ufm_cinv_apply(W, Pc, Yc, shift, num_samples: int):
@@ -96,4 +108,4 @@ def ufm_cinv_apply(W, Pc, Yc, shift, num_samples: int):
     call = jax.ffi.ffi_call(
         _CINV, jax.ShapeDtypeStruct(Yc.shape, jnp.float64), vmap_method="sequential"
     )
-    return call(W, Pc, Yc, _scalars(shift, num_samples))
+    return call(W, Pc, Yc, _scalars(shift, num_samples), max_threads=np.int64(_max_threads()))

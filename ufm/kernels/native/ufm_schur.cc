@@ -20,7 +20,7 @@
 // Cholesky factor, C_i, V, U and R stay in registers and L1 per group of eight, the products
 // over the samples are register-blocked (4 x 4 accumulators of 8 lanes), and the chunks are
 // split over the cores the process may use (threads with private accumulators, summed at the
-// end; UFM_NATIVE_THREADS caps their number).
+// end; UFM_NATIVE_THREADS caps their number, passed in by the caller).
 
 #include <sched.h>
 
@@ -28,7 +28,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -277,14 +276,14 @@ void run_chunks(const Sizes& z, const double* W, const double* WWp, double shift
   }
 }
 
-int num_threads(int64_t num_chunks) {
-  int n = 1;
+// Threads for num_chunks chunks: the cores this process may use, at most max_threads (from
+// UFM_NATIVE_THREADS, read by the Python caller: getenv here could race with a setenv on the
+// Python thread while the call runs asynchronously).
+int num_threads(int64_t num_chunks, int64_t max_threads) {
+  int64_t n = 1;
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
-  if (const char* env = std::getenv("UFM_NATIVE_THREADS")) {
-    int cap = std::atoi(env);
-    if (cap >= 1) n = std::min(n, cap);
-  }
+  if (max_threads >= 1) n = std::min(n, max_threads);
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n, num_chunks)));
 }
 
@@ -320,7 +319,7 @@ std::vector<double> pair_products(const Sizes& z, const double* W) {
 }
 
 ffi::Error Schur(ffi::Buffer<ffi::F64> Wb, ffi::Buffer<ffi::F64> Hc, ffi::Buffer<ffi::F64> Gc,
-                 ffi::Buffer<ffi::F64> Pc, ffi::Buffer<ffi::F64> scalars,
+                 ffi::Buffer<ffi::F64> Pc, ffi::Buffer<ffi::F64> scalars, int64_t max_threads,
                  ffi::ResultBuffer<ffi::F64> T1, ffi::ResultBuffer<ffi::F64> T2,
                  ffi::ResultBuffer<ffi::F64> T3, ffi::ResultBuffer<ffi::F64> Wb1,
                  ffi::ResultBuffer<ffi::F64> Wb2, ffi::ResultBuffer<ffi::F64> bb) {
@@ -335,7 +334,7 @@ ffi::Error Schur(ffi::Buffer<ffi::F64> Wb, ffi::Buffer<ffi::F64> Hc, ffi::Buffer
   const double* W = Wb.typed_data();
   const double shift = scalars.typed_data()[0], inv_n = scalars.typed_data()[1];
   const std::vector<double> WWp = pair_products(z, W);
-  const int nt = num_threads(nc);
+  const int nt = num_threads(nc, max_threads);
   std::vector<Work> work;
   work.reserve(nt);
   for (int i = 0; i < nt; ++i) work.emplace_back(z);
@@ -361,7 +360,8 @@ ffi::Error Schur(ffi::Buffer<ffi::F64> Wb, ffi::Buffer<ffi::F64> Hc, ffi::Buffer
 // (D_i - sigma I)^{-1} y_i for every sample, chunked like Pc: the factor again (cheaper than
 // storing d^2 numbers per sample and reading them back), then two triangular solves.
 ffi::Error Cinv(ffi::Buffer<ffi::F64> Wb, ffi::Buffer<ffi::F64> Pc, ffi::Buffer<ffi::F64> Yc,
-                ffi::Buffer<ffi::F64> scalars, ffi::ResultBuffer<ffi::F64> out) {
+                ffi::Buffer<ffi::F64> scalars, int64_t max_threads,
+                ffi::ResultBuffer<ffi::F64> out) {
   Sizes z;
   int64_t nc;
   auto yd = Yc.dimensions();
@@ -375,7 +375,7 @@ ffi::Error Cinv(ffi::Buffer<ffi::F64> Wb, ffi::Buffer<ffi::F64> Pc, ffi::Buffer<
   const double* P = Pc.typed_data();
   const double* Y = Yc.typed_data();
   double* X = out->typed_data();
-  parallel_chunks(nc, num_threads(nc), [&](int, int64_t c0, int64_t c1) {
+  parallel_chunks(nc, num_threads(nc, max_threads), [&](int, int64_t c0, int64_t c1) {
     std::vector<v8> q(d), D(d * d);
     v8 p[64], y[64];
     double buf[64][L];
@@ -422,6 +422,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(UfmSchurF64, Schur,
                                   .Arg<ffi::Buffer<ffi::F64>>()
                                   .Arg<ffi::Buffer<ffi::F64>>()
                                   .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Attr<int64_t>("max_threads")
                                   .Ret<ffi::Buffer<ffi::F64>>()
                                   .Ret<ffi::Buffer<ffi::F64>>()
                                   .Ret<ffi::Buffer<ffi::F64>>()
@@ -435,4 +436,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(UfmCinvF64, Cinv,
                                   .Arg<ffi::Buffer<ffi::F64>>()
                                   .Arg<ffi::Buffer<ffi::F64>>()
                                   .Arg<ffi::Buffer<ffi::F64>>()
+                                  .Attr<int64_t>("max_threads")
                                   .Ret<ffi::Buffer<ffi::F64>>());
