@@ -138,3 +138,15 @@ def test_switched_off_block_arrow_uses_the_xla_scan(tmp_path):
     lines = out.stdout.splitlines()
     assert lines[0] == "True"
     assert "do not apply here" in lines[1] and "switched off by UFM_NATIVE_KERNELS" in lines[1]
+
+
+def test_mse_has_no_native_schur_and_says_so():
+    spec = ufm.UFMSpec(K=3, n=4, d=3, loss="mse", lambda_W=1e-3, lambda_H=1e-3, dtype="float64")
+    ba = ufm.hessian.block_arrow(spec, ufm.init_params(spec, jax.random.key(0)))
+    with pytest.raises(ValueError, match="for cross-entropy"):
+        ba.schur(-1e-3, kernel="native")
+    with pytest.raises(ValueError, match="kernel must be"):
+        ba.schur(-1e-3, kernel="fast")
+    S_auto, _ = ba.schur(-1e-3)
+    S_xla, _ = ba.schur(-1e-3, kernel="xla")
+    np.testing.assert_array_equal(np.asarray(S_auto), np.asarray(S_xla))

@@ -92,17 +92,7 @@ def positive_min_by_inertia(ba, below, count0, lower, cap, scale, rtol=POS_MIN_R
     answer is the pole ``cap`` of the fast path, the interlacing bound there (the true value lies
     in ``[cap - margin, value]``, ``margin = max(rtol cap / 4, 4 sqrt(eps) scale)``); ``nan``
     when there is no such eigenvalue or the bracket does not close."""
-    dtype = ba.A.dtype
-    total = ba.A.shape[0] + ba.feature_dim * ba.num_samples
-    # Cauchy interlacing with the principal submatrix blockdiag(D_i): lambda_{c+1}(Hess) <=
-    # lambda_{c+1}(blockdiag D), an upper bound that also holds at the fast path's pole
-    cf = _interlacing_bound(ba, count0)
-    top = 2.0 * scale + lower  # scale >= ||Hess||_2: every eigenvalue lies below it
-    hi0 = jnp.minimum(cf, top)
-    lo0 = jnp.maximum(lower, jnp.finfo(dtype).tiny)
-    # shifts stay clear of the pole: S(sigma) carries rounding of order eps ||B||^2 / (cap - sigma)
-    margin = jnp.maximum(0.25 * rtol * cap, 4.0 * jnp.sqrt(jnp.finfo(dtype).eps) * scale)
-    s_max = jnp.where(jnp.isfinite(cap), cap - margin, jnp.inf)
+    lo0, hi0, s_max = _pos_min_bracket(ba, count0, lower, cap, scale, rtol)
 
     def body(state):
         k, lo, hi = state
@@ -116,13 +106,8 @@ def positive_min_by_inertia(ba, below, count0, lower, cap, scale, rtol=POS_MIN_R
         stuck = lo >= s_max  # the fast path cannot shift further up
         return (hi > (1.0 + rtol) * lo) & ~stuck & (k < _POS_MIN_MAX_ITER)
 
-    init = (jnp.int32(0), lo0, hi0.astype(dtype))
-    _, lo, hi = jax.lax.while_loop(cond, body, init)
-    # closed by bisection, or at the pole: no eigenvalue in [lower, cap - margin) and the
-    # interlacing bound at the pole itself (e.g. lambda_H at a CE minimum)
-    pole = (lo >= s_max) & (hi <= (1.0 + rtol) * cap)
-    ok = ((hi <= (1.0 + rtol) * lo) | pole) & (count0 < total) & jnp.isfinite(hi)
-    return jnp.where(ok, hi, jnp.nan), ok
+    _, lo, hi = jax.lax.while_loop(cond, body, (jnp.int32(0), lo0, hi0))
+    return _pos_min_result(ba, lo, hi, s_max, count0, cap, rtol)
 
 
 def positive_min_by_newton(ba, count0, lower, cap, scale, start, rtol=POS_MIN_RTOL):
@@ -138,15 +123,9 @@ def positive_min_by_newton(ba, count0, lower, cap, scale, start, rtol=POS_MIN_RT
     ``start`` (e.g. the class reduction's estimate) is the first shift when inside. A few
     evaluations instead of the bisection's twenty or so at ``rtol = 1e-6``. Same return value and
     pole rule as :func:`positive_min_by_inertia`."""
-    dtype = ba.A.dtype
     P = ba.A.shape[0]
-    total = P + ba.feature_dim * ba.num_samples
-    cf = _interlacing_bound(ba, count0)
-    hi0 = jnp.minimum(cf, 2.0 * scale + lower)
-    lo0 = jnp.maximum(lower, jnp.finfo(dtype).tiny)
-    eps = jnp.finfo(dtype).eps
-    margin = jnp.maximum(0.25 * rtol * cap, 4.0 * jnp.sqrt(eps) * scale)
-    s_max = cap - margin
+    eps = jnp.finfo(ba.A.dtype).eps
+    lo0, hi0, s_max = _pos_min_bracket(ba, count0, lower, cap, scale, rtol)
     j = jnp.clip(count0, 0, P - 1)
 
     def nxt(lo, hi, t):
@@ -173,12 +152,35 @@ def positive_min_by_newton(ba, count0, lower, cap, scale, start, rtol=POS_MIN_RT
         k, lo, hi, _ = state
         return (hi > (1.0 + rtol) * lo) & (lo < s_max) & (k < _POS_MIN_MAX_ITER)
 
-    hi0 = hi0.astype(dtype)
     # count0 = P: every eigenvalue of S is negative at `lower`, so none lies in [lower, cap) (the
     # count is at most P below the pole): straight to the pole rule
     lo0 = jnp.where(count0 >= P, jnp.maximum(lo0, s_max), lo0)
     init = (jnp.int32(0), lo0, hi0, nxt(lo0, hi0, start))
     _, lo, hi = jax.lax.while_loop(cond, body, init)[:3]
+    return _pos_min_result(ba, lo, hi, s_max, count0, cap, rtol)
+
+
+def _pos_min_bracket(ba, count0, lower, cap, scale, rtol):
+    """``(lo0, hi0, s_max)`` of the ``lambda_pos_min`` searches: ``[max(lower, tiny),
+    min(interlacing bound, 2 scale + lower)]`` and the largest shift ``cap - margin``."""
+    dtype = ba.A.dtype
+    # Cauchy interlacing with the principal submatrix blockdiag(D_i): lambda_{c+1}(Hess) <=
+    # lambda_{c+1}(blockdiag D), an upper bound that also holds at the fast path's pole
+    cf = _interlacing_bound(ba, count0)
+    top = 2.0 * scale + lower  # scale >= ||Hess||_2: every eigenvalue lies below it
+    hi0 = jnp.minimum(cf, top).astype(dtype)
+    lo0 = jnp.maximum(lower, jnp.finfo(dtype).tiny)
+    # shifts stay clear of the pole: S(sigma) carries rounding of order eps ||B||^2 / (cap - sigma)
+    margin = jnp.maximum(0.25 * rtol * cap, 4.0 * jnp.sqrt(jnp.finfo(dtype).eps) * scale)
+    s_max = jnp.where(jnp.isfinite(cap), cap - margin, jnp.inf)
+    return lo0, hi0, s_max
+
+
+def _pos_min_result(ba, lo, hi, s_max, count0, cap, rtol):
+    """``(value, ok)`` from a final bracket: closed to ``rtol``, or at the pole (no eigenvalue in
+    ``[lower, cap - margin)`` and the interlacing bound at the pole itself, e.g. ``lambda_H`` at a
+    CE minimum); ``nan`` otherwise."""
+    total = ba.A.shape[0] + ba.feature_dim * ba.num_samples
     pole = (lo >= s_max) & (hi <= (1.0 + rtol) * cap)
     ok = ((hi <= (1.0 + rtol) * lo) | pole) & (count0 < total) & jnp.isfinite(hi)
     return jnp.where(ok, hi, jnp.nan), ok

@@ -1,14 +1,15 @@
 """The sample sums of the UFM block-arrow Schur complement as one native call (``ufm_schur.cc``).
 
-:func:`ufm_schur_sums` computes, for the cross-entropy UFM at a shift ``sigma``, the per-sample
-inverses ``C_i = (D_i - sigma I)^{-1}`` and the six sums over the samples that make
-``sum_i B_i C_i B_i^T`` (the formulas are in :mod:`ufm.systems.ufm.structure`, which calls it from
-:meth:`~ufm.systems.ufm.structure.UFMBlockArrow.schur`; docs/theory.md section 3.8). Its XLA
-version is that method's ``lax.scan`` over sample chunks; the two agree to rounding
-(``tests/kernels/test_native_schur.py``). Eight samples share one SIMD vector, the inverses come
-from a vectorised Cholesky factorisation, the products over the samples are register-blocked and
-the chunks are shared between the cores the process may use (``UFM_NATIVE_THREADS`` caps the
-threads). Measured: ``python benchmarks/perf.py --parts hessian`` (BENCHMARKS.md).
+:func:`ufm_schur_sums` computes, for the cross-entropy UFM at a shift ``sigma``, the six sums
+over the samples that make ``sum_i B_i C_i B_i^T``, ``C_i = (D_i - sigma I)^{-1}``, and
+:func:`ufm_cinv_apply` applies the ``C_i`` to one vector per sample. The formulas are in
+:mod:`ufm.systems.ufm.structure`, whose :meth:`~ufm.systems.ufm.structure.UFMBlockArrow.schur`
+calls them (docs/theory.md section 3.8). Its XLA version is that method's ``lax.scan`` over
+sample chunks; the two agree to rounding (``tests/kernels/test_native_schur.py``). Eight samples
+share one SIMD vector, the inverses come from a vectorised Cholesky factorisation, the products
+over the samples are register-blocked and the chunks are shared between the cores the process
+may use (``UFM_NATIVE_THREADS`` caps the threads). Measured: ``python benchmarks/perf.py --parts
+hessian`` (BENCHMARKS.md).
 
 CPU only, float64 only (the block-arrow inertia is a float64 computation), ``K, d <= 64``;
 under ``vmap`` it runs once per batch member. Its library (``"schur"`` in
@@ -50,7 +51,7 @@ def _max_threads() -> int:
     try:
         return max(int(raw), 0) if raw else 0
     except ValueError:
-        raise ValueError(f"UFM_NATIVE_THREADS must be a positive integer, got {raw!r}") from None
+        raise ValueError(f"UFM_NATIVE_THREADS must be an integer >= 1, got {raw!r}") from None
 
 
 def _scalars(shift, num_samples):

@@ -200,12 +200,21 @@ class UFMBlockArrow(NamedTuple):
 
     # -- Schur complement ------------------------------------------------------------------------
     def schur(self, sigma, kernel: str = "auto"):
-        """``S(sigma)`` and the per-sample inverses ``(D_i - sigma I)^{-1}`` (``sigma < D_min``).
+        """``S(sigma)`` and the inverses ``(D_i - sigma I)^{-1}`` in the form :meth:`apply_cinv`
+        takes (``sigma < D_min``).
 
         ``kernel`` (CE): ``"auto"`` takes the native sample sums
         (:func:`ufm.kernels.native.ufm_schur_sums`) where they apply (float64 on CPU, library
         available) and the XLA scan otherwise; ``"native"`` requires them, ``"xla"`` keeps the
-        scan (the reference of the tests)."""
+        scan (the reference of the tests). MSE has one shared ``D_i`` in closed form and no
+        native path (``"native"`` is refused)."""
+        if kernel not in ("auto", "native", "xla"):
+            raise ValueError(f"kernel must be 'auto', 'native' or 'xla', got {kernel!r}")
+        if kernel == "native" and self.Pr is None:
+            raise ValueError(
+                "kernel='native': the native Schur sums are for cross-entropy (MSE "
+                "shares one D_i in closed form)"
+            )
         K, d = self.W.shape
         N = self.num_samples
         dtype = self.A.dtype
@@ -238,8 +247,6 @@ class UFMBlockArrow(NamedTuple):
         N = self.num_samples
         W, lH = self.W, self.lambda_H
         dtype = W.dtype
-        if kernel not in ("auto", "native", "xla"):
-            raise ValueError(f"kernel must be 'auto', 'native' or 'xla', got {kernel!r}")
         native = kernel != "xla" and schur_supports(K, d, dtype)
         if kernel == "native" and not native:
             why = unavailable_reason("schur") or "it takes float64 on CPU with K, d <= 64"
