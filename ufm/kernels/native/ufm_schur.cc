@@ -58,6 +58,14 @@ inline double hsum(v8 v) {
 // products over the sample axis, in blocks of MR x NR accumulators of L lanes. The empty asm
 // statements keep the loaded vectors in registers (GCC would otherwise fold the loads into the
 // multiply-adds and load each vector NR or MR times).
+// UFM_KEEP_IN_REGISTER(v) is that statement: one AVX-512 register holds a v8; without AVX-512 a
+// v8 spans two registers and the statement is left out.
+#if defined(__AVX512F__)
+#define UFM_KEEP_IN_REGISTER(v) asm("" : "+v"(v))
+#else
+#define UFM_KEEP_IN_REGISTER(v) (void)0
+#endif
+
 template <int MR, int NR>
 inline void tile(const double* X, const double* Y, ptrdiff_t cp, double* acc, ptrdiff_t lda) {
   v8 a[MR][NR] = {};
@@ -66,12 +74,12 @@ inline void tile(const double* X, const double* Y, ptrdiff_t cp, double* acc, pt
 #pragma GCC unroll 8
     for (int u = 0; u < MR; ++u) {
       x[u] = ld(X + u * cp + t);
-      asm("" : "+v"(x[u]));
+      UFM_KEEP_IN_REGISTER(x[u]);
     }
 #pragma GCC unroll 8
     for (int w = 0; w < NR; ++w) {
       y[w] = ld(Y + w * cp + t);
-      asm("" : "+v"(y[w]));
+      UFM_KEEP_IN_REGISTER(y[w]);
     }
 #pragma GCC unroll 8
     for (int u = 0; u < MR; ++u)
