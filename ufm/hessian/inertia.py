@@ -224,10 +224,11 @@ def block_arrow_spectrum(
     10^5`` (``K = d = 10``, ``python benchmarks/perf.py --parts hessian``): no evaluation at the
     closed-form CE minimum and at the origin saddle with the class reduction (one and two with
     ``reduce=False``), four to six at a random point, each ``O(N K^2 d^2)`` for the UFM fast path
-    (about 0.1 s on 2 cores with the native sample sums, :func:`ufm.kernels.native.ufm_schur_sums`).
-    ``num_matvecs=0`` (default) skips the Lanczos start: at ``N = 10^5`` its twelve
-    Hessian-vector products cost about three native evaluations and saved at most two, none at
-    the benchmark's random point (BENCHMARKS.md).
+    (0.06 s per ``S(sigma)`` on 2 cores with the native sample sums,
+    :func:`ufm.kernels.native.ufm_schur_sums`). ``num_matvecs=0`` (default) skips the Lanczos
+    start: at ``N = 10^5`` its twelve Hessian-vector products cost more than the evaluations they
+    save (the "Lanczos start" column of ``python benchmarks/perf.py --parts hessian``,
+    BENCHMARKS.md).
 
     ``reduce=False`` skips the class reduction (the Schur complement alone, section 3.8: the
     independent reference of the tests and benchmarks).

@@ -6,7 +6,7 @@ XLA FFI headers that jaxlib ships (``jax.ffi.include_dir()``), into a per-user f
 ``$UFM_NATIVE_CACHE`` if set, else ``$XDG_CACHE_HOME/ufm/native`` (``~/.cache/ufm/native``). There
 is one library per group of kernels (:data:`LIBRARIES`), compiled when a job first needs it: the
 optimiser chunk (``"chunk"``, its float32 and float64 parts at once, one process each: 8-10 s once
-per machine on 2 cores) and the block-arrow Schur sums (``"schur"``, about 5 s; BENCHMARKS.md).
+per machine on 2 cores) and the block-arrow Schur sums (``"schur"``, 3-4 s; BENCHMARKS.md).
 A library's name carries a hash of its sources, the compiler's version, the flags, jaxlib's
 version and the CPU's feature flags, so a change to any of them (or a node of another CPU type
 sharing the home folder) compiles a new one; concurrent processes compile to private files and
