@@ -11,10 +11,13 @@ The smallest eigenvalue above the zero band, ``lambda_pos_min`` (the curvature t
 the symmetry zero modes are set aside), comes from every method:
 
 * dense: the smallest eigenvalue ``>= zero_tol`` of ``eigh``;
-* block-arrow (:func:`positive_min_by_inertia`): geometric bisection on the shift ``sigma`` with
+* block-arrow: on a fast path (the UFM) safeguarded Newton on the sorted eigenvalue of the Schur
+  complement whose root is the wanted eigenvalue, bracketed on both sides by one evaluation
+  (:func:`positive_min_by_newton`; docs/theory.md 3.8); on the generic structure
+  (:func:`positive_min_by_inertia`) geometric bisection on the shift ``sigma`` with
   the exact Haynsworth counts ``#{lambda < sigma}`` (Sylvester's law of inertia on the Schur
   complement), from ``zero_tol_upper`` (the count of the zero band and below) up to a certified
-  upper bound, to the relative accuracy :data:`POS_MIN_RTOL`; on the UFM fast path, whose shifts
+  upper bound; both to the relative accuracy :data:`POS_MIN_RTOL`. On the fast path, whose shifts
   must stay below ``min_i lambda_min(D_i)``, the interlacing bound ``lambda_{c+1}(Hess) <=
   lambda_{c+1}(blockdiag D_i)`` (Cauchy: a principal submatrix)
   closes the bracket when the answer is that pole itself (e.g. ``lambda_H`` at a CE minimum;
