@@ -5,6 +5,7 @@ request float32 explicitly and have their own tests.
 """
 
 import faulthandler
+import gc
 import os
 import shutil
 import subprocess
@@ -87,6 +88,25 @@ if _worker:
     # recorded. Only executables that took a second to compile are written from workers: it
     # removes the serialisation sites, not the crash (cause unknown: see the session notes).
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def _memory_maps() -> int:
+    try:
+        with open("/proc/self/maps", "rb") as fh:
+            return sum(1 for _ in fh)
+    except OSError:
+        return 0
+
+
+def pytest_runtest_teardown(item):
+    # Every compiled XLA executable keeps about three memory mappings while JAX's caches hold it
+    # (measured: 300 small jit programs, 426 -> 1393 mappings), and Linux caps a process at
+    # vm.max_map_count (65530 here). A worker that has compiled tens of thousands of programs
+    # then fails an mmap inside XLA: a likely cause of the worker deaths near the end of full
+    # runs (see the threshold above). Past half the cap, drop the caches (programs recompile).
+    if _worker and _memory_maps() > 30000:
+        jax.clear_caches()
+        gc.collect()
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's faulthandler plugin, which points it at stderr
