@@ -222,7 +222,7 @@ def block_arrow_spectrum(
     lambda_rtol * scale`` or ``max_iter`` search evaluations are spent (a ``while_loop``: under
     ``vmap`` it runs until the slowest member ends, the others masked). Typical cost at ``N =
     10^5`` (``K = d = 10``, ``python benchmarks/perf.py --parts hessian``): no evaluation at the
-    closed-form CE minimum and at the origin saddle with the class reduction (one and two with
+    closed-form CE minimum and at the origin saddle with the class reduction (two and three with
     ``reduce=False``), four to six at a random point, each ``O(N K^2 d^2)`` for the UFM fast path
     (0.06 s per ``S(sigma)`` on 2 cores with the native sample sums,
     :func:`ufm.kernels.native.ufm_schur_sums`). ``num_matvecs=0`` (default) skips the Lanczos
